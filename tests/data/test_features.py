@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfzoo.data import (
+    CategoricalFeature,
+    DatasetSpec,
+    EmbeddingFeature,
+    IdFeature,
+    NumericFeature,
+    SequenceFeature,
+)
+
+
+def full_spec():
+    return DatasetSpec(
+        features=(
+            CategoricalFeature("color"),
+            CategoricalFeature("shop", hash_buckets=16, dtype="int64"),
+            IdFeature("item", num_ids=10, embedding_dim=4),
+            NumericFeature("price", log1p=True),
+            SequenceFeature("history", CategoricalFeature("history"), max_length=3),
+            SequenceFeature("gaps", NumericFeature("gaps"), max_length=3),
+            EmbeddingFeature("title", dim=2),
+        ),
+        labels=("click",),
+    )
+
+
+def columns():
+    return {
+        "color": np.array(["red", "blue", "red", "green"], dtype=object),
+        "shop": np.array([3, 4, 5, 6]),
+        "item": np.array([1, 2, 3, 99]),
+        "price": np.array([0.0, 9.0, np.nan, 99.0], np.float32),
+        "history": np.array([["a", "b", ""], ["b", "", ""], ["", "", ""], ["c", "a", "a"]], dtype=object),
+        "gaps": np.array([[1.0, 2.0, np.nan]] * 4, np.float32),
+        "title": np.zeros((4, 2), np.float32),
+    }
+
+
+def test_config_round_trip_keeps_every_field():
+    spec = full_spec().fit(columns())
+    assert DatasetSpec.from_config(spec.to_config()) == spec
+
+
+def test_fit_learns_vocabulary_by_frequency_and_statistics_from_given_rows_only():
+    spec = full_spec().fit(columns())
+    assert spec.feature("color").vocabulary == ("red", "blue", "green")
+    # history elements: a x3, b x2, c x1; padding "" is not a value.
+    assert spec.feature("history").element.vocabulary == ("a", "b", "c")
+    price = spec.feature("price")
+    logs = np.log1p(np.array([0.0, 9.0, 99.0]))  # NaN ignored
+    assert price.mean == pytest.approx(logs.mean())
+    assert price.std == pytest.approx(logs.std())
+    # A column seen as constant must not divide by zero later.
+    constant = NumericFeature("c").fitted(np.array([2.0, 2.0]))
+    assert constant.std == 1.0
+
+
+def test_cardinalities():
+    spec = full_spec().fit(columns())
+    assert spec.feature("color").cardinality == 3 + 1  # vocabulary + 1 OOV bucket
+    assert spec.feature("shop").cardinality == 16
+    assert spec.feature("item").cardinality == 11
+    assert spec.feature("history").cardinality == 3 + 1 + 1  # + OOV + padding
+
+
+def test_serving_signature_has_raw_dtypes_and_batch_dimension():
+    signature = full_spec().serving_signature()
+    assert signature["color"] == tf.TensorSpec([None], tf.string, name="color")
+    assert signature["shop"].dtype == tf.int64
+    assert signature["price"].dtype == tf.float32
+    assert signature["history"].shape.as_list() == [None, None]
+    assert signature["title"].shape.as_list() == [None, 2]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: CategoricalFeature("a b"), "name='a b'"),
+        (lambda: CategoricalFeature("a", vocabulary=("x",), hash_buckets=3), "not both"),
+        (lambda: CategoricalFeature("a", num_oov_buckets=0), "num_oov_buckets=0"),
+        (lambda: IdFeature("a", num_ids=0), "num_ids=0"),
+        (lambda: NumericFeature("a", mean=1.0), "both `mean` and `std`"),
+        (lambda: SequenceFeature("s", NumericFeature("s"), max_length=0), "max_length=0"),
+        (lambda: EmbeddingFeature("e", dim=0), "dim=0"),
+        (lambda: DatasetSpec((NumericFeature("a"), NumericFeature("a"))), "duplicates: ['a']"),
+        (lambda: DatasetSpec((NumericFeature("a"),), labels=("a",)), "both a feature and a label"),
+    ],
+)
+def test_invalid_definitions_name_the_argument(make, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        make()
+
+
+def test_check_columns_names_the_feature_at_fault():
+    spec = full_spec()
+    bad = columns()
+    del bad["price"]
+    with pytest.raises(KeyError, match="Missing feature 'price' in train.csv"):
+        spec.check_columns(bad, source="train.csv")
+    bad = columns()
+    bad["title"] = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="'title'.*2 columns"):
+        spec.check_columns(bad)
+    bad = columns()
+    bad["item"] = np.array(["1", "2", "3", "4"])
+    with pytest.raises(TypeError, match="'item' must hold int64"):
+        spec.check_columns(bad)

@@ -1,0 +1,41 @@
+"""Feature specs, readers, splits and `tf.data` pipelines."""
+
+from tfzoo.data.errors import DataFormatError
+from tfzoo.data.features import (
+    CategoricalFeature,
+    DatasetSpec,
+    EmbeddingFeature,
+    IdFeature,
+    NumericFeature,
+    SequenceFeature,
+)
+from tfzoo.data.pipeline import make_dataset, preprocess_columns
+from tfzoo.data.preprocessing import FeaturePreprocessor
+from tfzoo.data.readers import CENSUS_TASKS, bundled_census_path, read_census_income
+from tfzoo.data.registry import DATASETS, DatasetSplits, load_dataset
+from tfzoo.data.splits import ordered_split, random_split
+from tfzoo.data.synthetic import make_multi_scenario_data
+from tfzoo.data.tabular import TabularData
+
+__all__ = [
+    "CENSUS_TASKS",
+    "CategoricalFeature",
+    "DATASETS",
+    "DatasetSplits",
+    "DataFormatError",
+    "DatasetSpec",
+    "EmbeddingFeature",
+    "FeaturePreprocessor",
+    "IdFeature",
+    "NumericFeature",
+    "SequenceFeature",
+    "TabularData",
+    "bundled_census_path",
+    "load_dataset",
+    "make_dataset",
+    "make_multi_scenario_data",
+    "ordered_split",
+    "preprocess_columns",
+    "random_split",
+    "read_census_income",
+]

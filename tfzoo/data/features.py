@@ -1,0 +1,419 @@
+"""Declarative feature spec.
+
+One `DatasetSpec` names every feature once. From it come the statistics fitted on the
+training split (`DatasetSpec.fit`), the preprocessing that turns raw columns into model
+inputs (`tfzoo.data.FeaturePreprocessor`), the batched `tf.data` pipeline
+(`tfzoo.data.make_dataset`) and the serving signature (`DatasetSpec.serving_signature`).
+
+Raw, in-memory columns are NumPy arrays, one row per example:
+
+| kind        | raw column                          | model input after preprocessing        |
+| ----------- | ----------------------------------- | -------------------------------------- |
+| categorical | [n] str (or int64)                  | [n] int64 index; OOV buckets first     |
+| id          | [n] int64                           | [n] int64 in [0, num_ids]; num_ids=OOV |
+| numeric     | [n] float32, NaN = missing          | [n] float32 standardised, missing -> 0 |
+| sequence    | [n, w] padded ("" / -1 / NaN)       | [n, max_length], 0 = padding           |
+| embedding   | [n, dim] float32, NaN = missing     | [n, dim] float32, missing -> 0         |
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, ClassVar, Iterable, Mapping, Union
+
+import numpy as np
+import tensorflow as tf
+
+STRING = "string"
+INT64 = "int64"
+FLOAT32 = "float32"
+
+# Padding value of each raw dtype inside a sequence column.
+SEQUENCE_PAD = {STRING: "", INT64: -1, FLOAT32: float("nan")}
+
+
+def _check_name(name: str) -> None:
+    # Serving signature arguments must match TF's argument-name pattern.
+    if not name or not all(c.isalnum() or c in "_.-" for c in name) or name[0] in ".-_":
+        raise ValueError(
+            "A feature name must start with a letter or digit and hold only letters, "
+            f"digits, '_', '.' or '-'. Received: name={name!r}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalFeature:
+    """A categorical value, looked up in a vocabulary or hashed into buckets.
+
+    With a vocabulary, values outside it go to `num_oov_buckets` out-of-vocabulary
+    indices `[0, num_oov_buckets)` and known values follow in vocabulary order. With
+    `hash_buckets`, every value hashes into `[0, hash_buckets)`. With neither, the
+    vocabulary is learned from the training split by `DatasetSpec.fit`.
+    """
+
+    name: str
+    vocabulary: tuple | None = None
+    hash_buckets: int | None = None
+    num_oov_buckets: int = 1
+    dtype: str = STRING
+    embedding_dim: int | None = None
+    kind: ClassVar[str] = "categorical"
+
+    def __post_init__(self):
+        _check_name(self.name)
+        if self.dtype not in (STRING, INT64):
+            raise ValueError(
+                f"`dtype` of categorical feature {self.name!r} must be 'string' or "
+                f"'int64'. Received: dtype={self.dtype!r}"
+            )
+        if self.vocabulary is not None and self.hash_buckets is not None:
+            raise ValueError(
+                f"Categorical feature {self.name!r} takes a vocabulary or hash buckets, "
+                f"not both. Received: hash_buckets={self.hash_buckets}"
+            )
+        if self.hash_buckets is not None and self.hash_buckets < 1:
+            raise ValueError(
+                f"`hash_buckets` of {self.name!r} must be >= 1. "
+                f"Received: hash_buckets={self.hash_buckets}"
+            )
+        if self.num_oov_buckets < 1:
+            raise ValueError(
+                f"`num_oov_buckets` of {self.name!r} must be >= 1 so that unknown values "
+                f"have somewhere to go. Received: num_oov_buckets={self.num_oov_buckets}"
+            )
+        if self.vocabulary is not None:
+            cast = str if self.dtype == STRING else int
+            vocabulary = tuple(cast(v) for v in self.vocabulary)
+            if len(set(vocabulary)) != len(vocabulary):
+                raise ValueError(f"The vocabulary of {self.name!r} has duplicate entries.")
+            object.__setattr__(self, "vocabulary", vocabulary)
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.vocabulary is not None or self.hash_buckets is not None
+
+    @property
+    def cardinality(self) -> int:
+        """Number of distinct indices the lookup produces."""
+        if self.hash_buckets is not None:
+            return self.hash_buckets
+        if self.vocabulary is None:
+            raise ValueError(f"Categorical feature {self.name!r} has no vocabulary yet; fit the spec first.")
+        return len(self.vocabulary) + self.num_oov_buckets
+
+    def fitted(self, values: np.ndarray) -> "CategoricalFeature":
+        if self.is_fitted:
+            return self
+        counts = collections.Counter(values.tolist())
+        # Most frequent first, ties broken by value, so the vocabulary is deterministic.
+        vocabulary = sorted(counts, key=lambda v: (-counts[v], str(v)))
+        return dataclasses.replace(self, vocabulary=tuple(vocabulary))
+
+
+@dataclasses.dataclass(frozen=True)
+class IdFeature:
+    """An integer id in `[0, num_ids)`; any other value maps to the OOV index `num_ids`."""
+
+    name: str
+    num_ids: int
+    embedding_dim: int | None = None
+    kind: ClassVar[str] = "id"
+    dtype: ClassVar[str] = INT64
+
+    def __post_init__(self):
+        _check_name(self.name)
+        if self.num_ids < 1:
+            raise ValueError(f"`num_ids` of {self.name!r} must be >= 1. Received: num_ids={self.num_ids}")
+
+    is_fitted: ClassVar[bool] = True
+
+    @property
+    def cardinality(self) -> int:
+        return self.num_ids + 1
+
+    def fitted(self, values: np.ndarray) -> "IdFeature":
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class NumericFeature:
+    """A real value, standardised with statistics of the training split.
+
+    With `log1p`, values go through sign(x) * log(1 + |x|) first (heavy-tailed amounts).
+    Missing values (NaN, inf) become the training mean, i.e. 0 after standardisation.
+    """
+
+    name: str
+    mean: float | None = None
+    std: float | None = None
+    log1p: bool = False
+    kind: ClassVar[str] = "numeric"
+    dtype: ClassVar[str] = FLOAT32
+
+    def __post_init__(self):
+        _check_name(self.name)
+        if (self.mean is None) != (self.std is None):
+            raise ValueError(f"Numeric feature {self.name!r} needs both `mean` and `std`, or neither.")
+        if self.std is not None and not self.std > 0:
+            raise ValueError(f"`std` of {self.name!r} must be > 0. Received: std={self.std}")
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.mean is not None
+
+    def transform_np(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        return np.sign(values) * np.log1p(np.abs(values)) if self.log1p else values
+
+    def fitted(self, values: np.ndarray) -> "NumericFeature":
+        if self.is_fitted:
+            return self
+        transformed = self.transform_np(values)
+        finite = transformed[np.isfinite(transformed)]
+        if finite.size == 0:
+            mean, std = 0.0, 1.0
+        else:
+            mean, std = float(finite.mean()), float(finite.std())
+        # A constant column still standardises to 0 instead of dividing by zero.
+        return dataclasses.replace(self, mean=mean, std=std if std > 1e-12 else 1.0)
+
+
+ElementFeature = Union[CategoricalFeature, IdFeature, NumericFeature]
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceFeature:
+    """A variable-length sequence of categorical, id or numeric elements.
+
+    Raw columns are [n, w] arrays, right-padded with "" (strings), -1 (ints) or NaN
+    (floats). A row's length runs to its last valid element; a gap before it is a missing
+    value (OOV index, or 0 for numbers), so channels of one behaviour sequence stay
+    aligned. Preprocessing keeps the last `max_length` positions (the most recent ones of
+    a time-ordered history), left-aligned and padded to `max_length`. Categorical and id
+    elements are shifted by one so that index 0 is padding.
+    """
+
+    name: str
+    element: ElementFeature
+    max_length: int
+    kind: ClassVar[str] = "sequence"
+
+    def __post_init__(self):
+        _check_name(self.name)
+        if isinstance(self.element, SequenceFeature) or not isinstance(
+            self.element, (CategoricalFeature, IdFeature, NumericFeature)
+        ):
+            raise ValueError(
+                f"The element of sequence {self.name!r} must be categorical, id or numeric. "
+                f"Received: element={self.element!r}"
+            )
+        if self.max_length < 1:
+            raise ValueError(f"`max_length` of {self.name!r} must be >= 1. Received: max_length={self.max_length}")
+
+    @property
+    def dtype(self) -> str:
+        return self.element.dtype
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.element.is_fitted
+
+    @property
+    def cardinality(self) -> int:
+        """Indices after preprocessing, padding (0) included."""
+        if isinstance(self.element, NumericFeature):
+            raise ValueError(f"Sequence {self.name!r} holds numeric elements and has no cardinality.")
+        return self.element.cardinality + 1
+
+    @property
+    def embedding_dim(self) -> int | None:
+        return getattr(self.element, "embedding_dim", None)
+
+    def valid_mask_np(self, values: np.ndarray) -> np.ndarray:
+        if self.dtype == FLOAT32:
+            return np.isfinite(values.astype(np.float64))
+        if self.dtype == INT64:
+            return values >= 0
+        return values != ""
+
+    def fitted(self, values: np.ndarray) -> "SequenceFeature":
+        if self.is_fitted:
+            return self
+        valid = values[self.valid_mask_np(values)]
+        return dataclasses.replace(self, element=self.element.fitted(valid))
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingFeature:
+    """A precomputed vector (text or image embedding); missing entries become 0."""
+
+    name: str
+    dim: int
+    kind: ClassVar[str] = "embedding"
+    dtype: ClassVar[str] = FLOAT32
+    is_fitted: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _check_name(self.name)
+        if self.dim < 1:
+            raise ValueError(f"`dim` of {self.name!r} must be >= 1. Received: dim={self.dim}")
+
+    def fitted(self, values: np.ndarray) -> "EmbeddingFeature":
+        return self
+
+
+Feature = Union[CategoricalFeature, IdFeature, NumericFeature, SequenceFeature, EmbeddingFeature]
+
+_KINDS = {
+    cls.kind: cls
+    for cls in (CategoricalFeature, IdFeature, NumericFeature, SequenceFeature, EmbeddingFeature)
+}
+
+
+def feature_to_config(feature: Feature) -> dict[str, Any]:
+    config: dict[str, Any] = {"kind": feature.kind}
+    for field in dataclasses.fields(feature):
+        value = getattr(feature, field.name)
+        if field.name == "element":
+            value = feature_to_config(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        config[field.name] = value
+    return config
+
+
+def feature_from_config(config: Mapping[str, Any]) -> Feature:
+    config = dict(config)
+    kind = config.pop("kind")
+    if kind not in _KINDS:
+        raise ValueError(f"Unknown feature kind {kind!r}; expected one of {sorted(_KINDS)}.")
+    if "element" in config:
+        config["element"] = feature_from_config(config["element"])
+    return _KINDS[kind](**config)
+
+
+def _expected_rank(feature: Feature) -> int:
+    return 2 if isinstance(feature, (SequenceFeature, EmbeddingFeature)) else 1
+
+
+def _tf_dtype(dtype: str) -> tf.DType:
+    return {STRING: tf.string, INT64: tf.int64, FLOAT32: tf.float32}[dtype]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """The features and binary labels of a dataset.
+
+    `labels` name the label columns; each is one binary task of a multi-task model.
+    """
+
+    features: tuple[Feature, ...]
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "features", tuple(self.features))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        names = [f.name for f in self.features]
+        duplicates = sorted(n for n, c in collections.Counter(names).items() if c > 1)
+        if duplicates:
+            raise ValueError(f"Feature names must be unique. Received duplicates: {duplicates}")
+        clash = sorted(set(names) & set(self.labels))
+        if clash:
+            raise ValueError(f"A column cannot be both a feature and a label. Received: {clash}")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(f"No feature named {name!r}; the spec has {list(self.feature_names)}.")
+
+    def select(self, names: Iterable[str]) -> "DatasetSpec":
+        """The spec restricted to `names` (in that order), labels kept."""
+        return dataclasses.replace(self, features=tuple(self.feature(n) for n in names))
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(f.is_fitted for f in self.features)
+
+    def fit(self, columns: Mapping[str, np.ndarray]) -> "DatasetSpec":
+        """Learns vocabularies and normalisation statistics from `columns`.
+
+        Pass the training split only: validation and test rows must not leak into the
+        statistics. Features that are already fitted are kept as they are.
+        """
+        self.check_columns(columns)
+        return dataclasses.replace(
+            self, features=tuple(f.fitted(np.asarray(columns[f.name])) for f in self.features)
+        )
+
+    def check_columns(self, columns: Mapping[str, Any], *, source: str = "") -> int:
+        """Checks that `columns` hold every feature with a usable dtype and shape.
+
+        Returns the number of rows. Errors name the feature (and `source`, if given).
+        """
+        where = f" in {source}" if source else ""
+        num_rows = None
+        for feature in self.features:
+            if feature.name not in columns:
+                raise KeyError(f"Missing feature {feature.name!r}{where}; expected {list(self.feature_names)}.")
+            values = np.asarray(columns[feature.name])
+            rank = _expected_rank(feature)
+            if values.ndim != rank:
+                raise ValueError(
+                    f"Feature {feature.name!r}{where} must have rank {rank} "
+                    f"({feature.kind}); got shape {values.shape}."
+                )
+            if isinstance(feature, EmbeddingFeature) and values.shape[1] != feature.dim:
+                raise ValueError(
+                    f"Feature {feature.name!r}{where} must have {feature.dim} columns; got shape {values.shape}."
+                )
+            dtype = feature.dtype
+            ok = (
+                values.dtype.kind in "USO" if dtype == STRING
+                else values.dtype.kind in "iu" if dtype == INT64
+                else values.dtype.kind in "fiub"
+            )
+            if not ok:
+                raise TypeError(
+                    f"Feature {feature.name!r}{where} must hold {dtype} values; got dtype {values.dtype}."
+                )
+            if num_rows is None:
+                num_rows = len(values)
+            elif len(values) != num_rows:
+                raise ValueError(
+                    f"Feature {feature.name!r}{where} has {len(values)} rows; other features have {num_rows}."
+                )
+        return num_rows or 0
+
+    def serving_signature(self) -> dict[str, tf.TensorSpec]:
+        """Raw, batched inputs of the exported model, keyed by feature name."""
+        signature = {}
+        for f in self.features:
+            if isinstance(f, EmbeddingFeature):
+                shape = [None, f.dim]
+            elif isinstance(f, SequenceFeature):
+                shape = [None, None]
+            else:
+                shape = [None]
+            signature[f.name] = tf.TensorSpec(shape, _tf_dtype(f.dtype), name=f.name)
+        return signature
+
+    def to_config(self) -> dict[str, Any]:
+        return {"features": [feature_to_config(f) for f in self.features], "labels": list(self.labels)}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "DatasetSpec":
+        return cls(
+            features=tuple(feature_from_config(c) for c in config["features"]),
+            labels=tuple(config.get("labels", ())),
+        )
+
+
+def as_spec(spec: "DatasetSpec | Mapping[str, Any]") -> DatasetSpec:
+    """Accepts a spec or its config (as stored in layer and model configs)."""
+    return spec if isinstance(spec, DatasetSpec) else DatasetSpec.from_config(spec)

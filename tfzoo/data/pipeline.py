@@ -1,0 +1,71 @@
+"""Batched `tf.data` pipelines over in-memory `TabularData`.
+
+Preprocessing (lookups, normalisation, sequence padding) runs once, vectorised over all
+rows; each epoch then only shuffles row indices and gathers whole batches, so the
+pipeline does a handful of ops per batch instead of per-row work.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfzoo.data.features import DatasetSpec
+from tfzoo.data.preprocessing import FeaturePreprocessor
+from tfzoo.data.tabular import TabularData
+
+
+def preprocess_columns(data: TabularData, spec: DatasetSpec) -> dict[str, tf.Tensor]:
+    """Model inputs for every row of `data`, computed in one vectorised call."""
+    preprocessor = FeaturePreprocessor(spec)
+    raw = {f.name: tf.constant(data.features[f.name]) for f in spec.features}
+    return preprocessor(raw)
+
+
+def make_dataset(
+    data: TabularData,
+    spec: DatasetSpec,
+    *,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+    with_labels: bool = True,
+) -> tf.data.Dataset:
+    """A dataset of `(features, labels, label_masks)` batches (or `features` alone).
+
+    Args:
+      data: the rows.
+      spec: the fitted spec (fit on the training split, then reuse it for every split).
+      batch_size: global batch size (under `tf.distribute`, split across replicas).
+      shuffle: reshuffle the rows every epoch (seeded by `seed`).
+      repeat: repeat forever (use with `steps_per_epoch`).
+      drop_remainder: drop the last partial batch.
+      with_labels: yield `(features, labels, label_masks)`; else features only.
+
+    The element layout is Keras' `(x, y, sample_weight)`: `labels` and `label_masks` are
+    dicts keyed by label name, a mask of 0 marking a missing label.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
+    columns = {"features": preprocess_columns(data, spec)}
+    if with_labels:
+        columns["labels"] = {k: tf.constant(data.labels[k]) for k in spec.labels}
+        columns["label_masks"] = {k: tf.constant(data.label_masks[k]) for k in spec.labels}
+
+    indices = tf.data.Dataset.range(len(data))
+    if shuffle:
+        indices = indices.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        indices = indices.repeat()
+    batches = indices.batch(batch_size, drop_remainder=drop_remainder)
+
+    def gather(batch_indices):
+        rows = tf.nest.map_structure(lambda column: tf.gather(column, batch_indices), columns)
+        if not with_labels:
+            return rows["features"]
+        return rows["features"], rows["labels"], rows["label_masks"]
+
+    dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+

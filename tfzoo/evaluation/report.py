@@ -1,0 +1,29 @@
+"""Plain-text tables of per-task metrics."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+
+def format_task_table(
+    rows: Sequence[tuple[str, Mapping[str, Mapping[str, float]]]],
+    *,
+    metrics: Sequence[str] = ("auc", "ap"),
+) -> str:
+    """One line per (name, {task: {metric: value}}), one column per task x metric."""
+    tasks: list[str] = []
+    for _, report in rows:
+        tasks += [t for t in report if t not in tasks]
+    header = ["model"] + [f"{t} {m.upper()}" for t in tasks for m in metrics]
+    body = [
+        [name] + [
+            f"{report[t][m]:.4f}" if t in report and m in report[t] else "-"
+            for t in tasks for m in metrics
+        ]
+        for name, report in rows
+    ]
+    widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+             for line in [header] + body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

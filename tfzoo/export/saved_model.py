@@ -1,0 +1,104 @@
+"""SavedModel export in the TF Serving layout: `<export_base>/<name>/<version>/`.
+
+The exported graph holds the `FeaturePreprocessor` in front of the model, so clients send
+raw features by their data names (strings, floats, ints; batched along axis 0) and the
+SavedModel loads with `tf.saved_model.load` alone: no tfzoo, no Keras classes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import tensorflow as tf
+
+from tfzoo.data.features import DatasetSpec, as_spec
+from tfzoo.data.preprocessing import FeaturePreprocessor
+
+
+class ServingModule(tf.Module):
+    """What a SavedModel holds: the preprocessing and the model (and their variables)."""
+
+    def __init__(self, model: tf.keras.Model, feature_spec: DatasetSpec):
+        super().__init__(name="tfzoo_serving")
+        self.model = model
+        self.feature_spec = feature_spec
+        self.preprocessor = FeaturePreprocessor(feature_spec)
+
+    def predict_raw(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return self.model(self.preprocessor(features), training=False)
+
+
+def next_version(model_dir: str | Path) -> int:
+    """One more than the highest numeric version under `model_dir` (1 if none)."""
+    model_dir = Path(model_dir)
+    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.exists() else []
+    return max(versions, default=0) + 1
+
+
+def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
+    """Runs `write(tmp_dir)` and renames the result to `target` in one step.
+
+    Readers (TF Serving polls the model directory) see either no version or a complete
+    one. The temporary name starts with a dot and is not numeric, so servers ignore it.
+    """
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; versions are immutable, export a new version instead.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        write(tmp)
+        os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def export_saved_model(
+    model: tf.keras.Model,
+    feature_spec: DatasetSpec | Mapping[str, Any],
+    export_base: str | Path,
+    name: str,
+    *,
+    version: int | None = None,
+    extra_signatures: Mapping[str, Callable[[ServingModule], tf.types.experimental.ConcreteFunction]] | None = None,
+    options: tf.saved_model.SaveOptions | None = None,
+) -> Path:
+    """Exports `model` behind its preprocessing as `<export_base>/<name>/<version>/`.
+
+    Args:
+      model: a zoo model whose call maps preprocessed features to a dict of outputs.
+      feature_spec: the fitted spec the model was trained with.
+      export_base: the model base path (e.g. `savedmodels`).
+      name: the model name under the base path.
+      version: the version number; default one more than the highest existing.
+      extra_signatures: more signatures, each built from the `ServingModule`.
+      options: `tf.saved_model.SaveOptions` (e.g. a namespace whitelist for custom ops).
+
+    Returns:
+      The version directory. `serving_default` takes the raw features of
+      `feature_spec.serving_signature()` and returns the model's output dict (for the
+      multi-task rankers: the probability of each task, [batch] each).
+    """
+    spec = as_spec(feature_spec)
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"`name` must be a plain directory name. Received: name={name!r}")
+    model_dir = Path(export_base) / name
+    version = next_version(model_dir) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"`version` must be >= 1. Received: version={version}")
+
+    module = ServingModule(model, spec)
+    serve = tf.function(module.predict_raw, input_signature=[spec.serving_signature()])
+    signatures = {"serving_default": serve.get_concrete_function()}
+    for signature_name, build in (extra_signatures or {}).items():
+        signatures[signature_name] = build(module)
+
+    def write(tmp: Path) -> None:
+        tf.saved_model.save(module, str(tmp), signatures=signatures, options=options)
+
+    return write_atomically(model_dir / str(version), write)

@@ -1,0 +1,59 @@
+"""A stack of dense layers."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import tensorflow as tf
+
+
+@tf.keras.utils.register_keras_serializable(package="tfzoo")
+class MLP(tf.keras.layers.Layer):
+    """Dense layers, each followed by `activation` and dropout.
+
+    Args:
+      units: width of each layer, e.g. `(128, 64)`.
+      activation: activation of every layer (the output layer too).
+      dropout: dropout rate after each layer, in [0, 1).
+
+    Call arguments:
+      inputs: [batch, ..., d_in].
+
+    Returns:
+      [batch, ..., units[-1]].
+    """
+
+    def __init__(self, units: Sequence[int], *, activation: str = "relu", dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        units = tuple(int(u) for u in units)
+        if not units or any(u < 1 for u in units):
+            raise ValueError(f"`units` must be a non-empty list of positive widths. Received: units={units}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.units = units
+        self.activation = activation
+        self.dropout = dropout
+
+    def build(self, input_shape):
+        self._dense = [
+            tf.keras.layers.Dense(width, activation=self.activation, name=f"dense_{i}")
+            for i, width in enumerate(self.units)
+        ]
+        self._dropout = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
+        super().build(input_shape)
+
+    def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        x = inputs
+        for dense in self._dense:
+            x = dense(x)
+            if self._dropout is not None:
+                x = self._dropout(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape)[:-1].concatenate([self.units[-1]])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(units=list(self.units), activation=self.activation, dropout=self.dropout)
+        return config

@@ -1,0 +1,30 @@
+"""Zoo models by name, as the CLI and run configs refer to them."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import tensorflow as tf
+
+from tfzoo.data.features import DatasetSpec
+from tfzoo.models.baselines import MMoE, PLE, SharedBottom, SingleTaskTowers
+
+MODELS: dict[str, type[tf.keras.Model]] = {
+    "single_task": SingleTaskTowers,
+    "shared_bottom": SharedBottom,
+    "mmoe": MMoE,
+    "ple": PLE,
+}
+
+
+def build_model(
+    name: str,
+    feature_spec: DatasetSpec,
+    *,
+    tasks: Sequence[str] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> tf.keras.Model:
+    """Model `name` for `feature_spec`, with constructor `options` (hyper-parameters)."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; choose one of {sorted(MODELS)}.")
+    return MODELS[name](feature_spec=feature_spec, tasks=tasks, **dict(options or {}))
