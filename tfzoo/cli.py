@@ -22,13 +22,13 @@ def _option(text: str) -> tuple[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     from tfzoo.data.registry import DATASETS
-    from tfzoo.models.registry import MODELS
+    from tfzoo.training.families import MODEL_FAMILIES
 
     parser = argparse.ArgumentParser(prog="tfzoo", description="Train, evaluate and export tfzoo recommenders.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model into a run directory")
-    train.add_argument("model", choices=sorted(MODELS))
+    train.add_argument("model", choices=sorted(MODEL_FAMILIES))
     train.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     train.add_argument("--data", help="path of the dataset's files (for datasets not bundled with tfzoo)")
     train.add_argument("--tasks", help="comma-separated labels to train on (default: the dataset's)")
@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args) -> int:
     from tfzoo.evaluation.report import format_task_table
-    from tfzoo.training.run import RunConfig, train
+    from tfzoo.training.config import RunConfig
+    from tfzoo.training.run import train
 
     config = RunConfig(
         model=args.model, dataset=args.dataset, data_path=args.data,
@@ -74,18 +75,19 @@ def _evaluate(args) -> int:
     from tfzoo.training.run import evaluate
 
     report = evaluate(args.run, split=args.split)
-    print(format_task_table([(f"{Path(args.run).name} ({args.split}, {report['rows']} rows)", report["tasks"])]))
+    print(f"split: {report['split_description']}")
+    print(format_task_table([(f"{Path(args.run).name} ({args.split})", report["tasks"])]))
     (Path(args.run) / f"evaluation_{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 
 def _export(args) -> int:
-    from tfzoo.export.saved_model import export_saved_model
+    from tfzoo.export.registry import export_model
     from tfzoo.training.run import load_run
 
     run = load_run(args.run)
     name = args.name or f"{run.config.model}_{run.config.dataset}"
-    path = export_saved_model(run.model, run.spec, args.to, name, version=args.version)
+    path = export_model(run.config.model, run.model, run.inputs, args.to, name, version=args.version)
     print(f"exported {path}")
     return 0
 

@@ -1,5 +1,6 @@
 """SavedModel export in the TF Serving layout."""
 
+from tfzoo.export.registry import EXPORTERS, export_model
 from tfzoo.export.saved_model import ServingModule, export_saved_model, next_version, write_atomically
 
-__all__ = ["ServingModule", "export_saved_model", "next_version", "write_atomically"]
+__all__ = ["EXPORTERS", "ServingModule", "export_model", "export_saved_model", "next_version", "write_atomically"]

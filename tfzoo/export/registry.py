@@ -1,0 +1,34 @@
+"""How each zoo model is exported by `tfzoo export`.
+
+An exporter takes `(model, inputs, export_base, name, version)` (with `inputs` the run's
+stored model-inputs description, e.g. the fitted feature spec config) and returns the
+version directory it wrote. Models whose serving graph differs from "preprocessing, then
+the model" (extracted experts, retrieval indexes, embedding signatures) register theirs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from tfzoo.export.saved_model import export_saved_model
+from tfzoo.models.registry import MODELS
+
+Exporter = Callable[[tf.keras.Model, Any, "str | Path", str, "int | None"], Path]
+
+
+def _default(model, inputs, export_base, name, version):
+    return export_saved_model(model, inputs, export_base, name, version=version)
+
+
+EXPORTERS: dict[str, Exporter] = {name: _default for name in MODELS}
+
+
+def export_model(model_name: str, model: tf.keras.Model, inputs: Any, export_base: str | Path, name: str,
+                 *, version: int | None = None) -> Path:
+    """Exports a trained zoo model the way its kind is served."""
+    if model_name not in EXPORTERS:
+        raise ValueError(f"No exporter for model {model_name!r}; known: {sorted(EXPORTERS)}.")
+    return EXPORTERS[model_name](model, inputs, export_base, name, version)
