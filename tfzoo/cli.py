@@ -1,4 +1,4 @@
-"""The `tfzoo` command: train, evaluate and export zoo models."""
+"""The `tfzoo` command: train, evaluate, export, serve and query zoo models."""
 
 from __future__ import annotations
 
@@ -50,7 +50,43 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--to", default="savedmodels", help="model base path (default: savedmodels)")
     export.add_argument("--name", help="model name under the base path (default: MODEL_DATASET)")
     export.add_argument("--version", type=int, help="version number (default: next free)")
+
+    _add_serving_parsers(commands)
     return parser
+
+
+def _add_serving_parsers(commands) -> None:
+    serve = commands.add_parser("serve", help="serve SavedModels over TF Serving's gRPC (and REST) API")
+    serve.add_argument("--model-base-path", required=True,
+                       help="directory of <model>/<version>/ SavedModels (its models.config, if any, says what to serve)")
+    serve.add_argument("--model-config-file", help="text-format ModelServerConfig (default: <model-base-path>/models.config)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
+    serve.add_argument("--rest-port", type=int, default=8501, help="REST port (0: no REST API, as in TF Serving)")
+    serve.add_argument("--poll-seconds", type=float, default=1.0, help="file system poll interval (0: never)")
+    serve.add_argument("--threads", type=int, default=16, help="worker threads per endpoint")
+    serve.add_argument("--max-message-mb", type=float, default=64, help="largest request accepted, in MiB")
+    serve.add_argument("--enable-batching", action="store_true", help="merge concurrent requests into batches")
+    serve.add_argument("--batching-parameters-file", help="TF Serving batching parameters (text format); implies batching")
+    serve.add_argument("--max-batch-size", type=int, help="batching: most rows per batch (default 64)")
+    serve.add_argument("--batch-timeout-micros", type=int, help="batching: wait for more requests (default 1000)")
+    serve.add_argument("--tls-cert", help="PEM certificate chain: serve over TLS")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--custom-op-library", action="append", default=[], metavar="SO",
+                       help="op library to register when a graph needs unknown ops (ScaNN's is found automatically)")
+
+    query = commands.add_parser("query", help="call a served model over gRPC and print its outputs")
+    query.add_argument("model")
+    query.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
+                       help="an input (value as JSON: 42, \"text\", [1, 2]; bare words are strings); one row "
+                            "unless the value carries the batch dimension")
+    query.add_argument("--signature", default="serving_default")
+    query.add_argument("--version", type=int)
+    query.add_argument("--label", help="version label (instead of --version)")
+    query.add_argument("--server", default="127.0.0.1:8500", help="gRPC target host:port")
+    query.add_argument("--tls-ca", help="PEM CA certificate: connect over TLS")
+    query.add_argument("--timeout", type=float, default=30.0)
+    query.add_argument("--metadata", action="store_true", help="print the model's signatures and status instead")
 
 
 def _train(args) -> int:
@@ -92,6 +128,89 @@ def _export(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from tfzoo.serving import BatchingOptions, ModelServer, ServerOptions, read_batching_parameters
+
+    batching = None
+    if args.batching_parameters_file:
+        batching = read_batching_parameters(args.batching_parameters_file)
+    elif args.enable_batching or args.max_batch_size or args.batch_timeout_micros is not None:
+        batching = BatchingOptions()
+    if batching is not None and (args.max_batch_size or args.batch_timeout_micros is not None):
+        import dataclasses
+
+        overrides = {"max_batch_size": args.max_batch_size, "batch_timeout_micros": args.batch_timeout_micros}
+        batching = dataclasses.replace(batching, **{k: v for k, v in overrides.items() if v is not None})
+    options = ServerOptions(
+        model_base_path=args.model_base_path, model_config_file=args.model_config_file, host=args.host,
+        port=args.port, rest_port=args.rest_port or None, poll_seconds=args.poll_seconds, num_threads=args.threads,
+        max_message_bytes=int(args.max_message_mb * 1024 * 1024), batching=batching, tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key, custom_op_libraries=args.custom_op_library,
+    )
+    server = ModelServer(options).start()
+    rest = f", REST {server.rest_url}" if server.rest_port else ""
+    print(f"tfzoo serve: gRPC {server.grpc_target}{rest}; models {server.manager.model_names()} (Ctrl-C stops)", flush=True)
+    server.wait()
+    return 0
+
+
+def _query_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare word is a string
+
+
+def _query(args) -> int:
+    import grpc
+    import numpy as np
+
+    from tfzoo.serving import Client
+
+    root = Path(args.tls_ca).read_bytes() if args.tls_ca else None
+    with Client(args.server, timeout=args.timeout, root_certificates=root) as client:
+        try:
+            metadata = client.metadata(args.model, version=args.version, label=args.label)
+            if args.metadata:
+                print(f"model {metadata.model} version {metadata.version}")
+                for state in client.status(args.model):
+                    print(f"  version {state.version}: {state.state} {state.error_code} {state.error_message}".rstrip())
+                for signature in metadata.signatures.values():
+                    print(f"signature {signature.name} ({signature.method_name})")
+                    for direction, specs in (("in ", signature.inputs), ("out", signature.outputs)):
+                        for spec in specs.values():
+                            print(f"  {direction} {spec.key}: {spec.describe()}")
+                return 0
+            if args.signature not in metadata.signatures:
+                raise KeyError(f"model {args.model!r} has no signature {args.signature!r}; it has {sorted(metadata.signatures)}")
+            specs = metadata.signatures[args.signature].inputs
+            inputs = {}
+            for item in args.input:
+                if "=" not in item:
+                    raise ValueError(f"--input takes NAME=VALUE, got {item!r}")
+                name, text = item.split("=", 1)
+                if name not in specs:
+                    raise KeyError(f"signature {args.signature!r} has no input {name!r}; inputs: "
+                                   + ", ".join(f"{k} ({s.describe()})" for k, s in specs.items()))
+                spec = specs[name]
+                value = np.asarray(_query_value(text), dtype=object if spec.dtype.name == "string" else spec.dtype.as_numpy_dtype)
+                if spec.shape.rank is not None and value.ndim == spec.shape.rank - 1:
+                    value = value[np.newaxis]  # one row
+                inputs[name] = value
+            missing = [f"{k} ({s.describe()})" for k, s in specs.items() if k not in inputs]
+            if missing:
+                raise ValueError(f"missing --input for: {', '.join(missing)}")
+            prediction = client.predict(args.model, inputs, signature=args.signature, version=args.version, label=args.label)
+        except grpc.RpcError as error:
+            print(f"tfzoo query: error: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    print(f"model {prediction.model} version {prediction.version} signature {prediction.signature}")
+    for name, value in prediction.items():
+        shown = [v.decode(errors="replace") if isinstance(v, bytes) else v for v in value.reshape(-1).tolist()]
+        print(f"{name}: {np.asarray(shown, dtype=object).reshape(value.shape).tolist()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
@@ -100,10 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfzoo.data.errors import DataFormatError
     from tfzoo.training.callbacks import TrainingDivergedError
 
-    handlers = {"train": _train, "evaluate": _evaluate, "export": _export}
+    handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "serve": _serve, "query": _query}
     try:
         return handlers[args.command](args)
-    except (TrainingDivergedError, DataFormatError, FileExistsError, FileNotFoundError, ValueError, KeyError) as error:
+    except (TrainingDivergedError, DataFormatError, FileExistsError, FileNotFoundError, ValueError, KeyError, OSError) as error:
         print(f"tfzoo {args.command}: error: {error}", file=sys.stderr)
         return 1
 

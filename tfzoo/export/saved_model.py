@@ -2,7 +2,9 @@
 
 The exported graph holds the `FeaturePreprocessor` in front of the model, so clients send
 raw features by their data names (strings, floats, ints; batched along axis 0) and the
-SavedModel loads with `tf.saved_model.load` alone: no tfzoo, no Keras classes.
+SavedModel loads with `tf.saved_model.load` alone: no tfzoo, no Keras classes. Every
+version holds warm-up requests (`assets.extra/tf_serving_warmup_requests`) and the model is
+listed in `<export_base>/models.config`, so TF Serving and `tfzoo serve` pick it up as is.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec, as_spec
 from tfzoo.data.preprocessing import FeaturePreprocessor
+from tfzoo.export.models_config import add_to_models_config
+from tfzoo.export.warmup import warmup_logs, write_warmup_requests
 
 
 class ServingModule(tf.Module):
@@ -67,6 +71,8 @@ def export_saved_model(
     version: int | None = None,
     extra_signatures: Mapping[str, Callable[[ServingModule], tf.types.experimental.ConcreteFunction]] | None = None,
     options: tf.saved_model.SaveOptions | None = None,
+    warmup_inputs: Mapping[str, Mapping[str, Any]] | None = None,
+    register: bool = True,
 ) -> Path:
     """Exports `model` behind its preprocessing as `<export_base>/<name>/<version>/`.
 
@@ -78,6 +84,11 @@ def export_saved_model(
       version: the version number; default one more than the highest existing.
       extra_signatures: more signatures, each built from the `ServingModule`.
       options: `tf.saved_model.SaveOptions` (e.g. a namespace whitelist for custom ops).
+      warmup_inputs: warm-up inputs per signature name; signatures not listed get rows
+        synthesised from `feature_spec` (inputs named after features) or neutral values.
+        Every warm-up request is run once here, so a bad one fails the export, not the
+        server's load.
+      register: add the model to `<export_base>/models.config`.
 
     Returns:
       The version directory. `serving_default` takes the raw features of
@@ -98,7 +109,13 @@ def export_saved_model(
     for signature_name, build in (extra_signatures or {}).items():
         signatures[signature_name] = build(module)
 
+    logs = warmup_logs(name, signatures, feature_spec=spec, inputs=warmup_inputs)
+
     def write(tmp: Path) -> None:
         tf.saved_model.save(module, str(tmp), signatures=signatures, options=options)
+        write_warmup_requests(tmp, logs)
 
-    return write_atomically(model_dir / str(version), write)
+    path = write_atomically(model_dir / str(version), write)
+    if register:
+        add_to_models_config(export_base, name)
+    return path

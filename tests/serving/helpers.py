@@ -1,0 +1,159 @@
+"""What the serving tests serve, and how they call the REST API.
+
+To serve a new zoo model in the end-to-end tests, append a `ServedModelCase` to
+`SERVED_MODELS`: a name, an `export(base, name)` that writes `<base>/<name>/<version>/`
+and returns an in-process reference `(signature, inputs) -> outputs`, and optionally the
+request inputs per signature (default: rows of the version's warm-up records).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+import tfzoo
+from tfzoo.export import export_saved_model
+from tfzoo.models.registry import build_model
+
+Reference = Callable[[str, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedModelCase:
+    """A model served in the end-to-end tests.
+
+    Attributes:
+      name: model name under the base path.
+      export: `(base, name) -> reference`; writes the model (TF Serving layout, warm-up
+        records, models.config) and returns the in-process computation the served outputs
+        must equal.
+      inputs: `signature -> inputs` for the test requests (None: the warm-up records' rows).
+      signatures: the signatures to query.
+    """
+
+    name: str
+    export: Callable[[Path, str], Reference]
+    inputs: Callable[[str], Mapping[str, np.ndarray]] | None = None
+    signatures: tuple[str, ...] = ("serving_default",)
+
+
+def saved_model_reference(path: Path) -> Reference:
+    """The exported signatures, called in this process (no server in between)."""
+    loaded = tf.saved_model.load(str(path))
+
+    def reference(signature, inputs):
+        return {k: v.numpy() for k, v in loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+    return reference
+
+
+_SYNTHETIC = tfzoo.data.make_multi_scenario_data(400, seed=3)
+SYNTHETIC_SPEC = _SYNTHETIC.spec.fit(_SYNTHETIC.features)
+# Real rows (with their missing values) for requests; 3 rows per request by default.
+SYNTHETIC_ROWS = {k: v[:64] for k, v in _SYNTHETIC.features.items()}
+
+TINY_RANKERS = {
+    "single_task": {"hidden_units": [8]},
+    "shared_bottom": {"bottom_units": [8], "tower_units": [4]},
+    "mmoe": {"num_experts": 2, "expert_units": [8], "tower_units": [4]},
+    "ple": {"num_levels": 1, "num_task_experts": 1, "num_shared_experts": 1, "expert_units": [8], "tower_units": [4]},
+}
+
+
+def export_ranker(model_name: str, base: Path, name: str, *, seed: int = 0, version: int | None = None) -> Reference:
+    """A tiny zoo ranker on the synthetic spec, exported; its Keras model is the reference."""
+    tf.keras.utils.set_random_seed(seed)
+    model = build_model(model_name, SYNTHETIC_SPEC, options=TINY_RANKERS[model_name])
+    preprocessor = tfzoo.data.FeaturePreprocessor(SYNTHETIC_SPEC)
+    export_saved_model(model, SYNTHETIC_SPEC, base, name, version=version)
+
+    def reference(signature, inputs):
+        assert signature == "serving_default"
+        outputs = model(preprocessor({k: tf.constant(v) for k, v in inputs.items()}), training=False)
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    return reference
+
+
+def ranker_rows(signature: str, start: int = 0, rows: int = 3) -> dict[str, np.ndarray]:
+    return {k: v[start:start + rows] for k, v in SYNTHETIC_ROWS.items()}
+
+
+# The zoo server's message limit: small, so that an oversized request is cheap to build.
+ZOO_MAX_MESSAGE_BYTES = 1 << 20
+
+SERVED_MODELS = [
+    ServedModelCase(name, export=lambda base, n, m=name: export_ranker(m, base, n), inputs=ranker_rows)
+    for name in TINY_RANKERS
+]
+
+
+def build_tf1_model(path: Path) -> None:
+    """A TF1-style SavedModel with predict, classify and regress signatures (y = 0.5 x + 2).
+
+    The layout Estimator exports have, and what TF Serving's Classify and Regress expect:
+    serialized tf.Examples in `inputs`, `classes` / `scores` or `outputs` out.
+    """
+    with tf.Graph().as_default():
+        serialized = tf.compat.v1.placeholder(tf.string, [None], name="tf_example")
+        x_parsed = tf.io.parse_example(serialized, {"x": tf.io.FixedLenFeature([], tf.float32, default_value=0.0)})["x"]
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+        a = tf.compat.v1.Variable(0.5, name="a")
+        y_parsed, y = a * x_parsed + 2.0, a * x + 2.0
+        probability = tf.sigmoid(y_parsed)
+        scores = tf.stack([probability, 1.0 - probability], axis=1)
+        classes = tf.tile(tf.constant([["high", "low"]]), [tf.shape(x_parsed)[0], 1])
+        signature = tf.compat.v1.saved_model
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            builder = signature.Builder(str(path))
+            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={
+                "serving_default": signature.predict_signature_def({"x": x}, {"y": y}),
+                "classify": signature.classification_signature_def(serialized, classes, scores),
+                "regress": signature.regression_signature_def(serialized, y_parsed),
+            })
+            builder.save()
+
+
+def copy_version(base: Path, name: str, source: int, target: int) -> Path:
+    """A new version as a copy of another, renamed into place atomically (as an export does)."""
+    tmp = base / name / f".copy-{target}"
+    shutil.copytree(base / name / str(source), tmp)
+    return tmp.rename(base / name / str(target))
+
+
+
+
+def to_json(value) -> object:
+    """A request array (or one row of it) as JSON values (strings decoded; NaN stays NaN, as TF Serving accepts)."""
+    value = np.asarray(value)
+    if value.dtype == object or value.dtype.kind in "SU":
+        return np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else str(v), otypes=[object])(value).tolist()
+    return value.tolist()
+
+
+def rest_call(url: str, path: str, body=None, *, raw: bytes | None = None, context=None) -> tuple[int, dict]:
+    """(HTTP status, JSON body) of a REST call: GET without a body, POST with one."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url + path, data=data, method="POST" if data is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def assert_outputs_close(actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray]) -> None:
+    assert set(actual) == set(expected)
+    for key in expected:
+        np.testing.assert_allclose(np.asarray(actual[key], dtype=np.float64), np.asarray(expected[key], dtype=np.float64),
+                                   rtol=1e-6, atol=1e-6, err_msg=key)

@@ -1,0 +1,159 @@
+"""`tfzoo serve` in its own process (with a ScaNN index), `tfzoo query`, the recipe, and TLS."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tests.serving.helpers import ranker_rows, rest_call, to_json
+from tfzoo import cli
+from tfzoo.serving import Client, ModelServer, ServerOptions
+
+REPO = Path(__file__).resolve().parents[2]
+SCANN_CANDIDATES = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
+
+
+class _Index(tf.Module):
+    def __init__(self, index):
+        super().__init__()
+        self.index = index
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="queries")])
+    def search(self, queries):
+        scores, ids = self.index(queries)  # [batch, k] each
+        return {"ids": ids, "scores": scores}
+
+
+def export_scann_index(path: Path) -> None:
+    """A ScaNN top-5 index over 100 vectors, saved with its `Scann>` ops."""
+    index = tfrs.layers.factorized_top_k.ScaNN(k=5, num_leaves=4, num_leaves_to_search=4, num_reordering_candidates=100)
+    index.index(tf.constant(SCANN_CANDIDATES), tf.range(100, dtype=tf.int64))
+    module = _Index(index)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.search},
+                        options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]))
+
+
+@pytest.fixture(scope="module")
+def served_process(small_models, tmp_path_factory):
+    """`tfzoo serve` as a separate process over the small models plus a ScaNN index."""
+    base = tmp_path_factory.mktemp("served_process")
+    for name in ("ranker", "half_plus_two"):
+        os.symlink(small_models / name, base / name)
+    export_scann_index(base / "scann_index" / "1")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfzoo.cli", "serve", "--model-base-path", str(base), "--port", "0", "--rest-port", "0",
+         "--poll-seconds", "0"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read():
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("tfzoo serve: gRPC"):
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(90) or process.poll() is not None:
+            pytest.fail("tfzoo serve did not start:\n" + "".join(lines))
+        target = re.search(r"gRPC (\S+);", next(l for l in lines if l.startswith("tfzoo serve"))).group(1)
+        yield process, target, lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+@pytest.mark.timeout(150)
+def test_tfzoo_serve_process_serves_a_scann_index_and_answers_tfzoo_query(served_process, capsys):
+    process, target, lines = served_process
+    with Client(target) as client:
+        assert {s.state for name in ("ranker", "half_plus_two", "scann_index") for s in client.status(name)} == {"AVAILABLE"}
+        # The ScaNN ops were registered by the server process for this graph; exact top-5 by dot product.
+        ids = client.predict("scann_index", {"queries": SCANN_CANDIDATES[:2]})["ids"]
+        np.testing.assert_array_equal(ids, np.argsort(-(SCANN_CANDIDATES[:2] @ SCANN_CANDIDATES.T), axis=1)[:, :5])
+
+    row = ranker_rows("serving_default", rows=1)
+    arguments = [f"--input={k}={to_json(v[0]) if v.dtype != object else v[0]}" for k, v in row.items()]
+    arguments = [a.replace("nan", "NaN") for a in arguments]
+    assert cli.main(["query", "ranker", "--server", target, *arguments]) == 0
+    output = capsys.readouterr().out
+    assert "model ranker version 1 signature serving_default" in output
+    assert {"ctr", "atc", "cvr"} == {line.split(":")[0] for line in output.splitlines()[1:]}
+
+    assert cli.main(["query", "ranker", "--server", target, "--metadata"]) == 0
+    output = capsys.readouterr().out
+    assert "version 1: AVAILABLE OK" in output and "in  item_vector: DT_FLOAT [-1,16]" in output
+
+    assert cli.main(["query", "ranker", "--server", target, "--input", "num_0=1.0"]) == 1
+    assert "missing --input for: cat_0" in capsys.readouterr().err
+    assert cli.main(["query", "no_such_model", "--server", target]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, "".join(lines)
+
+
+@pytest.mark.timeout(90)
+def test_recipe_queries_every_signature_of_every_model(small_models, capsys):
+    sys.path.insert(0, str(REPO / "recipes"))
+    try:
+        import serve_and_query
+    finally:
+        sys.path.remove(str(REPO / "recipes"))
+    answers = serve_and_query.serve_and_query(small_models)
+    assert set(answers) == {"ranker", "half_plus_two"}
+    assert set(answers["ranker"]["serving_default"]) == {"ctr", "atc", "cvr"}
+    # No warm-up records in the TF1 model: its request is built from its metadata alone.
+    assert answers["half_plus_two"]["serving_default"]["y"].tolist() == [2.0, 2.0]
+    output = capsys.readouterr().out
+    assert "classify: tensorflow/serving/classify (not queried)" in output and "server stopped" in output
+
+
+@pytest.mark.timeout(90)
+def test_tls_on_grpc_and_rest(small_models, tls_files):
+    cert, key = tls_files
+    options = ServerOptions(model_base_path=small_models, port=0, rest_port=0, poll_seconds=0,
+                            tls_cert_file=cert, tls_key_file=key)
+    inputs = {"x": np.array([2.0], np.float32)}
+    with ModelServer(options) as server:
+        with Client(server.grpc_target, root_certificates=cert.read_bytes()) as client:
+            assert client.predict("half_plus_two", inputs)["y"].tolist() == [3.0]
+        with Client(server.grpc_target, timeout=3) as plaintext:
+            with pytest.raises(grpc.RpcError) as error:
+                plaintext.predict("half_plus_two", inputs)
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert server.rest_url.startswith("https://")
+        context = ssl.create_default_context(cafile=str(cert))
+        status, body = rest_call(server.rest_url, "/v1/models/half_plus_two:predict", {"instances": [2.0]}, context=context)
+        assert (status, body) == (200, {"predictions": [3.0]})
+
+
+@pytest.mark.timeout(60)
+def test_server_binds_loopback_by_default_and_refuses_a_taken_port(tmp_path):
+    assert ServerOptions().host == "127.0.0.1"
+    # No models yet is a valid state: the server starts and answers NOT_FOUND until some arrive.
+    with ModelServer(ServerOptions(model_base_path=tmp_path, port=0, rest_port=0, poll_seconds=0)) as server:
+        with pytest.raises(OSError, match="Cannot listen"):
+            ModelServer(ServerOptions(model_base_path=tmp_path, port=server.grpc_port, rest_port=None,
+                                      poll_seconds=0)).start()
+        with pytest.raises(OSError):
+            ModelServer(ServerOptions(model_base_path=tmp_path, port=0, rest_port=server.rest_port,
+                                      poll_seconds=0)).start()
+        with Client(server.grpc_target) as client, pytest.raises(grpc.RpcError) as error:
+            client.status("anything")
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND

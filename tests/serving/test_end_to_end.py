@@ -1,0 +1,136 @@
+"""Every zoo model over real gRPC and HTTP: the same numbers as in-process, metadata, status."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.serving.helpers import SERVED_MODELS, assert_outputs_close, rest_call, to_json
+from tfzoo.export import read_warmup_requests
+from tfzoo.serving import Client, ModelServer, ServerOptions, example_inputs
+
+pytestmark = pytest.mark.timeout(120)
+
+CASES = pytest.mark.parametrize("case", SERVED_MODELS, ids=[c.name for c in SERVED_MODELS])
+
+
+def _requests(case, client: Client, server: ModelServer):
+    """(signature, inputs) of each signature the case queries."""
+    metadata = client.metadata(case.name)
+    warmup = read_warmup_requests(server.manager.servable(case.name).path)
+    for signature in case.signatures:
+        inputs = case.inputs(signature) if case.inputs else example_inputs(metadata.signatures[signature], warmup, batch_size=3)
+        yield signature, inputs
+
+
+@CASES
+def test_grpc_predict_equals_in_process(case, zoo_server, zoo_models):
+    reference = zoo_models[1][case.name]
+    with Client(zoo_server.grpc_target) as client:
+        for signature, inputs in _requests(case, client, zoo_server):
+            prediction = client.predict(case.name, inputs, signature=signature)
+            assert (prediction.model, prediction.version, prediction.signature) == (case.name, 1, signature)
+            assert_outputs_close(prediction, reference(signature, inputs))
+
+
+@CASES
+def test_rest_predict_row_and_column_formats_equal_in_process(case, zoo_server, zoo_models):
+    reference = zoo_models[1][case.name]
+    with Client(zoo_server.grpc_target) as client:
+        requests = list(_requests(case, client, zoo_server))
+    for signature, inputs in requests:
+        expected = reference(signature, inputs)
+        rows = len(next(iter(inputs.values())))
+        instances = [{k: to_json(v[i]) for k, v in inputs.items()} for i in range(rows)]
+        status, body = rest_call(zoo_server.rest_url, f"/v1/models/{case.name}:predict",
+                                 {"signature_name": signature, "instances": instances})
+        assert status == 200, body
+        predictions = body["predictions"]
+        if len(expected) == 1:  # one output: its values directly (TF Serving's row format)
+            predictions = [{next(iter(expected)): p} for p in predictions]
+        assert_outputs_close({k: np.array([p[k] for p in predictions]) for k in expected}, expected)
+
+        status, body = rest_call(zoo_server.rest_url, f"/v1/models/{case.name}/versions/1:predict",
+                                 {"signature_name": signature, "inputs": {k: to_json(v) for k, v in inputs.items()}})
+        assert status == 200, body
+        outputs = body["outputs"] if len(expected) > 1 else {next(iter(expected)): body["outputs"]}
+        assert_outputs_close({k: np.array(v) for k, v in outputs.items()}, expected)
+
+
+@CASES
+def test_metadata_and_status_over_grpc_and_rest(case, zoo_server):
+    with Client(zoo_server.grpc_target) as client:
+        metadata = client.metadata(case.name)
+        assert metadata.version == 1 and set(case.signatures) <= set(metadata.signatures)
+        servable = zoo_server.manager.servable(case.name)
+        for name in case.signatures:
+            served = servable.signature(name)
+            assert {k: (s.dtype, s.shape.as_list()) for k, s in metadata.signatures[name].inputs.items()} == \
+                {k: (s.dtype, s.shape.as_list()) for k, s in served.inputs.items()}
+        states = client.status(case.name)
+        assert [(s.version, s.state, s.error_code) for s in states] == [(1, "AVAILABLE", "OK")]
+
+    status, body = rest_call(zoo_server.rest_url, f"/v1/models/{case.name}")
+    assert status == 200
+    assert body == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                              "status": {"error_code": "OK", "error_message": ""}}]}
+    status, body = rest_call(zoo_server.rest_url, f"/v1/models/{case.name}/versions/1/metadata")
+    assert status == 200
+    assert body["model_spec"]["name"] == case.name and body["model_spec"]["version"] == "1"
+    signature_defs = body["metadata"]["signature_def"]["signature_def"]
+    for name in case.signatures:
+        assert signature_defs[name]["method_name"] == "tensorflow/serving/predict"
+        assert set(signature_defs[name]["inputs"]) == set(metadata.signatures[name].inputs)
+
+
+def test_warmup_records_hold_every_signature_input(zoo_models):
+    base, _ = zoo_models
+    for case in SERVED_MODELS:
+        logs = read_warmup_requests(base / case.name / "1")
+        assert logs, case.name
+        signatures = {log.predict_log.request.model_spec.signature_name for log in logs}
+        assert set(case.signatures) <= signatures
+        assert all(log.predict_log.request.model_spec.name == case.name for log in logs)
+
+
+@pytest.fixture(scope="module")
+def small_server(small_models):
+    server = ModelServer(ServerOptions(model_base_path=small_models, port=0, rest_port=0, poll_seconds=0)).start()
+    yield server
+    server.stop()
+
+
+def test_classify_and_regress_on_tf1_signatures(small_server):
+    # y = 0.5 x + 2; classify scores [sigmoid(y), 1 - sigmoid(y)] labelled high / low.
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    with Client(small_server.grpc_target) as client:
+        assert client.regress("half_plus_two", [{"x": 2.0}, {"x": 4.0}], signature="regress") == [3.0, 4.0]
+        # Context features join every example; an example's own value wins.
+        assert client.regress("half_plus_two", [{}, {"x": 6.0}], context={"x": 2.0}, signature="regress") == [3.0, 5.0]
+        classes = client.classify("half_plus_two", [{"x": 0.0}], signature="classify")
+        assert [label for label, _ in classes[0]] == ["high", "low"]
+        np.testing.assert_allclose([score for _, score in classes[0]], [sigmoid(2.0), 1 - sigmoid(2.0)], rtol=1e-6)
+        assert client.predict("half_plus_two", {"x": np.array([1.0, 3.0], np.float32)})["y"].tolist() == [2.5, 3.5]
+
+    status, body = rest_call(small_server.rest_url, "/v1/models/half_plus_two:regress",
+                             {"signature_name": "regress", "examples": [{"x": 2.0}, {"x": 4.0}]})
+    assert (status, body) == (200, {"results": [3.0, 4.0]})
+    status, body = rest_call(small_server.rest_url, "/v1/models/half_plus_two:classify",
+                             {"signature_name": "classify", "examples": [{"x": 0.0}]})
+    assert status == 200 and [label for label, _ in body["results"][0]] == ["high", "low"]
+    status, body = rest_call(small_server.rest_url, "/v1/models/half_plus_two:predict", {"instances": [1.0, 3.0]})
+    assert (status, body) == (200, {"predictions": [2.5, 3.5]})
+
+
+def test_classify_on_a_predict_signature_is_invalid_argument(small_server):
+    import grpc
+
+    with Client(small_server.grpc_target) as client:
+        with pytest.raises(grpc.RpcError) as error:
+            client.classify("ranker", [{"num_0": 1.0}])
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "does not support Classify" in error.value.details()
+
+
+def test_discovery_without_config_serves_every_model_directory(small_server):
+    assert small_server.manager.model_names() == ["half_plus_two", "ranker"]

@@ -1,0 +1,239 @@
+"""Warm-up requests: `assets.extra/tf_serving_warmup_requests` in every exported version.
+
+TF Serving (and `tfzoo serve`) replays this file, a TFRecord of
+`tensorflow.serving.PredictionLog` protos, against a version before the version takes
+traffic, so the first real request does not pay for graph optimisation and kernel
+initialisation. This module builds the requests from a serving signature: rows
+synthesised from a fitted `DatasetSpec` (vocabulary values, means, missing values) where
+the signature takes raw features, and neutral values (zeros, empty strings) otherwise.
+Exporters of any model reuse `warmup_logs` and `write_warmup_requests`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+from tfzoo.data.features import (
+    FLOAT32,
+    INT64,
+    STRING,
+    CategoricalFeature,
+    DatasetSpec,
+    EmbeddingFeature,
+    IdFeature,
+    NumericFeature,
+    SequenceFeature,
+)
+
+WARMUP_DIRECTORY = "assets.extra"
+WARMUP_FILE = "tf_serving_warmup_requests"
+# TF Serving refuses a warm-up file with more records than this.
+MAX_WARMUP_RECORDS = 1000
+
+
+def warmup_path(saved_model_dir: str | Path) -> Path:
+    return Path(saved_model_dir) / WARMUP_DIRECTORY / WARMUP_FILE
+
+
+def _element_values(feature, num_values: int) -> np.ndarray:
+    """`num_values` valid raw values of a categorical, id or numeric feature.
+
+    Row i takes the i-th vocabulary value (cycling), id i, or mean + (-1)^i * std * (i > 0)
+    in raw space; the last of 3+ values of a numeric feature is missing (NaN), so warm-up
+    also runs the missing-value path.
+    """
+    if isinstance(feature, CategoricalFeature):
+        if feature.vocabulary:
+            return np.array([feature.vocabulary[i % len(feature.vocabulary)] for i in range(num_values)],
+                            dtype=object if feature.dtype == STRING else np.int64)
+        # Hashed: any value is valid; the out-of-vocabulary path is what serving sees most.
+        return np.array([f"value_{i}" for i in range(num_values)], dtype=object) if feature.dtype == STRING \
+            else np.arange(num_values, dtype=np.int64)
+    if isinstance(feature, IdFeature):
+        return np.arange(num_values, dtype=np.int64) % feature.num_ids
+    if isinstance(feature, NumericFeature):
+        mean = feature.mean if feature.mean is not None else 0.0
+        std = feature.std if feature.std is not None else 1.0
+        transformed = np.array([mean + (0 if i == 0 else (-1) ** i * std) for i in range(num_values)])
+        # Invert the optional log1p so that the raw value maps to the intended statistic.
+        values = np.sign(transformed) * np.expm1(np.abs(transformed)) if feature.log1p else transformed
+        if num_values >= 3:
+            values[-1] = np.nan
+        return values.astype(np.float32)
+    raise TypeError(f"Feature {feature.name!r} of kind {feature.kind!r} has no element values.")
+
+
+def example_rows(spec: DatasetSpec, num_rows: int = 4) -> dict[str, np.ndarray]:
+    """`num_rows` rows of raw features, valid for `spec.serving_signature()`.
+
+    Categorical features cycle through their vocabulary, ids count up, numbers take the
+    mean and mean +- one standard deviation (the last row is missing), sequences repeat
+    those values over a few positions (shorter rows padded), embeddings hold small values
+    (the last row missing).
+    """
+    if num_rows < 1:
+        raise ValueError(f"`num_rows` must be >= 1. Received: num_rows={num_rows}")
+    rows: dict[str, np.ndarray] = {}
+    for feature in spec.features:
+        if isinstance(feature, SequenceFeature):
+            width = min(feature.max_length, 3)
+            values = _element_values(feature.element, width)
+            padding = {STRING: "", INT64: -1, FLOAT32: np.nan}[feature.dtype]
+            column = np.empty((num_rows, width), dtype=values.dtype)
+            for i in range(num_rows):
+                length = width - (i % width)  # row 0 full, then shorter: exercises padding
+                column[i, :length] = values[:length]
+                column[i, length:] = padding
+            rows[feature.name] = column
+        elif isinstance(feature, EmbeddingFeature):
+            column = np.tile(np.linspace(-1.0, 1.0, feature.dim, dtype=np.float32), (num_rows, 1))
+            if num_rows >= 3:
+                column[-1] = np.nan
+            rows[feature.name] = column
+        else:
+            rows[feature.name] = _element_values(feature, num_rows)
+    return rows
+
+
+def synthesize_inputs(signature: Mapping[str, tf.TensorSpec], num_rows: int = 2) -> dict[str, np.ndarray]:
+    """Neutral inputs for any signature: zeros, empty strings, False; unknown dims -> `num_rows` / 1.
+
+    For signatures whose inputs carry no feature spec (ids, embeddings, query vectors);
+    the leading unknown dimension is the batch.
+    """
+    inputs = {}
+    for name, spec in signature.items():
+        if spec.shape.rank is None:
+            raise ValueError(f"Input {name!r} has unknown rank; pass its warm-up values explicitly.")
+        shape = [num_rows if (d is None and i == 0) else (1 if d is None else d) for i, d in enumerate(spec.shape.as_list())]
+        dtype = tf.as_dtype(spec.dtype)
+        if dtype == tf.string:
+            inputs[name] = np.full(shape, b"", dtype=object)
+        else:
+            inputs[name] = np.zeros(shape, dtype=dtype.as_numpy_dtype)
+    return inputs
+
+
+def signature_inputs(function: tf.types.experimental.ConcreteFunction) -> dict[str, tf.TensorSpec]:
+    """The inputs of `function` as a saved signature takes them: keyword -> spec.
+
+    `tf.saved_model.save` flattens a signature function's inputs (a dict argument, or
+    several arguments) into keyword arguments named by the function's argument keywords,
+    in flattening order; this mirrors it, so warm-up requests use the served input names.
+    The returned specs keep their user-given `name` (e.g. the feature name).
+    """
+    flat = [s for s in tf.nest.flatten(function.structured_input_signature, expand_composites=True)
+            if isinstance(s, tf.TensorSpec)]
+    keywords = getattr(function, "_arg_keywords", None) or [s.name for s in flat]
+    if len(keywords) != len(flat) or not all(keywords):
+        raise ValueError(f"Cannot name the inputs of signature function {function.name}: give every TensorSpec a name.")
+    return dict(zip(keywords, flat))
+
+
+def spec_inputs(signature: Mapping[str, tf.TensorSpec], spec: DatasetSpec | None, num_rows: int) -> dict[str, np.ndarray]:
+    """Warm-up inputs of `signature`: spec rows for the inputs that are spec features, else neutral."""
+    rows = example_rows(spec, num_rows) if spec is not None else {}
+    neutral = synthesize_inputs(signature, num_rows)
+    inputs = {}
+    for keyword, input_spec in signature.items():
+        feature = input_spec.name if input_spec.name in rows else keyword
+        inputs[keyword] = rows[feature] if feature in rows else neutral[keyword]
+    return inputs
+
+
+def predict_log(model_name: str, signature_name: str, inputs: Mapping[str, np.ndarray]) -> prediction_log_pb2.PredictionLog:
+    """A `PredictionLog` holding one `PredictRequest` (TF Serving's warm-up record)."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+
+
+def warmup_logs(
+    model_name: str,
+    signatures: Mapping[str, tf.types.experimental.ConcreteFunction],
+    *,
+    feature_spec: DatasetSpec | None = None,
+    inputs: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    batch_sizes: Sequence[int] = (1, 4),
+    check: bool = True,
+) -> list[prediction_log_pb2.PredictionLog]:
+    """Warm-up records for every signature, one per batch size.
+
+    Args:
+      model_name: the served model name (written into each request's model spec).
+      signatures: signature name -> concrete function, as passed to `tf.saved_model.save`.
+      feature_spec: the fitted spec; inputs named after its features get its example rows.
+      inputs: explicit warm-up inputs per signature (batch as given; `batch_sizes` ignored).
+      batch_sizes: batch sizes to warm up (TF Serving's batching pads to fixed sizes; one
+        small and one larger batch cover the common shapes).
+      check: run each request through its function first, so that an export never ships a
+        warm-up request that would fail the version's load on the server.
+
+    Raises:
+      ValueError: a request fails on its signature; the message names the signature.
+    """
+    logs = []
+    for signature_name, function in signatures.items():
+        input_signature = signature_inputs(function)
+        if signature_name in (inputs or {}):
+            batches = [dict(inputs[signature_name])]
+        else:
+            batches = [spec_inputs(input_signature, feature_spec, n) for n in batch_sizes]
+        for batch in batches:
+            if check:
+                try:
+                    function(**{k: tf.constant(v, dtype=input_signature[k].dtype) for k, v in batch.items()})
+                except (tf.errors.OpError, TypeError, ValueError) as error:
+                    raise ValueError(
+                        f"The warm-up request of signature {signature_name!r} fails on the model: {error}. "
+                        f"Pass valid warm-up inputs for it."
+                    ) from error
+            logs.append(predict_log(model_name, signature_name, batch))
+    return logs
+
+
+def write_warmup_requests(saved_model_dir: str | Path, logs: Iterable[prediction_log_pb2.PredictionLog]) -> Path:
+    """Writes `logs` as `<saved_model_dir>/assets.extra/tf_serving_warmup_requests` (TFRecord)."""
+    logs = list(logs)
+    if len(logs) > MAX_WARMUP_RECORDS:
+        raise ValueError(f"TF Serving accepts at most {MAX_WARMUP_RECORDS} warm-up records; got {len(logs)}.")
+    path = warmup_path(saved_model_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    return path
+
+
+def read_warmup_requests(saved_model_dir: str | Path) -> list[prediction_log_pb2.PredictionLog]:
+    """The warm-up records of a version directory ([] if it has none).
+
+    Raises:
+      ValueError: a record is not a `PredictionLog` or the file is not a TFRecord; the
+        message names the file and the record.
+    """
+    path = warmup_path(saved_model_dir)
+    if not path.exists():
+        return []
+    logs = []
+    try:
+        for index, record in enumerate(tf.data.TFRecordDataset(str(path)).as_numpy_iterator()):
+            if index >= MAX_WARMUP_RECORDS:
+                raise ValueError(f"{path}: more than {MAX_WARMUP_RECORDS} warm-up records.")
+            log = prediction_log_pb2.PredictionLog()
+            try:
+                log.ParseFromString(record)
+            except Exception as error:  # protobuf raises its own DecodeError
+                raise ValueError(f"{path}: record {index} is not a tensorflow.serving.PredictionLog ({error}).") from None
+            logs.append(log)
+    except tf.errors.DataLossError as error:
+        raise ValueError(f"{path} is not a TFRecord file of PredictionLog records: {error.message}") from None
+    return logs
