@@ -113,3 +113,15 @@ def test_tf_serving_batching_parameters_file(tmp_path):
     path.write_text("max_batch_size { value: 32 }\nallowed_batch_sizes: 16\n")
     with pytest.raises(ValueError, match="allowed_batch_sizes"):
         read_batching_parameters(path)
+
+
+def test_outputs_that_are_not_batch_major_turn_batching_off_without_failing_requests():
+    def with_table(inputs):  # a [5, 2] table whatever the batch, and a batch-major output
+        return {"table": np.arange(10.0).reshape(5, 2), "y": inputs["x"] * 2}
+
+    batcher = SignatureBatcher(with_table, BatchingOptions(max_batch_size=8, batch_timeout_micros=100_000), name="test")
+    results = _run_concurrently(batcher, [{"x": np.ones(1)}, {"x": np.full(2, 3.0)}])
+    batcher.close()
+    assert batcher.disabled
+    assert [r["table"].shape for r in results] == [(5, 2), (5, 2)]
+    assert [r["y"].tolist() for r in results] == [[2.0], [6.0, 6.0]]

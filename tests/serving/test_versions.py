@@ -228,3 +228,11 @@ def test_graph_with_an_unknown_op_fails_to_load_naming_the_op(tmp_path, one_mode
             client.predict("ranker", INPUTS)
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
     assert tf.constant(1).numpy() == 1  # the process is fine
+
+
+def test_an_unusable_base_path_or_config_stops_the_server_at_start(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        ModelServer(ServerOptions(model_base_path=tmp_path / "missing", port=0, rest_port=None)).start()
+    (tmp_path / "models.config").write_text("model_config_list { config { name: 'a' base_path: 'a' } } }")
+    with pytest.raises(ValueError, match="models.config"):
+        ModelServer(ServerOptions(model_base_path=tmp_path, port=0, rest_port=None)).start()

@@ -194,7 +194,7 @@ def warmup_logs(
                 except (tf.errors.OpError, TypeError, ValueError) as error:
                     raise ValueError(
                         f"The warm-up request of signature {signature_name!r} fails on the model: {error}. "
-                        f"Pass valid warm-up inputs for it."
+                        f"Pass valid inputs for it: warmup_inputs={{{signature_name!r}: {{input: array}}}}."
                     ) from error
             logs.append(predict_log(model_name, signature_name, batch))
     return logs

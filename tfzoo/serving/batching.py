@@ -152,6 +152,9 @@ class SignatureBatcher:
         self._queued_rows = 0
         self._condition = threading.Condition()
         self._closed = False
+        # Set when a merged call's outputs turn out not to be batch-major (e.g. a lookup table
+        # output): from then on every request runs on its own.
+        self.disabled = False
         self.batches_run = 0  # for tests and logs: how many merged calls were made
         self._threads = [
             threading.Thread(target=self._loop, name=f"batch-{name}-{i}", daemon=True)
@@ -166,7 +169,7 @@ class SignatureBatcher:
             sizes = {k: len(v) for k, v in inputs.items()}
             raise invalid_argument(f"Batched inputs must all have the same number of rows (axis 0); got {sizes}.")
         (num_rows,) = rows
-        if num_rows > self._options.max_batch_size:
+        if num_rows > self._options.max_batch_size or self.disabled:
             # Too large to merge: TF Serving would split it; running it alone is equivalent.
             return dict(self._run_batch(inputs))
         task = _Task(inputs, num_rows, _batch_key(inputs))
@@ -242,11 +245,14 @@ class SignatureBatcher:
             merged[key] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         outputs = self._run_batch(merged)
         self.batches_run += 1
-        for key, value in outputs.items():
-            if value.ndim == 0 or value.shape[0] != target:
-                raise ServingError(grpc.StatusCode.INTERNAL,
-                                   f"{self._name}: output {key!r} has shape {list(value.shape)}, not {target} rows; "
-                                   "the signature cannot be batched (disable batching for it).")
+        not_batched = [k for k, v in outputs.items() if v.ndim == 0 or v.shape[0] != target]
+        if not_batched:
+            logger.warning("%s: output %s is not batch-major; batching disabled for this signature",
+                           self._name, not_batched)
+            self.disabled = True
+            for task in batch:
+                task.outputs = dict(self._run_batch(task.inputs))
+            return
         offset = 0
         for task in batch:
             task.outputs = {k: v[offset:offset + task.rows] for k, v in outputs.items()}

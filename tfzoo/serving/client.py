@@ -36,7 +36,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from tfzoo.export.warmup import synthesize_inputs
 from tfzoo.serving.server import DEFAULT_MAX_MESSAGE_BYTES
 from tfzoo.serving.servable import INTERNAL_SIGNATURE_PREFIX
-from tfzoo.serving.tensors import DEFAULT_SIGNATURE, TensorSpec, example_from_features
+from tfzoo.serving.tensors import DEFAULT_SIGNATURE, TensorSpec, example_from_features, ndarray_from_proto, proto_from_array
 
 
 class Prediction(dict):
@@ -133,9 +133,9 @@ class Client:
                 specs = specs or self._signature_inputs(model, version, label, signature)
                 dtype = specs[key].dtype if key in specs else None
                 value = np.asarray(value, dtype=object if dtype == tf.string else (dtype.as_numpy_dtype if dtype else None))
-            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            request.inputs[key].CopyFrom(proto_from_array(value))
         response = self.prediction.Predict(request, timeout=timeout or self.timeout)
-        return Prediction({k: tf.make_ndarray(v) for k, v in response.outputs.items()}, model=response.model_spec.name,
+        return Prediction({k: np.array(ndarray_from_proto(v)) for k, v in response.outputs.items()}, model=response.model_spec.name,
                           version=response.model_spec.version.value, signature=response.model_spec.signature_name)
 
     def _signature_inputs(self, model, version, label, signature) -> dict[str, TensorSpec]:

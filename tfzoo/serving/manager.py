@@ -77,8 +77,13 @@ class ModelManager:
     # --- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Loads what the sources ask for (blocking, like TF Serving), then polls in the background."""
-        self.poll()
+        """Loads what the sources ask for (blocking, like TF Serving), then polls in the background.
+
+        Raises:
+          ValueError, FileNotFoundError: the model config or base path is unusable (later
+            polls only log such errors and keep serving).
+        """
+        self.poll(strict=True)
         if self.poll_seconds > 0:
             self._thread = threading.Thread(target=self._poll_loop, name="tfzoo-model-poller", daemon=True)
             self._thread.start()
@@ -102,13 +107,15 @@ class ModelManager:
 
     # --- polling --------------------------------------------------------------------
 
-    def poll(self) -> None:
+    def poll(self, *, strict: bool = False) -> None:
         """One pass: re-read the config if it changed, then load / unload per policy."""
         with self._poll_lock:
             try:
                 sources = self.sources.read()
                 self.config_error = None
             except (ValueError, FileNotFoundError, OSError) as error:
+                if strict:
+                    raise
                 # A broken config edit must not unload what is being served: keep going with the last one.
                 if str(error) != self.config_error:
                     logger.error("model config: %s (keeping the models already loaded)", error)

@@ -302,6 +302,9 @@ class RestApi:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse the connection
+    # Headers and body go out as separate writes: without TCP_NODELAY, Nagle + delayed ACK
+    # hold the body back ~40 ms.
+    disable_nagle_algorithm = True
     server_version = "tfzoo-serving"
     api: RestApi
     max_body_bytes: int

@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
@@ -23,7 +22,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
 from tfzoo.serving.batching import BatchingOptions, SignatureBatcher
-from tfzoo.serving.errors import ServingError, from_tf_error_code, invalid_argument, not_found
+from tfzoo.serving.errors import from_tf_error_code, invalid_argument, not_found
 from tfzoo.serving.tensors import Signature
 
 logger = logging.getLogger("tfzoo.serving")
@@ -214,7 +213,3 @@ class ServableVersion:
 
     def __repr__(self) -> str:
         return f"ServableVersion({self.model!r}, {self.version}, signatures={sorted(self.signatures)})"
-
-
-def unavailable(message: str) -> ServingError:
-    return ServingError(grpc.StatusCode.UNAVAILABLE, message)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from tfzoo.serving.errors import invalid_argument
@@ -137,7 +137,7 @@ def array_from_proto(key: str, proto: tensor_pb2.TensorProto, spec: TensorSpec, 
             f"(-1: any size); got shape {shape}."
         )
     try:
-        value = tf.make_ndarray(proto)
+        value = ndarray_from_proto(proto)
     except (ValueError, TypeError) as error:
         raise invalid_argument(f"Input {key!r} of signature {signature_name!r} is not a valid tensor: {error}") from None
     if list(value.shape) != shape:
@@ -145,8 +145,43 @@ def array_from_proto(key: str, proto: tensor_pb2.TensorProto, spec: TensorSpec, 
     return value
 
 
-def proto_from_array(value: np.ndarray) -> tensor_pb2.TensorProto:
-    return tf.make_tensor_proto(value)
+def ndarray_from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """`tf.make_ndarray`, with fast paths for what clients send: numbers as `tensor_content`,
+    strings as `string_val` (a read-only view for numbers)."""
+    shape = [d.size for d in proto.tensor_shape.dim]
+    size = int(np.prod(shape))
+    if proto.dtype == types_pb2.DT_STRING:
+        if len(proto.string_val) == size:
+            return np.array(proto.string_val, dtype=object).reshape(shape)
+    elif proto.tensor_content and proto.dtype in _NUMPY_DTYPES:
+        dtype = _NUMPY_DTYPES[proto.dtype]
+        if len(proto.tensor_content) == size * dtype.itemsize:
+            return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    return tf.make_ndarray(proto)
+
+
+_NUMPY_DTYPES = {
+    tf.as_dtype(d).as_datatype_enum: np.dtype(d)
+    for d in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+              np.uint32, np.uint64, np.bool_)
+}
+_DTYPE_ENUMS = {dtype: enum for enum, dtype in _NUMPY_DTYPES.items()}
+
+
+def proto_from_array(value) -> tensor_pb2.TensorProto:
+    """`tf.make_tensor_proto`, with fast paths for numeric arrays and arrays of bytes / str."""
+    value = np.asarray(value)
+    proto = tensor_pb2.TensorProto()
+    if value.dtype in _DTYPE_ENUMS:
+        proto.dtype = _DTYPE_ENUMS[value.dtype]
+        proto.tensor_content = np.ascontiguousarray(value).tobytes()
+    elif value.dtype.kind in "OSU" and value.size and all(isinstance(v, (bytes, str)) for v in value.flat):
+        proto.dtype = types_pb2.DT_STRING
+        proto.string_val.extend(v.encode() if isinstance(v, str) else v for v in value.flat)
+    else:
+        return tf.make_tensor_proto(value)
+    proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in value.shape)
+    return proto
 
 
 # --- tf.train.Example inputs of Classify and Regress ------------------------------------
