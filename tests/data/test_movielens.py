@@ -107,7 +107,8 @@ def test_real_ranking_rows_and_histories(ranking, movielens):
             expected = np.full(20, -1)
             expected[: len(earlier)] = ratings["item_id"][earlier]
             np.testing.assert_array_equal(history[row], expected)
-            np.testing.assert_array_equal(ranking.features["history_rating"][row][: len(earlier)], ratings["rating"][earlier])
+            ratings_before = ranking.features["history_rating"][row][: len(earlier)]
+            np.testing.assert_array_equal(ratings_before, ratings["rating"][earlier])
 
 
 def test_toy_log_histories_exclude_current_and_later_ratings(tmp_path):
@@ -180,6 +181,11 @@ def test_title_embeddings_are_indexed_by_item_id(tmp_path):
     assert data.spec.feature("title_embedding") == EmbeddingFeature("title_embedding", dim=3)
     np.testing.assert_array_equal(data.features["title_embedding"][5], [0, 1, 2])  # row 5 rates item 4
 
+    # A row of an unlisted item is a bad row: skipped and counted on request.
+    directory = write_embeddings(tmp_path, [4, 1, 2, 3, 9], np.vstack([vectors, np.ones((1, 3))]))
+    movielens = read_movielens_100k(write_folder(tmp_path), embeddings_dir=directory, on_bad_row="skip")
+    assert movielens.skipped_rows == 1 and movielens.title_embeddings.shape == (5, 3)
+
 
 def replaced(lines, index, line):
     lines = list(lines)
@@ -188,40 +194,48 @@ def replaced(lines, index, line):
 
 
 @pytest.mark.parametrize(
-    "files, match",
+    "file, index, line, match",
     [
-        ({"ratings": replaced(RATINGS, 1, "2\t2\t3")}, r"u\.data:2: expected 4 tab-separated fields, found 3"),
-        ({"ratings": replaced(RATINGS, 1, "2\t2\t6\t50")}, r"u\.data:2: field 'rating': expected an integer in \[1, 5\], found '6'"),
-        ({"ratings": replaced(RATINGS, 2, "1\t2\t4\t9.5")}, r"u\.data:3: field 'timestamp': expected an integer, found '9\.5'"),
-        ({"ratings": replaced(RATINGS, 2, "1\t9\t4\t90")}, r"u\.data:3: field 'item_id': item_id 9 is not in u\.item"),
-        ({"ratings": replaced(RATINGS, 6, "7\t1\t5\t50")}, r"u\.data:7: field 'user_id': user_id 7 is not in u\.user"),
-        ({"users": replaced(USERS, 1, "2|53|X|other|94043")}, r"u\.user:2: field 'gender': expected 'M' or 'F', found 'X'"),
-        ({"users": replaced(USERS, 1, "2|old|F|other|94043")}, r"u\.user:2: field 'age': expected an integer, found 'old'"),
-        ({"users": replaced(USERS, 1, "2|530|F|other|94043")}, r"u\.user:2: field 'age': expected an integer in \[0, 120\]"),
-        ({"users": replaced(USERS, 2, "1|17|M|doctor|02139")}, r"u\.user:3: field 'user_id': duplicate user_id 1 \(first on line 1\)"),
-        ({"users": replaced(USERS, 1, "2|53|F|pilot|94043")}, r"u\.user:2: field 'occupation': occupation 'pilot' is not listed"),
-        ({"items": replaced(ITEMS, 0, "1|Toy Story (1995)|1995||http://x|0|0|1|0")},
+        ("ratings", 1, "2\t2\t3", r"u\.data:2: expected 4 tab-separated fields, found 3"),
+        ("ratings", 1, "2\t2\t6\t50", r"u\.data:2: field 'rating': expected an integer in \[1, 5\], found '6'"),
+        ("ratings", 2, "1\t2\t4\t9.5", r"u\.data:3: field 'timestamp': expected an integer, found '9\.5'"),
+        ("ratings", 2, "1\t9\t4\t90", r"u\.data:3: field 'item_id': item_id 9 is not in u\.item"),
+        ("ratings", 6, "7\t1\t5\t50", r"u\.data:7: field 'user_id': user_id 7 is not in u\.user"),
+        ("users", 1, "2|53|X|other|94043", r"u\.user:2: field 'gender': expected 'M' or 'F', found 'X'"),
+        ("users", 1, "2|old|F|other|94043", r"u\.user:2: field 'age': expected an integer, found 'old'"),
+        ("users", 1, "2|530|F|other|94043", r"u\.user:2: field 'age': expected an integer in \[0, 120\]"),
+        ("users", 2, "1|17|M|doctor|02139", r"u\.user:3: field 'user_id': duplicate user_id 1 \(first on line 1\)"),
+        ("users", 1, "2|53|F|pilot|94043", r"u\.user:2: field 'occupation': occupation 'pilot' is not listed"),
+        ("items", 0, "1|Toy Story (1995)|1995||http://x|0|0|1|0",
          r"u\.item:1: field 'release_date': expected a date like '01-Jan-1995' or nothing, found '1995'"),
-        ({"items": replaced(ITEMS, 3, "4|Heat (1995)|01-Jan-1995||http://x|0|2|0|1")}, r"u\.item:4: field 'Action': expected 0 or 1, found '2'"),
-        ({"items": replaced(ITEMS, 3, "4|Heat (1995)|01-Jan-1995||http://x|0|1|0")}, r"u\.item:4: expected 9 '\|'-separated fields, found 8"),
-        ({"items": replaced(ITEMS, 3, "0|Heat (1995)|01-Jan-1995||http://x|0|1|0|1")}, r"u\.item:4: field 'item_id': expected an integer >= 1, found '0'"),
-        ({"genres": replaced(GENRES, 2, "Comedy|3")}, r"u\.genre:3: field 'index': expected 'name\|2'"),
-        ({"occupations": OCCUPATIONS + ["writer"]}, r"u\.occupation:4: field 'occupation': duplicate occupation 'writer'"),
+        ("items", 3, "4|Heat (1995)|01-Jan-1995||http://x|0|2|0|1",
+         r"u\.item:4: field 'Action': expected 0 or 1, found '2'"),
+        ("items", 3, "4|Heat (1995)|01-Jan-1995||http://x|0|1|0",
+         r"u\.item:4: expected 9 '\|'-separated fields, found 8"),
+        ("items", 3, "0|Heat (1995)|01-Jan-1995||http://x|0|1|0|1",
+         r"u\.item:4: field 'item_id': expected an integer >= 1, found '0'"),
+        ("genres", 2, "Comedy|3", r"u\.genre:3: field 'index': expected 'name\|2'"),
+        ("occupations", 1, "doctor", r"u\.occupation:3: field 'occupation': duplicate occupation 'doctor'"),
     ],
 )
-def test_malformed_files_name_file_line_and_field(tmp_path, files, match):
-    folder = write_folder(tmp_path, **files)
+def test_malformed_files_name_file_line_and_field(tmp_path, file, index, line, match):
+    default = {"ratings": RATINGS, "users": USERS, "items": ITEMS, "genres": GENRES, "occupations": OCCUPATIONS}
+    folder = write_folder(tmp_path, **{file: replaced(default[file], index, line)})
     with pytest.raises(DataFormatError, match=re.escape(str(folder)) + r"/" + match):
         read_movielens_100k(folder)
+
 
 
 @pytest.mark.parametrize(
     "ids, vectors, match",
     [
-        ([1, 2, 3], np.ones((3, 2)), r"titles_item_ids\.npy: field 'item_id': 1 item\(s\) of u\.item have no embedding, e\.g\. item_id \[4\]"),
-        ([1, 2, 3, 4, 9], np.ones((5, 2)), r"titles_item_ids\.npy: field 'item_id': row 4: item_id 9 is not in u\.item"),
+        ([1, 2, 3], np.ones((3, 2)),
+         r"titles_item_ids\.npy: field 'item_id': 1 item\(s\) of u\.item have no embedding, e\.g\. item_id \[4\]"),
+        ([1, 2, 3, 4, 9], np.ones((5, 2)),
+         r"titles_item_ids\.npy: field 'item_id': row 4: item_id 9 is not in u\.item"),
         ([1, 2, 2, 4], np.ones((4, 2)), r"titles_item_ids\.npy: field 'item_id': duplicate item ids \[2\]"),
-        ([1, 2, 3, 4], np.array([[1, 1], [1, np.inf], [1, 1], [1, 1]]), r"titles\.npy: row 1 \(item_id 2\) holds a non-finite value"),
+        ([1, 2, 3, 4], np.array([[1, 1], [1, np.inf], [1, 1], [1, 1]]),
+         r"titles\.npy: row 1 \(item_id 2\) holds a non-finite value"),
         ([1, 2, 3], np.ones((4, 2)), r"titles_item_ids\.npy: field 'item_id': expected 4 integer item ids"),
     ],
 )
@@ -234,7 +248,15 @@ def test_embedding_ids_must_match_the_items(tmp_path, ids, vectors, match):
 def test_embeddings_dir_needs_one_pair_of_files(tmp_path):
     directory = write_embeddings(tmp_path, [1, 2, 3, 4], np.ones((4, 2)))
     write_embeddings(tmp_path, [1, 2, 3, 4], np.ones((4, 2)), name="other")
-    with pytest.raises(DataFormatError, match=r"expected one '<name>\.npy' \+ '<name>_item_ids\.npy' pair .*'other\.npy', 'titles\.npy'"):
+    pair = r"expected one '<name>\.npy' \+ '<name>_item_ids\.npy' pair of files, found \['other\.npy', 'titles\.npy'\]"
+    with pytest.raises(DataFormatError, match=pair):
+        read_movielens_100k(write_folder(tmp_path), embeddings_dir=directory)
+
+
+def test_unreadable_embedding_file_is_named(tmp_path):
+    directory = write_embeddings(tmp_path, [1, 2, 3, 4], np.ones((4, 2)))
+    (directory / "titles.npy").write_bytes(b"not an array")
+    with pytest.raises(DataFormatError, match=r"titles\.npy: not a readable \.npy array"):
         read_movielens_100k(write_folder(tmp_path), embeddings_dir=directory)
 
 

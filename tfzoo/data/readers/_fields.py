@@ -61,7 +61,9 @@ def split_fields(
     return table, numbers[good]
 
 
-def _convert(texts: np.ndarray, dtype, fields: Sequence[str], lines: np.ndarray, errors: RowErrors, what: str) -> np.ndarray:
+def _convert(
+    texts: np.ndarray, dtype, fields: Sequence[str], lines: np.ndarray, errors: RowErrors, what: str
+) -> np.ndarray:
     """texts [rows, k] -> [rows, k] of `dtype`; unparsable cells are errors (value 0)."""
     try:
         return texts.astype(dtype)
@@ -116,9 +118,8 @@ def parse_floats(
     With `allow_missing`, an empty field (or "nan") is a missing value, NaN. Infinite
     values and values beyond the float32 range are errors.
     """
-    texts = texts.copy()
     if allow_missing:
-        texts[texts == ""] = "nan"
+        texts = np.where(texts == "", "nan", texts)
     values = _convert(texts, np.float64, fields, lines, errors, "a number")
     out_of_range = np.isinf(values) | (np.abs(np.nan_to_num(values)) > _FLOAT32_MAX)
     if not allow_missing:

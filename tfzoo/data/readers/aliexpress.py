@@ -65,7 +65,9 @@ def _column_order(header: str, path: str) -> np.ndarray:
     return np.array([names.index(c) for c in ALIEXPRESS_COLUMNS])
 
 
-def _parse_block(lines: list[str], first_line: int, order: np.ndarray, path: str, bad_rows: BadRows) -> dict[str, np.ndarray]:
+def _parse_block(
+    lines: list[str], first_line: int, order: np.ndarray, path: str, bad_rows: BadRows
+) -> dict[str, np.ndarray]:
     errors = RowErrors(path)
     stripped = [line.rstrip("\r\n") for line in lines]
     table, numbers = split_fields(stripped, first_line, separator=",", num_fields=len(order), errors=errors)
@@ -76,7 +78,9 @@ def _parse_block(lines: list[str], first_line: int, order: np.ndarray, path: str
 
     search_id = parse_integers(table[:, :1], (SEARCH_ID,), numbers, errors)[:, 0]
     codes = parse_integers(table[:, 1:categorical_end], ALIEXPRESS_CATEGORICAL, numbers, errors, low=0)
-    numerical = parse_floats(table[:, categorical_end:numerical_end], ALIEXPRESS_NUMERICAL, numbers, errors, allow_missing=True)
+    numerical = parse_floats(
+        table[:, categorical_end:numerical_end], ALIEXPRESS_NUMERICAL, numbers, errors, allow_missing=True
+    )
     labels = parse_binary(table[:, numerical_end:], ("click", "conversion"), numbers, errors)
     keep = errors.settle(bad_rows, numbers)
     return {
@@ -111,7 +115,8 @@ def read_aliexpress(path: str | Path, *, on_bad_row: BadRowPolicy = "raise") -> 
     with opener(path, "rt", encoding="latin-1", newline="") as lines:
         header = lines.readline()
         if not header.strip():
-            raise DataFormatError("empty file; expected a header line naming the AliExpress columns", path=source, line=1)
+            raise DataFormatError(
+                "empty file; expected a header line naming the AliExpress columns", path=source, line=1)
         order = _column_order(header, source)
         first_line = 2
         while block := list(itertools.islice(lines, _BLOCK_LINES)):
@@ -156,7 +161,8 @@ def aliexpress_files(directory: str | Path) -> tuple[Path, Path]:
     found = []
     for part in ("train", "test"):
         exact = [directory / f"{part}.csv{gz}" for gz in ("", ".gz") if (directory / f"{part}.csv{gz}").is_file()]
-        matches = exact or sorted(p for pattern in (f"*{part}*.csv", f"*{part}*.csv.gz") for p in directory.glob(pattern))
+        patterns = (f"*{part}*.csv", f"*{part}*.csv.gz")
+        matches = exact or sorted(p for pattern in patterns for p in directory.glob(pattern))
         if len(matches) != 1:
             present = sorted(p.name for p in directory.iterdir())
             raise FileNotFoundError(

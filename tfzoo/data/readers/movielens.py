@@ -107,16 +107,18 @@ class MovieLens100K:
         return int(self.items["item_id"].max(initial=0))
 
 
-def _lines(path: Path, encoding: str) -> list[str]:
+def _lines(path: Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"MovieLens file not found: {path}")
-    return path.read_text(encoding=encoding).splitlines()
+    # The files are latin-1 (u.item titles). Split on "\n" only: str.splitlines() would
+    # also break lines at latin-1 control characters.
+    return [line.rstrip("\r") for line in path.read_text(encoding="latin-1").split("\n")]
 
 
 def _read_genres(path: Path) -> tuple[str, ...]:
     """`u.genre`: `name|index` lines, indices 0, 1, ... in order (blank lines ignored)."""
     names = []
-    for number, line in enumerate(_lines(path, "latin-1"), start=1):
+    for number, line in enumerate(_lines(path), start=1):
         if not line.strip():
             continue
         name, _, index = line.partition("|")
@@ -134,7 +136,7 @@ def _read_genres(path: Path) -> tuple[str, ...]:
 def _read_occupations(path: Path) -> tuple[str, ...]:
     """`u.occupation`: one occupation per line (blank lines ignored)."""
     occupations: list[str] = []
-    for number, line in enumerate(_lines(path, "latin-1"), start=1):
+    for number, line in enumerate(_lines(path), start=1):
         name = line.strip()
         if not name:
             continue
@@ -158,7 +160,7 @@ def _check_unique_ids(ids: np.ndarray, numbers: np.ndarray, field: str, errors: 
 
 def _read_users(path: Path, occupations: tuple[str, ...], bad_rows: BadRows) -> dict[str, np.ndarray]:
     errors = RowErrors(str(path))
-    table, numbers = split_fields(_lines(path, "latin-1"), 1, separator="|", num_fields=5, errors=errors)
+    table, numbers = split_fields(_lines(path), 1, separator="|", num_fields=5, errors=errors)
     user_id = parse_integers(table[:, 0:1], ("user_id",), numbers, errors, low=1)[:, 0]
     age = parse_integers(table[:, 1:2], ("age",), numbers, errors, low=0, high=MAX_AGE)[:, 0]
     gender, occupation = table[:, 2], table[:, 3]
@@ -180,7 +182,7 @@ def _read_users(path: Path, occupations: tuple[str, ...], bad_rows: BadRows) -> 
 def _read_items(path: Path, genre_names: tuple[str, ...], bad_rows: BadRows) -> dict[str, np.ndarray]:
     errors = RowErrors(str(path))
     num_fields = 5 + len(genre_names)
-    table, numbers = split_fields(_lines(path, "latin-1"), 1, separator="|", num_fields=num_fields, errors=errors)
+    table, numbers = split_fields(_lines(path), 1, separator="|", num_fields=num_fields, errors=errors)
     item_id = parse_integers(table[:, 0:1], ("item_id",), numbers, errors, low=1)[:, 0]
     flags = parse_binary(table[:, 5:], genre_names, numbers, errors).astype(bool)  # [items, genres]
     release_year = np.full(len(table), np.nan, np.float32)
@@ -208,16 +210,24 @@ def _read_items(path: Path, genre_names: tuple[str, ...], bad_rows: BadRows) -> 
 
 def _read_ratings(path: Path, user_ids: np.ndarray, item_ids: np.ndarray, bad_rows: BadRows) -> dict[str, np.ndarray]:
     errors = RowErrors(str(path))
-    table, numbers = split_fields(_lines(path, "latin-1"), 1, separator="\t", num_fields=4, errors=errors)
+    table, numbers = split_fields(_lines(path), 1, separator="\t", num_fields=4, errors=errors)
     user_id = parse_integers(table[:, 0:1], ("user_id",), numbers, errors)[:, 0]
     item_id = parse_integers(table[:, 1:2], ("item_id",), numbers, errors)[:, 0]
     rating = parse_integers(table[:, 2:3], ("rating",), numbers, errors, low=1, high=5)[:, 0]
     timestamp = parse_integers(table[:, 3:4], ("timestamp",), numbers, errors, low=0)[:, 0]
-    for ids, known, field, source in ((user_id, user_ids, "user_id", "u.user"), (item_id, item_ids, "item_id", "u.item")):
+    references = ((user_id, user_ids, "user_id", "u.user"), (item_id, item_ids, "item_id", "u.item"))
+    for ids, known, field, source in references:
         for row in np.flatnonzero(~np.isin(ids, known)):
             errors.add(numbers[row], f"{field} {ids[row]} is not in {source}", field)
     keep = errors.settle(bad_rows, numbers)
     return {"user_id": user_id[keep], "item_id": item_id[keep], "rating": rating[keep], "timestamp": timestamp[keep]}
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise DataFormatError(f"not a readable .npy array ({error})", path=str(path)) from error
 
 
 def _read_title_embeddings(directory: Path, item_ids: np.ndarray, bad_rows: BadRows) -> np.ndarray:
@@ -236,10 +246,10 @@ def _read_title_embeddings(directory: Path, item_ids: np.ndarray, bad_rows: BadR
             path=str(directory),
         )
     vectors_path, ids_path = pairs[0]
-    vectors = np.load(vectors_path, allow_pickle=False)
-    ids = np.load(ids_path, allow_pickle=False)
+    vectors, ids = _load_array(vectors_path), _load_array(ids_path)
     if vectors.ndim != 2 or vectors.dtype.kind != "f":
-        raise DataFormatError(f"expected a float [items, dim] array, found {vectors.dtype} {vectors.shape}", path=str(vectors_path))
+        raise DataFormatError(
+            f"expected a float [items, dim] array, found {vectors.dtype} {vectors.shape}", path=str(vectors_path))
     if ids.ndim != 1 or ids.dtype.kind not in "iu" or len(ids) != len(vectors):
         raise DataFormatError(
             f"expected {len(vectors)} integer item ids (one per row of {vectors_path.name}), "
@@ -256,7 +266,8 @@ def _read_title_embeddings(directory: Path, item_ids: np.ndarray, bad_rows: BadR
         raise DataFormatError(f"duplicate item ids {repeated[:10]}", path=str(ids_path), field="item_id")
     known = np.isin(ids, item_ids)
     for row in np.flatnonzero(~known):
-        bad_rows.handle(DataFormatError(f"row {row}: item_id {ids[row]} is not in u.item", path=str(ids_path), field="item_id"))
+        bad_rows.handle(DataFormatError(
+            f"row {row}: item_id {ids[row]} is not in u.item", path=str(ids_path), field="item_id"))
     absent = item_ids[~np.isin(item_ids, ids)]
     if len(absent):
         raise DataFormatError(
@@ -277,7 +288,8 @@ def read_movielens_100k(
       path: the folder holding `u.data`, `u.user`, `u.item`, `u.genre` and `u.occupation`.
       embeddings_dir: optional folder holding one `<name>.npy` (float [items, dim]) and
         `<name>_item_ids.npy` (the item id of each row) pair, e.g. text embeddings of
-        the titles; every item of `u.item` needs a row.
+        the titles; every item of `u.item` needs a row, and a row of an unlisted item
+        is a bad row.
       on_bad_row: "raise" stops at the first malformed row with a `DataFormatError`
         naming file, line and field; "skip" drops such rows (and ratings of skipped
         users or items) and counts them in `skipped_rows`. Malformed: another number of
@@ -291,21 +303,22 @@ def read_movielens_100k(
         raise FileNotFoundError(f"MovieLens 100K folder not found: {folder}")
     genre_names = _read_genres(folder / "u.genre")
     occupations = _read_occupations(folder / "u.occupation")
-    skipped = 0
-    bad_rows = BadRows(on_bad_row, str(folder / "u.user"))
-    users = _read_users(folder / "u.user", occupations, bad_rows)
-    skipped += bad_rows.skipped
-    bad_rows = BadRows(on_bad_row, str(folder / "u.item"))
-    items = _read_items(folder / "u.item", genre_names, bad_rows)  # latin-1 titles
-    skipped += bad_rows.skipped
-    bad_rows = BadRows(on_bad_row, str(folder / "u.data"))
-    ratings = _read_ratings(folder / "u.data", users["user_id"], items["item_id"], bad_rows)
-    skipped += bad_rows.skipped
+    policies: list[BadRows] = []
+
+    def policy(path: Path) -> BadRows:
+        policies.append(BadRows(on_bad_row, str(path)))  # one per file, for its messages
+        return policies[-1]
+
+    users = _read_users(folder / "u.user", occupations, policy(folder / "u.user"))
+    items = _read_items(folder / "u.item", genre_names, policy(folder / "u.item"))
+    ratings = _read_ratings(folder / "u.data", users["user_id"], items["item_id"], policy(folder / "u.data"))
     title_embeddings = None
     if embeddings_dir is not None:
-        bad_rows = BadRows(on_bad_row, str(embeddings_dir))
-        title_embeddings = _read_title_embeddings(Path(embeddings_dir), items["item_id"], bad_rows)
-        skipped += bad_rows.skipped
+        directory = Path(embeddings_dir)
+        title_embeddings = _read_title_embeddings(directory, items["item_id"], policy(directory))
+    for bad_rows in policies:
+        bad_rows.report()
+    skipped = sum(bad_rows.skipped for bad_rows in policies)
     return MovieLens100K(
         ratings=ratings, users=users, items=items, genre_names=genre_names, occupations=occupations,
         title_embeddings=title_embeddings, source=str(folder), skipped_rows=skipped,
@@ -402,7 +415,8 @@ def movielens_ranking_data(movielens: MovieLens100K, *, history_length: int = 20
         CategoricalFeature("occupation", vocabulary=movielens.occupations),
         CategoricalFeature("age_group", vocabulary=AGE_GROUPS),
         CategoricalFeature("zip_prefix"),
-        SequenceFeature("genres", CategoricalFeature("genres", vocabulary=movielens.genre_names), max_length=MAX_GENRES),
+        SequenceFeature(
+            "genres", CategoricalFeature("genres", vocabulary=movielens.genre_names), max_length=MAX_GENRES),
         NumericFeature("release_year"),
         SequenceFeature("history", IdFeature("history", num_ids=num_items + 1), max_length=history_length),
         SequenceFeature("history_rating", NumericFeature("history_rating"), max_length=history_length),
