@@ -38,3 +38,14 @@ def test_concatenates_embeddings_pools_sequences_and_passes_numbers(tmp_path):
     np.testing.assert_allclose(out[0], expected0, atol=1e-6)
     # Row 1: an all-padding history pools to zeros, not NaN.
     np.testing.assert_allclose(out[1, 6:8], [0.0, 0.0])
+
+
+def test_bucketised_numbers_also_get_their_bucket_embedding(tmp_path):
+    spec = DatasetSpec(features=(NumericFeature("age", mean=0.0, std=1.0, num_buckets=3, boundaries=(-0.5, 0.5)),))
+    layer = FeatureEncoder(spec, embedding_dim=2, name="encoder")
+    x = {"age": tf.constant([-1.0, 0.0, 2.0])}
+    out = check_layer(layer, x, tmp_path).numpy()
+    table = layer._embeddings["age"].embeddings.numpy()
+    # -1 < -0.5 -> bucket 0; -0.5 <= 0 < 0.5 -> bucket 1; 2 >= 0.5 -> bucket 2.
+    np.testing.assert_allclose(out, np.c_[[-1.0, 0.0, 2.0], table[[0, 1, 2]]], atol=1e-6)
+    assert layer.output_dim == 3
