@@ -1,5 +1,6 @@
 """SavedModel export in the TF Serving layout."""
 
+from tfzoo.export.fresh_process import call_in_fresh_process
 from tfzoo.export.models_config import MODELS_CONFIG_FILE, add_to_models_config, read_models_config, write_models_config
 from tfzoo.export.registry import EXPORTERS, export_model
 from tfzoo.export.saved_model import ServingModule, export_saved_model, next_version, write_atomically
@@ -20,6 +21,7 @@ __all__ = [
     "ServingModule",
     "WARMUP_FILE",
     "add_to_models_config",
+    "call_in_fresh_process",
     "example_rows",
     "export_model",
     "export_saved_model",
