@@ -25,6 +25,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -151,6 +152,7 @@ def main(argv=None) -> int:
         connection.close()
         server.terminate()
         server.wait(timeout=60)
+        shutil.rmtree(workdir, ignore_errors=True)
 
     load = os.getloadavg()
     print(f"\nmodel {args.model} on Census ({len(spec.features)} raw features), {args.requests} sequential requests "

@@ -10,25 +10,27 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-import tensorflow as tf
 
 from tests.serving.helpers import (
-    SERVED_MODELS,
     SYNTHETIC_SPEC,
-    TINY_RANKERS,
     ZOO_MAX_MESSAGE_BYTES,
+    ZOO_MODELS,
     Reference,
     build_tf1_model,
+    build_zoo_model,
+    export_zoo_model,
+    saved_model_reference,
 )
 from tfzoo.export import export_saved_model
-from tfzoo.models.registry import build_model
 from tfzoo.serving import BatchingOptions, ModelServer, ServerOptions
+
 
 @pytest.fixture(scope="session")
 def zoo_models(tmp_path_factory) -> tuple[Path, dict[str, Reference]]:
-    """Every `SERVED_MODELS` case exported into one base path, with its reference."""
+    """Every zoo model (`ZOO_MODELS`) exported by its exporter into one base path, with its
+    exported signatures called in this process as the reference."""
     base = tmp_path_factory.mktemp("savedmodels")
-    references = {case.name: case.export(base, case.name) for case in SERVED_MODELS}
+    references = {name: saved_model_reference(export_zoo_model(name, base)) for name in ZOO_MODELS}
     return base, references
 
 
@@ -48,8 +50,7 @@ def zoo_server(zoo_models):
 def small_models(tmp_path_factory) -> Path:
     """A base path with one tiny ranker (`ranker`) and a TF1 model (`half_plus_two`), no config."""
     base = tmp_path_factory.mktemp("small_models")
-    tf.keras.utils.set_random_seed(0)
-    model = build_model("shared_bottom", SYNTHETIC_SPEC, options=TINY_RANKERS["shared_bottom"])
+    model, _ = build_zoo_model("shared_bottom")
     export_saved_model(model, SYNTHETIC_SPEC, base, "ranker", register=False)
     build_tf1_model(base / "half_plus_two" / "1")
     return base

@@ -1,48 +1,32 @@
 """What the serving tests serve, and how they call the REST API.
 
-To serve a new zoo model in the end-to-end tests, append a `ServedModelCase` to
-`SERVED_MODELS`: a name, an `export(base, name)` that writes `<base>/<name>/<version>/`
-and returns an in-process reference `(signature, inputs) -> outputs`, and optionally the
-request inputs per signature (default: rows of the version's warm-up records).
+The end-to-end tests serve every model of `tfzoo.export.EXPORTERS`, exported by its own
+exporter: a ranking-family model is built tiny on the synthetic multi-scenario spec
+(`TINY_OPTIONS`); another kind of model needs a builder in `ZOO_MODEL_BUILDERS`.
+Requests use real synthetic rows where a signature takes the spec's raw features and the
+version's warm-up rows otherwise; the reference is the exported signature called in
+this process.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
 
 import tfzoo
-from tfzoo.export import export_saved_model
+from tfzoo.export import EXPORTERS, export_model, export_saved_model
 from tfzoo.models.registry import build_model
+from tfzoo.serving import example_inputs
+from tfzoo.training.families import MODEL_FAMILIES
 
 Reference = Callable[[str, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
-
-
-@dataclasses.dataclass(frozen=True)
-class ServedModelCase:
-    """A model served in the end-to-end tests.
-
-    Attributes:
-      name: model name under the base path.
-      export: `(base, name) -> reference`; writes the model (TF Serving layout, warm-up
-        records, models.config) and returns the in-process computation the served outputs
-        must equal.
-      inputs: `signature -> inputs` for the test requests (None: the warm-up records' rows).
-      signatures: the signatures to query.
-    """
-
-    name: str
-    export: Callable[[Path, str], Reference]
-    inputs: Callable[[str], Mapping[str, np.ndarray]] | None = None
-    signatures: tuple[str, ...] = ("serving_default",)
 
 
 def saved_model_reference(path: Path) -> Reference:
@@ -60,18 +44,44 @@ SYNTHETIC_SPEC = _SYNTHETIC.spec.fit(_SYNTHETIC.features)
 # Real rows (with their missing values) for requests; 3 rows per request by default.
 SYNTHETIC_ROWS = {k: v[:64] for k, v in _SYNTHETIC.features.items()}
 
-TINY_RANKERS = {
+# Tiny hyper-parameters of the zoo models the serving tests export; a model not listed is
+# built with its constructor defaults.
+TINY_OPTIONS: dict[str, dict] = {
     "single_task": {"hidden_units": [8]},
     "shared_bottom": {"bottom_units": [8], "tower_units": [4]},
     "mmoe": {"num_experts": 2, "expert_units": [8], "tower_units": [4]},
     "ple": {"num_levels": 1, "num_task_experts": 1, "num_shared_experts": 1, "expert_units": [8], "tower_units": [4]},
 }
 
+# Models outside the tabular ranking family: `model name -> () -> (model, inputs)`, the
+# model and the model-inputs description a run hands to the model's exporter.
+ZOO_MODEL_BUILDERS: dict[str, Callable[[], tuple[tf.keras.Model, Any]]] = {}
+
+# Every model with a registered exporter is served in the end-to-end tests.
+ZOO_MODELS: list[str] = sorted(EXPORTERS)
+
+
+def build_zoo_model(model_name: str, *, seed: int = 0) -> tuple[tf.keras.Model, Any]:
+    """A tiny untrained `model_name` and its model inputs, as `tfzoo export` gets them from a run."""
+    tf.keras.utils.set_random_seed(seed)
+    if model_name in ZOO_MODEL_BUILDERS:
+        return ZOO_MODEL_BUILDERS[model_name]()
+    if MODEL_FAMILIES.get(model_name) != "ranking":
+        raise LookupError(f"Model {model_name!r} has an exporter but the serving tests cannot build it: add a "
+                          f"builder of a tiny {model_name} to ZOO_MODEL_BUILDERS in {Path(__file__).name}.")
+    return build_model(model_name, SYNTHETIC_SPEC, options=TINY_OPTIONS.get(model_name)), SYNTHETIC_SPEC.to_config()
+
+
+def export_zoo_model(model_name: str, base: Path, name: str | None = None, *, seed: int = 0,
+                     version: int | None = None) -> Path:
+    """A tiny `model_name` exported by its registered exporter (warm-up records, models.config)."""
+    model, inputs = build_zoo_model(model_name, seed=seed)
+    return export_model(model_name, model, inputs, base, name or model_name, version=version)
+
 
 def export_ranker(model_name: str, base: Path, name: str, *, seed: int = 0, version: int | None = None) -> Reference:
-    """A tiny zoo ranker on the synthetic spec, exported; its Keras model is the reference."""
-    tf.keras.utils.set_random_seed(seed)
-    model = build_model(model_name, SYNTHETIC_SPEC, options=TINY_RANKERS[model_name])
+    """A tiny zoo ranker exported; its Keras model (behind the preprocessing) is the reference."""
+    model, _ = build_zoo_model(model_name, seed=seed)
     preprocessor = tfzoo.data.FeaturePreprocessor(SYNTHETIC_SPEC)
     export_saved_model(model, SYNTHETIC_SPEC, base, name, version=version)
 
@@ -87,13 +97,26 @@ def ranker_rows(signature: str, start: int = 0, rows: int = 3) -> dict[str, np.n
     return {k: v[start:start + rows] for k, v in SYNTHETIC_ROWS.items()}
 
 
+def request_inputs(signature, warmup, *, start: int = 0, rows: int = 3) -> dict[str, np.ndarray]:
+    """Inputs of a request to `signature` (its `SignatureMetadata`).
+
+    Real synthetic rows (with their missing values) `start:start + rows` where the
+    signature takes the spec's raw features, else the rows of the version's warm-up records.
+    """
+    names = set(signature.inputs)
+    if names <= set(SYNTHETIC_ROWS) and all(signature.inputs[k].dtype.is_compatible_with(
+            tf.string if SYNTHETIC_ROWS[k].dtype == object else tf.as_dtype(SYNTHETIC_ROWS[k].dtype)) for k in names):
+        return {k: SYNTHETIC_ROWS[k][start:start + rows] for k in names}
+    return example_inputs(signature, warmup, batch_size=rows)
+
+
+def predict_signatures(metadata) -> list[str]:
+    """The signatures of a model's `Metadata` that Predict serves."""
+    return sorted(n for n, s in metadata.signatures.items() if s.method_name == "tensorflow/serving/predict")
+
+
 # The zoo server's message limit: small, so that an oversized request is cheap to build.
 ZOO_MAX_MESSAGE_BYTES = 1 << 20
-
-SERVED_MODELS = [
-    ServedModelCase(name, export=lambda base, n, m=name: export_ranker(m, base, n), inputs=ranker_rows)
-    for name in TINY_RANKERS
-]
 
 
 def build_tf1_model(path: Path) -> None:
@@ -128,8 +151,6 @@ def copy_version(base: Path, name: str, source: int, target: int) -> Path:
     tmp = base / name / f".copy-{target}"
     shutil.copytree(base / name / str(source), tmp)
     return tmp.rename(base / name / str(target))
-
-
 
 
 def to_json(value) -> object:

@@ -8,7 +8,8 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.serving.helpers import SERVED_MODELS, ranker_rows
+from tests.serving.helpers import ZOO_MODELS, request_inputs
+from tfzoo.export import read_warmup_requests
 from tfzoo.serving import Client
 
 CLIENTS = 8
@@ -18,13 +19,16 @@ REQUESTS_PER_CLIENT = 200
 @pytest.mark.timeout(180)
 def test_concurrent_clients_get_their_own_answers_with_zero_errors(zoo_server, zoo_models):
     _, references = zoo_models
-    names = [case.name for case in SERVED_MODELS]
+    names = ZOO_MODELS
     # Each client sends its own rows (1-3 of them) to its own model, so a mixed-up batch shows.
     work = []
-    for client_index in range(CLIENTS):
-        name = names[client_index % len(names)]
-        inputs = ranker_rows("serving_default", start=client_index * 5, rows=1 + client_index % 3)
-        work.append((name, inputs, references[name]("serving_default", inputs)))
+    with Client(zoo_server.grpc_target) as client:
+        for client_index in range(CLIENTS):
+            name = names[client_index % len(names)]
+            signature = client.metadata(name).signatures["serving_default"]
+            warmup = read_warmup_requests(zoo_server.manager.servable(name).path)
+            inputs = request_inputs(signature, warmup, start=client_index * 5, rows=1 + client_index % 3)
+            work.append((name, inputs, references[name]("serving_default", inputs)))
     batches_before = sum(zoo_server.manager.servable(n).batches_run for n in names)
     errors, mismatches, counts = [], [], [0] * CLIENTS
     start = threading.Barrier(CLIENTS)

@@ -2,47 +2,49 @@
 
 from __future__ import annotations
 
+import grpc
 import numpy as np
 import pytest
 
-from tests.serving.helpers import SERVED_MODELS, assert_outputs_close, rest_call, to_json
-from tfzoo.export import read_warmup_requests
-from tfzoo.serving import Client, ModelServer, ServerOptions, example_inputs
+from tests.serving.helpers import ZOO_MODELS, assert_outputs_close, predict_signatures, request_inputs, rest_call, to_json
+from tfzoo.export import read_models_config, read_warmup_requests
+from tfzoo.serving import Client, ModelServer, ServerOptions
+from tfzoo.serving.servable import read_saved_model
 
 pytestmark = pytest.mark.timeout(120)
 
-CASES = pytest.mark.parametrize("case", SERVED_MODELS, ids=[c.name for c in SERVED_MODELS])
+MODELS = pytest.mark.parametrize("model", ZOO_MODELS)
 
 
-def _requests(case, client: Client, server: ModelServer):
-    """(signature, inputs) of each signature the case queries."""
-    metadata = client.metadata(case.name)
-    warmup = read_warmup_requests(server.manager.servable(case.name).path)
-    for signature in case.signatures:
-        inputs = case.inputs(signature) if case.inputs else example_inputs(metadata.signatures[signature], warmup, batch_size=3)
-        yield signature, inputs
+def _requests(model: str, client: Client, server: ModelServer):
+    """(signature, inputs) for each Predict signature of the model."""
+    metadata = client.metadata(model)
+    warmup = read_warmup_requests(server.manager.servable(model).path)
+    signatures = predict_signatures(metadata)
+    assert "serving_default" in signatures
+    return [(name, request_inputs(metadata.signatures[name], warmup, rows=3)) for name in signatures]
 
 
-@CASES
-def test_grpc_predict_equals_in_process(case, zoo_server, zoo_models):
-    reference = zoo_models[1][case.name]
+@MODELS
+def test_grpc_predict_equals_in_process(model, zoo_server, zoo_models):
+    reference = zoo_models[1][model]
     with Client(zoo_server.grpc_target) as client:
-        for signature, inputs in _requests(case, client, zoo_server):
-            prediction = client.predict(case.name, inputs, signature=signature)
-            assert (prediction.model, prediction.version, prediction.signature) == (case.name, 1, signature)
+        for signature, inputs in _requests(model, client, zoo_server):
+            prediction = client.predict(model, inputs, signature=signature)
+            assert (prediction.model, prediction.version, prediction.signature) == (model, 1, signature)
             assert_outputs_close(prediction, reference(signature, inputs))
 
 
-@CASES
-def test_rest_predict_row_and_column_formats_equal_in_process(case, zoo_server, zoo_models):
-    reference = zoo_models[1][case.name]
+@MODELS
+def test_rest_predict_row_and_column_formats_equal_in_process(model, zoo_server, zoo_models):
+    reference = zoo_models[1][model]
     with Client(zoo_server.grpc_target) as client:
-        requests = list(_requests(case, client, zoo_server))
+        requests = _requests(model, client, zoo_server)
     for signature, inputs in requests:
         expected = reference(signature, inputs)
         rows = len(next(iter(inputs.values())))
         instances = [{k: to_json(v[i]) for k, v in inputs.items()} for i in range(rows)]
-        status, body = rest_call(zoo_server.rest_url, f"/v1/models/{case.name}:predict",
+        status, body = rest_call(zoo_server.rest_url, f"/v1/models/{model}:predict",
                                  {"signature_name": signature, "instances": instances})
         assert status == 200, body
         predictions = body["predictions"]
@@ -50,47 +52,70 @@ def test_rest_predict_row_and_column_formats_equal_in_process(case, zoo_server, 
             predictions = [{next(iter(expected)): p} for p in predictions]
         assert_outputs_close({k: np.array([p[k] for p in predictions]) for k in expected}, expected)
 
-        status, body = rest_call(zoo_server.rest_url, f"/v1/models/{case.name}/versions/1:predict",
+        status, body = rest_call(zoo_server.rest_url, f"/v1/models/{model}/versions/1:predict",
                                  {"signature_name": signature, "inputs": {k: to_json(v) for k, v in inputs.items()}})
         assert status == 200, body
         outputs = body["outputs"] if len(expected) > 1 else {next(iter(expected)): body["outputs"]}
         assert_outputs_close({k: np.array(v) for k, v in outputs.items()}, expected)
 
 
-@CASES
-def test_metadata_and_status_over_grpc_and_rest(case, zoo_server):
+@MODELS
+def test_metadata_and_status_over_grpc_and_rest(model, zoo_server):
     with Client(zoo_server.grpc_target) as client:
-        metadata = client.metadata(case.name)
-        assert metadata.version == 1 and set(case.signatures) <= set(metadata.signatures)
-        servable = zoo_server.manager.servable(case.name)
-        for name in case.signatures:
+        metadata = client.metadata(model)
+        signatures = predict_signatures(metadata)
+        assert metadata.version == 1
+        servable = zoo_server.manager.servable(model)
+        assert set(metadata.signatures) == set(servable.signatures)
+        for name in signatures:
             served = servable.signature(name)
             assert {k: (s.dtype, s.shape.as_list()) for k, s in metadata.signatures[name].inputs.items()} == \
                 {k: (s.dtype, s.shape.as_list()) for k, s in served.inputs.items()}
-        states = client.status(case.name)
+        states = client.status(model)
         assert [(s.version, s.state, s.error_code) for s in states] == [(1, "AVAILABLE", "OK")]
 
-    status, body = rest_call(zoo_server.rest_url, f"/v1/models/{case.name}")
+    status, body = rest_call(zoo_server.rest_url, f"/v1/models/{model}")
     assert status == 200
     assert body == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
                                               "status": {"error_code": "OK", "error_message": ""}}]}
-    status, body = rest_call(zoo_server.rest_url, f"/v1/models/{case.name}/versions/1/metadata")
+    status, body = rest_call(zoo_server.rest_url, f"/v1/models/{model}/versions/1/metadata")
     assert status == 200
-    assert body["model_spec"]["name"] == case.name and body["model_spec"]["version"] == "1"
+    assert body["model_spec"]["name"] == model and body["model_spec"]["version"] == "1"
     signature_defs = body["metadata"]["signature_def"]["signature_def"]
-    for name in case.signatures:
+    for name in signatures:
         assert signature_defs[name]["method_name"] == "tensorflow/serving/predict"
         assert set(signature_defs[name]["inputs"]) == set(metadata.signatures[name].inputs)
 
 
+@MODELS
+def test_wrong_inputs_are_invalid_argument_naming_the_input(model, zoo_server):
+    with Client(zoo_server.grpc_target) as client:
+        for signature, inputs in _requests(model, client, zoo_server):
+            first = sorted(inputs)[0]
+            wrong_dtype = np.zeros(inputs[first].shape, np.int8)  # no zoo signature takes int8
+            bad_requests = {
+                "not_an_input": {**inputs, "not_an_input": np.zeros(3, np.float32)},
+                first: {k: v for k, v in inputs.items() if k != first},
+            }
+            for named, bad in [*bad_requests.items(), (first, {**inputs, first: wrong_dtype}),
+                               (first, {**inputs, first: inputs[first][..., np.newaxis]})]:
+                with pytest.raises(grpc.RpcError) as error:
+                    client.predict(model, bad, signature=signature)
+                assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (signature, named)
+                assert repr(named) in error.value.details() or named in error.value.details()
+
+
 def test_warmup_records_hold_every_signature_input(zoo_models):
     base, _ = zoo_models
-    for case in SERVED_MODELS:
-        logs = read_warmup_requests(base / case.name / "1")
-        assert logs, case.name
+    for model in ZOO_MODELS:
+        path = base / model / "1"
+        logs = read_warmup_requests(path)
         signatures = {log.predict_log.request.model_spec.signature_name for log in logs}
-        assert set(case.signatures) <= signatures
-        assert all(log.predict_log.request.model_spec.name == case.name for log in logs)
+        exported = read_saved_model(path).meta_graphs[0].signature_def
+        assert signatures == set(exported) - {"__saved_model_init_op"}, model
+        assert all(log.predict_log.request.model_spec.name == model for log in logs)
+    config = read_models_config(base / "models.config")
+    assert {c.name for c in config.model_config_list.config} == set(ZOO_MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +148,6 @@ def test_classify_and_regress_on_tf1_signatures(small_server):
 
 
 def test_classify_on_a_predict_signature_is_invalid_argument(small_server):
-    import grpc
-
     with Client(small_server.grpc_target) as client:
         with pytest.raises(grpc.RpcError) as error:
             client.classify("ranker", [{"num_0": 1.0}])
