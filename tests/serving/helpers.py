@@ -44,13 +44,16 @@ SYNTHETIC_SPEC = _SYNTHETIC.spec.fit(_SYNTHETIC.features)
 # Real rows (with their missing values) for requests; 3 rows per request by default.
 SYNTHETIC_ROWS = {k: v[:64] for k, v in _SYNTHETIC.features.items()}
 
-# Tiny hyper-parameters of the zoo models the serving tests export; a model not listed is
-# built with its constructor defaults.
+# Tiny hyper-parameters of the zoo models the serving tests export, for the synthetic
+# spec; a model not listed is built with its constructor defaults; entries of models that
+# are not registered are unused.
 TINY_OPTIONS: dict[str, dict] = {
     "single_task": {"hidden_units": [8]},
     "shared_bottom": {"bottom_units": [8], "tower_units": [4]},
     "mmoe": {"num_experts": 2, "expert_units": [8], "tower_units": [4]},
     "ple": {"num_levels": 1, "num_task_experts": 1, "num_shared_experts": 1, "expert_units": [8], "tower_units": [4]},
+    "grec": {"token_features": {"user": ["cat_0", "num_0"], "item": ["item_vector"]}, "model_dim": 8, "num_heads": 2,
+             "num_experts": 4, "top_k": 2, "expert_units": [8], "tower_units": [4]},
 }
 
 # Models outside the tabular ranking family: `model name -> () -> (model, inputs)`, the
@@ -69,7 +72,14 @@ def build_zoo_model(model_name: str, *, seed: int = 0) -> tuple[tf.keras.Model, 
     if MODEL_FAMILIES.get(model_name) != "ranking":
         raise LookupError(f"Model {model_name!r} has an exporter but the serving tests cannot build it: add a "
                           f"builder of a tiny {model_name} to ZOO_MODEL_BUILDERS in {Path(__file__).name}.")
-    return build_model(model_name, SYNTHETIC_SPEC, options=TINY_OPTIONS.get(model_name)), SYNTHETIC_SPEC.to_config()
+    try:
+        model = build_model(model_name, SYNTHETIC_SPEC, options=TINY_OPTIONS.get(model_name))
+    except (TypeError, ValueError) as error:
+        raise LookupError(f"Cannot build a tiny {model_name!r} on the synthetic spec ({error}): add its options to "
+                          f"TINY_OPTIONS (or a builder to ZOO_MODEL_BUILDERS) in {Path(__file__).name}.") from error
+    # Called once, as a run's model is before training (exporters may need built layers).
+    model(next(iter(tfzoo.data.make_dataset(_SYNTHETIC.take(np.arange(2)), SYNTHETIC_SPEC, batch_size=2)))[0])
+    return model, SYNTHETIC_SPEC.to_config()
 
 
 def export_zoo_model(model_name: str, base: Path, name: str | None = None, *, seed: int = 0,
