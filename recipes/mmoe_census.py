@@ -48,12 +48,14 @@ def main() -> None:
         epochs=epochs,
         verbose=2 if args.strategy == "parameter_server" else "auto",
     )
-    if not distribute.task_info().is_chief:
-        return
-    if distribute.uses_cluster(strategy):  # predict on this process alone, with the trained weights
+    if distribute.uses_cluster(strategy):
+        # Predict in this process alone, on a copy with the trained weights. Every worker
+        # copies: reading variables synchronised across workers is a collective op.
         trained, model = model, tfzoo.models.MMoE.from_config(model.get_config())
         model(next(iter(tfzoo.data.make_dataset(test, spec, batch_size=2, with_labels=False))))
         model.set_weights(trained.get_weights())
+    if not distribute.task_info().is_chief:
+        return
 
     predictions = model.predict(tfzoo.data.make_dataset(test, spec, batch_size=4096, with_labels=False), verbose=0)
     report = tfzoo.evaluation.task_metrics(test.labels, predictions, test.label_masks)
