@@ -27,11 +27,10 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -42,37 +41,13 @@ from tfzoo.data import read_census_income
 from tfzoo.export import export_saved_model
 from tfzoo.models.registry import build_model
 from tfzoo.serving import Client
-
-REPO = Path(__file__).resolve().parents[1]
+from tfzoo.serving.process import ServerProcess
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _start_server(base: Path, grpc_port: int, rest_port: int, extra: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tfzoo.cli", "serve", "--model-base-path", str(base), "--port", str(grpc_port),
-         "--rest-port", str(rest_port), "--poll-seconds", "0", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ready = threading.Event()
-    lines = []
-
-    def read():
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("tfzoo serve: gRPC"):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(300) or process.poll() is not None:
-        process.kill()
-        raise RuntimeError("tfzoo serve did not start:\n" + "".join(lines))
-    return process
 
 
 def _to_json(value: np.ndarray):
@@ -110,11 +85,12 @@ def main(argv=None) -> int:
     model = build_model(args.model, spec)
     workdir = Path(tempfile.mkdtemp(prefix="tfzoo-bench-serving-"))
     path = export_saved_model(model, spec, workdir, args.model)
-    grpc_port, rest_port = _free_port(), _free_port()
-    server = _start_server(workdir, grpc_port, rest_port, args.server_option)
+    server = ServerProcess(["--model-base-path", str(workdir), "--port", str(_free_port()), "--rest-port",
+                            str(_free_port()), "--poll-seconds", "0", *args.server_option])
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    client = Client(f"127.0.0.1:{grpc_port}")
-    connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=60)
+    client = Client(server.grpc_target)
+    rest = urllib.parse.urlsplit(server.rest_url)
+    connection = http.client.HTTPConnection(rest.hostname, rest.port, timeout=60)
     route = f"/v1/models/{args.model}:predict"
 
     rows = []
@@ -150,8 +126,7 @@ def main(argv=None) -> int:
     finally:
         client.close()
         connection.close()
-        server.terminate()
-        server.wait(timeout=60)
+        server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     load = os.getloadavg()

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
-import signal
 import ssl
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import grpc
@@ -20,6 +16,7 @@ import tensorflow_recommenders as tfrs
 from tests.serving.helpers import ranker_rows, rest_call, to_json
 from tfzoo import cli
 from tfzoo.serving import Client, ModelServer, ServerOptions
+from tfzoo.serving.process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 SCANN_CANDIDATES = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
@@ -52,35 +49,15 @@ def served_process(small_models, tmp_path_factory):
     for name in ("ranker", "half_plus_two"):
         os.symlink(small_models / name, base / name)
     export_scann_index(base / "scann_index" / "1")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tfzoo.cli", "serve", "--model-base-path", str(base), "--port", "0", "--rest-port", "0",
-         "--poll-seconds", "0"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read():
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("tfzoo serve: gRPC"):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(90) or process.poll() is not None:
-            pytest.fail("tfzoo serve did not start:\n" + "".join(lines))
-        target = re.search(r"gRPC (\S+);", next(l for l in lines if l.startswith("tfzoo serve"))).group(1)
-        yield process, target, lines
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+    with ServerProcess(["--model-base-path", str(base), "--port", "0", "--rest-port", "0", "--poll-seconds", "0"],
+                       timeout=90) as server:
+        yield server
 
 
 @pytest.mark.timeout(150)
 def test_tfzoo_serve_process_serves_a_scann_index_and_answers_tfzoo_query(served_process, capsys):
-    process, target, lines = served_process
+    target = served_process.grpc_target
+    assert served_process.rest_url is None  # --rest-port 0: no REST API, as in TF Serving
     with Client(target) as client:
         assert {s.state for name in ("ranker", "half_plus_two", "scann_index") for s in client.status(name)} == {"AVAILABLE"}
         # The ScaNN ops were registered by the server process for this graph; exact top-5 by dot product.
@@ -104,8 +81,7 @@ def test_tfzoo_serve_process_serves_a_scann_index_and_answers_tfzoo_query(served
     assert cli.main(["query", "no_such_model", "--server", target]) == 1
     assert "NOT_FOUND" in capsys.readouterr().err
 
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0, "".join(lines)
+    assert served_process.stop() == 0, "".join(served_process.lines)  # SIGTERM: a clean stop
 
 
 @pytest.mark.timeout(90)
