@@ -18,6 +18,8 @@ from tfzoo.evaluation import format_task_table
 from tfzoo.export import call_in_fresh_process, export_model
 from tfzoo.training import RunConfig, evaluate, load_run, train
 
+from serve_and_query import serve_and_query  # recipes/serve_and_query.py, beside this file
+
 BASELINES = ("single_task", "shared_bottom", "mmoe", "ple")
 
 
@@ -68,6 +70,9 @@ def main() -> None:
 
     step("Per-task test AUC / AP (Census-Income, random 80/10/10 split, seed 0)")
     print(format_task_table(rows))
+
+    step(f"Serving {args.export_base}/ over TF Serving's gRPC API (tfzoo serve) and querying every model")
+    serve_and_query(args.export_base)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s", flush=True)
 
 
