@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from tfzoo.export.grec import export_grec
 from tfzoo.export.saved_model import export_saved_model
 from tfzoo.models.registry import MODELS
 
@@ -24,6 +25,7 @@ def _default(model, inputs, export_base, name, version):
 
 
 EXPORTERS: dict[str, Exporter] = {name: _default for name in MODELS}
+EXPORTERS["grec"] = export_grec  # extracted experts for task-level routing
 
 
 def export_model(model_name: str, model: tf.keras.Model, inputs: Any, export_base: str | Path, name: str,

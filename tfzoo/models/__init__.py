@@ -1,6 +1,7 @@
 """`tfrs.Model` subclasses of the zoo."""
 
 from tfzoo.models.baselines import MMoE, PLE, SharedBottom, SingleTaskTowers
+from tfzoo.models.grec import ExtractedGRec, GRec
 from tfzoo.models.multitask import MultiTaskModel
 
-__all__ = ["MMoE", "MultiTaskModel", "PLE", "SharedBottom", "SingleTaskTowers"]
+__all__ = ["ExtractedGRec", "GRec", "MMoE", "MultiTaskModel", "PLE", "SharedBottom", "SingleTaskTowers"]
