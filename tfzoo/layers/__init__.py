@@ -7,6 +7,10 @@ from tfzoo.layers.feature_encoder import FeatureEncoder
 from tfzoo.layers.mlp import MLP
 from tfzoo.layers.mmoe import MultiGateMixtureOfExperts
 from tfzoo.layers.moe import MixtureOfExperts
+from tfzoo.layers.moe_self_attention import MoEMultiHeadSelfAttention
+from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
+from tfzoo.layers.moe_transformer_block import MoETransformerBlock
+from tfzoo.layers.multi_channel_projection import MultiChannelProjection
 from tfzoo.layers.multi_query_attention import MultiQueryAttention
 from tfzoo.layers.parallel_transformer import ParallelTransformerBlock
 from tfzoo.layers.routers import DenseRouter, Router, SentenceRouter, TaskRouter, TaskSentenceRouter, TokenRouter
@@ -20,6 +24,10 @@ __all__ = [
     "FeatureEncoder",
     "MLP",
     "MixtureOfExperts",
+    "MoEMultiHeadSelfAttention",
+    "MoESequenceEncoder",
+    "MoETransformerBlock",
+    "MultiChannelProjection",
     "MultiGateMixtureOfExperts",
     "MultiQueryAttention",
     "ParallelTransformerBlock",
