@@ -79,6 +79,7 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
         self.load_balance_weight = float(load_balance_weight)
 
     def build(self, input_shape):
+        self._channel_ranks = {name: len(tf.TensorShape(input_shape[name])) for name in self.category_channels}
         self.projection = MultiChannelProjection(
             self.units, category_channels=self.category_channels, id_channels=self.id_channels,
             dense_channels=self.dense_channels, category_dim=self.category_dim, id_dim=self.id_dim, name="projection")
@@ -98,6 +99,11 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
         if ids.shape.rank == 3:
             ids = ids[:, :, 0]
         return tf.not_equal(ids, tf.zeros([], ids.dtype))  # [batch, L]
+
+    @property
+    def channel_ranks(self) -> dict[str, int]:
+        """Rank of each category channel's ids as built (2: one id per step, 3: a bag)."""
+        return dict(getattr(self, "_channel_ranks", {}))
 
     def call(self, inputs, training=None):
         valid = self.padding_mask(inputs)  # [batch, L]

@@ -91,10 +91,11 @@ class MultiTaskModel(tfrs.Model):
         """Probability of every task, each [batch]: what the serving signature returns."""
         return {t: tf.sigmoid(logit) for t, logit in self.task_logits(features, training=training).items()}
 
-    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    def task_losses(self, inputs, training: bool = False) -> dict[str, tf.Tensor]:
+        """Each task's mean cross-entropy over the rows where its label is present."""
         features, labels, label_masks = inputs
         logits = self.task_logits(features, training=training)
-        total = tf.constant(0.0)
+        losses = {}
         for task in self.tasks:
             mask = tf.cast(label_masks[task], tf.float32)  # [batch]
             # Keras' cross-entropy reduces a trailing class axis: [batch, 1] -> [batch].
@@ -104,10 +105,13 @@ class MultiTaskModel(tfrs.Model):
                 sample_weight=mask,
             )
             count = tf.reduce_sum(mask)
-            task_loss = summed / tf.maximum(count, 1.0)
-            self.task_loss_trackers[task].update_state(task_loss, sample_weight=count)
-            total += self.task_weights[task] * task_loss
-        return total
+            losses[task] = summed / tf.maximum(count, 1.0)
+            self.task_loss_trackers[task].update_state(losses[task], sample_weight=count)
+        return losses
+
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        losses = self.task_losses(inputs, training=training)
+        return tf.add_n([self.task_weights[task] * losses[task] for task in self.tasks])
 
     def _step(self, inputs, training: bool):
         loss = self.compute_loss(inputs, training=training)
