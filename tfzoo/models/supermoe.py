@@ -246,13 +246,13 @@ class SuperMoE(MultiTaskModel):
         if not (self.task_weight_rate and isinstance(inputs, tuple) and len(inputs) == 2):
             return super().train_step(inputs)
         train, (val_features, val_labels, val_masks) = inputs
-        variables = self.trainable_variables
         with tf.GradientTape(persistent=True) as tape:
             losses = self.task_losses(train, training=True)
             regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
             total = tf.add_n([self.lambdas[i] * losses[t] for i, t in enumerate(self.tasks)])
             val_logits = self.task_logits(val_features, training=False)
             surrogate = tf.add_n([pairwise_hinge_auc_loss(val_logits[t], val_labels[t], val_masks[t]) for t in self.tasks])
+        variables = self.trainable_variables  # after the forward pass, which builds them on the first step
         dense = lambda gradients: [tf.convert_to_tensor(g) for g in gradients]  # noqa: E731 (embedding rows)
         validation_gradients = dense(tape.gradient(surrogate, variables, unconnected_gradients="zero"))
         alignments = []
