@@ -93,7 +93,9 @@ def test_extracted_cost_does_not_grow_with_the_number_of_experts(synthetic_small
         costs[experts] = float_ops_per_example(lambda f: extracted.task_probability(f, 1, "ctr"), features)
         full_costs[experts] = float_ops_per_example(lambda f: model(f), features)
     assert costs[32] == costs[4]
-    assert full_costs[32] > full_costs[4]  # the router grows with E; the experts do not
+    # The full model is sparse too: only its router grows with E, and its grouped
+    # dispatch pads each expert's group by at most ~25% (less as groups shrink).
+    assert costs[4] < full_costs[4] and full_costs[32] < 1.25 * full_costs[4]
 
 
 def test_behaviour_sequences_become_tokens_and_padding_is_ignored(tmp_path):
