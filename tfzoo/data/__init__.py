@@ -9,15 +9,26 @@ from tfzoo.data.features import (
     NumericFeature,
     SequenceFeature,
 )
-from tfzoo.data.pipeline import make_dataset, preprocess_columns
+from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns, preprocess_columns
 from tfzoo.data.preprocessing import FeaturePreprocessor
-from tfzoo.data.readers import CENSUS_TASKS, bundled_census_path, read_census_income
+from tfzoo.data.readers import (
+    ALIEXPRESS_TASKS,
+    CENSUS_TASKS,
+    MOVIELENS_TASKS,
+    MovieLens100K,
+    bundled_census_path,
+    movielens_ranking_data,
+    read_aliexpress,
+    read_census_income,
+    read_movielens_100k,
+)
 from tfzoo.data.registry import DATASETS, DatasetSplits, load_dataset
 from tfzoo.data.splits import ordered_split, random_split
 from tfzoo.data.synthetic import make_multi_scenario_data
 from tfzoo.data.tabular import TabularData
 
 __all__ = [
+    "ALIEXPRESS_TASKS",
     "CENSUS_TASKS",
     "CategoricalFeature",
     "DATASETS",
@@ -27,15 +38,22 @@ __all__ = [
     "EmbeddingFeature",
     "FeaturePreprocessor",
     "IdFeature",
+    "MOVIELENS_TASKS",
+    "MovieLens100K",
     "NumericFeature",
     "SequenceFeature",
     "TabularData",
     "bundled_census_path",
     "load_dataset",
+    "dataset_from_columns",
     "make_dataset",
+    "model_columns",
     "make_multi_scenario_data",
+    "movielens_ranking_data",
     "ordered_split",
     "preprocess_columns",
     "random_split",
+    "read_aliexpress",
     "read_census_income",
+    "read_movielens_100k",
 ]

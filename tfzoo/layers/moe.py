@@ -157,6 +157,11 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         """Routing depends on the task only, so `extract` applies."""
         return self._router_layer.task_level
 
+    @property
+    def router_layer(self) -> Router:
+        """The built router (the `router` argument, or the layer its name stands for)."""
+        return self._router_layer
+
     def build(self, input_shape):
         input_shape = tf.TensorShape(input_shape)
         self._input_width = int(input_shape[-1])

@@ -1,13 +1,17 @@
-"""Training runs: config, checkpoints, TensorBoard logs, metrics, resume."""
+"""Training runs: config, checkpoints, TensorBoard logs, metrics, resume, tf.distribute."""
 
-from tfzoo.training.callbacks import EpochCheckpoint, StopOnNaN, TrainingDivergedError
+from tfzoo.training import distribute
+
+from tfzoo.training.callbacks import EpochCheckpoint, HistoryFile, StopOnNaN, StopOnNaNPerEpoch, TrainingDivergedError
 from tfzoo.training.config import RunConfig
-from tfzoo.training.families import FAMILIES, MODEL_FAMILIES, ModelFamily, Prepared, RankingFamily, family_for
+from tfzoo.training.families import FAMILIES, MODEL_FAMILIES, FitData, ModelFamily, Prepared, RankingFamily, family_for
 from tfzoo.training.run import Run, evaluate, load_run, train
 
 __all__ = [
     "EpochCheckpoint",
     "FAMILIES",
+    "FitData",
+    "HistoryFile",
     "MODEL_FAMILIES",
     "ModelFamily",
     "Prepared",
@@ -15,9 +19,11 @@ __all__ = [
     "Run",
     "RunConfig",
     "StopOnNaN",
+    "StopOnNaNPerEpoch",
     "TrainingDivergedError",
     "evaluate",
     "family_for",
     "load_run",
+    "distribute",
     "train",
 ]
