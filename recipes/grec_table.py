@@ -96,12 +96,12 @@ def flops(model, rows: TabularData, spec) -> dict[str, float]:
 
 def run_grid(name: str, splits, spec, base_options: Mapping[str, Any], *, seeds: int, epochs: int,
              batch_size: int, out: Path, variants: Mapping[str, Mapping[str, Any]] = VARIANTS) -> dict:
-    """Every variant x seed; results appended to `out` (JSON) as they come, so a stopped
+    """Every seed x variant; results written to `out` (JSON) as they come, so a stopped
     grid keeps what it finished, and a restarted one skips it."""
     train, validation, test = splits
     results = json.loads(out.read_text()) if out.exists() else {}
-    for variant, options in variants.items():
-        for seed in range(seeds):
+    for seed in range(seeds):  # seed-major: a stopped grid has every variant at its first seeds
+        for variant, options in variants.items():
             key = f"{variant} | seed {seed}"
             if key in results:
                 continue
