@@ -22,7 +22,6 @@ a Markdown table. The bundled file (99,762 rows) is split 80/10/10 with seed 0.
 """
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
@@ -35,45 +34,21 @@ import grec_table
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="a Census-Income (KDD) file; default the bundled test split")
-    parser.add_argument("--routing", default="task_sentence", choices=tfzoo.models.grec.ROUTINGS)
-    parser.add_argument("--experts", type=int, default=8)
-    parser.add_argument("--top-k", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--train-rows", type=int, help="train on a random subset of this many training rows")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--table", action="store_true", help="the Table 1 grid instead of one model")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=Path("results/grec_census.json"))
-    parser.add_argument("--export-base", default="savedmodels")
-    parser.add_argument("--demo", action="store_true", help="tiny model, 6,000 training rows, one epoch")
+    grec_table.add_arguments(parser, "census")
     args = parser.parse_args()
     if args.demo:
-        args.epochs, args.train_rows = 1, 6000
+        args.epochs, args.train_rows, args.batch_size = 1, 6000, 128
 
-    data = tfzoo.data.read_census_income(args.data, tasks=("income", "never_married"), with_flow=True)
-    train, validation, test = tfzoo.data.random_split(data, (0.8, 0.1, 0.1), seed=0)
+    splits = tfzoo.data.load_dataset("census_flows", path=args.data)  # random 80/10/10, seed 0
+    train, validation, test = splits.train, splits.validation, splits.test
     if args.train_rows:
         train = train.take(np.random.default_rng(0).permutation(len(train))[:args.train_rows])
     spec = train.spec.fit(train.features)  # vocabularies and statistics: training rows only
     options = {
         "flow_feature": "flow",
         "token_features": census_token_groups(spec.feature_names),
-        "model_dim": 16 if args.demo else 32,
-        "num_heads": 2 if args.demo else 4,
-        "expert_units": (32,) if args.demo else (64,),
-        "tower_units": (16,) if args.demo else (32,),
     }
-    if args.table:
-        grec_table.run_grid("census", (train, validation, test), spec, options, seeds=args.seeds,
-                            epochs=args.epochs, batch_size=args.batch_size, out=args.json)
-        return
-
-    options.update(routing=args.routing, num_experts=args.experts, top_k=args.top_k)
-    model = grec_table.train_variant(train, validation, spec, options, seed=args.seed, epochs=args.epochs,
-                                     batch_size=args.batch_size, verbose=2)
-    grec_table.print_report(f"grec {args.routing} {args.experts}/{args.top_k}", grec_table.score(model, test, spec))
-    grec_table.export_and_check(model, spec, test, args.export_base, "grec_census")
+    grec_table.run(args, "census", (train, validation, test), spec, options)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ checks the export in a fresh TensorFlow-only process. With `--table`: the Table 
 """
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
@@ -39,21 +38,10 @@ HISTORY = ["history", "history_rating"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the ml-100k folder")
-    parser.add_argument("--routing", default="task_sentence", choices=tfzoo.models.grec.ROUTINGS)
-    parser.add_argument("--experts", type=int, default=8)
-    parser.add_argument("--top-k", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--train-rows", type=int, help="train on the most recent this many training rows")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--table", action="store_true", help="the Table 1 grid instead of one model")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=Path("results/grec_movielens.json"))
-    parser.add_argument("--export-base", default="savedmodels")
-    parser.add_argument("--demo", action="store_true", help="tiny model, the last 6,000 training rows, one epoch")
+    grec_table.add_arguments(parser, "movielens")
     args = parser.parse_args()
     if args.demo:
-        args.epochs, args.train_rows = 1, 6000
+        args.epochs, args.train_rows, args.batch_size = 1, 6000, 128
 
     splits = tfzoo.data.load_dataset("movielens", path=args.data)
     train, validation, test = splits.train, splits.validation, splits.test
@@ -68,21 +56,8 @@ def main() -> None:
         "flow_feature": "gender",
         "token_features": {"user": USER, "item": item},
         "behaviour_sequences": {"history": HISTORY},
-        "model_dim": 16 if args.demo else 32,
-        "num_heads": 2 if args.demo else 4,
-        "expert_units": (32,) if args.demo else (64,),
-        "tower_units": (16,) if args.demo else (32,),
     }
-    if args.table:
-        grec_table.run_grid("movielens", (train, validation, test), spec, options, seeds=args.seeds,
-                            epochs=args.epochs, batch_size=args.batch_size, out=args.json)
-        return
-
-    options.update(routing=args.routing, num_experts=args.experts, top_k=args.top_k)
-    model = grec_table.train_variant(train, validation, spec, options, seed=args.seed, epochs=args.epochs,
-                                     batch_size=args.batch_size, verbose=2)
-    grec_table.print_report(f"grec {args.routing} {args.experts}/{args.top_k}", grec_table.score(model, test, spec))
-    grec_table.export_and_check(model, spec, test, args.export_base, "grec_movielens")
+    grec_table.run(args, "movielens", (train, validation, test), spec, options)
 
 
 if __name__ == "__main__":

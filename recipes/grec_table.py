@@ -175,3 +175,41 @@ def print_report(name: str, report: Mapping[str, Any]) -> None:
         by_flow.setdefault(f"flow {flow}", {})[use_case] = metrics
     if by_flow:
         print(format_task_table(list(by_flow.items())))
+
+
+def add_arguments(parser, name: str) -> None:
+    """The options both GRec recipes take."""
+    parser.add_argument("--routing", default="task_sentence", choices=tfzoo.models.grec.ROUTINGS)
+    parser.add_argument("--experts", type=int, default=8)
+    parser.add_argument("--top-k", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--train-rows", type=int, help="train on this many of the training rows")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", action="store_true", help="the Table 1 grid instead of one model")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=Path(f"results/grec_{name}.json"))
+    parser.add_argument("--export-base", default="savedmodels")
+    parser.add_argument("--demo", action="store_true", help="tiny model, 6,000 training rows, one epoch of batches of 128")
+
+
+def model_sizes(demo: bool) -> dict[str, Any]:
+    """Token width, heads, expert and tower widths: tiny for `--demo`."""
+    if demo:
+        return {"model_dim": 16, "num_heads": 2, "expert_units": (32,), "tower_units": (16,)}
+    return {"model_dim": 32, "num_heads": 4, "expert_units": (64,), "tower_units": (32,)}
+
+
+def run(args, name: str, splits, spec, options: Mapping[str, Any]) -> None:
+    """`--table`: the grid; otherwise train one GRec, report it, export it and check the export."""
+    options = {**options, **model_sizes(args.demo)}
+    if args.table:
+        run_grid(name, splits, spec, options, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
+                 out=args.json)
+        return
+    train, validation, test = splits
+    options.update(routing=args.routing, num_experts=args.experts, top_k=args.top_k)
+    model = train_variant(train, validation, spec, options, seed=args.seed, epochs=args.epochs,
+                          batch_size=args.batch_size, verbose=2)
+    print_report(f"grec {args.routing} {args.experts}/{args.top_k}", score(model, test, spec))
+    export_and_check(model, spec, test, args.export_base, f"grec_{name}")
