@@ -119,6 +119,7 @@ def run_grid(name: str, splits, spec, base_options: Mapping[str, Any], *, seeds:
                 f"{t} AUC {m['auc']:.4f} AP {m['ap']:.4f}" for t, m in results[key]["test"]["use_cases"].items())
                 + f" ({results[key]['seconds']:.0f} s)", flush=True)
     print(markdown_table(results))
+    print(task_auc_table(results))
     return results
 
 
@@ -148,6 +149,21 @@ def markdown_table(results: Mapping[str, Any]) -> str:
         extracted = [e["flops_per_example"].get("extracted_per_task", float("nan")) / 1e6 for e in entries]
         cells += [f"{statistics.mean(full):.3f}", f"{statistics.mean(extracted):.3f}" if extracted[0] == extracted[0] else "-"]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def task_auc_table(results: Mapping[str, Any]) -> str:
+    """Test AUC per (flow, use case) task and variant, mean over seeds."""
+    by_variant: dict[str, list] = {}
+    for entry in results.values():
+        by_variant.setdefault(entry["variant"], []).append(entry)
+    tasks = list(next(iter(results.values()))["test"]["tasks"])
+    if not tasks:
+        return ""
+    lines = ["| model | " + " | ".join(tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
+    for variant, entries in by_variant.items():
+        cells = [f"{statistics.mean(e['test']['tasks'][t]['auc'] for e in entries):.4f}" for t in tasks]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
