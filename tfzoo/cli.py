@@ -22,6 +22,7 @@ def _option(text: str) -> tuple[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     from tfzoo.data.registry import DATASETS
+    from tfzoo.training.distribute import STRATEGIES
     from tfzoo.training.families import MODEL_FAMILIES
 
     parser = argparse.ArgumentParser(prog="tfzoo", description="Train, evaluate and export tfzoo recommenders.")
@@ -40,6 +41,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="model hyper-parameter, e.g. --option num_experts=8 (value parsed as JSON)")
     train.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--strategy", default="default", choices=STRATEGIES,
+                       help="tf.distribute strategy (multi_worker / parameter_server read TF_CONFIG; see `tfzoo launch`)")
+    train.add_argument("--cpu-devices", type=int, metavar="N",
+                       help="split the CPU into N logical devices (replicas for --strategy mirrored without GPUs)")
+    train.add_argument("--backup-every", type=int, metavar="STEPS",
+                       help="back up the training state every STEPS steps (default: every epoch) for recovery")
+    train.add_argument("--min-shard-bytes", type=int, default=256 << 10, metavar="BYTES",
+                       help="under parameter_server, split variables of at least BYTES across the parameter servers")
+
+    launch = commands.add_parser(
+        "launch", help="run a command as a local tf.distribute cluster (workers, parameter servers, chief)",
+        description="Starts the command after `--` once per task with its TF_CONFIG, on free 127.0.0.1 ports.",
+    )
+    launch.add_argument("--workers", type=int, required=True)
+    launch.add_argument("--ps", type=int, default=0, help="parameter servers (adds a chief task that coordinates)")
+    launch.add_argument("--timeout", type=float, default=3600.0, help="seconds before every task is stopped (exit 124)")
+    launch.add_argument("--max-restarts", type=int, default=0, help="start the whole cluster again after a task fails")
+    launch.add_argument("task_command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command every task runs")
 
     evaluate = commands.add_parser("evaluate", help="exact AUC / AP of a run's latest checkpoint")
     evaluate.add_argument("--run", required=True)
@@ -56,14 +75,20 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args) -> int:
     from tfzoo.evaluation.report import format_task_table
     from tfzoo.training.config import RunConfig
+    from tfzoo.training.distribute import configure_cpu_devices
     from tfzoo.training.run import train
 
+    if args.cpu_devices:
+        configure_cpu_devices(args.cpu_devices)  # before any TensorFlow op
     config = RunConfig(
         model=args.model, dataset=args.dataset, data_path=args.data,
         tasks=args.tasks.split(",") if args.tasks else None, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed, model_options=dict(args.option),
     )
-    metrics = train(config, args.out, resume=args.resume, verbose=1)
+    metrics = train(config, args.out, resume=args.resume, verbose=1, strategy=args.strategy,
+                    backup_every=args.backup_every, min_shard_bytes=args.min_shard_bytes)
+    if not metrics:
+        return 0  # a non-chief task of a cluster: the chief reports
     print(f"\nsplit: {metrics['split']}")
     print(format_task_table([(f"{args.model} (validation)", metrics["validation"]), (f"{args.model} (test)", metrics["test"])]))
     print(f"\nrun written to {args.out}")
@@ -92,6 +117,13 @@ def _export(args) -> int:
     return 0
 
 
+def _launch(args) -> int:
+    from tfzoo.training.launch import launch
+
+    command = args.task_command[1:] if args.task_command[:1] == ["--"] else args.task_command
+    return launch(command, workers=args.workers, ps=args.ps, timeout=args.timeout, max_restarts=args.max_restarts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
@@ -100,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfzoo.data.errors import DataFormatError
     from tfzoo.training.callbacks import TrainingDivergedError
 
-    handlers = {"train": _train, "evaluate": _evaluate, "export": _export}
+    handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "launch": _launch}
     try:
         return handlers[args.command](args)
     except (TrainingDivergedError, DataFormatError, FileExistsError, FileNotFoundError, ValueError, KeyError) as error:

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -17,9 +18,20 @@ def config(**overrides):
     return RunConfig(**settings)
 
 
-def test_run_directory_holds_config_checkpoints_logs_and_metrics(tmp_path):
-    metrics = train(config(epochs=1), tmp_path / "run", verbose=0)
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    """A finished one-epoch run, trained once; tests that continue it work on a copy."""
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    return run_dir, train(config(epochs=1), run_dir, verbose=0)
+
+
+def copy_of(run_dir, tmp_path):
+    shutil.copytree(run_dir, tmp_path / "copy")
+    return tmp_path / "copy"
+
+
+def test_run_directory_holds_config_checkpoints_logs_and_metrics(one_epoch_run):
+    run_dir, metrics = one_epoch_run
     stored = json.loads((run_dir / "config.json").read_text())
     assert stored["run"]["model"] == "mmoe" and stored["run"]["seed"] == 3
     assert stored["inputs"]["labels"] == ["ctr", "atc", "cvr"]
@@ -35,11 +47,11 @@ def test_run_directory_holds_config_checkpoints_logs_and_metrics(tmp_path):
     assert evaluate(run_dir)["tasks"]["ctr"]["auc"] == pytest.approx(written["test"]["ctr"]["auc"], abs=1e-6)
 
 
-def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path):
+def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(one_epoch_run, tmp_path):
     train(config(epochs=2), tmp_path / "straight", verbose=0)
-    train(config(epochs=1), tmp_path / "resumed", verbose=0)
-    metrics = train(config(epochs=2), tmp_path / "resumed", resume=True, verbose=0)
-    straight, resumed = load_run(tmp_path / "straight"), load_run(tmp_path / "resumed")
+    resumed_dir = copy_of(one_epoch_run[0], tmp_path)
+    metrics = train(config(epochs=2), resumed_dir, resume=True, verbose=0)
+    straight, resumed = load_run(tmp_path / "straight"), load_run(resumed_dir)
     # Same seed, same epoch-keyed batches: resuming loses and repeats nothing.
     assert int(resumed.model.optimizer.iterations) == int(straight.model.optimizer.iterations) == 2 * 16
     for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
@@ -47,14 +59,13 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path):
     assert len(metrics["history"]["loss"]) == 2
 
 
-def test_existing_run_needs_resume(tmp_path):
-    train(config(epochs=1), tmp_path / "run", verbose=0)
+def test_existing_run_needs_resume(one_epoch_run):
     with pytest.raises(FileExistsError, match="pass --resume"):
-        train(config(epochs=1), tmp_path / "run", verbose=0)
+        train(config(epochs=1), one_epoch_run[0], verbose=0)
 
 
-def test_nan_loss_stops_training_with_a_clear_message_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
-    train(config(epochs=1), tmp_path / "run", verbose=0)
+def test_nan_loss_stops_training_with_a_clear_message_and_keeps_the_good_checkpoint(one_epoch_run, tmp_path, monkeypatch):
+    run_dir = copy_of(one_epoch_run[0], tmp_path)
     original = MultiTaskModel.compute_loss
 
     def diverging(self, inputs, training=False):
@@ -64,15 +75,17 @@ def test_nan_loss_stops_training_with_a_clear_message_and_keeps_the_good_checkpo
 
     monkeypatch.setattr(MultiTaskModel, "compute_loss", diverging)
     with pytest.raises(TrainingDivergedError, match=r"the loss became nan at epoch 2, batch 4 \(.*ctr_loss="):
-        train(config(epochs=3), tmp_path / "run", resume=True, verbose=0)
-    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-1")
+        train(config(epochs=3), run_dir, resume=True, verbose=0)
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-1")
 
 
-def test_cli_train_evaluate_export(tmp_path, capsys):
-    run_dir = str(tmp_path / "run")
+def test_cli_train_evaluate_export(one_epoch_run, tmp_path, capsys):
     options = [f"--option={k}={json.dumps(v)}" for k, v in TINY_MMOE.items()]
-    assert cli.main(["train", "mmoe", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "1024",
-                     "--out", run_dir, *options]) == 0
+    # Training through the CLI: an argument error is reported before anything runs.
+    assert cli.main(["train", "mmoe", "--dataset", "synthetic", "--epochs", "0", "--out", str(tmp_path / "x"), *options]) == 1
+    assert "epochs=0" in capsys.readouterr().err
+    run_dir = str(copy_of(one_epoch_run[0], tmp_path))
+    assert cli.main(["train", "mmoe", "--dataset", "synthetic", "--epochs", "2", "--out", run_dir, "--resume"]) == 0
     assert "mmoe (test)" in capsys.readouterr().out
     assert cli.main(["evaluate", "--run", run_dir]) == 0
     assert "ctr AUC" in capsys.readouterr().out

@@ -9,7 +9,7 @@ from tfzoo.data.features import (
     NumericFeature,
     SequenceFeature,
 )
-from tfzoo.data.pipeline import make_dataset, preprocess_columns
+from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns, preprocess_columns
 from tfzoo.data.preprocessing import FeaturePreprocessor
 from tfzoo.data.readers import (
     ALIEXPRESS_TASKS,
@@ -45,7 +45,9 @@ __all__ = [
     "TabularData",
     "bundled_census_path",
     "load_dataset",
+    "dataset_from_columns",
     "make_dataset",
+    "model_columns",
     "make_multi_scenario_data",
     "movielens_ranking_data",
     "ordered_split",

@@ -7,6 +7,7 @@ pipeline does a handful of ops per batch instead of per-row work.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec
@@ -53,12 +54,39 @@ def make_dataset(
     """
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
-    columns = {"features": preprocess_columns(data, spec)}
-    if with_labels:
-        columns["labels"] = {k: tf.constant(data.labels[k]) for k in spec.labels}
-        columns["label_masks"] = {k: tf.constant(data.label_masks[k]) for k in spec.labels}
+    return dataset_from_columns(
+        model_columns(data, spec, with_labels=with_labels), batch_size=batch_size, shuffle=shuffle, seed=seed,
+        repeat=repeat, first_epoch=first_epoch, drop_remainder=drop_remainder,
+    )
 
-    num_rows = len(data)
+
+def model_columns(data: TabularData, spec: DatasetSpec, *, with_labels: bool = True) -> dict:
+    """Every row preprocessed, as NumPy: `{"features": ..., "labels": ..., "label_masks": ...}`.
+
+    What `dataset_from_columns` batches; NumPy so that a dataset function run on another
+    machine (`ParameterServerStrategy` workers) can embed the rows.
+    """
+    columns = {"features": {k: v.numpy() for k, v in preprocess_columns(data, spec).items()}}
+    if with_labels:
+        columns["labels"] = {k: np.asarray(data.labels[k]) for k in spec.labels}
+        columns["label_masks"] = {k: np.asarray(data.label_masks[k]) for k in spec.labels}
+    return columns
+
+
+def dataset_from_columns(
+    columns: dict,
+    *,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+    repeat: bool = False,
+    first_epoch: int = 0,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """The batches of `make_dataset` from `model_columns` (arguments as there)."""
+    with_labels = "labels" in columns
+    columns = tf.nest.map_structure(tf.constant, columns)
+    num_rows = int(next(iter(columns["features"].values())).shape[0])
     if repeat and shuffle:
         seed = seed if seed is not None else int(tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64))
 

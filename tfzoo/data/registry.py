@@ -23,12 +23,16 @@ class DatasetSplits:
     split: str  # how the rows were split, reported with every result
 
 
-def _census(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
-    # The flow (grouped class of worker) makes GRec's (flow, use case) tasks; other models
-    # see it as one more categorical feature.
-    data = read_census_income(path, tasks=tasks or ("income", "never_married"), with_flow=True)
+def _census(path: str | None, tasks: Sequence[str] | None, split_seed: int, *, with_flow: bool = False) -> DatasetSplits:
+    data = read_census_income(path, tasks=tasks or ("income", "never_married"), with_flow=with_flow)
     train, validation, test = random_split(data, (0.8, 0.1, 0.1), seed=split_seed)
     return DatasetSplits(train, validation, test, f"random 80/10/10 of {len(data)} rows, seed {split_seed}")
+
+
+def _census_flows(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
+    # Census with a `flow` feature (class of worker grouped), the flows of GRec's
+    # (flow, use case) tasks; the same rows and split as "census".
+    return _census(path, tasks, split_seed, with_flow=True)
 
 
 def _synthetic(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
@@ -88,6 +92,7 @@ def _movielens(path: str | None, tasks: Sequence[str] | None, split_seed: int) -
 DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], DatasetSplits]] = {
     "aliexpress": _aliexpress,
     "census": _census,
+    "census_flows": _census_flows,
     "movielens": _movielens,
     "synthetic": _synthetic,
 }

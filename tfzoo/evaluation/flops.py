@@ -66,6 +66,7 @@ def float_ops_per_example(fn: Callable, inputs, *, batch_size: int | None = None
       inputs: a (nested) batch of tensors; their static shapes are the traced shapes.
       batch_size: examples in `inputs`; default the leading dimension of the first tensor.
     """
+    fn = getattr(fn, "python_function", fn)  # trace a tf.function's body, not a call to it
     flat = tf.nest.flatten(inputs)
     batch_size = batch_size or int(flat[0].shape[0])
     signature = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), inputs)

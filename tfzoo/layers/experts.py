@@ -98,6 +98,67 @@ class Experts(tf.keras.layers.Layer):
             x = self._activate(tf.einsum("beh,ehk->bek", x, kernel) + bias, i)  # [batch, experts, k]
         return x
 
+    def grouped(self, units: tf.Tensor, expert_indices: tf.Tensor, valid: tf.Tensor | None = None) -> tf.Tensor:
+        """Dropless sparse dispatch: each unit through its k experts, grouped by expert.
+
+        The unit-expert assignments are sorted by expert and cut into blocks of `b` units
+        that all use the same expert (each expert's group padded to a multiple of b, as in
+        MegaBlocks); one einsum then runs every block through its expert. The cost is
+        (assignments + E * b) expert applications, with b ~ assignments / (4 E), so at
+        most ~1.25x the k-per-unit minimum, and one kernel is gathered per block instead
+        of per unit. All shapes are static when the number of units is.
+
+        Args:
+          units: [units, rows, d_in]; a unit's rows share its experts.
+          expert_indices: int [units, k].
+          valid: optional bool [units]; invalid units are not computed (zero output).
+
+        Returns:
+          [units, k, rows, d_out].
+        """
+        e = self.num_experts
+        k = expert_indices.shape[1]
+        static_units = units.shape[0]
+        num_units = static_units if static_units is not None else tf.shape(units)[0]
+        rows = units.shape[1] if units.shape[1] is not None else tf.shape(units)[1]
+        assignments = num_units * k
+        if isinstance(assignments, int):
+            block = int(min(64, max(1, assignments // (4 * e))))
+            num_blocks = -(-(assignments + e * (block - 1)) // block)
+        else:
+            block = tf.clip_by_value(assignments // (4 * e), 1, 64)
+            num_blocks = (assignments + e * (block - 1) + block - 1) // block
+        slots = num_blocks * block
+
+        expert = tf.reshape(tf.cast(expert_indices, tf.int32), [-1])  # [A], unit-major
+        if valid is not None:
+            expert = tf.where(tf.repeat(valid, k), expert, e)  # id E: not computed
+        counts = tf.math.bincount(expert, minlength=e + 1, maxlength=e + 1)[:e]  # [E]
+        padded_ends = tf.cumsum((counts + block - 1) // block * block)  # [E]
+        order = tf.argsort(expert, stable=True)  # [A]: grouped by expert
+        sorted_expert = tf.gather(expert, order)  # [A]
+        group_start = tf.concat([[0], tf.cumsum(counts)], axis=0)  # [E+1]
+        padded_start = tf.concat([[0], padded_ends], axis=0)  # [E+1]
+        rank = tf.range(assignments) - tf.gather(group_start, sorted_expert)  # position in the expert's group
+        sorted_slot = tf.where(sorted_expert < e, tf.gather(padded_start, sorted_expert) + rank, slots)  # [A]
+        slot = tf.gather(sorted_slot, tf.math.invert_permutation(order))  # [A], unit-major
+
+        # Which unit fills each slot (slots are unique; padding slots read a zero row).
+        unit_ids = tf.repeat(tf.range(num_units), k)  # [A]
+        filled = tf.scatter_nd(slot[:, tf.newaxis], unit_ids + 1, [slots + 1])[:slots]  # [slots]
+        source = tf.where(filled > 0, filled - 1, num_units)  # [slots]
+        width = units.shape[-1]
+        flat = tf.reshape(units, [num_units, -1])  # [units, rows*d]
+        flat = tf.concat([flat, tf.zeros_like(flat[:1])], axis=0)  # [units+1, rows*d]
+        blocks = tf.reshape(tf.gather(flat, source), [num_blocks, block * rows, width])  # [blocks, b*rows, d]
+        block_expert = tf.minimum(
+            tf.searchsorted(padded_ends, tf.range(num_blocks) * block, side="right"), e - 1)  # [blocks]
+        outputs = self(blocks, expert_indices=block_expert[:, tf.newaxis])[:, 0]  # [blocks, b*rows, h]
+        out_width = outputs.shape[-1]
+        outputs = tf.reshape(outputs, [slots, rows * out_width])  # [slots, rows*h]
+        outputs = tf.concat([outputs, tf.zeros_like(outputs[:1])], axis=0)  # [slots+1, rows*h]
+        return tf.reshape(tf.gather(outputs, slot), [num_units, k, rows, out_width])  # [units, k, rows, h]
+
     def _call_selected(self, inputs: tf.Tensor, expert_indices: tf.Tensor) -> tf.Tensor:
         indices = tf.cast(expert_indices, tf.int32)  # [units, k]
         kernel = tf.gather(self.kernels[0], indices)  # [units, k, d_in, h]

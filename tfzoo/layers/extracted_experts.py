@@ -105,7 +105,7 @@ class ExtractedExperts(tf.keras.layers.Layer):
             route = tf.cast(route, tf.int32)  # [batch]
             indices = tf.gather(tf.constant(self.route_experts, tf.int32), route)  # [batch, k]
             gates = tf.gather(tf.constant(self.route_gates, tf.float32), route)  # [batch, k]
-            outputs = self.experts(tokens, expert_indices=indices)  # [batch, k, T, h]
+            outputs = self.experts.grouped(tokens, indices)  # [batch, k, T, h]: rows grouped by expert
             combined = tf.einsum("bkth,bk->bth", outputs, gates)  # [batch, T, h]
         if mask is not None and rank == 3:
             combined *= tf.cast(mask, combined.dtype)[..., tf.newaxis]

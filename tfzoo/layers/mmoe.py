@@ -48,6 +48,21 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
         self.mixture.build(input_shape)
         super().build(input_shape)
 
+    @property
+    def experts(self):
+        """The shared `Experts` bank."""
+        return self.mixture.experts
+
+    @property
+    def gate_kernel(self) -> tf.Variable:
+        """[T, d_in, E]: task t's gate logits are x @ gate_kernel[t] + gate_bias[t]."""
+        return self.mixture.router_layer.kernel
+
+    @property
+    def gate_bias(self) -> tf.Variable:
+        """[T, E]."""
+        return self.mixture.router_layer.bias
+
     def gates(self, inputs: tf.Tensor) -> tf.Tensor:
         """Each task's expert weights, [batch, T, E]; rows sum to 1."""
         logits = self.mixture.route(inputs)["logits"]  # [batch*T, E]

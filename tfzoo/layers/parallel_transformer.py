@@ -85,7 +85,7 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
         return inputs + update
 
     def compute_mask(self, inputs, mask=None):
-        return mask
+        return None if mask is None else tf.convert_to_tensor(mask)  # padding stays padding
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -88,17 +88,16 @@ class TokenRouter(Router):
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
-class SentenceRouter(Router):
-    """Sentence-level routing (eq. 6): G = mean_s(x_s) W + b, shared by the example's tokens."""
+class SentenceRouter(TokenRouter):
+    """Sentence-level routing (eq. 6): G = mean_s(x_s) W + b, shared by the example's tokens.
 
-    def build(self, input_shape):
-        self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]), self.num_experts),
-                                      initializer="glorot_uniform")
-        self.bias = self.add_weight(name="bias", shape=(self.num_experts,), initializer="zeros")
-        super().build(input_shape)
+    The token router's projection applied to the mean of the real tokens.
+    """
+
+    granularity = "example"
 
     def call(self, inputs, mask=None, routing_ids=None):
-        return tf.matmul(masked_mean(inputs, mask), self.kernel) + self.bias  # [batch, E]
+        return super().call(masked_mean(inputs, mask))  # [batch, E]
 
 
 class _TaskLevelRouter(Router):

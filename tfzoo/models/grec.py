@@ -388,6 +388,9 @@ class GRec(_PairForward, MultiTaskModel):
             return use_case  # [pairs]: the use case's gate
         return None
 
+    # Only static Python control flow below: running it without AutoGraph (which also
+    # skips converting every nested layer's call) makes tracing several times faster.
+    @tf.autograph.experimental.do_not_convert
     def task_logits(self, features, training=False):
         row_tokens = self.row_encoder(features, training=training)  # [batch, S_row, d]
 

@@ -105,8 +105,11 @@ class MultiTaskModel(tfrs.Model):
                 sample_weight=mask,
             )
             count = tf.reduce_sum(mask)
-            losses[task] = summed / tf.maximum(count, 1.0)
-            self.task_loss_trackers[task].update_state(losses[task], sample_weight=count)
+            # Under tf.distribute each replica sees part of the global batch: dividing by
+            # the global count of present labels makes the replicas' losses sum to the
+            # global-batch mean, whatever the split of the (masked) rows across replicas.
+            losses[task] = summed / tf.maximum(_sum_over_replicas(count), 1.0)
+            self.task_loss_trackers[task].update_state(summed / tf.maximum(count, 1.0), sample_weight=count)
         return losses
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
@@ -115,24 +118,30 @@ class MultiTaskModel(tfrs.Model):
 
     def _step(self, inputs, training: bool):
         loss = self.compute_loss(inputs, training=training)
-        regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
+        # Layer losses (weight decay, MoE balancing) are computed per replica; their
+        # replica mean is what one device would add.
+        regularization = tf.add_n(self.losses) / _num_replicas() if self.losses else tf.constant(0.0)
         return loss, loss + regularization
 
     def train_step(self, inputs):
         with tf.GradientTape() as tape:
             loss, total = self._step(inputs, training=True)
-            # Optimizers sum gradients over replicas; scaling by 1/replicas makes that the
-            # mean, so the global-batch gradient does not depend on the replica count.
-            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
-        gradients = tape.gradient(scaled, self.trainable_variables)
+        # Optimizers sum gradients over replicas: `total` is this replica's share of the
+        # global-batch loss, so the sum is the gradient of the global-batch mean.
+        gradients = tape.gradient(total, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        self.loss_tracker.update_state(loss)
+        self._track_loss(loss)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, inputs):
         loss, _ = self._step(inputs, training=False)
-        self.loss_tracker.update_state(loss)
+        self._track_loss(loss)
         return {m.name: m.result() for m in self.metrics}
+
+    def _track_loss(self, replica_share: tf.Tensor) -> None:
+        # The tracker averages over replicas; a share times the replica count averages to
+        # the global-batch loss, the number a single device would log.
+        self.loss_tracker.update_state(replica_share * _num_replicas())
 
     def predict_step(self, data):
         features = data[0] if isinstance(data, tuple) else data
@@ -148,3 +157,15 @@ class MultiTaskModel(tfrs.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
+
+
+def _num_replicas() -> float:
+    return float(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def _sum_over_replicas(value: tf.Tensor) -> tf.Tensor:
+    """`value` summed over the replicas of the current step (itself outside tf.distribute)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)

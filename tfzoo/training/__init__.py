@@ -1,6 +1,8 @@
-"""Training runs: config, checkpoints, TensorBoard logs, metrics, resume."""
+"""Training runs: config, checkpoints, TensorBoard logs, metrics, resume, tf.distribute."""
 
-from tfzoo.training.callbacks import EpochCheckpoint, StopOnNaN, TrainingDivergedError
+from tfzoo.training import distribute
+
+from tfzoo.training.callbacks import EpochCheckpoint, HistoryFile, StopOnNaN, StopOnNaNPerEpoch, TrainingDivergedError
 from tfzoo.training.config import RunConfig
 from tfzoo.training.families import FAMILIES, MODEL_FAMILIES, FitData, ModelFamily, Prepared, RankingFamily, family_for
 from tfzoo.training.run import Run, evaluate, load_run, train
@@ -9,6 +11,7 @@ __all__ = [
     "EpochCheckpoint",
     "FAMILIES",
     "FitData",
+    "HistoryFile",
     "MODEL_FAMILIES",
     "ModelFamily",
     "Prepared",
@@ -16,9 +19,11 @@ __all__ = [
     "Run",
     "RunConfig",
     "StopOnNaN",
+    "StopOnNaNPerEpoch",
     "TrainingDivergedError",
     "evaluate",
     "family_for",
     "load_run",
+    "distribute",
     "train",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from pathlib import Path
 
 import tensorflow as tf
@@ -29,15 +31,31 @@ class StopOnNaN(tf.keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, f"batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, "its end")
+
+    def _check(self, logs, where: str) -> None:
         logs = logs or {}
         loss = logs.get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+        if self.message is None and loss is not None and not math.isfinite(float(loss)):
             values = ", ".join(f"{k}={float(v):.4g}" for k, v in sorted(logs.items()) if k.endswith("loss"))
             self.message = (
-                f"training stopped: the loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1} "
+                f"training stopped: the loss became {float(loss)} at epoch {self._epoch + 1}, {where} "
                 f"({values}). Lower the learning rate, or look for extreme inputs."
             )
             self.model.stop_training = True
+
+
+class StopOnNaNPerEpoch(StopOnNaN):
+    """`StopOnNaN` checking at epoch ends only, for strategies that forbid batch hooks.
+
+    (`ParameterServerStrategy` runs steps asynchronously on workers; a batch hook would
+    make the coordinator wait for every step.)
+    """
+
+    on_train_batch_end = tf.keras.callbacks.Callback.on_train_batch_end
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
@@ -47,25 +65,30 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
     continues from (`tfzoo train --resume`).
     """
 
-    def __init__(self, directory: str | Path, *, max_to_keep: int = 3):
+    def __init__(self, directory: str | Path, *, max_to_keep: int = 3, save_directory: str | Path | None = None):
         super().__init__()
         self.directory = str(directory)
         self.max_to_keep = max_to_keep
+        # Under multi-worker training every worker must save (saving is collective), but only
+        # the chief's checkpoints count: the others save to a scratch `save_directory` and
+        # restore from the chief's `directory`.
+        self.save_directory = str(save_directory) if save_directory is not None else self.directory
         self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
         self._manager: tf.train.CheckpointManager | None = None
 
     def manager_for(self, model: tf.keras.Model) -> tf.train.CheckpointManager:
         if self._manager is None:
             checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epochs_done=self.epochs_done)
-            self._manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep=self.max_to_keep)
+            self._manager = tf.train.CheckpointManager(checkpoint, self.save_directory, max_to_keep=self.max_to_keep)
         return self._manager
 
     def restore(self, model: tf.keras.Model) -> int:
         """Restores the latest checkpoint into `model`; returns the epochs it had finished."""
-        manager = self.manager_for(model)
-        if manager.latest_checkpoint is None:
+        checkpoint = self.manager_for(model).checkpoint
+        latest = tf.train.latest_checkpoint(self.directory)
+        if latest is None:
             return 0
-        manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        checkpoint.restore(latest).expect_partial()
         return int(self.epochs_done.numpy())
 
     def on_epoch_end(self, epoch, logs=None):
@@ -73,3 +96,34 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
             return  # never overwrite a good checkpoint with diverged weights
         self.epochs_done.assign(epoch + 1)
         self.manager_for(self.model).save(checkpoint_number=epoch + 1)
+
+
+class HistoryFile(tf.keras.callbacks.Callback):
+    """Keeps a run's per-epoch logs in a JSON file, rewritten after every epoch.
+
+    Besides Keras' logs it records `epoch_seconds`. The file survives interruptions, so a resumed or recovered run continues the history
+    of the epochs it had finished (from `first_epoch` on, entries are replaced) instead of
+    starting a new one.
+    """
+
+    def __init__(self, path: str | Path, *, first_epoch: int):
+        super().__init__()
+        self.path = Path(path)
+        self.first_epoch = first_epoch
+        previous = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.history: dict[str, list[float]] = {k: list(v)[:first_epoch] for k, v in previous.items()}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Wall time of the epoch (training and validation): throughput without tracing
+        # and start-up, which the first epoch alone pays.
+        logs = {**(logs or {}), "epoch_seconds": time.perf_counter() - self._started}
+        for key, value in logs.items():
+            values = self.history.setdefault(key, [])
+            del values[epoch:]
+            values.append(float(value))
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.history, indent=1) + "\n")
+        tmp.replace(self.path)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec
-from tfzoo.data.pipeline import make_dataset
+from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns
 from tfzoo.data.registry import load_dataset
 from tfzoo.evaluation.metrics import task_metrics
 from tfzoo.models.registry import MODELS, build_model
@@ -58,6 +58,10 @@ class FitData:
     train: tf.data.Dataset
     steps_per_epoch: int
     validation: tf.data.Dataset | None = None
+    # Builds `train` again from plain (NumPy) data, so that `ParameterServerStrategy`
+    # workers can each run it and take their share of its batches; without it, every
+    # worker iterates a copy of `train` (each batch is then seen once per worker).
+    train_fn: Callable[[], tf.data.Dataset] | None = None
 
 
 class ModelFamily(abc.ABC):
@@ -91,10 +95,15 @@ class RankingFamily(ModelFamily):
     def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
         spec = DatasetSpec.from_config(prepared.inputs)
         rows = prepared.data.train
-        train = make_dataset(rows, spec, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                             repeat=True, first_epoch=initial_epoch)
+        columns = model_columns(rows, spec)
+
+        def train_fn() -> tf.data.Dataset:
+            return dataset_from_columns(columns, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+                                        repeat=True, first_epoch=initial_epoch)
+
         validation = make_dataset(prepared.data.validation, spec, batch_size=max(config.batch_size, EVAL_BATCH_SIZE))
-        return FitData(train=train, steps_per_epoch=math.ceil(len(rows) / config.batch_size), validation=validation)
+        return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
+                       validation=validation, train_fn=train_fn)
 
     def report(self, prepared: Prepared, split: str) -> dict:
         spec = DatasetSpec.from_config(prepared.inputs)

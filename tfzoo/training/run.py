@@ -3,9 +3,14 @@
 ```
 RUN/config.json     what was trained: RunConfig, the model inputs (fitted spec), the split
 RUN/checkpoints/    model + optimizer after every epoch (tf.train.CheckpointManager)
+RUN/backup/         mid-training state while `fit` runs (BackupAndRestore), for recovery
 RUN/logs/           TensorBoard event files
+RUN/history.json    per-epoch training and validation logs, written after every epoch
 RUN/metrics.json    per-epoch history, and exact metrics on validation and test
 ```
+
+Under a multi-process strategy every process runs `train` with the same arguments; only
+the chief writes the run directory (`tfzoo.training.distribute`).
 
 What depends on the kind of model (data, inputs, metrics) comes from its
 `tfzoo.training.families.ModelFamily`; everything here is shared by all of them.
@@ -13,9 +18,11 @@ What depends on the kind of model (data, inputs, metrics) comes from its
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,14 +30,17 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfzoo.training.callbacks import EpochCheckpoint, StopOnNaN, TrainingDivergedError
+from tfzoo.training import distribute
+from tfzoo.training.callbacks import EpochCheckpoint, HistoryFile, StopOnNaN, StopOnNaNPerEpoch, TrainingDivergedError
 from tfzoo.training.config import RunConfig
 from tfzoo.training.families import Prepared, family_for
 
 logger = logging.getLogger("tfzoo.training")
 
 CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
+BACKUP_DIR = "backup"
 SPLITS = ("train", "validation", "test")
 
 
@@ -72,10 +82,26 @@ def _json_default(value: Any):
     raise TypeError(f"not JSON serialisable: {value!r}")
 
 
-def _open(directory: Path, config: RunConfig, inputs) -> Run:
+def _open(directory: Path, config: RunConfig, inputs, *, save_directory: Path | None = None) -> Run:
     tf.keras.utils.set_random_seed(config.seed)
     prepared = family_for(config.model).prepare(config, inputs)
-    return Run(directory, config, prepared, EpochCheckpoint(directory / "checkpoints"))
+    checkpoint = EpochCheckpoint(directory / "checkpoints", save_directory=save_directory)
+    return Run(directory, config, prepared, checkpoint)
+
+
+def _backup_position(backup_dir: Path) -> tuple[int, int] | None:
+    """(epoch, last finished batch) of an interrupted `fit`'s backup, or None without one.
+
+    BackupAndRestore puts the model back to that point itself; the data must follow, so
+    the run restarts its (epoch-keyed, deterministic) training stream just after it.
+    """
+    latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))
+    if latest is None:
+        return None
+    reader = tf.train.load_checkpoint(latest)
+    epoch = int(reader.get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+    batch = int(reader.get_tensor("ckpt_saved_batch/.ATTRIBUTES/VARIABLE_VALUE"))
+    return (epoch, batch) if batch >= 0 else (epoch + 1, -1)
 
 
 def load_run(directory: str | Path) -> Run:
@@ -88,60 +114,123 @@ def load_run(directory: str | Path) -> Run:
     return run
 
 
-def train(config: RunConfig, directory: str | Path, *, resume: bool = False, verbose: int | str = "auto") -> dict:
+def train(
+    config: RunConfig,
+    directory: str | Path,
+    *,
+    resume: bool = False,
+    verbose: int | str = "auto",
+    strategy: str = "default",
+    backup_every: int | None = None,
+    min_shard_bytes: int = distribute.MIN_SHARD_BYTES,
+) -> dict:
     """Trains `config` into `directory`; returns (and writes) the run's metrics.
 
     With `resume`, continues an existing run from its last checkpoint up to
     `config.epochs` epochs; the stored config (data, model) is used, only `epochs`
     may grow. Raises `TrainingDivergedError` if the loss becomes NaN or infinite.
+
+    `strategy` is one of `tfzoo.training.distribute.STRATEGIES`; under a multi-process
+    strategy every process calls `train` alike, the `worker`/`ps` tasks of a
+    `parameter_server` cluster serve steps until killed, and only the chief writes the run
+    and returns its metrics (the others return `{}`). The training state is backed up
+    every `backup_every` steps (default: every epoch) while `fit` runs: a process killed
+    mid-training and started again with the same arguments continues from the last backup.
+    Under `parameter_server`, variables of `min_shard_bytes` or more are split across the
+    parameter servers; `config.json` records where every variable lives.
     """
+    if distribute.is_server_task(strategy):
+        distribute.serve_cluster_task()  # returns only when the process is killed
+        return {}
+    tf_strategy = distribute.make_strategy(strategy, min_shard_bytes=min_shard_bytes)
+    chief = distribute.task_info().is_chief
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
-    if resume:
-        stored = _read_json(config_path)
-        stored_config = RunConfig(**stored["run"])
-        config = dataclasses.replace(stored_config, epochs=max(config.epochs, stored_config.epochs))
-        run = _open(directory, config, stored["inputs"])
-        initial_epoch = run.checkpoint.restore(run.model)
-        logger.info("resuming %s from epoch %d", directory, initial_epoch)
-    else:
-        if config_path.exists():
-            raise FileExistsError(f"{directory} already holds a run; pass --resume to continue it, or choose another --out.")
-        directory.mkdir(parents=True, exist_ok=True)
-        run = _open(directory, config, None)
-        initial_epoch = 0
-    _write_json(config_path, {"run": dataclasses.asdict(config), "inputs": run.inputs, "split": run.prepared.split})
+    backup_dir = directory / BACKUP_DIR
+    recovering = _backup_position(backup_dir)
+    if recovering is not None:
+        logger.info("recovering %s from its backup at epoch %d, batch %d", directory, recovering[0] + 1, recovering[1] + 1)
+    with contextlib.ExitStack() as cleanup:
+        scratch = None if chief else Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tfzoo-worker-")))
+        with tf_strategy.scope():
+            if resume or recovering is not None:
+                stored = _read_json(config_path)
+                stored_config = RunConfig(**stored["run"])
+                config = dataclasses.replace(stored_config, epochs=max(config.epochs, stored_config.epochs))
+                run = _open(directory, config, stored["inputs"], save_directory=scratch and scratch / "checkpoints")
+                initial_epoch = run.checkpoint.restore(run.model)
+                logger.info("resuming %s from epoch %d", directory, initial_epoch)
+            else:
+                if chief and config_path.exists():
+                    raise FileExistsError(f"{directory} already holds a run; pass --resume to continue it, or choose another --out.")
+                directory.mkdir(parents=True, exist_ok=True)
+                run = _open(directory, config, None, save_directory=scratch and scratch / "checkpoints")
+                initial_epoch = 0
+        if chief:
+            _write_json(config_path, {
+                "run": dataclasses.asdict(config), "inputs": run.inputs, "split": run.prepared.split,
+                "distribute": {
+                    "strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync,
+                    **({"placement": distribute.variable_placement(run.model)}
+                       if isinstance(tf_strategy, tf.distribute.ParameterServerStrategy) else {}),
+                },
+            })
+        history = _fit(run, tf_strategy, directory, scratch, initial_epoch, recovering, backup_every, verbose)
+        if not chief:
+            return {}
 
     family = family_for(config.model)
-    fit_data = family.datasets(run.prepared, config, initial_epoch=initial_epoch)
+    metrics_path = directory / METRICS_FILE
+    reported = run if not distribute.uses_cluster(tf_strategy) else load_run(directory)
+    metrics = {
+        "history": history["history"],
+        "epochs": config.epochs,
+        "train_seconds": history["seconds"],
+        "steps_per_epoch": history["steps_per_epoch"],
+        "split": run.prepared.split,
+        "validation": family.report(reported.prepared, "validation"),
+        "test": family.report(reported.prepared, "test"),
+    }
+    _write_json(metrics_path, metrics)
+    return metrics
+
+
+def _fit(run: Run, tf_strategy, directory: Path, scratch: Path | None, initial_epoch: int,
+         recovering: tuple[int, int] | None, backup_every: int | None, verbose) -> dict:
+    config = run.config
+    family = family_for(config.model)
+    first_epoch, skip = (recovering[0], recovering[1] + 1) if recovering is not None else (initial_epoch, 0)
+    fit_data = family.datasets(run.prepared, config, initial_epoch=first_epoch)
+    validation = fit_data.validation and distribute.shard_by_data(fit_data.validation)
     stop_on_nan = StopOnNaN()
+    if isinstance(tf_strategy, tf.distribute.ParameterServerStrategy):
+        if fit_data.train_fn is None:
+            raise ValueError(f"{type(family).__name__} gives no `train_fn`: its models cannot train under parameter_server.")
+        train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train_fn().skip(skip))
+        # The run's exact validation metrics come from `report` after training; per-batch
+        # hooks and progress bars would make the coordinator wait for every step.
+        validation = None
+        stop_on_nan = StopOnNaNPerEpoch()
+        verbose = 2 if verbose in (1, "auto") else verbose
+    else:
+        train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train.skip(skip))
+    history_file = HistoryFile((scratch or directory) / HISTORY_FILE, first_epoch=first_epoch)
     callbacks = [
         stop_on_nan,
+        history_file,
+        tf.keras.callbacks.BackupAndRestore(str(directory / BACKUP_DIR), save_freq=backup_every or "epoch"),
         run.checkpoint,
-        tf.keras.callbacks.TensorBoard(str(directory / "logs"), write_graph=False, profile_batch=0),
+        tf.keras.callbacks.TensorBoard(str((scratch or directory) / "logs"), write_graph=False, profile_batch=0),
     ]
     started = time.perf_counter()
-    history = run.model.fit(
-        fit_data.train, steps_per_epoch=fit_data.steps_per_epoch, validation_data=fit_data.validation,
+    run.model.fit(
+        train_data, steps_per_epoch=fit_data.steps_per_epoch, validation_data=validation,
         epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
     )
     seconds = time.perf_counter() - started
     if stop_on_nan.message:
         raise TrainingDivergedError(f"{directory}: {stop_on_nan.message}")
-
-    metrics_path = directory / METRICS_FILE
-    previous = _read_json(metrics_path).get("history", {}) if resume and metrics_path.exists() else {}
-    merged = {k: list(previous.get(k, []))[:initial_epoch] + [float(v) for v in values] for k, values in history.history.items()}
-    metrics = {
-        "history": merged,
-        "epochs": config.epochs,
-        "train_seconds": seconds,
-        "split": run.prepared.split,
-        "validation": family.report(run.prepared, "validation"),
-        "test": family.report(run.prepared, "test"),
-    }
-    _write_json(metrics_path, metrics)
-    return metrics
+    return {"history": history_file.history, "seconds": seconds, "steps_per_epoch": fit_data.steps_per_epoch}
 
 
 def evaluate(directory: str | Path, *, split: str = "test") -> dict:

@@ -1,0 +1,186 @@
+"""`tf.distribute` strategies for training runs, and what each process of a cluster does.
+
+The training code is the same under every strategy: `tfzoo.training.run.train` builds the
+model inside `strategy.scope()` and calls `model.fit`. What changes:
+
+- `default`: one device.
+- `mirrored`: synchronous data parallelism over this machine's GPUs (or, without GPUs,
+  its logical CPU devices; see `configure_cpu_devices`).
+- `multi_worker`: synchronous data parallelism over the workers listed in `TF_CONFIG`;
+  worker 0 is the chief.
+- `parameter_server`: asynchronous training; a coordinator (the `chief` task) dispatches
+  steps to `worker` tasks, variables live on `ps` tasks, and large variables (embedding
+  tables) are partitioned across the parameter servers.
+
+Batch sizes are global: a batch of `batch_size` rows is split across all replicas of a
+step (`multi_worker`, `mirrored`); under `parameter_server` each worker step takes a whole
+batch. Losses are divided by the global count of labelled rows, so a step's gradient is the
+single-device gradient of the same global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from typing import Callable
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
+
+# Variables below this size stay whole under `parameter_server`; larger ones (embedding
+# tables) are split into at most one shard per parameter server.
+MIN_SHARD_BYTES = 256 << 10
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """This process's place in the cluster described by `TF_CONFIG` (none: one process)."""
+
+    task_type: str | None
+    task_id: int
+    num_workers: int
+    num_ps: int
+
+    @property
+    def is_chief(self) -> bool:
+        """The task that writes the run directory: the chief, worker 0 without a chief, or a lone process."""
+        if self.task_type is None or self.task_type == "chief":
+            return True
+        return self.task_type == "worker" and self.task_id == 0 and not self.has_chief_task
+
+    has_chief_task: bool = False
+
+
+def task_info() -> TaskInfo:
+    """Reads `TF_CONFIG`; a missing one means a single process."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return TaskInfo(None, 0, 1, 0)
+    try:
+        tf_config = json.loads(raw)
+        cluster, task = tf_config["cluster"], tf_config.get("task", {})
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"TF_CONFIG is not a valid cluster description ({error}). Received: TF_CONFIG={raw!r}") from None
+    return TaskInfo(
+        task_type=task.get("type"),
+        task_id=int(task.get("index", 0)),
+        num_workers=len(cluster.get("worker", [])),
+        num_ps=len(cluster.get("ps", [])),
+        has_chief_task=bool(cluster.get("chief")),
+    )
+
+
+def configure_cpu_devices(count: int) -> None:
+    """Splits the CPU into `count` logical devices, so `mirrored` has replicas without GPUs.
+
+    Must run before TensorFlow executes any op (device configuration is frozen then).
+    """
+    if count < 1:
+        raise ValueError(f"`count` must be >= 1. Received: count={count}")
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as error:
+        if len(tf.config.list_logical_devices("CPU")) != count:
+            raise RuntimeError(
+                f"cannot split the CPU into {count} logical devices: TensorFlow already ran an op ({error})."
+            ) from None
+
+
+def is_server_task(strategy: str) -> bool:
+    """Whether this process is a `worker` or `ps` task of a `parameter_server` cluster.
+
+    Those tasks run no Python training loop: they host variables and execute the steps the
+    coordinator sends them (`serve_cluster_task`).
+    """
+    return strategy == "parameter_server" and task_info().task_type in ("worker", "ps")
+
+
+def serve_cluster_task() -> None:
+    """Starts this process's `tf.distribute.Server` and serves until killed."""
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    server = tf.distribute.Server(
+        resolver.cluster_spec(), job_name=resolver.task_type, task_index=resolver.task_id,
+        protocol=resolver.rpc_layer or "grpc", start=True,
+    )
+    server.join()
+
+
+def make_strategy(name: str, *, min_shard_bytes: int = MIN_SHARD_BYTES) -> tf.distribute.Strategy:
+    """The strategy called `name` (one of `STRATEGIES`), for a run's training.
+
+    Create it before TensorFlow executes any op: collective and parameter-server
+    strategies configure the runtime when they are made. Under `parameter_server`,
+    variables of at least `min_shard_bytes` are split across the parameter servers.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        if task_info().task_type is None:
+            raise ValueError("strategy='multi_worker' needs TF_CONFIG describing the workers (see `tfzoo launch`).")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    info = task_info()
+    if info.task_type != "chief" or info.num_ps < 1 or info.num_workers < 1:
+        raise ValueError(
+            "strategy='parameter_server' runs its training loop in the `chief` task of a TF_CONFIG cluster with "
+            f"workers and parameter servers. Received: task={info.task_type!r}, workers={info.num_workers}, ps={info.num_ps}"
+        )
+    partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+        min_shard_bytes=min_shard_bytes, max_shards=info.num_ps
+    )
+    return tf.distribute.ParameterServerStrategy(
+        tf.distribute.cluster_resolver.TFConfigClusterResolver(), variable_partitioner=partitioner
+    )
+
+
+def uses_cluster(strategy: tf.distribute.Strategy) -> bool:
+    """Whether `strategy` spans processes (its `predict` does not return this process's rows)."""
+    return isinstance(strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.ParameterServerStrategy))
+
+
+def variable_placement(model: tf.keras.Model) -> dict[str, list[str]]:
+    """Where each of `model`'s variables lives: name -> the devices of its shards, in order.
+
+    A variable split by a `parameter_server` partitioner (its shards named `NAME/part_K`)
+    lists one device per shard.
+    """
+    placement: dict[str, dict[int, str]] = {}
+    for variable in model.variables:
+        match = re.fullmatch(r"(.*)/part_(\d+)(:\d+)?", variable.name)
+        name, shard = (match.group(1), int(match.group(2))) if match else (variable.name.removesuffix(":0"), 0)
+        placement.setdefault(name, {})[shard] = variable.device
+    return {name: [shards[k] for k in sorted(shards)] for name, shards in placement.items()}
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with its batches dealt out to the workers in turn (`AutoShardPolicy.DATA`).
+
+    In-memory data has no files to split by; dealing whole batches keeps each global step
+    equal to the single-device batch of the same step.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def fit_input(strategy: tf.distribute.Strategy, make_dataset: Callable[[], tf.data.Dataset]):
+    """What `model.fit` takes as training data under `strategy`.
+
+    `make_dataset()` returns the global stream of batches. Under `parameter_server` every
+    worker builds it (so it must embed its data, e.g. NumPy arrays, rather than capture
+    tensors of this process) and takes every n-th batch; elsewhere it is sharded by data.
+    """
+    if isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        return tf.keras.utils.experimental.DatasetCreator(
+            lambda context: make_dataset().shard(context.num_input_pipelines, context.input_pipeline_id)
+        )
+    return shard_by_data(make_dataset())
