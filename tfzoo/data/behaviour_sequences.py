@@ -247,3 +247,10 @@ def make_behaviour_sequences(
 def channel_columns(data: TabularData) -> dict[str, np.ndarray]:
     """The SUPER-MoE input channels of `data`."""
     return {name: data.features[name] for name in CHANNELS}
+
+
+def channel_sizes(data: TabularData) -> ChannelSizes:
+    """The `ChannelSizes` of behaviour-sequence rows, from their spec and columns."""
+    return ChannelSizes(num_items=data.spec.feature("item_id").num_ids - 1,
+                        num_genres=int(data.features["genres"].max(initial=0)),
+                        title_dim=int(data.features["title"].shape[-1]))

@@ -9,6 +9,7 @@ import tensorflow as tf
 from tfzoo.data.features import DatasetSpec
 from tfzoo.models.baselines import MMoE, PLE, SharedBottom, SingleTaskTowers
 from tfzoo.models.grec import GRec
+from tfzoo.models.supermoe import SuperMoE
 
 MODELS: dict[str, type[tf.keras.Model]] = {
     "single_task": SingleTaskTowers,
@@ -16,6 +17,7 @@ MODELS: dict[str, type[tf.keras.Model]] = {
     "mmoe": MMoE,
     "ple": PLE,
     "grec": GRec,
+    "supermoe": SuperMoE,
 }
 
 
