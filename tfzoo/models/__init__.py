@@ -3,5 +3,6 @@
 from tfzoo.models.baselines import MMoE, PLE, SharedBottom, SingleTaskTowers
 from tfzoo.models.grec import ExtractedGRec, GRec
 from tfzoo.models.multitask import MultiTaskModel
+from tfzoo.models.supermoe import MaskedChannelPretrainer, SuperMoE
 
-__all__ = ["ExtractedGRec", "GRec", "MMoE", "MultiTaskModel", "PLE", "SharedBottom", "SingleTaskTowers"]
+__all__ = ["ExtractedGRec", "GRec", "MMoE", "MaskedChannelPretrainer", "MultiTaskModel", "PLE", "SharedBottom", "SingleTaskTowers", "SuperMoE"]
