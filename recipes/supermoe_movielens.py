@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--num-sampled", type=int, default=64)
     parser.add_argument("--task-weight-rate", type=float, default=0.01)
+    parser.add_argument("--only", nargs="+", help="fine-tune only these models (pre-training the MoE encoder still runs)")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--export-base", default="savedmodels")
     args = parser.parse_args()
@@ -177,13 +178,13 @@ def main() -> None:
                dense_channels=sizes.dense_channels, category_dim=8, id_dim=args.units, num_blocks=1, num_heads=2,
                key_dim=args.units // 2, ffn_units=2 * args.units, num_experts=args.experts)
     dense = {**moe, "num_experts": 1}
-    runs, probes, timings, pretraining = {}, {}, {}, {}
+    runs, probes, timings, pretraining, final = {}, {}, {}, {}, None
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.time()
             moe_pretrained, moe_checkpoint, pretraining[f"supermoe/{seed}"] = pretrain(moe, train, args, seed, f"{tmp}/moe")
             probes.setdefault("supermoe (frozen H)", []).append(frozen_embedding_probe(moe_pretrained, train, test, seed))
-            if not args.demo:
+            if not args.demo and (not args.only or "bert" in args.only):
                 bert_pretrained, bert_checkpoint, pretraining[f"bert/{seed}"] = pretrain(
                     dense, train, args, seed, f"{tmp}/bert")
                 probes.setdefault("bert (frozen H)", []).append(frozen_embedding_probe(bert_pretrained, train, test, seed))
@@ -196,16 +197,17 @@ def main() -> None:
             }
             if args.demo:  # the SUPER-MoE pipeline only
                 models = {"supermoe": models["supermoe"]}
+            elif args.only:
+                models = {name: models[name] for name in args.only if name in models}
             for name, build in models.items():
                 began = time.time()
                 model = build()
                 runs.setdefault(name, []).append(evaluate(model, test, args))
                 if name == "supermoe_auc_weights":
                     runs[name][-1]["learned_task_weights"] = model.current_task_weights()
-                if name == "supermoe":
-                    final = model
+                final = model if name == "supermoe" or final is None else final
                 timings.setdefault(name, []).append(time.time() - began)
-            for name in () if args.demo else ("mmoe", "ple"):
+            for name in () if args.demo else [n for n in ("mmoe", "ple") if not args.only or n in args.only]:
                 began = time.time()
                 runs.setdefault(name, []).append(tabular_baseline(name, train, validation, test, args, seed))
                 timings.setdefault(name, []).append(time.time() - began)

@@ -89,7 +89,10 @@ def test_auc_driven_task_weights_move_and_keep_their_sum(sequences):
     tf.keras.utils.set_random_seed(0)
     model = SuperMoE(encoder=encoder_options(sizes, experts=2), tasks=BEHAVIOUR_TASKS, task_weight_rate=0.2)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    model(channel_columns(train.take(np.arange(2))))
+    tower = model.towers["female"].kernel.numpy().copy()
     history = model.fit(tf.data.Dataset.zip((batches(train), batches(train).repeat())), epochs=1, verbose=0)
+    assert np.abs(model.towers["female"].kernel.numpy() - tower).max() > 1e-3  # the model trains too
     weights = model.current_task_weights()
     assert sum(weights.values()) == pytest.approx(3.0, rel=1e-5)
     assert max(weights.values()) - min(weights.values()) > 0.05  # the weights did move

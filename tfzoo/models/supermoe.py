@@ -252,6 +252,7 @@ class SuperMoE(MultiTaskModel):
             total = tf.add_n([self.lambdas[i] * losses[t] for i, t in enumerate(self.tasks)])
             val_logits = self.task_logits(val_features, training=False)
             surrogate = tf.add_n([pairwise_hinge_auc_loss(val_logits[t], val_labels[t], val_masks[t]) for t in self.tasks])
+            objective = total + regularization  # inside the tape, or its gradient would be zero
         variables = self.trainable_variables  # after the forward pass, which builds them on the first step
         dense = lambda gradients: [tf.convert_to_tensor(g) for g in gradients]  # noqa: E731 (embedding rows)
         validation_gradients = dense(tape.gradient(surrogate, variables, unconnected_gradients="zero"))
@@ -259,7 +260,7 @@ class SuperMoE(MultiTaskModel):
         for task in self.tasks:
             task_gradients = dense(tape.gradient(losses[task], variables, unconnected_gradients="zero"))
             alignments.append(tf.add_n([tf.reduce_sum(a * b) for a, b in zip(validation_gradients, task_gradients)]))
-        model_gradients = tape.gradient(total + regularization, variables, unconnected_gradients="zero")
+        model_gradients = tape.gradient(objective, variables)
         del tape
         alignment = tf.stack(alignments)  # [tasks]
         step = self.task_weight_rate * alignment / tf.maximum(tf.reduce_max(tf.abs(alignment)), 1e-12)
