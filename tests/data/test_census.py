@@ -93,3 +93,13 @@ def test_gzip_and_plain_files_read_the_same(tmp_path):
     zipped.write_bytes(gzip.compress(plain.read_bytes()))
     a, b = read_census_income(plain), read_census_income(zipped)
     assert a.features["education"].tolist() == b.features["education"].tolist()
+
+
+def test_flow_groups_the_class_of_worker(tmp_path):
+    government = GOOD_ROW.replace("38, Private,", "38, State government,")
+    unpaid = GOOD_ROW.replace("38, Private,", "38, Without pay,")
+    data = read_census_income(write_rows(tmp_path, [GOOD_ROW, government, unpaid]), with_flow=True)
+    assert list(data.features["flow"]) == ["private", "government", "no_employer"]
+    assert data.spec.feature("flow").vocabulary == ("private", "government", "self_employed", "no_employer")
+    assert "class_of_worker" in data.spec.feature_names
+    assert "flow" not in read_census_income(write_rows(tmp_path, [GOOD_ROW])).spec.feature_names

@@ -47,3 +47,42 @@ def test_initialisation_is_scaled_per_expert():
 def test_validation():
     with pytest.raises(ValueError, match="num_experts=0"):
         Experts(0, (4,))
+
+
+def numpy_expert(experts, e, x, activate_output=True):
+    for i, (kernel, bias) in enumerate(zip(experts.kernels, experts.biases)):
+        x = x @ kernel.numpy()[e] + bias.numpy()[e]
+        if i < len(experts.kernels) - 1 or activate_output:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def test_selected_experts_run_each_unit_through_its_own_k_experts():
+    x = np.random.default_rng(0).normal(size=(4, 4)).astype(np.float32)
+    experts = Experts(3, (6, 2), activate_output=False)
+    # Unit 0 (rows 0-1) through experts (2, 0), unit 1 (rows 2-3) through (1, 1).
+    units = x.reshape(2, 2, 4)
+    selected = experts(units, expert_indices=np.array([[2, 0], [1, 1]])).numpy()  # [units, k, rows, h]
+    assert selected.shape == (2, 2, 2, 2)
+    np.testing.assert_allclose(selected[0, 0], numpy_expert(experts, 2, x[:2], activate_output=False), atol=1e-5)
+    np.testing.assert_allclose(selected[0, 1], numpy_expert(experts, 0, x[:2], activate_output=False), atol=1e-5)
+    np.testing.assert_allclose(selected[1, 1], numpy_expert(experts, 1, x[2:4], activate_output=False), atol=1e-5)
+
+
+@pytest.mark.parametrize("num_units", [3, 40])  # one-row blocks, and blocks of several units with padding
+def test_grouped_dispatch_equals_per_unit_experts_and_skips_invalid_units(num_units):
+    rng = np.random.default_rng(num_units)
+    experts = Experts(4, (5, 3))
+    units = rng.normal(size=(num_units, 2, 6)).astype(np.float32)  # [units, rows, d]
+    indices = np.stack([rng.choice(4, 2, replace=False) for _ in range(num_units)])  # [units, k]
+    valid = np.arange(num_units) % 3 != 1
+    out = experts.grouped(tf.constant(units), tf.constant(indices), tf.constant(valid)).numpy()
+    assert out.shape == (num_units, 2, 2, 3)
+    for u in range(num_units):
+        for j in range(2):
+            expected = numpy_expert(experts, indices[u, j], units[u]) if valid[u] else np.zeros((2, 3))
+            np.testing.assert_allclose(out[u, j], expected, atol=1e-5)
+    # Without `valid` every unit is computed; under tf.function with unknown batch too.
+    traced = tf.function(experts.grouped, input_signature=[tf.TensorSpec([None, 2, 6]), tf.TensorSpec([None, 2], tf.int32)])
+    np.testing.assert_allclose(traced(units, indices.astype(np.int32)).numpy()[1, 0],
+                               numpy_expert(experts, indices[1, 0], units[1]), atol=1e-5)

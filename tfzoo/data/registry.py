@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from tfzoo.data.behaviour_sequences import make_behaviour_sequences, movielens_behaviour_sequences
 from tfzoo.data.readers.aliexpress import aliexpress_files, read_aliexpress
 from tfzoo.data.readers.census import read_census_income
 from tfzoo.data.readers.movielens import movielens_ranking_data, read_movielens_100k
@@ -23,10 +24,16 @@ class DatasetSplits:
     split: str  # how the rows were split, reported with every result
 
 
-def _census(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
-    data = read_census_income(path, tasks=tasks or ("income", "never_married"))
+def _census(path: str | None, tasks: Sequence[str] | None, split_seed: int, *, with_flow: bool = False) -> DatasetSplits:
+    data = read_census_income(path, tasks=tasks or ("income", "never_married"), with_flow=with_flow)
     train, validation, test = random_split(data, (0.8, 0.1, 0.1), seed=split_seed)
     return DatasetSplits(train, validation, test, f"random 80/10/10 of {len(data)} rows, seed {split_seed}")
+
+
+def _census_flows(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
+    # Census with a `flow` feature (class of worker grouped), the flows of GRec's
+    # (flow, use case) tasks; the same rows and split as "census".
+    return _census(path, tasks, split_seed, with_flow=True)
 
 
 def _synthetic(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
@@ -83,10 +90,31 @@ def _movielens(path: str | None, tasks: Sequence[str] | None, split_seed: int) -
     return DatasetSplits(*_with_tasks((train, validation, test), tasks), split)
 
 
+def _time_split(data: TabularData, what: str) -> DatasetSplits:
+    train, validation, test = ordered_split(data, data.features["timestamp"], (0.8, 0.1, 0.1))
+    return DatasetSplits(train, validation, test, f"ordered by target timestamp 80/10/10 of {len(data)} {what}")
+
+
+def _movielens_sequences(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
+    folder = Path(_require_path(path, "movielens_sequences", "the ml-100k folder"))
+    # The title channel needs the precomputed title embeddings of `derived/`, beside ml-100k.
+    data, _ = movielens_behaviour_sequences(read_movielens_100k(folder, embeddings_dir=folder.parent / "derived"),
+                                            stride=4)
+    return _time_split(data, "behaviour sequences (every 4th rating of each user)")
+
+
+def _generated_sequences(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
+    data, _ = make_behaviour_sequences(300, seed=split_seed)
+    return _time_split(data, "generated behaviour sequences")
+
+
 DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], DatasetSplits]] = {
     "aliexpress": _aliexpress,
     "census": _census,
+    "census_flows": _census_flows,
     "movielens": _movielens,
+    "movielens_sequences": _movielens_sequences,
+    "generated_sequences": _generated_sequences,
     "synthetic": _synthetic,
 }
 

@@ -14,6 +14,7 @@ from tfzoo.export.warmup import (
     warmup_logs,
     write_warmup_requests,
 )
+from tfzoo.export.supermoe import export_supermoe
 
 __all__ = [
     "EXPORTERS",
@@ -25,6 +26,7 @@ __all__ = [
     "example_rows",
     "export_model",
     "export_saved_model",
+    "export_supermoe",
     "next_version",
     "predict_log",
     "read_models_config",

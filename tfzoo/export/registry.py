@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from tfzoo.export.grec import export_grec
 from tfzoo.export.saved_model import export_saved_model
+from tfzoo.export.supermoe import export_supermoe
 from tfzoo.models.registry import MODELS
 
 Exporter = Callable[[tf.keras.Model, Any, "str | Path", str, "int | None"], Path]
@@ -24,6 +26,8 @@ def _default(model, inputs, export_base, name, version):
 
 
 EXPORTERS: dict[str, Exporter] = {name: _default for name in MODELS}
+EXPORTERS["grec"] = export_grec  # extracted experts for task-level routing
+EXPORTERS["supermoe"] = export_supermoe  # channel tensors in; task probabilities and user_embedding
 
 
 def export_model(model_name: str, model: tf.keras.Model, inputs: Any, export_base: str | Path, name: str,

@@ -2,8 +2,39 @@
 
 from tfzoo.layers.cgc import CustomizedGateControl
 from tfzoo.layers.experts import Experts
+from tfzoo.layers.extracted_experts import ExtractedExperts
 from tfzoo.layers.feature_encoder import FeatureEncoder
 from tfzoo.layers.mlp import MLP
 from tfzoo.layers.mmoe import MultiGateMixtureOfExperts
+from tfzoo.layers.moe import MixtureOfExperts
+from tfzoo.layers.moe_self_attention import MoEMultiHeadSelfAttention
+from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
+from tfzoo.layers.moe_transformer_block import MoETransformerBlock
+from tfzoo.layers.multi_channel_projection import MultiChannelProjection
+from tfzoo.layers.multi_query_attention import MultiQueryAttention
+from tfzoo.layers.parallel_transformer import ParallelTransformerBlock
+from tfzoo.layers.routers import DenseRouter, Router, SentenceRouter, TaskRouter, TaskSentenceRouter, TokenRouter
+from tfzoo.layers.wide_deep_encoder import WideDeepEncoder
 
-__all__ = ["CustomizedGateControl", "Experts", "FeatureEncoder", "MLP", "MultiGateMixtureOfExperts"]
+__all__ = [
+    "CustomizedGateControl",
+    "DenseRouter",
+    "Experts",
+    "ExtractedExperts",
+    "FeatureEncoder",
+    "MLP",
+    "MixtureOfExperts",
+    "MoEMultiHeadSelfAttention",
+    "MoESequenceEncoder",
+    "MoETransformerBlock",
+    "MultiChannelProjection",
+    "MultiGateMixtureOfExperts",
+    "MultiQueryAttention",
+    "ParallelTransformerBlock",
+    "Router",
+    "SentenceRouter",
+    "TaskRouter",
+    "TaskSentenceRouter",
+    "TokenRouter",
+    "WideDeepEncoder",
+]

@@ -26,19 +26,38 @@ class Experts(tf.keras.layers.Layer):
     Args:
       num_experts: number of experts E.
       units: widths of each expert's layers, e.g. `(64,)`.
-      activation: activation after every layer.
+      activation: activation after every hidden layer.
+      activate_output: also apply `activation` after the last layer (MMoE-style
+        experts); False makes the last layer linear (a transformer feed-forward or a
+        Q/K/V projection).
 
     Call arguments:
-      inputs: [batch, d_in] with `expert_major=False`: every expert sees every row
-        (dense, MMoE-style). [E, rows, d_in] with `expert_major=True`: expert e sees only
-        `inputs[e]` (rows dispatched to it by a sparse router).
-      expert_major: which of the two layouts `inputs` has.
+      inputs: one of three layouts.
+        - [batch, d_in], no other argument: every expert sees every row (dense,
+          MMoE-style).
+        - [E, rows, d_in] with `expert_major=True`: expert e sees only `inputs[e]`
+          (rows dispatched to it by a capacity-based router).
+        - [units, rows, d_in] with `expert_indices` [units, k]: the rows of unit u go
+          through experts `expert_indices[u]` only. Their kernels are gathered per
+          unit, so the cost is units * k * rows expert applications whatever E is
+          (dropless sparse routing, and extracted experts).
+      expert_major: whether `inputs` has the expert-major layout.
+      expert_indices: int [units, k], the experts applied to each unit.
 
     Returns:
-      [batch, E, units[-1]] (dense) or [E, rows, units[-1]] (expert-major).
+      [batch, E, units[-1]] (dense), [E, rows, units[-1]] (expert-major) or
+      [units, k, rows, units[-1]] (with `expert_indices`).
     """
 
-    def __init__(self, num_experts: int, units: Sequence[int], *, activation: str = "relu", **kwargs):
+    def __init__(
+        self,
+        num_experts: int,
+        units: Sequence[int],
+        *,
+        activation: str = "relu",
+        activate_output: bool = True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         units = tuple(int(u) for u in units)
         if num_experts < 1:
@@ -48,6 +67,7 @@ class Experts(tf.keras.layers.Layer):
         self.num_experts = num_experts
         self.units = units
         self.activation = activation
+        self.activate_output = bool(activate_output)
 
     def build(self, input_shape):
         width = int(input_shape[-1])
@@ -60,19 +80,100 @@ class Experts(tf.keras.layers.Layer):
             width = out
         super().build(input_shape)
 
-    def call(self, inputs: tf.Tensor, expert_major: bool = False) -> tf.Tensor:
+    def _activate(self, x: tf.Tensor, layer: int) -> tf.Tensor:
+        if layer < len(self.units) - 1 or self.activate_output:
+            return self._activation(x)
+        return x
+
+    def call(self, inputs: tf.Tensor, expert_major: bool = False, expert_indices: tf.Tensor | None = None) -> tf.Tensor:
+        if expert_indices is not None:
+            return self._call_selected(inputs, expert_indices)
         if expert_major:
             x = inputs  # [experts, rows, d_in]
-            for kernel, bias in zip(self.kernels, self.biases):
-                x = self._activation(tf.einsum("erd,edh->erh", x, kernel) + bias[:, tf.newaxis, :])
+            for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+                x = self._activate(tf.einsum("erd,edh->erh", x, kernel) + bias[:, tf.newaxis, :], i)
             return x  # [experts, rows, d_out]
-        x = tf.einsum("bd,edh->beh", inputs, self.kernels[0]) + self.biases[0]  # [batch, experts, h]
-        x = self._activation(x)
-        for kernel, bias in zip(self.kernels[1:], self.biases[1:]):
-            x = self._activation(tf.einsum("beh,ehk->bek", x, kernel) + bias)  # [batch, experts, k]
+        x = self._activate(tf.einsum("bd,edh->beh", inputs, self.kernels[0]) + self.biases[0], 0)  # [batch, experts, h]
+        for i, (kernel, bias) in enumerate(zip(self.kernels[1:], self.biases[1:]), start=1):
+            x = self._activate(tf.einsum("beh,ehk->bek", x, kernel) + bias, i)  # [batch, experts, k]
         return x
+
+    def grouped(self, units: tf.Tensor, expert_indices: tf.Tensor, valid: tf.Tensor | None = None) -> tf.Tensor:
+        """Dropless sparse dispatch: each unit through its k experts, grouped by expert.
+
+        The unit-expert assignments are sorted by expert and cut into blocks of `b` units
+        that all use the same expert (each expert's group padded to a multiple of b, as in
+        MegaBlocks); one einsum then runs every block through its expert. The cost is
+        (assignments + E * b) expert applications, with b ~ assignments / (4 E), so at
+        most ~1.25x the k-per-unit minimum, and one kernel is gathered per block instead
+        of per unit. All shapes are static when the number of units is.
+
+        Args:
+          units: [units, rows, d_in]; a unit's rows share its experts.
+          expert_indices: int [units, k].
+          valid: optional bool [units]; invalid units are not computed (zero output).
+
+        Returns:
+          [units, k, rows, d_out].
+        """
+        e = self.num_experts
+        k = expert_indices.shape[1]
+        static_units = units.shape[0]
+        num_units = static_units if static_units is not None else tf.shape(units)[0]
+        rows = units.shape[1] if units.shape[1] is not None else tf.shape(units)[1]
+        assignments = num_units * k
+        if isinstance(assignments, int):
+            block = int(min(64, max(1, assignments // (4 * e))))
+            num_blocks = -(-(assignments + e * (block - 1)) // block)
+        else:
+            block = tf.clip_by_value(assignments // (4 * e), 1, 64)
+            num_blocks = (assignments + e * (block - 1) + block - 1) // block
+        slots = num_blocks * block
+
+        expert = tf.reshape(tf.cast(expert_indices, tf.int32), [-1])  # [A], unit-major
+        if valid is not None:
+            expert = tf.where(tf.repeat(valid, k), expert, e)  # id E: not computed
+        counts = tf.math.bincount(expert, minlength=e + 1, maxlength=e + 1)[:e]  # [E]
+        padded_ends = tf.cumsum((counts + block - 1) // block * block)  # [E]
+        order = tf.argsort(expert, stable=True)  # [A]: grouped by expert
+        sorted_expert = tf.gather(expert, order)  # [A]
+        group_start = tf.concat([[0], tf.cumsum(counts)], axis=0)  # [E+1]
+        padded_start = tf.concat([[0], padded_ends], axis=0)  # [E+1]
+        rank = tf.range(assignments) - tf.gather(group_start, sorted_expert)  # position in the expert's group
+        sorted_slot = tf.where(sorted_expert < e, tf.gather(padded_start, sorted_expert) + rank, slots)  # [A]
+        slot = tf.gather(sorted_slot, tf.math.invert_permutation(order))  # [A], unit-major
+
+        # Which unit fills each slot (slots are unique; padding slots read a zero row).
+        unit_ids = tf.repeat(tf.range(num_units), k)  # [A]
+        filled = tf.scatter_nd(slot[:, tf.newaxis], unit_ids + 1, [slots + 1])[:slots]  # [slots]
+        source = tf.where(filled > 0, filled - 1, num_units)  # [slots]
+        width = units.shape[-1]
+        flat = tf.reshape(units, [num_units, -1])  # [units, rows*d]
+        flat = tf.concat([flat, tf.zeros_like(flat[:1])], axis=0)  # [units+1, rows*d]
+        blocks = tf.reshape(tf.gather(flat, source), [num_blocks, block * rows, width])  # [blocks, b*rows, d]
+        block_expert = tf.minimum(
+            tf.searchsorted(padded_ends, tf.range(num_blocks) * block, side="right"), e - 1)  # [blocks]
+        outputs = self(blocks, expert_indices=block_expert[:, tf.newaxis])[:, 0]  # [blocks, b*rows, h]
+        out_width = outputs.shape[-1]
+        outputs = tf.reshape(outputs, [slots, rows * out_width])  # [slots, rows*h]
+        outputs = tf.concat([outputs, tf.zeros_like(outputs[:1])], axis=0)  # [slots+1, rows*h]
+        return tf.reshape(tf.gather(outputs, slot), [num_units, k, rows, out_width])  # [units, k, rows, h]
+
+    def _call_selected(self, inputs: tf.Tensor, expert_indices: tf.Tensor) -> tf.Tensor:
+        indices = tf.cast(expert_indices, tf.int32)  # [units, k]
+        kernel = tf.gather(self.kernels[0], indices)  # [units, k, d_in, h]
+        bias = tf.gather(self.biases[0], indices)  # [units, k, h]
+        x = self._activate(tf.einsum("urd,ukdh->ukrh", inputs, kernel) + bias[:, :, tf.newaxis, :], 0)
+        for i, (kernel, bias) in enumerate(zip(self.kernels[1:], self.biases[1:]), start=1):
+            kernel = tf.gather(kernel, indices)  # [units, k, h, h']
+            bias = tf.gather(bias, indices)  # [units, k, h']
+            x = self._activate(tf.einsum("ukrh,ukhg->ukrg", x, kernel) + bias[:, :, tf.newaxis, :], i)
+        return x  # [units, k, rows, d_out]
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(num_experts=self.num_experts, units=list(self.units), activation=self.activation)
+        config.update(
+            num_experts=self.num_experts, units=list(self.units), activation=self.activation,
+            activate_output=self.activate_output,
+        )
         return config

@@ -6,12 +6,16 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
-from tfzoo.layers.experts import Experts
+from tfzoo.layers.moe import MixtureOfExperts
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
 class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
     """Shared experts, one softmax gate per task: y_t = sum_e softmax(W_t x)_e f_e(x).
+
+    The zoo's one MoE implementation is `tfzoo.layers.MixtureOfExperts`; MMoE is that
+    layer with the dense multi-gate router (every expert for every row, one gate per
+    task), kept under this name for the MMoE model's config.
 
     Args:
       num_tasks: number of tasks T (one gate each).
@@ -38,22 +42,35 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
         self.activation = activation
 
     def build(self, input_shape):
-        width = int(input_shape[-1])
-        self.experts = Experts(self.num_experts, self.expert_units, activation=self.activation, name="experts")
-        self.experts.build(input_shape)
-        self.gate_kernel = self.add_weight(
-            name="gate_kernel", shape=(self.num_tasks, width, self.num_experts), initializer="glorot_uniform")
-        self.gate_bias = self.add_weight(name="gate_bias", shape=(self.num_tasks, self.num_experts), initializer="zeros")
+        self.mixture = MixtureOfExperts(
+            self.num_experts, self.expert_units, router="dense", router_options={"num_gates": self.num_tasks},
+            top_k=None, activation=self.activation, name="mixture")
+        self.mixture.build(input_shape)
         super().build(input_shape)
+
+    @property
+    def experts(self):
+        """The shared `Experts` bank."""
+        return self.mixture.experts
+
+    @property
+    def gate_kernel(self) -> tf.Variable:
+        """[T, d_in, E]: task t's gate logits are x @ gate_kernel[t] + gate_bias[t]."""
+        return self.mixture.router_layer.kernel
+
+    @property
+    def gate_bias(self) -> tf.Variable:
+        """[T, E]."""
+        return self.mixture.router_layer.bias
 
     def gates(self, inputs: tf.Tensor) -> tf.Tensor:
         """Each task's expert weights, [batch, T, E]; rows sum to 1."""
-        logits = tf.einsum("bd,tde->bte", inputs, self.gate_kernel) + self.gate_bias  # [batch, tasks, experts]
-        return tf.nn.softmax(logits, axis=-1)
+        logits = self.mixture.route(inputs)["logits"]  # [batch*T, E]
+        return tf.reshape(tf.nn.softmax(logits, axis=-1), [-1, self.num_tasks, self.num_experts])
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        expert_outputs = self.experts(inputs)  # [batch, experts, units]
-        return tf.einsum("bte,beh->bth", self.gates(inputs), expert_outputs)  # [batch, tasks, units]
+        outputs = self.mixture(inputs)  # [batch, T, units] (or [batch, units] for one task)
+        return outputs if self.num_tasks > 1 else outputs[:, tf.newaxis, :]
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -1,6 +1,8 @@
 """`tfrs.Model` subclasses of the zoo."""
 
 from tfzoo.models.baselines import MMoE, PLE, SharedBottom, SingleTaskTowers
+from tfzoo.models.grec import ExtractedGRec, GRec
 from tfzoo.models.multitask import MultiTaskModel
+from tfzoo.models.supermoe import MaskedChannelPretrainer, SuperMoE
 
-__all__ = ["MMoE", "MultiTaskModel", "PLE", "SharedBottom", "SingleTaskTowers"]
+__all__ = ["ExtractedGRec", "GRec", "MMoE", "MaskedChannelPretrainer", "MultiTaskModel", "PLE", "SharedBottom", "SingleTaskTowers", "SuperMoE"]

@@ -91,10 +91,11 @@ class MultiTaskModel(tfrs.Model):
         """Probability of every task, each [batch]: what the serving signature returns."""
         return {t: tf.sigmoid(logit) for t, logit in self.task_logits(features, training=training).items()}
 
-    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    def task_losses(self, inputs, training: bool = False) -> dict[str, tf.Tensor]:
+        """Each task's mean cross-entropy over the rows where its label is present."""
         features, labels, label_masks = inputs
         logits = self.task_logits(features, training=training)
-        total = tf.constant(0.0)
+        losses = {}
         for task in self.tasks:
             mask = tf.cast(label_masks[task], tf.float32)  # [batch]
             # Keras' cross-entropy reduces a trailing class axis: [batch, 1] -> [batch].
@@ -107,10 +108,13 @@ class MultiTaskModel(tfrs.Model):
             # Under tf.distribute each replica sees part of the global batch: dividing by
             # the global count of present labels makes the replicas' losses sum to the
             # global-batch mean, whatever the split of the (masked) rows across replicas.
-            task_loss = summed / tf.maximum(_sum_over_replicas(count), 1.0)
+            losses[task] = summed / tf.maximum(_sum_over_replicas(count), 1.0)
             self.task_loss_trackers[task].update_state(summed / tf.maximum(count, 1.0), sample_weight=count)
-            total += self.task_weights[task] * task_loss
-        return total
+        return losses
+
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        losses = self.task_losses(inputs, training=training)
+        return tf.add_n([self.task_weights[task] * losses[task] for task in self.tasks])
 
     def _step(self, inputs, training: bool):
         loss = self.compute_loss(inputs, training=training)

@@ -8,12 +8,16 @@ import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec
 from tfzoo.models.baselines import MMoE, PLE, SharedBottom, SingleTaskTowers
+from tfzoo.models.grec import GRec
+from tfzoo.models.supermoe import SuperMoE
 
 MODELS: dict[str, type[tf.keras.Model]] = {
     "single_task": SingleTaskTowers,
     "shared_bottom": SharedBottom,
     "mmoe": MMoE,
     "ple": PLE,
+    "grec": GRec,
+    "supermoe": SuperMoE,
 }
 
 

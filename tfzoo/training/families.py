@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
+from tfzoo.data.behaviour_sequences import channel_columns, channel_sizes
 from tfzoo.data.features import DatasetSpec
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns
 from tfzoo.data.registry import load_dataset
@@ -112,8 +113,59 @@ class RankingFamily(ModelFamily):
         return task_metrics(rows.labels, {t: np.asarray(p) for t, p in predictions.items()}, rows.label_masks)
 
 
-FAMILIES: dict[str, ModelFamily] = {"ranking": RankingFamily()}
+def _channel_batches(rows, batch_size: int, *, labels: bool = True, shuffle_seed: int | None = None,
+                     repeat: bool = False) -> tf.data.Dataset:
+    columns = channel_columns(rows)
+    dataset = tf.data.Dataset.from_tensor_slices((columns, rows.labels, rows.label_masks) if labels else columns)
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return (dataset.repeat() if repeat else dataset).batch(batch_size)
+
+
+class BehaviourSequenceFamily(ModelFamily):
+    """SUPER-MoE fine-tuning over behaviour-sequence datasets (`tfzoo.data.behaviour_sequences`).
+
+    `model_options` are `SuperMoE`'s: `encoder` (its hyper-parameters; the channels come
+    from the data), `task_weights`, `task_weight_rate`, and optionally
+    `pretrained_encoder`, a checkpoint of `MaskedChannelPretrainer.encoder` to start from.
+    """
+
+    def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
+        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed)
+        if inputs is None:
+            sizes = channel_sizes(data.train)
+            inputs = {"category_channels": sizes.category_channels, "id_channels": sizes.id_channels,
+                      "dense_channels": sizes.dense_channels}
+        options = dict(config.model_options)
+        pretrained = options.pop("pretrained_encoder", None)
+        options["encoder"] = {**dict(options.get("encoder", {})), **dict(inputs)}
+        options["encoder"].setdefault("units", 32)
+        model = build_model(config.model, data.train.spec, tasks=config.tasks, options=options)
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        model(channel_columns(data.train.take(np.arange(min(2, len(data.train))))))
+        if pretrained:
+            model.load_encoder(pretrained)
+        return Prepared(model=model, inputs=dict(inputs), data=data, split=data.split)
+
+    def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
+        rows = prepared.data.train
+        train = _channel_batches(rows, config.batch_size, shuffle_seed=config.seed + initial_epoch, repeat=True)
+        validation = _channel_batches(prepared.data.validation, EVAL_BATCH_SIZE)
+        if prepared.model.task_weight_rate:
+            # The AUC-driven task weights take a validation batch with every training batch.
+            train = tf.data.Dataset.zip((train, _channel_batches(prepared.data.validation, config.batch_size,
+                                                                 shuffle_seed=config.seed, repeat=True)))
+        return FitData(train=train, steps_per_epoch=math.ceil(len(rows) / config.batch_size), validation=validation)
+
+    def report(self, prepared: Prepared, split: str) -> dict:
+        rows = getattr(prepared.data, split)
+        predictions = prepared.model.predict(_channel_batches(rows, EVAL_BATCH_SIZE, labels=False), verbose=0)
+        return task_metrics(rows.labels, {t: np.asarray(p) for t, p in predictions.items()}, rows.label_masks)
+
+
+FAMILIES: dict[str, ModelFamily] = {"ranking": RankingFamily(), "behaviour_sequences": BehaviourSequenceFamily()}
 MODEL_FAMILIES: dict[str, str] = {name: "ranking" for name in MODELS}
+MODEL_FAMILIES["supermoe"] = "behaviour_sequences"
 
 
 def family_for(model: str) -> ModelFamily:

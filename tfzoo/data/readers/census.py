@@ -9,6 +9,12 @@ The MMoE paper's Census benchmark. Tasks (binary labels) derived from the rows:
 | `college`       | education is an associate, bachelor's, master's, | `education`               |
 |                 | professional or doctoral degree                  |                           |
 
+With `with_flow=True` the rows also get a `flow` feature for GRec-style (flow, use case)
+tasks: the class of worker grouped into four flows (`WORKER_FLOWS`): `private` (Private),
+`government` (Federal / State / Local government), `self_employed` (incorporated or
+not) and `no_employer` (Not in universe, i.e. children and people out of the labour
+force; Never worked; Without pay). `class_of_worker` stays a feature.
+
 The instance weight is a survey-sampling weight, not a feature, and is dropped. A copy of
 the test split (99,762 rows, CC BY 4.0) ships inside tfzoo; see `bundled/ATTRIBUTION.md`.
 """
@@ -45,6 +51,57 @@ _COLLEGE_DEGREES = {
 _INCOME_CLASSES = {"- 50000": 0.0, "50000+": 1.0}
 _TASK_SOURCE_COLUMN = {"never_married": "marital_stat", "college": "education"}
 _INSTANCE_WEIGHT = "instance_weight"
+
+# Class of worker -> flow (documented in the module docstring and docs/grec.md).
+WORKER_FLOWS = {
+    "Private": "private",
+    "Federal government": "government",
+    "State government": "government",
+    "Local government": "government",
+    "Self-employed-incorporated": "self_employed",
+    "Self-employed-not incorporated": "self_employed",
+    "Not in universe": "no_employer",
+    "Never worked": "no_employer",
+    "Without pay": "no_employer",
+}
+FLOW_NAMES = ("private", "government", "self_employed", "no_employer")
+
+# Census features grouped by theme: one GRec token each (see recipes/grec_census.py).
+CENSUS_TOKEN_GROUPS = {
+    "person": (
+        "age", "sex", "race", "hispanic_origin", "citizenship", "country_of_birth_self",
+        "country_of_birth_father", "country_of_birth_mother", "education", "enroll_in_edu_inst_last_wk",
+        "veterans_benefits", "fill_inc_questionnaire_for_veteran_s_admin",
+    ),
+    "work": (
+        "class_of_worker", "detailed_industry_recode", "detailed_occupation_recode", "major_industry_code",
+        "major_occupation_code", "member_of_a_labor_union", "reason_for_unemployment",
+        "full_or_part_time_employment_stat", "own_business_or_self_employed", "wage_per_hour",
+        "num_persons_worked_for_employer", "weeks_worked_in_year",
+    ),
+    "household": (
+        "marital_stat", "tax_filer_stat", "detailed_household_and_family_stat",
+        "detailed_household_summary_in_household", "family_members_under_18", "capital_gains", "capital_losses",
+        "dividends_from_stocks",
+    ),
+    "residence": (
+        "region_of_previous_residence", "state_of_previous_residence", "migration_code_change_in_msa",
+        "migration_code_change_in_reg", "migration_code_move_within_reg", "live_in_this_house_1_year_ago",
+        "migration_prev_res_in_sunbelt", "year",
+    ),
+}
+
+
+def worker_flow(class_of_worker: np.ndarray) -> np.ndarray:
+    """The flow (`WORKER_FLOWS`) of each class-of-worker value; unknown values -> "no_employer"."""
+    return np.array([WORKER_FLOWS.get(str(v), "no_employer") for v in class_of_worker], dtype=object)
+
+
+def census_token_groups(feature_names) -> dict[str, list[str]]:
+    """`CENSUS_TOKEN_GROUPS` restricted to `feature_names` (label sources are not features)."""
+    present = set(feature_names)
+    groups = {name: [f for f in names if f in present] for name, names in CENSUS_TOKEN_GROUPS.items()}
+    return {name: names for name, names in groups.items() if names}
 
 
 def bundled_census_path() -> Path:
@@ -88,6 +145,7 @@ def read_census_income(
     names_path: str | Path | None = None,
     tasks: Sequence[str] = ("income", "never_married"),
     on_bad_row: BadRowPolicy = "raise",
+    with_flow: bool = False,
 ) -> TabularData:
     """Reads a Census-Income (KDD) file into memory.
 
@@ -101,6 +159,7 @@ def read_census_income(
       on_bad_row: "raise" stops at the first malformed row with a `DataFormatError`
         naming file, line and field; "skip" drops such rows and counts them in
         `skipped_rows`.
+      with_flow: add the `flow` feature (class of worker grouped, see above).
 
     Returns:
       `TabularData` whose spec has a categorical feature (vocabulary = the `.names`
@@ -181,5 +240,8 @@ def read_census_income(
         else:
             features[name] = columns[name]  # object array of str
             spec_features.append(CategoricalFeature(name, vocabulary=domain))
+    if with_flow:
+        features["flow"] = worker_flow(columns["class_of_worker"])
+        spec_features.append(CategoricalFeature("flow", vocabulary=FLOW_NAMES))
     spec = DatasetSpec(features=tuple(spec_features), labels=tuple(labels))
     return TabularData(features=features, labels=labels, spec=spec, source=str(path), skipped_rows=bad_rows.skipped)

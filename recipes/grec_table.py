@@ -1,0 +1,231 @@
+"""What the GRec recipes share: train one variant, score it, and the Table 1 grid.
+
+A variant is a set of `tfzoo.models.GRec` constructor arguments; the MMoE 4/4 baseline is
+GRec's own architecture with dense routing (4 experts, one softmax gate per use case, no
+top-k), so that the routing is the only difference between the rows of the table.
+
+Per variant and seed: train on the training split, keep the epoch with the best mean
+validation AUC, report exact test AUC / AP per use case and per (flow, use case) task,
+and count inference float ops per example with TF's graph profiler on the traced
+model (`tfzoo.evaluation.float_ops_per_example`): the full model, and for task-level
+routing also one task's extracted serving function (what `tfzoo export` serves).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+import tfzoo
+from tfzoo.data import TabularData, make_dataset
+from tfzoo.evaluation import float_ops_per_example, format_task_table, task_metrics
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "MMoE 4/4": {"routing": "dense", "num_experts": 4, "top_k": 4},
+    "GRec 8/4 token": {"routing": "token", "num_experts": 8, "top_k": 4},
+    "GRec 8/4 sentence": {"routing": "sentence", "num_experts": 8, "top_k": 4},
+    "GRec 8/4 task": {"routing": "task", "num_experts": 8, "top_k": 4},
+    "GRec 8/4 task-sentence": {"routing": "task_sentence", "num_experts": 8, "top_k": 4},
+}
+EVAL_BATCH = 4096
+FLOPS_BATCH = 256
+
+
+def train_variant(train: TabularData, validation: TabularData, spec, options: Mapping[str, Any], *, seed: int,
+                  epochs: int, batch_size: int, learning_rate: float = 1e-3, verbose: int = 0) -> tfzoo.models.GRec:
+    """A GRec trained on `train`, restored to its epoch of best mean validation AUC."""
+    tf.keras.utils.set_random_seed(seed)
+    model = tfzoo.models.GRec(feature_spec=spec, **options)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+    columns = tfzoo.data.model_columns(train, spec)
+    fit_data = tfzoo.data.dataset_from_columns(columns, batch_size=batch_size, shuffle=True, seed=seed)
+    validation_data = make_dataset(validation, spec, batch_size=EVAL_BATCH)
+    monitor = [f"val_{t}_auc" for t in model.tasks]
+
+    class BestEpoch(tf.keras.callbacks.Callback):
+        best, weights = -np.inf, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            score = float(np.mean([logs[name] for name in monitor]))
+            if score > self.best:
+                self.best, self.weights = score, self.model.get_weights()
+
+    best = BestEpoch()
+    model.fit(fit_data, validation_data=validation_data, epochs=epochs, callbacks=[best], verbose=verbose)
+    model.set_weights(best.weights)
+    return model
+
+
+def score(model, rows: TabularData, spec) -> dict[str, Any]:
+    """Exact test metrics per use case, and AUC / AP per (flow, use case) task."""
+    predictions = model.predict(make_dataset(rows, spec, batch_size=EVAL_BATCH, with_labels=False), verbose=0)
+    predictions = {t: np.asarray(p) for t, p in predictions.items()}
+    per_use_case = task_metrics(rows.labels, predictions, rows.label_masks)
+    per_task = {}
+    if model.flow_feature:
+        flows = rows.features[model.flow_feature].astype(str)
+        for flow in np.unique(flows):
+            in_flow = flows == flow
+            masks = {t: rows.label_masks[t].astype(bool) & in_flow for t in model.tasks}
+            for t, metrics in task_metrics(rows.labels, predictions, masks).items():
+                per_task[f"{flow}/{t}"] = metrics
+    return {"use_cases": per_use_case, "tasks": per_task}
+
+
+def flops(model, rows: TabularData, spec) -> dict[str, float]:
+    """Inference float ops per example of the full model (and of one extracted task)."""
+    sample = rows.take(np.arange(min(FLOPS_BATCH, len(rows))))
+    features = next(iter(make_dataset(sample, spec, batch_size=len(sample), with_labels=False)))
+    result = {"full": float_ops_per_example(lambda f: model(f, training=False), features)}
+    if model.extractable:
+        extracted = model.extract()
+        flow, use_case = next(iter(extracted.task_signatures().values()))
+        # One task's serving function, divided by the use cases so that it is comparable
+        # with the full model's float ops per (row, every use case).
+        result["extracted_per_task"] = float_ops_per_example(
+            lambda f: extracted.task_probability(f, flow, use_case), features)
+    return result
+
+
+def run_grid(name: str, splits, spec, base_options: Mapping[str, Any], *, seeds: int, epochs: int,
+             batch_size: int, out: Path, variants: Mapping[str, Mapping[str, Any]] = VARIANTS) -> dict:
+    """Every seed x variant; results written to `out` (JSON) as they come, so a stopped
+    grid keeps what it finished, and a restarted one skips it."""
+    train, validation, test = splits
+    results = json.loads(out.read_text()) if out.exists() else {}
+    for seed in range(seeds):  # seed-major: a stopped grid has every variant at its first seeds
+        for variant, options in variants.items():
+            key = f"{variant} | seed {seed}"
+            if key in results:
+                continue
+            started = time.perf_counter()
+            model = train_variant(train, validation, spec, {**base_options, **options}, seed=seed, epochs=epochs,
+                                  batch_size=batch_size)
+            results[key] = {
+                "variant": variant, "seed": seed, "options": {**base_options, **options},
+                "test": score(model, test, spec), "flops_per_example": flops(model, test, spec),
+                "seconds": time.perf_counter() - started, "load_average": os.getloadavg(),
+            }
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=1))
+            print(f"{name}: {key}: " + ", ".join(
+                f"{t} AUC {m['auc']:.4f} AP {m['ap']:.4f}" for t, m in results[key]["test"]["use_cases"].items())
+                + f" ({results[key]['seconds']:.0f} s)", flush=True)
+    print(markdown_table(results))
+    print(task_auc_table(results))
+    return results
+
+
+def _mean_std(values) -> str:
+    values = [v for v in values if v == v]
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+
+
+def markdown_table(results: Mapping[str, Any]) -> str:
+    """Table 1's shape: per variant, AP and AUC per use case (mean ± std over seeds) and FLOPs."""
+    by_variant: dict[str, list] = {}
+    for entry in results.values():
+        by_variant.setdefault(entry["variant"], []).append(entry)
+    tasks = list(next(iter(results.values()))["test"]["use_cases"])
+    header = (["model", "seeds"] + [f"{t} {m}" for t in tasks for m in ("AP", "AUC")]
+              + ["MFLOPs/ex (full)", "MFLOPs/ex (extracted task)"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for variant, entries in by_variant.items():
+        cells = [variant, str(len(entries))]
+        for t in tasks:
+            for metric in ("ap", "auc"):
+                cells.append(_mean_std([e["test"]["use_cases"][t][metric] for e in entries]))
+        full = [e["flops_per_example"]["full"] / 1e6 for e in entries]
+        extracted = [e["flops_per_example"].get("extracted_per_task", float("nan")) / 1e6 for e in entries]
+        cells += [f"{statistics.mean(full):.3f}", f"{statistics.mean(extracted):.3f}" if extracted[0] == extracted[0] else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def task_auc_table(results: Mapping[str, Any]) -> str:
+    """Test AUC per (flow, use case) task and variant, mean over seeds."""
+    by_variant: dict[str, list] = {}
+    for entry in results.values():
+        by_variant.setdefault(entry["variant"], []).append(entry)
+    tasks = list(next(iter(results.values()))["test"]["tasks"])
+    if not tasks:
+        return ""
+    lines = ["| model | " + " | ".join(tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
+    for variant, entries in by_variant.items():
+        cells = [f"{statistics.mean(e['test']['tasks'][t]['auc'] for e in entries):.4f}" for t in tasks]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def export_and_check(model, spec, rows: TabularData, export_base: str, name: str) -> Path:
+    """Exports with the GRec exporter (extracted experts for task-level routing) and checks
+    the export in a fresh process that imports TensorFlow only."""
+    path = tfzoo.export.export_model("grec", model, spec.to_config(), export_base, name)
+    sample = rows.take(np.arange(min(64, len(rows))))
+    raw = {feature: sample.features[feature] for feature in spec.feature_names}
+    served = tfzoo.export.call_in_fresh_process(path, raw)
+    in_process = model.predict(make_dataset(sample, spec, batch_size=len(sample), with_labels=False), verbose=0)
+    difference = max(float(np.abs(served[t] - np.asarray(in_process[t])).max()) for t in served)
+    if difference > 1e-5:
+        raise RuntimeError(f"{path}: served outputs differ from the trained model's by {difference:.1e}")
+    print(f"exported {path}; a fresh TensorFlow-only process serves the same outputs (max abs difference "
+          f"{difference:.1e})", flush=True)
+    return path
+
+
+def print_report(name: str, report: Mapping[str, Any]) -> None:
+    print(format_task_table([(f"{name} (test)", report["use_cases"])]))
+    by_flow: dict[str, dict] = {}
+    for task, metrics in report["tasks"].items():
+        flow, use_case = task.split("/", 1)
+        by_flow.setdefault(f"flow {flow}", {})[use_case] = metrics
+    if by_flow:
+        print(format_task_table(list(by_flow.items())))
+
+
+def add_arguments(parser, name: str) -> None:
+    """The options both GRec recipes take."""
+    parser.add_argument("--routing", default="task_sentence", choices=tfzoo.models.grec.ROUTINGS)
+    parser.add_argument("--experts", type=int, default=8)
+    parser.add_argument("--top-k", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--train-rows", type=int, help="train on this many of the training rows")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", action="store_true", help="the Table 1 grid instead of one model")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=Path(f"results/grec_{name}.json"))
+    parser.add_argument("--export-base", default="savedmodels")
+    parser.add_argument("--demo", action="store_true", help="tiny model, 6,000 training rows, one epoch of batches of 128")
+
+
+def model_sizes(demo: bool) -> dict[str, Any]:
+    """Token width, heads, expert and tower widths: tiny for `--demo`."""
+    if demo:
+        return {"model_dim": 16, "num_heads": 2, "expert_units": (32,), "tower_units": (16,)}
+    return {"model_dim": 32, "num_heads": 4, "expert_units": (64,), "tower_units": (32,)}
+
+
+def run(args, name: str, splits, spec, options: Mapping[str, Any]) -> None:
+    """`--table`: the grid; otherwise train one GRec, report it, export it and check the export."""
+    options = {**options, **model_sizes(args.demo)}
+    if args.table:
+        run_grid(name, splits, spec, options, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
+                 out=args.json)
+        return
+    train, validation, test = splits
+    options.update(routing=args.routing, num_experts=args.experts, top_k=args.top_k)
+    model = train_variant(train, validation, spec, options, seed=args.seed, epochs=args.epochs,
+                          batch_size=args.batch_size, verbose=2)
+    print_report(f"grec {args.routing} {args.experts}/{args.top_k}", score(model, test, spec))
+    export_and_check(model, spec, test, args.export_base, f"grec_{name}")

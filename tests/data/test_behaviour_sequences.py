@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from tfzoo.data.behaviour_sequences import (
+    RATING_VOCABULARY,
+    build_behaviour_sequences,
+    make_behaviour_sequences,
+    movielens_behaviour_sequences,
+)
+from tfzoo.data.readers.movielens import read_movielens_100k
+
+
+def test_examples_hold_history_then_masked_target():
+    # User 1 rates items 3, 1, 2 at t = 0, 2 days, 3 days; user 2 rates item 2 once.
+    data, sizes = build_behaviour_sequences(
+        user_id=np.array([1, 1, 2, 1]), item_id=np.array([3, 1, 2, 2]), rating=np.array([5, 2, 4, 4]),
+        timestamp=np.array([0, 2 * 86400, 0, 3 * 86400]),
+        item_genres=np.array([[0, 0], [1, 0], [2, 1], [3, 0]]), item_titles=np.eye(4, 2, dtype=np.float32),
+        user_female=np.array([0, 1, 0]), user_over_34=np.array([0, 0, 1]), length=3)
+    assert len(data) == 2  # first behaviours have no history
+    order = np.argsort(data.features["timestamp"])
+    np.testing.assert_array_equal(data.features["item"][order], [[0, 3, 1], [3, 1, 2]])
+    np.testing.assert_array_equal(data.features["rating"][order], [[0, 5, RATING_VOCABULARY], [5, 2, RATING_VOCABULARY]])
+    np.testing.assert_allclose(data.features["interval"][order][1, :, 0], np.log1p([0.0, 2.0, 1.0]), atol=1e-6)
+    np.testing.assert_array_equal(data.features["genres"][order][1, 2], [2, 1])
+    np.testing.assert_array_equal(data.labels["like"][order], [0, 1])
+    np.testing.assert_array_equal(data.labels["female"], [1, 1])
+    assert sizes.id_channels == {"item": 4} and sizes.category_channels == {"genres": 4, "rating": 6}
+
+
+def test_generated_sequences_hide_some_attributes():
+    data, _ = make_behaviour_sequences(50, events_per_user=10, length=6)
+    assert 0.4 < data.label_masks["female"].mean() < 0.95
+    assert data.label_masks["like"].min() == 1.0
+
+
+def test_movielens_sequences(shared_data):
+    movielens = read_movielens_100k(shared_data / "movielens_100k" / "ml-100k",
+                                    embeddings_dir=shared_data / "movielens_100k" / "derived")
+    data, sizes = movielens_behaviour_sequences(movielens, length=5, stride=20)
+    assert sizes.num_items == 1682 and sizes.title_dim == 16
+    assert data.features["title"].shape[1:] == (5, 16)
+    assert 0.4 < data.positive_rate()["like"] < 0.7
+    with pytest.raises(ValueError, match="title embeddings"):
+        movielens_behaviour_sequences(read_movielens_100k(shared_data / "movielens_100k" / "ml-100k"))

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.harness import check_model
+from tfzoo.data.behaviour_sequences import BEHAVIOUR_TASKS, channel_columns, make_behaviour_sequences
+from tfzoo.evaluation.metrics import roc_auc
+from tfzoo.export.fresh_process import call_in_fresh_process
+from tfzoo.export.supermoe import export_supermoe
+from tfzoo.models.supermoe import MaskedChannelPretrainer, SuperMoE, masked_max_pool, pairwise_hinge_auc_loss
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    return make_behaviour_sequences(80, num_items=60, events_per_user=16, length=6, seed=3)
+
+
+def encoder_options(sizes, experts=3):
+    return dict(units=16, category_channels=sizes.category_channels, id_channels=sizes.id_channels,
+                dense_channels=sizes.dense_channels, num_heads=2, key_dim=8, ffn_units=16, num_experts=experts)
+
+
+def batches(data, labels=True):
+    columns = channel_columns(data)
+    return tf.data.Dataset.from_tensor_slices((columns, data.labels, data.label_masks) if labels else columns).batch(64)
+
+
+def test_hinge_surrogate_and_max_pool_by_hand():
+    # Pairs (+0: 2.0, -: 1.5 and 3.0): hinge 1 - 0.5 = 0.5 and 1 + 1 = 2; masked row ignored -> 1.25.
+    loss = pairwise_hinge_auc_loss(tf.constant([2.0, 1.5, 3.0, 9.0]), tf.constant([1.0, 0.0, 0.0, 0.0]),
+                                   tf.constant([1.0, 1.0, 1.0, 0.0]))
+    assert float(loss) == pytest.approx(1.25)
+    pooled = masked_max_pool(tf.constant([[[1.0, -5.0], [3.0, -7.0], [9.0, 9.0]]]), tf.constant([[True, True, False]]))
+    np.testing.assert_allclose(pooled.numpy(), [[3.0, -5.0]])
+
+
+def test_pretraining_then_fine_tuning(sequences, tmp_path):
+    data, sizes = sequences
+    order = np.random.default_rng(0).permutation(len(data))
+    train, test = data.take(order[:1000]), data.take(order[1000:])
+    tf.keras.utils.set_random_seed(0)
+    pretrainer = MaskedChannelPretrainer(encoder=encoder_options(sizes), masked_channels=["item", "rating"],
+                                         mask_rate=0.3, num_sampled=16)
+    pretrainer.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    before = pretrainer.evaluate(batches(test, labels=False), return_dict=True, verbose=0)
+    pretrainer.fit(batches(train, labels=False), epochs=2, verbose=0)
+    after = pretrainer.evaluate(batches(test, labels=False), return_dict=True, verbose=0)
+    assert after["item_loss"] < before["item_loss"] - 0.2 and after["rating_loss"] < before["rating_loss"]
+    checkpoint = tf.train.Checkpoint(encoder=pretrainer.encoder).write(str(tmp_path / "encoder"))
+
+    model = SuperMoE(encoder=encoder_options(sizes), tasks=BEHAVIOUR_TASKS)
+    sample = channel_columns(test.take(np.arange(4)))
+    model(sample)
+    model.load_encoder(checkpoint)
+    np.testing.assert_allclose(model.encoder.projection.tables["item"].numpy(),
+                               pretrainer.encoder.projection.tables["item"].numpy())
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    model.fit(batches(train), epochs=3, verbose=0)
+    predictions = model.predict(batches(test, labels=False), verbose=0)
+    # Attributes follow the genres a user watches: learnable well above chance.
+    assert roc_auc(test.labels["female"], predictions["female"], test.label_masks["female"]) > 0.7
+    check_model(model, sample, tmp_path)
+
+    path = export_supermoe(model, None, tmp_path / "savedmodels", "supermoe")
+    assert path.name == "1"
+    inputs = {k: np.asarray(v) for k, v in sample.items()}
+    served = tf.saved_model.load(str(path)).signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+    np.testing.assert_allclose(served["female"].numpy(), model(sample)["female"].numpy(), atol=1e-5)
+    embedded = call_in_fresh_process(path, inputs, signature="user_embedding")
+    np.testing.assert_allclose(embedded["user_embedding"], model.user_embedding(sample).numpy(), atol=1e-5)
+
+
+def test_absent_labels_contribute_nothing(sequences):
+    data, sizes = sequences
+    rows = data.take(np.arange(64))
+    model = SuperMoE(encoder=encoder_options(sizes), tasks=BEHAVIOUR_TASKS)
+    features = channel_columns(rows)
+    flipped = {t: np.where(rows.label_masks[t] > 0, rows.labels[t], 1 - rows.labels[t]) for t in BEHAVIOUR_TASKS}
+    a = model.task_losses((features, rows.labels, rows.label_masks))
+    b = model.task_losses((features, flipped, rows.label_masks))
+    assert rows.label_masks["female"].min() == 0.0
+    for task in BEHAVIOUR_TASKS:
+        assert float(a[task]) == pytest.approx(float(b[task]), rel=1e-6)
+
+
+def test_auc_driven_task_weights_move_and_keep_their_sum(sequences):
+    data, sizes = sequences
+    train = data.take(np.arange(0, 256))
+    tf.keras.utils.set_random_seed(0)
+    model = SuperMoE(encoder=encoder_options(sizes, experts=2), tasks=BEHAVIOUR_TASKS, task_weight_rate=0.2)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    model(channel_columns(train.take(np.arange(2))))
+    tower = model.towers["female"].kernel.numpy().copy()
+    history = model.fit(tf.data.Dataset.zip((batches(train), batches(train).repeat())), epochs=1, verbose=0)
+    assert np.abs(model.towers["female"].kernel.numpy() - tower).max() > 1e-3  # the model trains too
+    weights = model.current_task_weights()
+    assert sum(weights.values()) == pytest.approx(3.0, rel=1e-5)
+    assert max(weights.values()) - min(weights.values()) > 0.05  # the weights did move
+    assert np.isfinite(history.history["loss"]).all() and "validation_hinge_auc_loss" in history.history

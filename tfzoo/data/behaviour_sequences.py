@@ -1,0 +1,256 @@
+"""Multi-channel user behaviour sequences (SUPER-MoE), from MovieLens-100K or generated.
+
+One example per (user, target behaviour): the user's `length - 1` previous behaviours,
+oldest first, followed by the target behaviour, left-padded to `length` steps. Channels,
+aligned per step (ids 0 = padding, the last step is the target):
+
+| channel    | kind                   | value                                               |
+| ---------- | ---------------------- | --------------------------------------------------- |
+| `item`     | ID, int [L]            | item id (1 .. num_items)                            |
+| `genres`   | category bag, int [L, G] | genre index + 1 of each of the item's genres (0 = empty slot) |
+| `rating`   | category, int [L]      | rating 1-5; at the target step the [MASK] id 6 (unknown) |
+| `title`    | dense, float [L, P]    | the item's text embedding, reduced to P dims by PCA |
+| `interval` | dense, float [L, 1]    | log(1 + days since the previous behaviour), 0 first |
+
+Tasks (binary, one label column each, all observed unless a generator hides some):
+
+| task     | label                                                  |
+| -------- | ------------------------------------------------------ |
+| `like`   | the user rates the target item >= 4                    |
+| `female` | the user's gender is F                                 |
+| `over_34`| the user is 35 or older                                |
+
+The rows are a `TabularData`: the channels are extra columns (`CHANNELS`), beside the
+features of `spec`, a flat view of the same information for the tabular baselines
+(MMoE, PLE): the history of item ids and ratings, the target item and its title
+embedding. `timestamp` (of the target) orders the time split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tfzoo.data.features import DatasetSpec, EmbeddingFeature, IdFeature, NumericFeature, SequenceFeature
+from tfzoo.data.readers.movielens import MAX_GENRES, MovieLens100K, user_histories
+from tfzoo.data.tabular import TabularData
+
+BEHAVIOUR_TASKS = ("like", "female", "over_34")
+CHANNELS = ("item", "genres", "rating", "title", "interval")
+RATING_VOCABULARY = 6  # ids 0 (padding) .. 5; 6 is the [MASK] id
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelSizes:
+    """Vocabulary sizes and widths of the channels, as `MoESequenceEncoder` takes them."""
+
+    num_items: int
+    num_genres: int
+    title_dim: int
+
+    @property
+    def category_channels(self) -> dict[str, int]:
+        return {"genres": self.num_genres + 1, "rating": RATING_VOCABULARY}
+
+    @property
+    def id_channels(self) -> dict[str, int]:
+        return {"item": self.num_items + 1}
+
+    @property
+    def dense_channels(self) -> dict[str, int]:
+        return {"title": self.title_dim, "interval": 1}
+
+
+def reduce_title_embeddings(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """PCA of item text vectors [items + 1, D] -> [items + 1, dim]; row 0 (no item) stays 0."""
+    rows = vectors[1:].astype(np.float64)
+    centered = rows - rows.mean(axis=0)
+    _, _, components = np.linalg.svd(centered, full_matrices=False)
+    reduced = centered @ components[:dim].T  # [items, dim]
+    reduced /= max(float(reduced.std()), 1e-8)
+    return np.concatenate([np.zeros((1, dim)), reduced]).astype(np.float32)
+
+
+def build_behaviour_sequences(
+    *,
+    user_id: np.ndarray,
+    item_id: np.ndarray,
+    rating: np.ndarray,
+    timestamp: np.ndarray,
+    item_genres: np.ndarray,
+    item_titles: np.ndarray,
+    user_female: np.ndarray,
+    user_over_34: np.ndarray,
+    length: int = 20,
+    stride: int = 1,
+    attribute_masks: dict[str, np.ndarray] | None = None,
+    source: str = "",
+) -> tuple[TabularData, ChannelSizes]:
+    """Examples from behaviour events (see the module docstring).
+
+    Args:
+      user_id, item_id, rating, timestamp: one entry per behaviour (int; ratings 1-5,
+        timestamps in seconds).
+      item_genres: int [num_items + 1, G], genre index + 1 per slot, 0 empty (row = item id).
+      item_titles: float [num_items + 1, P] text embedding per item id.
+      user_female, user_over_34: 0/1 per user id (index = user id).
+      length: steps per example, the target included.
+      stride: one example every `stride` behaviours of each user (the first behaviour of
+        each user, which has no history, makes no example).
+      attribute_masks: optional {task: 0/1 per user id} hiding attribute labels.
+    """
+    if length < 2:
+        raise ValueError(f"`length` must be >= 2 (history and target). Received: length={length}")
+    if stride < 1:
+        raise ValueError(f"`stride` must be >= 1. Received: stride={stride}")
+    n = len(user_id)
+    history_items, history_ratings, history_times = user_histories(
+        user_id, timestamp, [item_id, rating, timestamp.astype(np.float64)], [0, 0, np.nan], length - 1)
+    # Position of each event within its user's timeline, to pick every stride-th one.
+    order = np.lexsort((np.arange(n), timestamp, user_id))
+    rank = np.empty(n, np.int64)
+    sorted_users = user_id[order]
+    starts = np.r_[True, sorted_users[1:] != sorted_users[:-1]]
+    rank[order] = np.arange(n) - np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    keep = np.flatnonzero((rank >= 1) & (rank % stride == 0))
+
+    def left_pad(history: np.ndarray, pad) -> np.ndarray:
+        """Right-padded histories (oldest first) -> left-padded, so the target is always last."""
+        filled = (history != pad) if not (isinstance(pad, float) and np.isnan(pad)) else np.isfinite(history)
+        counts = filled.sum(axis=1)
+        shift = (history.shape[1] - counts)[:, None]
+        columns = (np.arange(history.shape[1])[None, :] - shift) % history.shape[1]
+        shifted = np.take_along_axis(history, columns, axis=1)
+        return np.where(np.arange(history.shape[1])[None, :] >= shift, shifted, pad)
+
+    items = np.concatenate([left_pad(history_items[keep], 0), item_id[keep, None]], axis=1)  # [m, L]
+    ratings = np.concatenate([left_pad(history_ratings[keep], 0), np.full((len(keep), 1), RATING_VOCABULARY)], 1)
+    times = np.concatenate([left_pad(history_times[keep], np.nan), timestamp[keep, None].astype(np.float64)], 1)
+    gaps = np.diff(times, axis=1, prepend=np.nan) / SECONDS_PER_DAY  # [m, L]
+    interval = np.log1p(np.clip(np.nan_to_num(gaps, nan=0.0), 0.0, None)).astype(np.float32)[..., None]
+    users = user_id[keep]
+    labels = {
+        "like": (rating[keep] >= 4).astype(np.float32),
+        "female": user_female[users].astype(np.float32),
+        "over_34": user_over_34[users].astype(np.float32),
+    }
+    masks = {task: np.asarray(m)[users].astype(np.float32) for task, m in (attribute_masks or {}).items()}
+    title_dim = item_titles.shape[1]
+    features = {
+        "item": items.astype(np.int64),
+        "genres": item_genres[items].astype(np.int64),  # [m, L, G]; padding item 0 has no genres
+        "rating": ratings.astype(np.int64),
+        "title": item_titles[items].astype(np.float32),  # [m, L, P]
+        "interval": interval,
+        # Flat view for the tabular baselines.
+        "history": np.where(items[:, :-1] > 0, items[:, :-1], -1),
+        "history_rating": np.where(items[:, :-1] > 0, ratings[:, :-1], np.nan).astype(np.float32),
+        "item_id": item_id[keep].astype(np.int64),
+        "title_embedding": item_titles[item_id[keep]].astype(np.float32),
+        "user_id": users.astype(np.int64),
+        "timestamp": timestamp[keep].astype(np.int64),
+    }
+    num_items = item_genres.shape[0] - 1
+    spec = DatasetSpec(
+        features=(
+            SequenceFeature("history", IdFeature("history", num_ids=num_items + 1), max_length=length - 1),
+            SequenceFeature("history_rating", NumericFeature("history_rating"), max_length=length - 1),
+            IdFeature("item_id", num_ids=num_items + 1),
+            EmbeddingFeature("title_embedding", dim=title_dim),
+        ),
+        labels=BEHAVIOUR_TASKS,
+    )
+    data = TabularData(features=features, labels=labels, label_masks=masks, spec=spec, source=source)
+    return data, ChannelSizes(num_items=num_items, num_genres=int(item_genres.max(initial=0)), title_dim=title_dim)
+
+
+def movielens_behaviour_sequences(movielens: MovieLens100K, *, length: int = 20, stride: int = 1,
+                                  title_dim: int = 16) -> tuple[TabularData, ChannelSizes]:
+    """MovieLens-100K as behaviour sequences; needs the title embeddings (`embeddings_dir`)."""
+    if movielens.title_embeddings is None:
+        raise ValueError(f"{movielens.source}: behaviour sequences need title embeddings; "
+                         "read the folder with `embeddings_dir`.")
+    items, users = movielens.items, movielens.users
+    genre_index = {name: i + 1 for i, name in enumerate(movielens.genre_names)}
+    item_genres = np.zeros((movielens.num_items + 1, MAX_GENRES), np.int64)
+    for item, names in zip(items["item_id"], items["genres"]):
+        item_genres[item, : len(names)] = [genre_index[g] for g in names[:MAX_GENRES]]
+    female = np.zeros(movielens.num_users + 1, np.float32)
+    over_34 = np.zeros(movielens.num_users + 1, np.float32)
+    female[users["user_id"]] = users["gender"] == "F"
+    over_34[users["user_id"]] = users["age"] >= 35
+    ratings = movielens.ratings
+    return build_behaviour_sequences(
+        user_id=ratings["user_id"], item_id=ratings["item_id"], rating=ratings["rating"],
+        timestamp=ratings["timestamp"], item_genres=item_genres,
+        item_titles=reduce_title_embeddings(movielens.title_embeddings, title_dim),
+        user_female=female, user_over_34=over_34, length=length, stride=stride, source=movielens.source,
+    )
+
+
+def make_behaviour_sequences(
+    num_users: int = 300,
+    *,
+    num_items: int = 200,
+    num_genres: int = 8,
+    events_per_user: int = 30,
+    length: int = 12,
+    title_dim: int = 8,
+    attribute_observed: float = 0.7,
+    seed: int = 0,
+) -> tuple[TabularData, ChannelSizes]:
+    """Generated behaviour sequences with the MovieLens layout (for tests and demos).
+
+    Each user has a latent taste over genres; they watch items of their favourite genres
+    more often, rate them higher, and their gender / age attributes follow their taste.
+    So every task is learnable from the sequence alone: `like` from the target item's
+    genres against the user's history, `female` / `over_34` from the genres watched.
+    Attribute labels are observed for a share `attribute_observed` of the users (mask
+    0 elsewhere), like declared profile fields.
+    """
+    rng = np.random.default_rng(seed)
+    item_genre = rng.integers(1, num_genres + 1, size=num_items + 1)  # [items + 1] main genre
+    item_genres = np.zeros((num_items + 1, 2), np.int64)
+    item_genres[:, 0] = item_genre
+    second = rng.integers(1, num_genres + 1, size=num_items + 1)
+    item_genres[:, 1] = np.where(rng.random(num_items + 1) < 0.5, second, 0)
+    item_genres[0] = 0
+    genre_vectors = rng.normal(size=(num_genres + 1, title_dim))
+    item_titles = (genre_vectors[item_genre] + 0.5 * rng.normal(size=(num_items + 1, title_dim))).astype(np.float32)
+    item_titles[0] = 0.0
+
+    taste = rng.normal(size=(num_users + 1, num_genres + 1)) * 1.5  # [users + 1, genres + 1]
+    female = (taste[:, 1] + taste[:, 2] + 0.5 * rng.normal(size=num_users + 1) > 0).astype(np.float32)
+    over_34 = (taste[:, 3] - taste[:, 4] + 0.5 * rng.normal(size=num_users + 1) > 0).astype(np.float32)
+    user_ids, item_ids, ratings, times = [], [], [], []
+    for user in range(1, num_users + 1):
+        affinity = taste[user, item_genre[1:]]  # [items]
+        choice = np.exp(affinity - affinity.max())
+        watched = rng.choice(num_items, size=events_per_user, p=choice / choice.sum()) + 1
+        score = taste[user, item_genre[watched]] + rng.normal(size=events_per_user)
+        ratings.append(np.clip(np.round(3.0 + score), 1, 5).astype(np.int64))
+        start = rng.uniform(0, 200) * SECONDS_PER_DAY
+        times.append((start + np.cumsum(rng.exponential(2.0, events_per_user)) * SECONDS_PER_DAY).astype(np.int64))
+        user_ids.append(np.full(events_per_user, user))
+        item_ids.append(watched)
+    observed = (rng.random(num_users + 1) < attribute_observed).astype(np.float32)
+    return build_behaviour_sequences(
+        user_id=np.concatenate(user_ids), item_id=np.concatenate(item_ids), rating=np.concatenate(ratings),
+        timestamp=np.concatenate(times), item_genres=item_genres, item_titles=item_titles,
+        user_female=female, user_over_34=over_34, length=length,
+        attribute_masks={"female": observed, "over_34": observed}, source="generated behaviour sequences",
+    )
+
+
+def channel_columns(data: TabularData) -> dict[str, np.ndarray]:
+    """The SUPER-MoE input channels of `data`."""
+    return {name: data.features[name] for name in CHANNELS}
+
+
+def channel_sizes(data: TabularData) -> ChannelSizes:
+    """The `ChannelSizes` of behaviour-sequence rows, from their spec and columns."""
+    return ChannelSizes(num_items=data.spec.feature("item_id").num_ids - 1,
+                        num_genres=int(data.features["genres"].max(initial=0)),
+                        title_dim=int(data.features["title"].shape[-1]))

@@ -1,0 +1,62 @@
+"""Export of SUPER-MoE: task probabilities and the universal user embedding.
+
+The SavedModel takes the behaviour-sequence channels as tensors (the layout of
+`tfzoo.data.behaviour_sequences`: ids already mapped, 0 = padding, the [MASK] id where a
+value is unknown, e.g. the rating of the target step) and has two signatures:
+
+- `serving_default`: channels -> {task: probability [batch]};
+- `user_embedding`: channels -> {"user_embedding": H [batch, units]} (eq. 8).
+
+It loads with `tf.saved_model.load` alone (no tfzoo, no Keras classes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfzoo.export.saved_model import next_version, write_atomically
+
+
+def channel_signature(encoder) -> dict[str, tf.TensorSpec]:
+    """The input signature of the encoder's channels."""
+    specs = {}
+    for name, vocabulary in encoder.category_channels.items():
+        # Bags ([batch, L, K]) and single values ([batch, L]) differ in rank; a channel's
+        # rank is fixed by the data it was trained on, recorded on the first call.
+        rank = encoder.channel_ranks.get(name, 2)
+        specs[name] = tf.TensorSpec([None] * rank, tf.int64, name=name)
+    for name in encoder.id_channels:
+        specs[name] = tf.TensorSpec([None, None], tf.int64, name=name)
+    for name, width in encoder.dense_channels.items():
+        specs[name] = tf.TensorSpec([None, None, width], tf.float32, name=name)
+    return specs
+
+
+class SuperMoEServing(tf.Module):
+    def __init__(self, model):
+        super().__init__(name="supermoe_serving")
+        self.model = model
+
+    def probabilities(self, channels):
+        return self.model(channels, training=False)
+
+    def user_embedding(self, channels):
+        return {"user_embedding": self.model.user_embedding(channels, training=False)}
+
+
+def export_supermoe(model, inputs, export_base: str | Path, name: str, version: int | None = None) -> Path:
+    """Exports a trained `SuperMoE` as `<export_base>/<name>/<version>/` (see the module docstring)."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"`name` must be a plain directory name. Received: name={name!r}")
+    model_dir = Path(export_base) / name
+    version = next_version(model_dir) if version is None else int(version)
+    module = SuperMoEServing(model)
+    signature = [channel_signature(model.encoder)]
+    signatures = {
+        "serving_default": tf.function(module.probabilities, input_signature=signature).get_concrete_function(),
+        "user_embedding": tf.function(module.user_embedding, input_signature=signature).get_concrete_function(),
+    }
+    return write_atomically(model_dir / str(version),
+                            lambda tmp: tf.saved_model.save(module, str(tmp), signatures=signatures))

@@ -1,0 +1,90 @@
+"""Multi-query attention: h query heads, one key/value head (Shazeer 2019; PaLM; GRec eq. 1-2)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import tensorflow as tf
+
+
+@tf.keras.utils.register_keras_serializable(package="tfzoo")
+class MultiQueryAttention(tf.keras.layers.Layer):
+    """Scaled dot-product attention whose h query heads share one key and one value head.
+
+    Q is projected to [h, head_dim] per position, K and V to [1, head_dim]:
+    head_i = softmax(Q_i K^T / sqrt(head_dim)) V, output = concat(head_1..h) W^O.
+    Sharing K/V cuts the K/V projections and the K/V cache by a factor h.
+
+    Args:
+      num_heads: number of query heads h.
+      head_dim: width of each head (and of the shared key / value).
+      output_dim: width of the output; default the query's width.
+      dropout: dropout on the attention weights.
+
+    Call arguments:
+      query: [batch, T_q, d].
+      value: [batch, T_k, d_v] to attend to; default `query` (self-attention).
+      mask: optional [batch, T_k] (bool or 0/1), False/0 marking padding keys that no
+        query may attend to. A query whose keys are all padding attends uniformly
+        (its output is meaningless and should itself be masked downstream).
+      training: enables dropout.
+
+    Returns:
+      [batch, T_q, output_dim].
+    """
+
+    def __init__(self, num_heads: int, head_dim: int, *, output_dim: int | None = None, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if num_heads < 1:
+            raise ValueError(f"`num_heads` must be >= 1. Received: num_heads={num_heads}")
+        if head_dim < 1:
+            raise ValueError(f"`head_dim` must be >= 1. Received: head_dim={head_dim}")
+        if output_dim is not None and output_dim < 1:
+            raise ValueError(f"`output_dim` must be >= 1 or None. Received: output_dim={output_dim}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.output_dim = output_dim
+        self.dropout = dropout
+
+    def build(self, input_shape):
+        width = int(input_shape[-1])
+        h, k = self.num_heads, self.head_dim
+        out = self.output_dim or width
+        # Query and output kernels are stored 2-D so that Glorot sees their true fans.
+        self.query_kernel = self.add_weight(name="query_kernel", shape=(width, h * k), initializer="glorot_uniform")
+        self.key_kernel = self.add_weight(name="key_kernel", shape=(width, k), initializer="glorot_uniform")
+        self.value_kernel = self.add_weight(name="value_kernel", shape=(width, k), initializer="glorot_uniform")
+        self.output_kernel = self.add_weight(name="output_kernel", shape=(h * k, out), initializer="glorot_uniform")
+        self.output_bias = self.add_weight(name="output_bias", shape=(out,), initializer="zeros")
+        self._dropout = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
+        super().build(input_shape)
+
+    def attention_weights(self, query, value=None, mask=None):
+        """Softmax attention weights, [batch, h, T_q, T_k]."""
+        value = query if value is None else value
+        query_kernel = tf.reshape(self.query_kernel, [-1, self.num_heads, self.head_dim])  # [d, h, head_dim]
+        q = tf.einsum("btd,dhk->bthk", query, query_kernel)  # [batch, T_q, h, head_dim]
+        k = tf.einsum("bsd,dk->bsk", value, self.key_kernel)  # [batch, T_k, head_dim]: one head for all queries
+        scores = tf.einsum("bthk,bsk->bhts", q, k) / math.sqrt(self.head_dim)  # [batch, h, T_q, T_k]
+        if mask is not None:
+            padding = 1.0 - tf.cast(mask, scores.dtype)  # [batch, T_k]
+            scores += padding[:, tf.newaxis, tf.newaxis, :] * -1e9
+        return tf.nn.softmax(scores, axis=-1)
+
+    def call(self, query, value=None, mask=None, training=None):
+        value = query if value is None else value
+        weights = self.attention_weights(query, value, mask)  # [batch, h, T_q, T_k]
+        if self._dropout is not None:
+            weights = self._dropout(weights, training=training)
+        v = tf.einsum("bsd,dk->bsk", value, self.value_kernel)  # [batch, T_k, head_dim]
+        heads = tf.einsum("bhts,bsk->bthk", weights, v)  # [batch, T_q, h, head_dim]
+        output_kernel = tf.reshape(self.output_kernel, [self.num_heads, self.head_dim, -1])  # [h, head_dim, out]
+        return tf.einsum("bthk,hko->bto", heads, output_kernel) + self.output_bias  # [batch, T_q, out]
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, head_dim=self.head_dim, output_dim=self.output_dim, dropout=self.dropout)
+        return config

@@ -1,0 +1,276 @@
+"""SUPER-MoE (Jiang et al., ICML-W 2022): masked channel pre-training, multi-task fine-tuning.
+
+- `MaskedChannelPretrainer` (sec. 3.1, eqs. 1-3): a `MoESequenceEncoder` learns to
+  predict masked steps of chosen channels.
+- `SuperMoE` (secs. 3.2-3.3, eqs. 8-10): the pre-trained encoder, the user
+  representation H = MaxPooling(h_o) and one linear tower per task; task weights fixed
+  (eq. 9) or driven by validation AUC (eq. 10).
+
+Both take the channel dict of `tfzoo.data.behaviour_sequences` (or any channels the
+encoder is configured with) as features.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import tensorflow as tf
+
+from tfzoo.data.features import DatasetSpec, as_spec
+from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
+from tfzoo.models.multitask import MultiTaskModel
+
+
+def build_encoder(options: Mapping[str, Any]) -> MoESequenceEncoder:
+    return MoESequenceEncoder(**dict(options), name="encoder")
+
+
+def masked_max_pool(sequence: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """H = max over the real steps of h_o [batch, L, d] -> [batch, d] (eq. 8)."""
+    floor = tf.fill(tf.shape(sequence), tf.constant(-1e9, sequence.dtype))
+    return tf.reduce_max(tf.where(valid[..., tf.newaxis], sequence, floor), axis=1)  # [batch, d]
+
+
+def pairwise_hinge_auc_loss(logits: tf.Tensor, labels: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean over (positive, negative) pairs of max(0, 1 - (f(x+) - f(x-))): eq. 10's surrogate of 1 - AUC."""
+    labels, mask = tf.cast(labels, logits.dtype), tf.cast(mask, logits.dtype)
+    positive, negative = labels * mask, (1.0 - labels) * mask  # [batch]
+    hinge = tf.nn.relu(1.0 - (logits[:, tf.newaxis] - logits[tf.newaxis, :]))  # [batch(+), batch(-)]
+    pairs = positive[:, tf.newaxis] * negative[tf.newaxis, :]
+    return tf.reduce_sum(hinge * pairs) / tf.maximum(tf.reduce_sum(pairs), 1.0)
+
+
+@tf.keras.utils.register_keras_serializable(package="tfzoo")
+class MaskedChannelPretrainer(tf.keras.Model):
+    """Masked channel prediction (MCP) pre-training of a `MoESequenceEncoder`.
+
+    Every training batch masks, independently per channel in `masked_channels`, each real
+    step with probability `mask_rate` (the channel's id becomes its [MASK] id,
+    `vocabulary_size`); the encoder output at the masked steps predicts the original ids.
+    An ID channel (large vocabulary) is trained with a sampled softmax over
+    `num_sampled` negatives (its output table can be sharded like the input tables);
+    a category channel with a full softmax. Each channel's loss is its mean over its
+    masked steps, i.e. normalised by its task indicator (eq. 3), and the total is their
+    `channel_weights`-weighted sum plus the mixtures' load-balancing losses.
+    Evaluation masks the same way and reports full-softmax losses and accuracies.
+
+    Args:
+      encoder: `MoESequenceEncoder` constructor arguments.
+      masked_channels: single-valued ID / category channels to mask and predict.
+      mask_rate: probability of masking a real step.
+      num_sampled: negatives of the sampled softmax of ID channels.
+      channel_weights: loss weight per masked channel (default 1).
+      seed: seed of the masking.
+    """
+
+    def __init__(self, *, encoder: Mapping[str, Any], masked_channels: Sequence[str], mask_rate: float = 0.15,
+                 num_sampled: int = 64, channel_weights: Mapping[str, float] | None = None, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder_options = dict(encoder)
+        self.encoder = build_encoder(self.encoder_options)
+        vocabularies = {**self.encoder.category_channels, **self.encoder.id_channels}
+        unknown = [c for c in masked_channels if c not in vocabularies]
+        if unknown or not masked_channels:
+            raise ValueError(f"`masked_channels` must name ID or category channels of the encoder "
+                             f"({sorted(vocabularies)}). Received: masked_channels={list(masked_channels)}")
+        if not 0.0 < mask_rate < 1.0:
+            raise ValueError(f"`mask_rate` must be in (0, 1). Received: mask_rate={mask_rate}")
+        self.masked_channels = tuple(masked_channels)
+        self.vocabularies = {c: vocabularies[c] for c in self.masked_channels}
+        self.mask_rate = float(mask_rate)
+        self.num_sampled = int(num_sampled)
+        self.channel_weights = {c: float((channel_weights or {}).get(c, 1.0)) for c in self.masked_channels}
+        self.seed = int(seed)
+        self._generator = tf.random.Generator.from_seed(self.seed)
+        width = self.encoder.units
+        self.output_tables, self.output_biases, self.heads = {}, {}, {}
+        for channel in self.masked_channels:
+            if channel in self.encoder.id_channels:
+                self.output_tables[channel] = self.add_weight(
+                    name=f"{channel}_output_embedding", shape=(self.vocabularies[channel], width),
+                    initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
+                self.output_biases[channel] = self.add_weight(
+                    name=f"{channel}_output_bias", shape=(self.vocabularies[channel],), initializer="zeros")
+            else:
+                self.heads[channel] = tf.keras.layers.Dense(self.vocabularies[channel], name=f"{channel}_head")
+        self.channel_loss_trackers = {c: tf.keras.metrics.Mean(name=f"{c}_loss") for c in self.masked_channels}
+        self.channel_accuracy = {c: tf.keras.metrics.Mean(name=f"{c}_accuracy") for c in self.masked_channels}
+        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, *self.channel_loss_trackers.values(), *self.channel_accuracy.values()]
+
+    def call(self, features, training=False):
+        return self.encoder(features, training=training)
+
+    def mask_channels(self, features):
+        """(masked features, {channel: bool [batch, L] masked steps})."""
+        valid = self.encoder.padding_mask(features)  # [batch, L]
+        masked_features, positions = dict(features), {}
+        for channel in self.masked_channels:
+            ids = tf.cast(features[channel], tf.int64)  # [batch, L]
+            draw = self._generator.uniform(tf.shape(ids)) < self.mask_rate
+            # Steps already holding [MASK] (an unknown value, e.g. a target's rating) have no label.
+            known = tf.logical_and(ids > 0, ids < self.vocabularies[channel])
+            chosen = tf.logical_and(draw, tf.logical_and(valid, known))  # [batch, L]
+            masked_features[channel] = tf.where(chosen, tf.cast(self.vocabularies[channel], tf.int64), ids)
+            positions[channel] = chosen
+        return masked_features, positions
+
+    def masked_channel_loss(self, features, training):
+        masked, positions = self.mask_channels(features)
+        sequence = self.encoder(masked, training=training)  # [batch, L, d]
+        total = tf.constant(0.0)
+        for channel in self.masked_channels:
+            states = tf.boolean_mask(sequence, positions[channel])  # [masked, d]
+            targets = tf.boolean_mask(tf.cast(features[channel], tf.int64), positions[channel])  # [masked]
+            if channel in self.output_tables:
+                table, bias = self.output_tables[channel], self.output_biases[channel]
+                logits = tf.matmul(states, tf.convert_to_tensor(table), transpose_b=True) + bias  # [masked, V]
+                if training:
+                    per_step = tf.nn.sampled_softmax_loss(
+                        table, bias, targets[:, tf.newaxis], states, num_sampled=self.num_sampled,
+                        num_classes=self.vocabularies[channel], remove_accidental_hits=True)  # [masked]
+                else:
+                    per_step = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+            else:
+                logits = self.heads[channel](states)  # [masked, V]
+                per_step = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+            count = tf.cast(tf.size(targets), tf.float32)
+            loss = tf.reduce_sum(per_step) / tf.maximum(count, 1.0)  # eq. 3: normalised by the indicator
+            correct = tf.cast(tf.equal(tf.argmax(logits, -1), targets), tf.float32)
+            self.channel_loss_trackers[channel].update_state(loss, sample_weight=count)
+            self.channel_accuracy[channel].update_state(correct)
+            total += self.channel_weights[channel] * loss
+        return total
+
+    def train_step(self, data):
+        features = data[0] if isinstance(data, tuple) else data
+        with tf.GradientTape() as tape:
+            loss = self.masked_channel_loss(features, training=True)
+            regularization = tf.add_n(self.encoder.losses) if self.encoder.losses else tf.constant(0.0)
+            scaled = (loss + regularization) / tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self.loss_tracker.update_state(loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        features = data[0] if isinstance(data, tuple) else data
+        self.loss_tracker.update_state(self.masked_channel_loss(features, training=False))
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {"encoder": dict(self.encoder_options), "masked_channels": list(self.masked_channels),
+                "mask_rate": self.mask_rate, "num_sampled": self.num_sampled,
+                "channel_weights": dict(self.channel_weights), "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
+@tf.keras.utils.register_keras_serializable(package="tfzoo")
+class SuperMoE(MultiTaskModel):
+    """Fine-tuning: y_i = Tower_i(MaxPooling(h_o)) (eq. 8), loss sum_i lambda_i l_i (eq. 9).
+
+    Rows carry a task indicator (the label masks): an absent label adds nothing to its
+    task's loss or metrics (`MultiTaskModel`). `load_encoder` restores the pre-trained
+    encoder before training.
+
+    Task weights: fixed (`task_weights`, default 1 each), or, with
+    `task_weight_rate > 0`, learned for validation AUC (eq. 10), bi-level: when a
+    training batch comes with a validation batch (`fit` on
+    `tf.data.Dataset.zip((train, validation.repeat()))`), each step
+      1. computes the task losses l_i and their gradients g_i on the training batch;
+      2. computes the gradient g_v of the validation surrogate S = sum_i mean over
+         pairs max(0, 1 - (f(x+) - f(x-))) (1 - AUC, made differentiable);
+      3. moves the weights: one SGD step theta' = theta - eta sum_i lambda_i g_i changes
+         S by -eta sum_i lambda_i g_v . g_i to first order, so dS/dlambda_i is
+         proportional to -g_v . g_i (the one-step unrolled hypergradient, evaluated at
+         theta as in first-order DARTS); lambda takes an exponentiated-gradient step
+         lambda_i <- lambda_i exp(rate * a_i / max_j |a_j|), a_i = g_v . g_i, renormalised
+         to sum to the number of tasks (weights stay positive, their scale fixed);
+      4. updates theta with sum_i lambda_i g_i (+ load-balancing losses).
+    The inner problem (theta_lambda = argmin Loss) is thus tracked by ordinary training
+    while lambda climbs the validation AUC surrogate, alternating step by step.
+    `current_task_weights()` reads lambda.
+
+    Args:
+      feature_spec: optional; its labels name the tasks when `tasks` is not given.
+      tasks: task names.
+      encoder: `MoESequenceEncoder` constructor arguments.
+      task_weights: initial lambda per task.
+      task_weight_rate: step of the AUC-driven weights; 0 keeps them fixed.
+    """
+
+    def __init__(self, *, encoder: Mapping[str, Any], tasks: Sequence[str] | None = None,
+                 feature_spec: DatasetSpec | Mapping[str, Any] | None = None,
+                 task_weights: Mapping[str, float] | None = None, task_weight_rate: float = 0.0, **kwargs):
+        if feature_spec is None:
+            if not tasks:
+                raise ValueError("SuperMoE needs `tasks` or a `feature_spec` with labels. Received: tasks=None")
+            feature_spec = DatasetSpec(features=(), labels=tuple(tasks))
+        super().__init__(feature_spec=as_spec(feature_spec), tasks=tasks, task_weights=task_weights, **kwargs)
+        if task_weight_rate < 0:
+            raise ValueError(f"`task_weight_rate` must be >= 0. Received: task_weight_rate={task_weight_rate}")
+        self.encoder_options = dict(encoder)
+        self.task_weight_rate = float(task_weight_rate)
+        self.encoder = build_encoder(self.encoder_options)
+        self.towers = {t: tf.keras.layers.Dense(1, name=f"{t}_tower") for t in self.tasks}
+        self.lambdas = tf.Variable([self.task_weights[t] for t in self.tasks], trainable=False, name="task_lambdas")
+        self.validation_auc_loss = tf.keras.metrics.Mean(name="validation_hinge_auc_loss")
+
+    def user_embedding(self, features, training=False) -> tf.Tensor:
+        """H = MaxPooling(h_o), [batch, units]."""
+        sequence = self.encoder(features, training=training)  # [batch, L, d]
+        return masked_max_pool(sequence, self.encoder.padding_mask(features))
+
+    def task_logits(self, features, training=False):
+        user = self.user_embedding(features, training=training)  # [batch, d]
+        return {t: tf.squeeze(self.towers[t](user), axis=-1) for t in self.tasks}  # [batch] each
+
+    def current_task_weights(self) -> dict[str, float]:
+        return dict(zip(self.tasks, self.lambdas.numpy().tolist()))
+
+    def load_encoder(self, checkpoint_path: str) -> None:
+        """Restores the encoder of a `MaskedChannelPretrainer` checkpoint written by `tf.train.Checkpoint(encoder=...).write`."""
+        tf.train.Checkpoint(encoder=self.encoder).read(checkpoint_path).assert_existing_objects_matched()
+
+    def compute_loss(self, inputs, training=False):
+        losses = self.task_losses(inputs, training=training)
+        return tf.add_n([self.lambdas[i] * losses[t] for i, t in enumerate(self.tasks)])
+
+    def train_step(self, inputs):
+        if not (self.task_weight_rate and isinstance(inputs, tuple) and len(inputs) == 2):
+            return super().train_step(inputs)
+        train, (val_features, val_labels, val_masks) = inputs
+        with tf.GradientTape(persistent=True) as tape:
+            losses = self.task_losses(train, training=True)
+            regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
+            total = tf.add_n([self.lambdas[i] * losses[t] for i, t in enumerate(self.tasks)])
+            val_logits = self.task_logits(val_features, training=False)
+            surrogate = tf.add_n([pairwise_hinge_auc_loss(val_logits[t], val_labels[t], val_masks[t]) for t in self.tasks])
+            objective = total + regularization  # inside the tape, or its gradient would be zero
+        variables = self.trainable_variables  # after the forward pass, which builds them on the first step
+        dense = lambda gradients: [tf.convert_to_tensor(g) for g in gradients]  # noqa: E731 (embedding rows)
+        validation_gradients = dense(tape.gradient(surrogate, variables, unconnected_gradients="zero"))
+        alignments = []
+        for task in self.tasks:
+            task_gradients = dense(tape.gradient(losses[task], variables, unconnected_gradients="zero"))
+            alignments.append(tf.add_n([tf.reduce_sum(a * b) for a, b in zip(validation_gradients, task_gradients)]))
+        model_gradients = tape.gradient(objective, variables)
+        del tape
+        alignment = tf.stack(alignments)  # [tasks]
+        step = self.task_weight_rate * alignment / tf.maximum(tf.reduce_max(tf.abs(alignment)), 1e-12)
+        lambdas = self.lambdas * tf.exp(step)
+        self.lambdas.assign(lambdas * len(self.tasks) / tf.reduce_sum(lambdas))
+        self.optimizer.apply_gradients(zip(model_gradients, variables))
+        self.loss_tracker.update_state(total)
+        self.validation_auc_loss.update_state(surrogate)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {**super().get_config(), "encoder": dict(self.encoder_options),
+                "task_weight_rate": self.task_weight_rate}
