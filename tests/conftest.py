@@ -41,3 +41,18 @@ def census_small(census):
 def synthetic_small():
     data = tfzoo.data.make_multi_scenario_data(1500, seed=1)
     return data, data.spec.fit(data.features)
+
+
+@pytest.fixture(scope="session")
+def small_friend_graph():
+    """A generated friend graph of 300 users with 60 multi-hot features, split per user."""
+    graph = tfzoo.data.make_friend_graph(300, num_communities=6, feature_dim=60, mean_degree=8, seed=0)
+    return tfzoo.data.split_friendships(graph, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_sampler(small_friend_graph):
+    """Samples 2-hop subgraphs (fan-out 4, 3) from the training graph of `small_friend_graph`."""
+    from tfzoo.graph import SubgraphSampler
+
+    return SubgraphSampler(small_friend_graph.train, fanouts=(4, 3), seed=0)

@@ -1,6 +1,7 @@
-"""Offline evaluation: exact AUC / AP per task, and tables of them."""
+"""Offline evaluation: exact AUC / AP per task, recall@K of retrieval, and tables of them."""
 
 from tfzoo.evaluation.metrics import average_precision, roc_auc, task_metrics
 from tfzoo.evaluation.report import format_task_table
+from tfzoo.evaluation.retrieval import recall_report, top_k_excluding
 
-__all__ = ["average_precision", "format_task_table", "roc_auc", "task_metrics"]
+__all__ = ["average_precision", "format_task_table", "recall_report", "roc_auc", "task_metrics", "top_k_excluding"]
