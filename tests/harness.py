@@ -49,7 +49,8 @@ def check_layer(layer: tf.keras.layers.Layer, inputs, tmp_path: Path, **call_kwa
     module.call = tf.function(lambda x: layer(x, **call_kwargs), input_signature=[_signature(inputs)])
     path = str(tmp_path / f"saved_{layer.name}")
     tf.saved_model.save(module, path)
-    assert_allclose(tf.saved_model.load(path).call(inputs), outputs)
+    loaded = tf.saved_model.load(path)  # keep a reference: its variables die with it
+    assert_allclose(loaded.call(inputs), outputs)
     return outputs
 
 

@@ -108,3 +108,17 @@ def test_check_columns_names_the_feature_at_fault():
     bad["item"] = np.array(["1", "2", "3", "4"])
     with pytest.raises(TypeError, match="'item' must hold int64"):
         spec.check_columns(bad)
+
+
+def test_numeric_buckets_are_training_quantiles_in_standardised_units():
+    values = np.arange(1.0, 101.0)  # mean 50.5, std 28.866
+    feature = NumericFeature("x", num_buckets=4).fitted(values)
+    expected = (np.quantile(values, [0.25, 0.5, 0.75]) - 50.5) / values.std()
+    np.testing.assert_allclose(feature.boundaries, expected, atol=1e-6)
+    assert feature.num_bucket_indices == 4
+    # A spike (mostly zeros) collapses duplicate quantiles instead of making empty buckets.
+    spiky = NumericFeature("y", num_buckets=8).fitted(np.r_[np.zeros(95), np.arange(5.0)])
+    assert len(spiky.boundaries) < 7
+    assert DatasetSpec((feature,)).to_config()["features"][0]["boundaries"] == list(feature.boundaries)
+    with pytest.raises(ValueError, match="num_buckets=1"):
+        NumericFeature("z", num_buckets=1)

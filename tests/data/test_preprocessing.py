@@ -86,4 +86,5 @@ def test_config_and_saved_model_round_trip(tmp_path):
     module.pre = layer
     module.call = tf.function(layer.call, input_signature=[spec().serving_signature()])
     tf.saved_model.save(module, str(tmp_path / "pre"))
-    assert_allclose(tf.saved_model.load(str(tmp_path / "pre")).call(raw()), expected)
+    loaded = tf.saved_model.load(str(tmp_path / "pre"))
+    assert_allclose(loaded.call(raw()), expected)

@@ -12,7 +12,18 @@ from tfzoo.data.features import (
 )
 from tfzoo.data.pipeline import make_dataset, preprocess_columns
 from tfzoo.data.preprocessing import FeaturePreprocessor
-from tfzoo.data.readers import CENSUS_TASKS, bundled_census_path, read_census_income, read_twitch
+from tfzoo.data.readers import (
+    ALIEXPRESS_TASKS,
+    CENSUS_TASKS,
+    MOVIELENS_TASKS,
+    MovieLens100K,
+    bundled_census_path,
+    movielens_ranking_data,
+    read_aliexpress,
+    read_census_income,
+    read_movielens_100k,
+    read_twitch,
+)
 from tfzoo.data.registry import DATASETS, DatasetSplits, load_dataset
 from tfzoo.data.splits import ordered_split, random_split
 from tfzoo.data.synthetic import make_multi_scenario_data
@@ -20,6 +31,7 @@ from tfzoo.data.synthetic_graph import make_friend_graph
 from tfzoo.data.tabular import TabularData
 
 __all__ = [
+    "ALIEXPRESS_TASKS",
     "CENSUS_TASKS",
     "CategoricalFeature",
     "DATASETS",
@@ -31,6 +43,8 @@ __all__ = [
     "FriendGraph",
     "FriendshipSplits",
     "IdFeature",
+    "MOVIELENS_TASKS",
+    "MovieLens100K",
     "MultiHotFeatures",
     "NumericFeature",
     "SequenceFeature",
@@ -40,10 +54,13 @@ __all__ = [
     "make_dataset",
     "make_friend_graph",
     "make_multi_scenario_data",
+    "movielens_ranking_data",
     "ordered_split",
     "preprocess_columns",
     "random_split",
-    "split_friendships",
+    "read_aliexpress",
     "read_census_income",
+    "read_movielens_100k",
     "read_twitch",
+    "split_friendships",
 ]

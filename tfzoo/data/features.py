@@ -142,12 +142,17 @@ class NumericFeature:
 
     With `log1p`, values go through sign(x) * log(1 + |x|) first (heavy-tailed amounts).
     Missing values (NaN, inf) become the training mean, i.e. 0 after standardisation.
+    With `num_buckets`, fitting also learns up to that many quantile buckets (boundaries
+    in standardised units); models then embed the bucket next to the value, which lets a
+    network use thresholds the way trees do (spiky amounts, ages).
     """
 
     name: str
     mean: float | None = None
     std: float | None = None
     log1p: bool = False
+    num_buckets: int | None = None
+    boundaries: tuple | None = None
     kind: ClassVar[str] = "numeric"
     dtype: ClassVar[str] = FLOAT32
 
@@ -157,10 +162,22 @@ class NumericFeature:
             raise ValueError(f"Numeric feature {self.name!r} needs both `mean` and `std`, or neither.")
         if self.std is not None and not self.std > 0:
             raise ValueError(f"`std` of {self.name!r} must be > 0. Received: std={self.std}")
+        if self.num_buckets is not None and self.num_buckets < 2:
+            raise ValueError(f"`num_buckets` of {self.name!r} must be >= 2. Received: num_buckets={self.num_buckets}")
+        if self.boundaries is not None:
+            boundaries = tuple(float(b) for b in self.boundaries)
+            if list(boundaries) != sorted(set(boundaries)):
+                raise ValueError(f"`boundaries` of {self.name!r} must be strictly increasing. Received: boundaries={boundaries}")
+            object.__setattr__(self, "boundaries", boundaries)
 
     @property
     def is_fitted(self) -> bool:
-        return self.mean is not None
+        return self.mean is not None and (self.num_buckets is None or self.boundaries is not None)
+
+    @property
+    def num_bucket_indices(self) -> int:
+        """Bucket indices a model embeds (0 when the feature is not bucketised)."""
+        return 0 if self.boundaries is None else len(self.boundaries) + 1
 
     def transform_np(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
@@ -175,8 +192,13 @@ class NumericFeature:
             mean, std = 0.0, 1.0
         else:
             mean, std = float(finite.mean()), float(finite.std())
-        # A constant column still standardises to 0 instead of dividing by zero.
-        return dataclasses.replace(self, mean=mean, std=std if std > 1e-12 else 1.0)
+        std = std if std > 1e-12 else 1.0  # a constant column still standardises to 0
+        boundaries = None
+        if self.num_buckets is not None:
+            standardised = (finite - mean) / std if finite.size else np.zeros(1)
+            quantiles = np.quantile(standardised, np.linspace(0, 1, self.num_buckets + 1)[1:-1])
+            boundaries = tuple(float(b) for b in np.unique(np.round(quantiles, 6)))
+        return dataclasses.replace(self, mean=mean, std=std, boundaries=boundaries)
 
 
 ElementFeature = Union[CategoricalFeature, IdFeature, NumericFeature]

@@ -29,6 +29,7 @@ def make_dataset(
     shuffle: bool = False,
     seed: int | None = None,
     repeat: bool = False,
+    first_epoch: int = 0,
     drop_remainder: bool = False,
     with_labels: bool = True,
 ) -> tf.data.Dataset:
@@ -39,7 +40,11 @@ def make_dataset(
       spec: the fitted spec (fit on the training split, then reuse it for every split).
       batch_size: global batch size (under `tf.distribute`, split across replicas).
       shuffle: reshuffle the rows every epoch (seeded by `seed`).
-      repeat: repeat forever (use with `steps_per_epoch`).
+      repeat: repeat forever, epoch after epoch, starting at `first_epoch` (use with
+        `fit(steps_per_epoch=ceil(rows / batch_size))`). A shuffled, repeated dataset
+        orders epoch e by a permutation keyed on (seed, e) alone, and no batch spans two
+        epochs, so a run resumed at epoch e sees exactly the batches it would have seen.
+      first_epoch: the first epoch a repeated dataset yields.
       drop_remainder: drop the last partial batch.
       with_labels: yield `(features, labels, label_masks)`; else features only.
 
@@ -53,12 +58,24 @@ def make_dataset(
         columns["labels"] = {k: tf.constant(data.labels[k]) for k in spec.labels}
         columns["label_masks"] = {k: tf.constant(data.label_masks[k]) for k in spec.labels}
 
-    indices = tf.data.Dataset.range(len(data))
-    if shuffle:
-        indices = indices.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        indices = indices.repeat()
-    batches = indices.batch(batch_size, drop_remainder=drop_remainder)
+    num_rows = len(data)
+    if repeat and shuffle:
+        seed = seed if seed is not None else int(tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64))
+
+        def epoch_batches(epoch):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(num_rows, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+            )
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=drop_remainder)
+
+        batches = tf.data.Dataset.range(first_epoch, tf.int64.max).flat_map(epoch_batches)
+    else:
+        indices = tf.data.Dataset.range(num_rows)
+        if shuffle:
+            indices = indices.shuffle(num_rows, seed=seed, reshuffle_each_iteration=True)
+        batches = indices.batch(batch_size, drop_remainder=drop_remainder)
+        if repeat:
+            batches = batches.repeat()
 
     def gather(batch_indices):
         rows = tf.nest.map_structure(lambda column: tf.gather(column, batch_indices), columns)

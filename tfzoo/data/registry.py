@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from pathlib import Path
 from typing import Callable, Sequence, Union
 
 from tfzoo.data.friend_graph import FriendshipSplits, split_friendships
+from tfzoo.data.readers.aliexpress import aliexpress_files, read_aliexpress
 from tfzoo.data.readers.census import read_census_income
+from tfzoo.data.readers.movielens import movielens_ranking_data, read_movielens_100k
 from tfzoo.data.readers.twitch import read_twitch
-from tfzoo.data.splits import random_split
+from tfzoo.data.splits import ordered_split, random_split
 from tfzoo.data.synthetic import make_multi_scenario_data
 from tfzoo.data.synthetic_graph import make_friend_graph
 from tfzoo.data.tabular import TabularData
@@ -38,6 +42,50 @@ def _synthetic(path: str | None, tasks: Sequence[str] | None, split_seed: int) -
     return DatasetSplits(train, validation, test, f"random 80/10/10 of {len(data)} generated rows, seed {split_seed}")
 
 
+def _with_tasks(parts: Sequence[TabularData], tasks: Sequence[str] | None) -> list[TabularData]:
+    """The parts with their spec's labels restricted to `tasks` (default: all of them)."""
+    if not tasks:
+        return list(parts)
+    unknown = sorted(set(tasks) - set(parts[0].spec.labels))
+    if unknown:
+        raise ValueError(f"Unknown task(s) {unknown}; this dataset has {list(parts[0].spec.labels)}.")
+    return [p.with_spec(dataclasses.replace(p.spec, labels=tuple(tasks))) for p in parts]
+
+
+def _require_path(path: str | None, name: str, what: str) -> str:
+    if path is None:
+        raise ValueError(f"The {name} dataset may not be redistributed, so tfzoo does not ship it: pass --data {what}.")
+    return path
+
+
+def _aliexpress(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
+    directory = _require_path(path, "aliexpress", "DIR holding its train.csv and test.csv")
+    train_path, test_path = aliexpress_files(directory)
+    full_train, test = read_aliexpress(train_path), read_aliexpress(test_path)
+    train, validation = random_split(full_train, (0.9, 0.1), seed=split_seed)
+    split = (f"train: random 90% of {train_path.name} ({len(train)} of {len(full_train)} rows), validation: the "
+             f"other 10% ({len(validation)} rows), seed {split_seed}; test: {test_path.name} ({len(test)} rows)")
+    return DatasetSplits(*_with_tasks((train, validation, test), tasks), split)
+
+
+def _movielens(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
+    folder = Path(_require_path(path, "movielens", "the ml-100k folder"))
+    # Precomputed title embeddings, when present, sit in a `derived/` folder beside ml-100k.
+    derived = folder.parent / "derived"
+    data = movielens_ranking_data(read_movielens_100k(folder, embeddings_dir=derived if derived.is_dir() else None))
+    timestamps = data.features["timestamp"]
+    train, validation, test = ordered_split(data, timestamps, (0.8, 0.1, 0.1))
+
+    def day(part: TabularData) -> str:
+        if not len(part):
+            return "nowhere (no rows)"
+        return time.strftime("%Y-%m-%d", time.gmtime(int(part.features["timestamp"][0])))
+
+    split = (f"ordered by timestamp (ties in file order) 80/10/10 of {len(data)} ratings: validation from "
+             f"{day(validation)}, test from {day(test)} (UTC)")
+    return DatasetSplits(*_with_tasks((train, validation, test), tasks), split)
+
+
 def _no_tasks(name: str, tasks: Sequence[str] | None) -> None:
     if tasks:
         raise ValueError(f"The {name} dataset is a friend graph for retrieval; it has no tasks. Received: tasks={list(tasks)}")
@@ -45,9 +93,8 @@ def _no_tasks(name: str, tasks: Sequence[str] | None) -> None:
 
 def _twitch(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> FriendshipSplits:
     _no_tasks("twitch", tasks)
-    if path is None:
-        raise ValueError("The twitch dataset is read from a path: pass --data with a region folder (e.g. .../twitch_musae/DE).")
-    return split_friendships(read_twitch(path), validation_share=0.1, test_share=0.1, seed=split_seed)
+    folder = _require_path(path, "twitch", "a region folder of twitch_musae (DE, ENGB, ES, ...)")
+    return split_friendships(read_twitch(folder), validation_share=0.1, test_share=0.1, seed=split_seed)
 
 
 def _friend_graph(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> FriendshipSplits:
@@ -61,7 +108,9 @@ def _friend_graph(path: str | None, tasks: Sequence[str] | None, split_seed: int
 Splits = Union[DatasetSplits, FriendshipSplits]
 
 DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] = {
+    "aliexpress": _aliexpress,
     "census": _census,
+    "movielens": _movielens,
     "synthetic": _synthetic,
     "twitch": _twitch,
     "friend_graph": _friend_graph,

@@ -24,7 +24,8 @@ class FeatureEncoder(tf.keras.layers.Layer):
     Categorical and id features go through their own embedding table (width: the
     feature's `embedding_dim`, else `embedding_dim`); categorical sequences are embedded
     and mean-pooled over their non-padding positions; numeric sequences are averaged;
-    numeric and precomputed-embedding features pass through.
+    numeric and precomputed-embedding features pass through, and a bucketised numeric
+    feature (`NumericFeature.boundaries`) also gets an embedding of its bucket.
 
     Args:
       feature_spec: a fitted `DatasetSpec` (or its config).
@@ -53,7 +54,9 @@ class FeatureEncoder(tf.keras.layers.Layer):
         for f in self.feature_spec.features:
             if isinstance(f, EmbeddingFeature):
                 total += f.dim
-            elif isinstance(f, NumericFeature) or (isinstance(f, SequenceFeature) and isinstance(f.element, NumericFeature)):
+            elif isinstance(f, NumericFeature):
+                total += 1 + (self.embedding_dim if f.num_bucket_indices else 0)
+            elif isinstance(f, SequenceFeature) and isinstance(f.element, NumericFeature):
                 total += 1
             else:
                 total += self._width(f)
@@ -68,6 +71,10 @@ class FeatureEncoder(tf.keras.layers.Layer):
                 self._embeddings[f.name] = tf.keras.layers.Embedding(
                     f.cardinality, self._width(f), name=f"embedding_{f.name}"
                 )
+            elif isinstance(f, NumericFeature) and f.num_bucket_indices:
+                self._embeddings[f.name] = tf.keras.layers.Embedding(
+                    f.num_bucket_indices, self.embedding_dim, name=f"bucket_embedding_{f.name}"
+                )
         super().build(input_shape)
 
     def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
@@ -77,7 +84,11 @@ class FeatureEncoder(tf.keras.layers.Layer):
             if isinstance(f, EmbeddingFeature):
                 parts.append(tf.cast(x, tf.float32))  # [batch, dim]
             elif isinstance(f, NumericFeature):
-                parts.append(tf.cast(x, tf.float32)[:, tf.newaxis])  # [batch, 1]
+                x = tf.cast(x, tf.float32)
+                parts.append(x[:, tf.newaxis])  # [batch, 1]
+                if f.num_bucket_indices:
+                    bucket = tf.raw_ops.Bucketize(input=x, boundaries=list(f.boundaries))  # [batch]
+                    parts.append(self._embeddings[f.name](bucket))  # [batch, embedding_dim]
             elif isinstance(f, SequenceFeature) and isinstance(f.element, NumericFeature):
                 parts.append(tf.reduce_mean(tf.cast(x, tf.float32), axis=1, keepdims=True))  # [batch, 1]
             elif isinstance(f, SequenceFeature):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -45,6 +46,20 @@ class Prepared:
     split: str
 
 
+@dataclasses.dataclass
+class FitData:
+    """What `model.fit` consumes.
+
+    `train` repeats forever from the run's first epoch (epoch-keyed shuffling makes a
+    resumed run see the same batches as an uninterrupted one); `steps_per_epoch` says
+    where each epoch ends.
+    """
+
+    train: tf.data.Dataset
+    steps_per_epoch: int
+    validation: tf.data.Dataset | None = None
+
+
 class ModelFamily(abc.ABC):
     """Base of the families: `prepare`, `datasets` and `report` are the contract."""
 
@@ -53,8 +68,8 @@ class ModelFamily(abc.ABC):
         """Loads the data and builds the compiled model; `inputs` as stored by an earlier run."""
 
     @abc.abstractmethod
-    def datasets(self, prepared: Prepared, config: RunConfig) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
-        """Training and validation datasets for `model.fit`."""
+    def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
+        """Training (from `initial_epoch` on) and validation data for `model.fit`."""
 
     @abc.abstractmethod
     def report(self, prepared: Prepared, split: str) -> dict:
@@ -73,11 +88,13 @@ class RankingFamily(ModelFamily):
         model(next(iter(sample))[0])
         return Prepared(model=model, inputs=spec.to_config(), data=data, split=data.split)
 
-    def datasets(self, prepared: Prepared, config: RunConfig):
+    def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
         spec = DatasetSpec.from_config(prepared.inputs)
-        train = make_dataset(prepared.data.train, spec, batch_size=config.batch_size, shuffle=True, seed=config.seed)
+        rows = prepared.data.train
+        train = make_dataset(rows, spec, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+                             repeat=True, first_epoch=initial_epoch)
         validation = make_dataset(prepared.data.validation, spec, batch_size=max(config.batch_size, EVAL_BATCH_SIZE))
-        return train, validation
+        return FitData(train=train, steps_per_epoch=math.ceil(len(rows) / config.batch_size), validation=validation)
 
     def report(self, prepared: Prepared, split: str) -> dict:
         spec = DatasetSpec.from_config(prepared.inputs)

@@ -113,7 +113,7 @@ def train(config: RunConfig, directory: str | Path, *, resume: bool = False, ver
     _write_json(config_path, {"run": dataclasses.asdict(config), "inputs": run.inputs, "split": run.prepared.split})
 
     family = family_for(config.model)
-    train_ds, validation_ds = family.datasets(run.prepared, config)
+    fit_data = family.datasets(run.prepared, config, initial_epoch=initial_epoch)
     stop_on_nan = StopOnNaN()
     callbacks = [
         stop_on_nan,
@@ -122,8 +122,8 @@ def train(config: RunConfig, directory: str | Path, *, resume: bool = False, ver
     ]
     started = time.perf_counter()
     history = run.model.fit(
-        train_ds, validation_data=validation_ds, epochs=config.epochs, initial_epoch=initial_epoch,
-        callbacks=callbacks, verbose=verbose,
+        fit_data.train, steps_per_epoch=fit_data.steps_per_epoch, validation_data=fit_data.validation,
+        epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
     )
     seconds = time.perf_counter() - started
     if stop_on_nan.message:

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfzoo
+from tfzoo.data import make_dataset
+from tfzoo.evaluation import roc_auc
+from tfzoo.models import MMoE, PLE, SharedBottom, SingleTaskTowers
+from tests.harness import check_model
+
+TINY = {
+    SingleTaskTowers: {"embedding_dim": 2, "hidden_units": (8,)},
+    SharedBottom: {"embedding_dim": 2, "bottom_units": (8,), "tower_units": (4,)},
+    MMoE: {"embedding_dim": 2, "num_experts": 3, "expert_units": (8,), "tower_units": (4,)},
+    PLE: {"embedding_dim": 2, "num_levels": 2, "num_task_experts": 1, "num_shared_experts": 1,
+          "expert_units": (8,), "tower_units": (4,)},
+}
+
+
+def batch(data, spec, size=64):
+    return next(iter(make_dataset(data, spec, batch_size=size)))
+
+
+@pytest.mark.parametrize("model_class", list(TINY), ids=lambda c: c.__name__)
+def test_config_round_trip_and_saved_model_reload(model_class, census_small, tmp_path):
+    data, spec = census_small
+    model = model_class(feature_spec=spec, **TINY[model_class])
+    features, _, _ = batch(data, spec)
+    outputs = check_model(model, features, tmp_path)
+    assert set(outputs) == {"income", "never_married"}
+    for probability in outputs.values():
+        assert probability.shape == (64,)
+        assert np.all((probability.numpy() > 0) & (probability.numpy() < 1))
+
+
+def bce(labels, logits):
+    return np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
+
+
+def test_loss_is_the_mean_over_present_labels_weighted_by_task(synthetic_small):
+    data, spec = synthetic_small
+    model = MMoE(feature_spec=spec, task_weights={"cvr": 3.0}, **TINY[MMoE])
+    model.compile()
+    features, labels, masks = batch(data, spec, size=256)
+    loss = float(model.compute_loss((features, labels, masks)))
+    logits = {t: v.numpy() for t, v in model.task_logits(features).items()}
+    expected = 0.0
+    for task, weight in {"ctr": 1.0, "atc": 1.0, "cvr": 3.0}.items():
+        mask = masks[task].numpy()
+        expected += weight * (bce(labels[task].numpy(), logits[task]) * mask).sum() / mask.sum()
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_masked_labels_change_neither_loss_nor_gradients(synthetic_small):
+    data, spec = synthetic_small
+    model = SharedBottom(feature_spec=spec, **TINY[SharedBottom])
+    model.compile()
+    features, labels, masks = batch(data, spec, size=256)
+    flipped = dict(labels)
+    # Flip every cvr label where cvr is not observed: nothing may change.
+    flipped["cvr"] = tf.where(masks["cvr"] > 0, labels["cvr"], 1.0 - labels["cvr"])
+    assert float(tf.reduce_sum(tf.abs(flipped["cvr"] - labels["cvr"]))) > 10
+
+    def loss_and_gradients(label_dict):
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss((features, label_dict, masks))
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    loss_a, grads_a = loss_and_gradients(labels)
+    loss_b, grads_b = loss_and_gradients(flipped)
+    assert float(loss_a) == pytest.approx(float(loss_b), rel=1e-6)
+    for a, b in zip(grads_a, grads_b):
+        np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b), atol=1e-7)
+
+
+def test_a_batch_without_any_label_of_a_task_adds_zero_for_it(synthetic_small):
+    data, spec = synthetic_small
+    model = MMoE(feature_spec=spec, **TINY[MMoE])
+    model.compile()
+    features, labels, masks = batch(data, spec, size=32)
+    empty = dict(masks, cvr=tf.zeros_like(masks["cvr"]))
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss((features, labels, empty))
+    grads = tape.gradient(loss, model.towers["cvr"].trainable_variables)
+    assert all(float(tf.reduce_sum(tf.abs(g))) == 0.0 for g in grads)
+    assert np.isfinite(float(loss))
+
+
+def test_fit_learns_and_reports_per_task_metrics(census_small):
+    data, spec = census_small
+    tf.keras.utils.set_random_seed(0)
+    model = MMoE(feature_spec=spec, **TINY[MMoE])
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    history = model.fit(make_dataset(data, spec, batch_size=128, shuffle=True, seed=0), epochs=3, verbose=0).history
+    for key in ("loss", "income_loss", "never_married_loss", "income_auc", "income_ap", "never_married_auc", "never_married_ap"):
+        assert key in history
+    assert history["loss"][-1] < 0.7 * history["loss"][0]
+    predictions = model.predict(make_dataset(data, spec, batch_size=512, with_labels=False), verbose=0)
+    # Never-married is nearly determined by age and household status: far above chance.
+    assert roc_auc(data.labels["never_married"], predictions["never_married"]) > 0.95
+    evaluated = model.evaluate(make_dataset(data, spec, batch_size=512), return_dict=True, verbose=0)
+    assert evaluated["never_married_auc"] > 0.95
+
+
+def test_unknown_task_weight_and_empty_tasks_are_refused(synthetic_small):
+    _, spec = synthetic_small
+    with pytest.raises(ValueError, match=r"unknown tasks \['ctcvr'\]"):
+        MMoE(feature_spec=spec, task_weights={"ctcvr": 1.0})
+    with pytest.raises(ValueError, match=r"Received: tasks=\(\)"):
+        MMoE(feature_spec=spec, tasks=())
+    with pytest.raises(ValueError, match="num_levels=0"):
+        PLE(feature_spec=spec, num_levels=0)
