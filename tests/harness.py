@@ -13,8 +13,11 @@ import tensorflow_gnn as tfgnn
 
 def assert_allclose(actual, expected, atol=1e-5):
     # expand_composites: GraphTensors and RaggedTensors compare component by component.
-    tf.nest.map_structure(lambda a, e: np.testing.assert_allclose(np.asarray(a), np.asarray(e), atol=atol, rtol=1e-5),
-                          actual, expected, expand_composites=True)
+    flat_actual = tf.nest.flatten(actual, expand_composites=True)
+    flat_expected = tf.nest.flatten(expected, expand_composites=True)
+    assert len(flat_actual) == len(flat_expected), "the outputs must have the same structure"
+    for a, e in zip(flat_actual, flat_expected):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), atol=atol, rtol=1e-5)
 
 
 def _spec(value):
