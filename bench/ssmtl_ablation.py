@@ -43,7 +43,7 @@ def run_one(splits, *, region: str, variant: str, seed: int, steps: int, batch_s
     tf.keras.utils.set_random_seed(seed)
     sampler = SubgraphSampler(splits.train, fanouts=fanouts, seed=seed)
     pairs = directed_pairs(splits.train.edges)
-    train = sampler.friendship_dataset(pairs, batch_size=batch_size, shuffle_seed=seed).repeat()
+    train = sampler.friendship_dataset(pairs, batch_size=batch_size, shuffle_seed=seed, repeat=True)
     model = SSMTLRetrieval(feature_dim=splits.graph.features.dim, hidden_dim=dims, embedding_dim=dims,
                            **VARIANTS[variant])
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))

@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args) -> int:
     from tfzoo.evaluation.report import format_task_table
     from tfzoo.training.config import RunConfig
+    from tfzoo.training.families import family_for
     from tfzoo.training.run import train
 
     config = RunConfig(
@@ -65,18 +66,21 @@ def _train(args) -> int:
     )
     metrics = train(config, args.out, resume=args.resume, verbose=1)
     print(f"\nsplit: {metrics['split']}")
-    print(format_task_table([(f"{args.model} (validation)", metrics["validation"]), (f"{args.model} (test)", metrics["test"])]))
+    print(format_task_table([(f"{args.model} (validation)", metrics["validation"]), (f"{args.model} (test)", metrics["test"])],
+                            metrics=family_for(args.model).metric_names))
     print(f"\nrun written to {args.out}")
     return 0
 
 
 def _evaluate(args) -> int:
     from tfzoo.evaluation.report import format_task_table
+    from tfzoo.training.families import family_for
     from tfzoo.training.run import evaluate
 
     report = evaluate(args.run, split=args.split)
     print(f"split: {report['split_description']}")
-    print(format_task_table([(f"{Path(args.run).name} ({args.split})", report["tasks"])]))
+    print(format_task_table([(f"{Path(args.run).name} ({args.split})", report["tasks"])],
+                            metrics=family_for(report["model"]).metric_names))
     (Path(args.run) / f"evaluation_{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

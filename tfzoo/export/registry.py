@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from tfzoo.export.retrieval import export_retrieval_run
 from tfzoo.export.saved_model import export_saved_model
 from tfzoo.models.registry import MODELS
 
@@ -23,7 +24,7 @@ def _default(model, inputs, export_base, name, version):
     return export_saved_model(model, inputs, export_base, name, version=version)
 
 
-EXPORTERS: dict[str, Exporter] = {name: _default for name in MODELS}
+EXPORTERS: dict[str, Exporter] = {**{name: _default for name in MODELS}, "ssmtl": export_retrieval_run}
 
 
 def export_model(model_name: str, model: tf.keras.Model, inputs: Any, export_base: str | Path, name: str,

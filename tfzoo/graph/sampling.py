@@ -60,7 +60,10 @@ class SubgraphSampler:
                 full, op.edge_set_name, sample_size=op.sample_size, name=op.op_name,
                 seed=None if seed is None else seed * 1000 + hops[op.op_name])
 
-        self._model = tfgnn_sampler.create_sampling_model_from_spec(schema, spec, edge_sampler, seed_node_dtype=tf.int64)
+        # Without autograph: the sampling code has no data-dependent Python control flow, and
+        # converting TF-GNN's source costs tens of seconds per process and per traced map.
+        create = tf.autograph.experimental.do_not_convert(tfgnn_sampler.create_sampling_model_from_spec)
+        self._model = create(schema, spec, edge_sampler, seed_node_dtype=tf.int64)
 
     def __call__(self, users: tf.Tensor) -> tfgnn.GraphTensor:
         seeds = tf.RaggedTensor.from_tensor(tf.reshape(tf.cast(users, tf.int64), [-1, 1]))  # [batch, (1)]
@@ -75,18 +78,29 @@ class SubgraphSampler:
         batch_size: int,
         shuffle_seed: int | None = None,
         drop_remainder: bool = True,
+        repeat: bool = False,
+        first_epoch: int = 0,
     ) -> tf.data.Dataset:
         """Batches of `{"query": graph, "candidate": graph}` for pairs `friendships` ([n, 2]).
 
         Each pair's friendship is removed from both of its subgraphs (see
-        `remove_edges_between`). With `shuffle_seed`, pairs are reshuffled every epoch.
+        `remove_edges_between`). With `shuffle_seed`, epoch e visits the pairs in the order
+        of a stateless shuffle keyed by `(shuffle_seed, e)`, so a run resumed at
+        `first_epoch` sees the same pairs as an uninterrupted one. With `repeat`, epochs
+        `first_epoch, first_epoch + 1, ...` follow each other without end.
         """
-        pairs = np.asarray(friendships, np.int64).reshape(-1, 2)
-        dataset = tf.data.Dataset.from_tensor_slices(pairs)
-        if shuffle_seed is not None:
-            dataset = dataset.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        pairs = tf.constant(np.asarray(friendships, np.int64).reshape(-1, 2))  # [n, 2]
 
+        def epoch_pairs(epoch):
+            if shuffle_seed is None:
+                return tf.data.Dataset.from_tensor_slices(pairs)
+            seed = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
+            return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(pairs, seed=seed))
+
+        epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max if repeat else first_epoch + 1)
+        dataset = epochs.flat_map(epoch_pairs).batch(batch_size, drop_remainder=drop_remainder)
+
+        @tf.autograph.experimental.do_not_convert
         def sample(batch):  # [batch, 2]
             query, candidate = batch[:, 0], batch[:, 1]
             return {
@@ -100,7 +114,7 @@ class SubgraphSampler:
         """Batches of subgraphs around `users`, in order (sampled sequentially, so that a
         fixed `seed` gives the same subgraphs every time)."""
         dataset = tf.data.Dataset.from_tensor_slices(np.asarray(users, np.int64)).batch(batch_size)
-        return dataset.map(self).prefetch(tf.data.AUTOTUNE)
+        return dataset.map(tf.autograph.experimental.do_not_convert(self)).prefetch(tf.data.AUTOTUNE)
 
     def serialized_subgraphs(self, users: Sequence[int]) -> list[bytes]:
         """One serialized `tf.train.Example` per user: its sampled subgraph, as `embed` takes it."""
