@@ -56,3 +56,21 @@ def small_sampler(small_friend_graph):
     from tfzoo.graph import SubgraphSampler
 
     return SubgraphSampler(small_friend_graph.train, fanouts=(4, 3), seed=0)
+
+
+@pytest.fixture(scope="session")
+def friendship_batches(small_friend_graph, small_sampler):
+    """Four batches of 32 training friendships with their subgraphs, sampled eagerly (no
+    tf.data trace: the traced sampler graph is large and slow to optimise)."""
+    import tensorflow as tf
+
+    from tfzoo.graph import directed_pairs, remove_edges_between
+
+    pairs = directed_pairs(small_friend_graph.train.edges)
+    order = np.random.default_rng(0).permutation(len(pairs))[:128]
+    batches = []
+    for chunk in np.split(pairs[order], 4):
+        query, candidate = tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1])
+        batches.append({"query": remove_edges_between(small_sampler(query), query, candidate),
+                        "candidate": remove_edges_between(small_sampler(candidate), query, candidate)})
+    return batches

@@ -145,6 +145,8 @@ class SSMTLRetrieval(tfrs.Model):
 
     def mae_loss(self, graph: tfgnn.GraphTensor, training: bool) -> tf.Tensor:
         view = self.mae_edge_drop_layer(graph, training=training)
+        if not self.encoder.built:  # the steps below use the encoder's parts before any plain call
+            self.encoder(view, training=False)
         node_features = dict(view.node_sets[USERS].features)
         inputs = self.encoder.input_states(view)  # [nodes, hidden_dim]
         masked = self.query_masking(view.replace_features(node_sets={USERS: {**node_features, tfgnn.HIDDEN_STATE: inputs}}))
