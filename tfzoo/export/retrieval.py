@@ -40,9 +40,15 @@ EMBEDDING_BATCH = 512
 
 
 def user_embeddings(model: tf.keras.Model, sampler: SubgraphSampler, *, batch_size: int = EMBEDDING_BATCH) -> np.ndarray:
-    """[num_users, d] the model's embedding of every user of the sampler's graph."""
+    """[num_users, d] the model's embedding of every user of the sampler's graph.
+
+    Batches are sampled and embedded eagerly: a traced `tf.data` sampling graph costs more
+    to build and optimise than the whole pass over a graph of this size.
+    """
     users = np.arange(sampler.graph.num_users)
-    return np.asarray(model.predict(sampler.user_dataset(users, batch_size=batch_size), verbose=0), np.float32)
+    batches = [model(sampler(tf.constant(users[start:start + batch_size])), training=False).numpy()
+               for start in range(0, len(users), batch_size)]
+    return np.concatenate(batches).astype(np.float32)
 
 
 class FriendRetrievalModule(tf.Module):
