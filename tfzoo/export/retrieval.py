@@ -77,9 +77,8 @@ class FriendRetrievalModule(tf.Module):
         return tf.sort(own.to_tensor(default_value=tf.int64.max), axis=1)
 
     def recommend(self, user_ids: tf.Tensor) -> dict[str, tf.Tensor]:
-        tf.debugging.assert_non_negative(user_ids, message="user_ids must be >= 0")
-        tf.debugging.assert_less(user_ids, tf.constant(self.num_users, tf.int64),
-                                 message=f"user_ids must be < {self.num_users} (the number of indexed users)")
+        known = tf.reduce_all((user_ids >= 0) & (user_ids < self.num_users))
+        tf.debugging.Assert(known, [f"user_ids must lie in [0, {self.num_users}) (the indexed users); received:", user_ids])
         queries = tf.gather(self.user_embeddings, user_ids)  # [batch, d]
         excluded = self._exclusions(user_ids)  # [batch, width]
         fetch = tf.minimum(self.k + tf.shape(excluded)[1], self.num_users)
