@@ -15,7 +15,6 @@ and are read from a path, never shipped with tfzoo.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from tfzoo.data.errors import BadRowPolicy, BadRows, DataFormatError
 from tfzoo.data.friend_graph import FriendGraph, MultiHotFeatures
+from tfzoo.data.readers._fields import RowErrors, parse_integers, split_fields
 
 TWITCH_FEATURE_DIM = 3170
 TWITCH_FEATURES = MultiHotFeatures(
@@ -62,45 +62,46 @@ def _integer(text: str, *, path: Path, line: int, field: str, upper: int | None 
     return value
 
 
-def _check_header(path: Path, header: list[str] | None, expected: tuple[str, ...]) -> None:
-    if header is None or [h.strip() for h in header] != list(expected):
-        raise DataFormatError(f"expected the header {','.join(expected)!r}, found {','.join(header or [])!r}",
-                              path=str(path), line=1)
+def _lines(path: Path) -> list[str]:
+    # Split on "\n" only (as the other readers): str.splitlines() also breaks at other
+    # control characters.
+    return [line.rstrip("\r") for line in path.read_text(encoding="utf-8").split("\n")]
+
+
+def _check_header(path: Path, header: str, expected: tuple[str, ...]) -> None:
+    if [h.strip() for h in header.split(",")] != list(expected):
+        raise DataFormatError(f"expected the header {','.join(expected)!r}, found {header!r}", path=str(path), line=1)
 
 
 def _read_targets(path: Path, bad_rows: BadRows) -> tuple[int, dict[str, np.ndarray]]:
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = list(csv.reader(file))
-    if not rows:
+    lines = _lines(path)
+    if not lines or not lines[0].strip():
         raise DataFormatError("empty file; expected a header and one row per user", path=str(path), line=1)
-    _check_header(path, rows[0], _TARGET_COLUMNS)
-    body = [(number, row) for number, row in enumerate(rows[1:], start=2) if row]
-    num_users = len(body)
+    _check_header(path, lines[0], _TARGET_COLUMNS)
+    num_users = sum(1 for line in lines[1:] if line.strip())
+    errors = RowErrors(str(path))
+    table, numbers = split_fields(lines[1:], 2, separator=",", num_fields=len(_TARGET_COLUMNS), errors=errors)
+    table = np.vectorize(str.strip, otypes=[object])(table) if len(table) else table
+    integers = parse_integers(table[:, [0, 1, 3, 5]], ("id", "days", "views", "new_id"), numbers, errors, low=0)
+    node = integers[:, 3]
+    for row in np.flatnonzero(node >= num_users):
+        errors.add(numbers[row], f"expected an integer in [0, {num_users - 1}] (one node per row), found {node[row]}",
+                   "new_id")
+    _, first = np.unique(node, return_index=True)
+    for row in np.setdiff1d(np.arange(len(node)), first):
+        errors.add(numbers[row], f"node {node[row]} is described twice", "new_id")
+    flags = np.zeros((len(table), 2))
+    for column, name in ((2, "mature"), (4, "partner")):
+        values = table[:, column]
+        for row in np.flatnonzero(~np.isin(values, list(_BOOLEANS))):
+            errors.add(numbers[row], f"expected True or False, found {values[row]!r}", name)
+        flags[:, 0 if name == "mature" else 1] = [_BOOLEANS.get(v, np.nan) for v in values]
+    keep = errors.settle(bad_rows, numbers)
     targets = {name: np.full(num_users, np.nan) for name in ("twitch_id", "days", "mature", "views", "partner")}
-    seen = np.zeros(num_users, bool)
-    for number, row in body:
-        try:
-            if len(row) != len(_TARGET_COLUMNS):
-                raise DataFormatError(f"expected {len(_TARGET_COLUMNS)} comma-separated fields, found {len(row)}",
-                                      path=str(path), line=number)
-            fields = dict(zip(_TARGET_COLUMNS, (f.strip() for f in row)))
-            node = _integer(fields["new_id"], path=path, line=number, field="new_id", upper=num_users)
-            if seen[node]:
-                raise DataFormatError(f"node {node} is described twice", path=str(path), line=number, field="new_id")
-            values = {"twitch_id": _integer(fields["id"], path=path, line=number, field="id")}
-            for name in ("days", "views"):
-                values[name] = _integer(fields[name], path=path, line=number, field=name)
-            for name in ("mature", "partner"):
-                if fields[name] not in _BOOLEANS:
-                    raise DataFormatError(f"expected True or False, found {fields[name]!r}", path=str(path),
-                                          line=number, field=name)
-                values[name] = _BOOLEANS[fields[name]]
-        except DataFormatError as error:
-            bad_rows.handle(error)
-            continue
-        seen[node] = True
-        for name, value in values.items():
-            targets[name][node] = value
+    nodes = node[keep]
+    for name, values in (("twitch_id", integers[:, 0]), ("days", integers[:, 1]), ("views", integers[:, 2]),
+                         ("mature", flags[:, 0]), ("partner", flags[:, 1])):
+        targets[name][nodes] = values[keep]
     return num_users, targets
 
 
@@ -145,26 +146,14 @@ def _read_features(path: Path, num_users: int, feature_dim: int, bad_rows: BadRo
 
 
 def _read_edges(path: Path, num_users: int, bad_rows: BadRows) -> np.ndarray:
-    edges = []
-    with open(path, newline="", encoding="utf-8") as file:
-        reader = csv.reader(file)
-        _check_header(path, next(reader, None), ("from", "to"))
-        for number, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            try:
-                if len(row) != 2:
-                    raise DataFormatError(f"expected 2 comma-separated fields, found {len(row)}", path=str(path),
-                                          line=number)
-                u = _integer(row[0].strip(), path=path, line=number, field="from", upper=num_users)
-                v = _integer(row[1].strip(), path=path, line=number, field="to", upper=num_users)
-                if u == v:
-                    raise DataFormatError(f"self-loop on node {u}", path=str(path), line=number, field="to")
-            except DataFormatError as error:
-                bad_rows.handle(error)
-                continue
-            edges.append((u, v))
-    return np.asarray(edges, np.int64).reshape(-1, 2)
+    lines = _lines(path)
+    _check_header(path, lines[0] if lines else "", ("from", "to"))
+    errors = RowErrors(str(path))
+    table, numbers = split_fields(lines[1:], 2, separator=",", num_fields=2, errors=errors)
+    edges = parse_integers(table, ("from", "to"), numbers, errors, low=0, high=num_users - 1)
+    for row in np.flatnonzero(edges[:, 0] == edges[:, 1]):
+        errors.add(numbers[row], f"self-loop on node {edges[row, 0]}", "to")
+    return edges[errors.settle(bad_rows, numbers)].reshape(-1, 2)
 
 
 def read_twitch(
