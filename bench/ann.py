@@ -85,7 +85,7 @@ def compare(name: str, candidates: np.ndarray, queries: np.ndarray, settings: li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--candidates", type=int, default=1_000_000)
+    parser.add_argument("--candidates", type=int, default=1_000_000, help="random candidates (0: only --real)")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=20)
@@ -98,11 +98,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     candidates = rng.standard_normal((args.candidates, args.dim), dtype=np.float32)
     queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
-    scaled = ScannSettings.for_size(args.candidates)
+    scaled = ScannSettings.for_size(max(args.candidates, 1))
     neighbours = [scaled] + [
         dataclasses.replace(scaled, num_leaves=leaves, num_leaves_to_search=searched, num_reordering_candidates=reorder)
         for leaves, searched, reorder in args.grid]
-    compare("random Gaussian", candidates, queries, neighbours, args.repeats)
+    if args.candidates:
+        compare("random Gaussian", candidates, queries, neighbours, args.repeats)
     if args.real:
         embeddings = tf.saved_model.load(args.real).user_embeddings.numpy()
         real_queries = embeddings[rng.permutation(len(embeddings))[:args.queries]]
