@@ -2,5 +2,6 @@
 
 from tfzoo.models.baselines import MMoE, PLE, SharedBottom, SingleTaskTowers
 from tfzoo.models.multitask import MultiTaskModel
+from tfzoo.models.ssmtl import SSMTLRetrieval
 
-__all__ = ["MMoE", "MultiTaskModel", "PLE", "SharedBottom", "SingleTaskTowers"]
+__all__ = ["MMoE", "MultiTaskModel", "PLE", "SSMTLRetrieval", "SharedBottom", "SingleTaskTowers"]
