@@ -41,3 +41,36 @@ def census_small(census):
 def synthetic_small():
     data = tfzoo.data.make_multi_scenario_data(1500, seed=1)
     return data, data.spec.fit(data.features)
+
+
+@pytest.fixture(scope="session")
+def small_friend_graph():
+    """A generated friend graph of 300 users with 60 multi-hot features, split per user."""
+    graph = tfzoo.data.make_friend_graph(300, num_communities=6, feature_dim=60, mean_degree=8, seed=0)
+    return tfzoo.data.split_friendships(graph, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_sampler(small_friend_graph):
+    """Samples 2-hop subgraphs (fan-out 4, 3) from the training graph of `small_friend_graph`."""
+    from tfzoo.graph import SubgraphSampler
+
+    return SubgraphSampler(small_friend_graph.train, fanouts=(4, 3), seed=0)
+
+
+@pytest.fixture(scope="session")
+def friendship_batches(small_friend_graph, small_sampler):
+    """Four batches of 32 training friendships with their subgraphs, sampled eagerly (no
+    tf.data trace: the traced sampler graph is large and slow to optimise)."""
+    import tensorflow as tf
+
+    from tfzoo.graph import directed_pairs, remove_edges_between
+
+    pairs = directed_pairs(small_friend_graph.train.edges)
+    order = np.random.default_rng(0).permutation(len(pairs))[:128]
+    batches = []
+    for chunk in np.split(pairs[order], 4):
+        query, candidate = tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1])
+        batches.append({"query": remove_edges_between(small_sampler(query), query, candidate),
+                        "candidate": remove_edges_between(small_sampler(candidate), query, candidate)})
+    return batches

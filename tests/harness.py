@@ -8,15 +8,26 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_gnn as tfgnn
 
 
 def assert_allclose(actual, expected, atol=1e-5):
-    tf.nest.map_structure(lambda a, e: np.testing.assert_allclose(np.asarray(a), np.asarray(e), atol=atol, rtol=1e-5),
-                          actual, expected)
+    # expand_composites: GraphTensors and RaggedTensors compare component by component.
+    flat_actual = tf.nest.flatten(actual, expand_composites=True)
+    flat_expected = tf.nest.flatten(expected, expand_composites=True)
+    assert len(flat_actual) == len(flat_expected), "the outputs must have the same structure"
+    for a, e in zip(flat_actual, flat_expected):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), atol=atol, rtol=1e-5)
+
+
+def _spec(value):
+    if isinstance(value, tfgnn.GraphTensor):
+        return value.spec.relax(num_components=True, num_nodes=True, num_edges=True)
+    return tf.TensorSpec([None] + list(value.shape[1:]), value.dtype)
 
 
 def _signature(inputs):
-    return tf.nest.map_structure(lambda t: tf.TensorSpec([None] + list(t.shape[1:]), t.dtype), inputs)
+    return tf.nest.map_structure(_spec, inputs)
 
 
 def check_layer(layer: tf.keras.layers.Layer, inputs, tmp_path: Path, **call_kwargs):

@@ -112,6 +112,7 @@ def _train(args) -> int:
     from tfzoo.evaluation.report import format_task_table
     from tfzoo.training.config import RunConfig
     from tfzoo.training.distribute import configure_cpu_devices
+    from tfzoo.training.families import family_for
     from tfzoo.training.run import train
 
     if args.cpu_devices:
@@ -126,18 +127,21 @@ def _train(args) -> int:
     if not metrics:
         return 0  # a non-chief task of a cluster: the chief reports
     print(f"\nsplit: {metrics['split']}")
-    print(format_task_table([(f"{args.model} (validation)", metrics["validation"]), (f"{args.model} (test)", metrics["test"])]))
+    print(format_task_table([(f"{args.model} (validation)", metrics["validation"]), (f"{args.model} (test)", metrics["test"])],
+                            metrics=family_for(args.model).metric_names))
     print(f"\nrun written to {args.out}")
     return 0
 
 
 def _evaluate(args) -> int:
     from tfzoo.evaluation.report import format_task_table
+    from tfzoo.training.families import family_for
     from tfzoo.training.run import evaluate
 
     report = evaluate(args.run, split=args.split)
     print(f"split: {report['split_description']}")
-    print(format_task_table([(f"{Path(args.run).name} ({args.split})", report["tasks"])]))
+    print(format_task_table([(f"{Path(args.run).name} ({args.split})", report["tasks"])],
+                            metrics=family_for(report["model"]).metric_names))
     (Path(args.run) / f"evaluation_{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

@@ -1,6 +1,7 @@
 """Feature specs, readers, splits and `tf.data` pipelines."""
 
 from tfzoo.data.errors import DataFormatError
+from tfzoo.data.friend_graph import FriendGraph, FriendshipSplits, MultiHotFeatures, split_friendships
 from tfzoo.data.features import (
     CategoricalFeature,
     DatasetSpec,
@@ -21,10 +22,12 @@ from tfzoo.data.readers import (
     read_aliexpress,
     read_census_income,
     read_movielens_100k,
+    read_twitch,
 )
 from tfzoo.data.registry import DATASETS, DatasetSplits, load_dataset
 from tfzoo.data.splits import ordered_split, random_split
 from tfzoo.data.synthetic import make_multi_scenario_data
+from tfzoo.data.synthetic_graph import make_friend_graph
 from tfzoo.data.tabular import TabularData
 
 __all__ = [
@@ -37,9 +40,12 @@ __all__ = [
     "DatasetSpec",
     "EmbeddingFeature",
     "FeaturePreprocessor",
+    "FriendGraph",
+    "FriendshipSplits",
     "IdFeature",
     "MOVIELENS_TASKS",
     "MovieLens100K",
+    "MultiHotFeatures",
     "NumericFeature",
     "SequenceFeature",
     "TabularData",
@@ -48,6 +54,7 @@ __all__ = [
     "dataset_from_columns",
     "make_dataset",
     "model_columns",
+    "make_friend_graph",
     "make_multi_scenario_data",
     "movielens_ranking_data",
     "ordered_split",
@@ -56,4 +63,6 @@ __all__ = [
     "read_aliexpress",
     "read_census_income",
     "read_movielens_100k",
+    "read_twitch",
+    "split_friendships",
 ]

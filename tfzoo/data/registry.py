@@ -5,14 +5,17 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 from tfzoo.data.behaviour_sequences import make_behaviour_sequences, movielens_behaviour_sequences
+from tfzoo.data.friend_graph import FriendshipSplits, split_friendships
 from tfzoo.data.readers.aliexpress import aliexpress_files, read_aliexpress
 from tfzoo.data.readers.census import read_census_income
 from tfzoo.data.readers.movielens import movielens_ranking_data, read_movielens_100k
+from tfzoo.data.readers.twitch import read_twitch
 from tfzoo.data.splits import ordered_split, random_split
 from tfzoo.data.synthetic import make_multi_scenario_data
+from tfzoo.data.synthetic_graph import make_friend_graph
 from tfzoo.data.tabular import TabularData
 
 
@@ -108,7 +111,29 @@ def _generated_sequences(path: str | None, tasks: Sequence[str] | None, split_se
     return _time_split(data, "generated behaviour sequences")
 
 
-DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], DatasetSplits]] = {
+
+def _no_tasks(name: str, tasks: Sequence[str] | None) -> None:
+    if tasks:
+        raise ValueError(f"The {name} dataset is a friend graph for retrieval; it has no tasks. Received: tasks={list(tasks)}")
+
+
+def _twitch(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> FriendshipSplits:
+    _no_tasks("twitch", tasks)
+    folder = _require_path(path, "twitch", "a region folder of twitch_musae (DE, ENGB, ES, ...)")
+    return split_friendships(read_twitch(folder), validation_share=0.1, test_share=0.1, seed=split_seed)
+
+
+def _friend_graph(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> FriendshipSplits:
+    _no_tasks("friend_graph", tasks)
+    if path is not None:
+        raise ValueError("The friend_graph dataset is generated; it takes no --data path.")
+    graph = make_friend_graph(3000, seed=0)  # one fixed graph; the seed varies only the split
+    return split_friendships(graph, validation_share=0.1, test_share=0.1, seed=split_seed)
+
+
+Splits = Union[DatasetSplits, FriendshipSplits]
+
+DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] = {
     "aliexpress": _aliexpress,
     "census": _census,
     "census_flows": _census_flows,
@@ -116,10 +141,12 @@ DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], DatasetSpl
     "movielens_sequences": _movielens_sequences,
     "generated_sequences": _generated_sequences,
     "synthetic": _synthetic,
+    "twitch": _twitch,
+    "friend_graph": _friend_graph,
 }
 
 
-def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | None = None, split_seed: int = 0) -> DatasetSplits:
+def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | None = None, split_seed: int = 0) -> Splits:
     """Reads dataset `name` (from `path` where it needs one) and splits it."""
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}.")

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from tfzoo.export.grec import export_grec
+from tfzoo.export.retrieval import export_retrieval_run
 from tfzoo.export.saved_model import export_saved_model
 from tfzoo.export.supermoe import export_supermoe
 from tfzoo.models.registry import MODELS
@@ -28,6 +29,7 @@ def _default(model, inputs, export_base, name, version):
 EXPORTERS: dict[str, Exporter] = {name: _default for name in MODELS}
 EXPORTERS["grec"] = export_grec  # extracted experts for task-level routing
 EXPORTERS["supermoe"] = export_supermoe  # channel tensors in; task probabilities and user_embedding
+EXPORTERS["ssmtl"] = export_retrieval_run  # ScaNN and brute-force friend retrieval
 
 
 def export_model(model_name: str, model: tf.keras.Model, inputs: Any, export_base: str | Path, name: str,

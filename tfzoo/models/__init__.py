@@ -4,5 +4,17 @@ from tfzoo.models.baselines import MMoE, PLE, SharedBottom, SingleTaskTowers
 from tfzoo.models.grec import ExtractedGRec, GRec
 from tfzoo.models.multitask import MultiTaskModel
 from tfzoo.models.supermoe import MaskedChannelPretrainer, SuperMoE
+from tfzoo.models.ssmtl import SSMTLRetrieval
 
-__all__ = ["ExtractedGRec", "GRec", "MMoE", "MaskedChannelPretrainer", "MultiTaskModel", "PLE", "SharedBottom", "SingleTaskTowers", "SuperMoE"]
+__all__ = [
+    "ExtractedGRec",
+    "GRec",
+    "MMoE",
+    "MaskedChannelPretrainer",
+    "MultiTaskModel",
+    "PLE",
+    "SSMTLRetrieval",
+    "SharedBottom",
+    "SingleTaskTowers",
+    "SuperMoE",
+]

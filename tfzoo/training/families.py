@@ -19,10 +19,14 @@ import tensorflow as tf
 
 from tfzoo.data.behaviour_sequences import channel_columns, channel_sizes
 from tfzoo.data.features import DatasetSpec
+from tfzoo.data.friend_graph import FriendshipSplits
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns
 from tfzoo.data.registry import load_dataset
 from tfzoo.evaluation.metrics import task_metrics
+from tfzoo.evaluation.retrieval import DEFAULT_KS, recall_report
+from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler, directed_pairs
 from tfzoo.models.registry import MODELS, build_model
+from tfzoo.models.ssmtl import SSMTLRetrieval
 from tfzoo.training.config import RunConfig
 
 EVAL_BATCH_SIZE = 4096
@@ -66,7 +70,12 @@ class FitData:
 
 
 class ModelFamily(abc.ABC):
-    """Base of the families: `prepare`, `datasets` and `report` are the contract."""
+    """Base of the families: `prepare`, `datasets` and `report` are the contract.
+
+    `metric_names` are the columns of the family's report tables.
+    """
+
+    metric_names: tuple[str, ...] = ("auc", "ap")
 
     @abc.abstractmethod
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
@@ -163,9 +172,67 @@ class BehaviourSequenceFamily(ModelFamily):
         return task_metrics(rows.labels, {t: np.asarray(p) for t, p in predictions.items()}, rows.label_masks)
 
 
-FAMILIES: dict[str, ModelFamily] = {"ranking": RankingFamily(), "behaviour_sequences": BehaviourSequenceFamily()}
-MODEL_FAMILIES: dict[str, str] = {name: "ranking" for name in MODELS}
-MODEL_FAMILIES["supermoe"] = "behaviour_sequences"
+class FriendRetrievalFamily(ModelFamily):
+    """Friend retrieval over a friend graph (`tfzoo.models.SSMTLRetrieval`).
+
+    The dataset is a `FriendshipSplits` (`twitch`, `friend_graph`). Training batches are
+    directed training friendships with k-hop subgraphs sampled around both users from the
+    training graph; the report is Recall@K of the held-out friendships among all users
+    (`tfzoo.evaluation.recall_report`), overall and on the low-degree slice. The model
+    option `fanouts` (default `[10, 5]`) sets the sampling; the other options go to the
+    model's constructor.
+    """
+
+    metric_names = tuple(f"recall@{k}" for k in DEFAULT_KS)
+
+    def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
+        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed)
+        if not isinstance(data, FriendshipSplits):
+            raise ValueError(f"{config.model} trains on a friend graph dataset (twitch, friend_graph). "
+                             f"Received: dataset={config.dataset!r}")
+        options = dict(config.model_options)
+        fanouts = [int(f) for f in options.pop("fanouts", DEFAULT_FANOUTS)]
+        inputs = dict(inputs) if inputs is not None else {
+            "dataset": config.dataset, "data_path": config.data_path, "split_seed": config.split_seed,
+            "fanouts": fanouts, "feature_dim": data.graph.features.dim}
+        model = SSMTLRetrieval(feature_dim=inputs["feature_dim"], **options)
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        # One loss evaluation builds every objective's layers, so a checkpoint restores at once.
+        sampler = SubgraphSampler(data.train, fanouts=inputs["fanouts"], seed=config.seed)
+        model.compute_loss(next(iter(sampler.friendship_dataset(directed_pairs(data.train.edges[:2]), batch_size=2))))
+        model.reset_metrics()
+        return Prepared(model=model, inputs=inputs, data=data, split=data.split)
+
+    def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
+        data = prepared.data
+        sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"], seed=config.seed)
+        pairs = directed_pairs(data.train.edges)
+        train = sampler.friendship_dataset(pairs, batch_size=config.batch_size, shuffle_seed=config.seed, repeat=True,
+                                           first_epoch=initial_epoch)
+        validation = sampler.friendship_dataset(directed_pairs(data.validation), batch_size=config.batch_size)
+        return FitData(train=train, steps_per_epoch=max(1, len(pairs) // config.batch_size), validation=validation)
+
+    def report(self, prepared: Prepared, split: str) -> dict:
+        data = prepared.data
+        if split not in ("validation", "test"):
+            raise ValueError(f"Friend retrieval is evaluated on held-out friendships: `split` must be 'validation' or "
+                             f"'test'. Received: split={split!r}")
+        other = data.test if split == "validation" else data.validation
+        # A fixed sampling seed: the same checkpoint always gets the same report.
+        sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"], seed=0)
+        users = np.arange(data.train.num_users)
+        embeddings = prepared.model.predict(sampler.user_dataset(users, batch_size=EVAL_BATCH_SIZE // 8), verbose=0)
+        return recall_report(np.asarray(embeddings), data.held_out(split), train_edges=data.train.edges,
+                             exclude_edges=[other])
+
+
+FAMILIES: dict[str, ModelFamily] = {
+    "ranking": RankingFamily(),
+    "behaviour_sequences": BehaviourSequenceFamily(),
+    "friend_retrieval": FriendRetrievalFamily(),
+}
+MODEL_FAMILIES: dict[str, str] = {**{name: "ranking" for name in MODELS}, "supermoe": "behaviour_sequences",
+                                  "ssmtl": "friend_retrieval"}
 
 
 def family_for(model: str) -> ModelFamily:

@@ -238,4 +238,4 @@ def evaluate(directory: str | Path, *, split: str = "test") -> dict:
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
     run = load_run(directory)
-    return {"split": split, "split_description": run.prepared.split, "tasks": family_for(run.config.model).report(run.prepared, split)}
+    return {"model": run.config.model, "split": split, "split_description": run.prepared.split, "tasks": family_for(run.config.model).report(run.prepared, split)}

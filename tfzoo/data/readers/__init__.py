@@ -9,6 +9,7 @@ from tfzoo.data.readers.movielens import (
     movielens_ranking_data,
     read_movielens_100k,
 )
+from tfzoo.data.readers.twitch import TWITCH_FEATURE_DIM, read_twitch
 
 __all__ = [
     "AGE_GROUPS",
@@ -16,6 +17,7 @@ __all__ = [
     "CENSUS_TASKS",
     "MOVIELENS_TASKS",
     "MovieLens100K",
+    "TWITCH_FEATURE_DIM",
     "aliexpress_files",
     "bundled_census_path",
     "movielens_ranking_data",
@@ -23,4 +25,5 @@ __all__ = [
     "read_census_income",
     "read_census_names",
     "read_movielens_100k",
+    "read_twitch",
 ]

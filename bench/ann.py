@@ -1,0 +1,116 @@
+"""ScaNN vs brute force top-10 retrieval: recall@10 against exact search and query latency.
+
+    python bench/ann.py [--candidates 1000000] [--dim 64] [--queries 1000] \
+        [--real savedmodels/ssmtl_retrieval_brute_force/1]
+
+Side by side in one run, on the same queries:
+
+- brute force: `tfrs.layers.factorized_top_k.BruteForce` (exact: it is the reference);
+- ScaNN (`tfzoo.export.ann.ScaNNIndex`) with the large-index defaults
+  (`tfzoo.export.ann.LARGE_INDEX`, scaled to the index size) and the `--grid` settings,
+  to show the trade-off.
+
+Candidates: `--candidates` random Gaussian vectors of `--dim` dimensions (seeded), and,
+with `--real`, the user embeddings held by an exported friend-retrieval SavedModel (its
+brute-force variant, which loads without the ScaNN ops), queried with themselves.
+Latency: median wall time of one call for a batch of 1 and of 100 queries (eager calls,
+as a server makes them), over `--repeats` calls after one warm-up call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import tfzoo  # noqa: F401  (Keras 2 switch before TFRS)
+from tfzoo.export.ann import LARGE_INDEX, ScannSettings, build_index
+
+K = 10
+
+
+def exact_top_k(candidates: np.ndarray, queries: np.ndarray, k: int = K, chunk: int = 100) -> np.ndarray:
+    """[queries, k] ids of the exact top-k by dot product."""
+    table = tf.constant(candidates)
+    out = []
+    for start in range(0, len(queries), chunk):
+        scores = tf.matmul(tf.constant(queries[start:start + chunk]), table, transpose_b=True)
+        out.append(tf.math.top_k(scores, k=k).indices.numpy())
+    return np.concatenate(out)
+
+
+def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(np.intersect1d(f, e)) / len(e) for f, e in zip(found, exact)]))
+
+
+def latency_ms(index, queries: np.ndarray, batch: int, repeats: int) -> float:
+    rng = np.random.default_rng(0)
+    index(tf.constant(queries[:batch]))  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = rng.integers(0, len(queries) - batch + 1)
+        block = tf.constant(queries[start:start + batch])
+        began = time.perf_counter()
+        index(block)
+        times.append(time.perf_counter() - began)
+    return 1000 * float(np.median(times))
+
+
+def compare(name: str, candidates: np.ndarray, queries: np.ndarray, settings: list[ScannSettings], repeats: int):
+    print(f"\n## {name}: {len(candidates):,} candidates x {candidates.shape[1]} dims, {len(queries)} queries, top-{K}")
+    exact = exact_top_k(candidates, queries)
+    ids = tf.range(len(candidates), dtype=tf.int64)
+    brute = build_index("brute_force", candidates, ids, k=K)
+    brute_1, brute_100 = latency_ms(brute, queries, 1, repeats), latency_ms(brute, queries, 100, repeats)
+    found = np.concatenate([brute(tf.constant(queries[s:s + 100]))[1].numpy() for s in range(0, len(queries), 100)])
+    rows = [("brute force", recall_at_k(found, exact), 0.0, brute_1, brute_100)]
+    for setting in settings:
+        began = time.perf_counter()
+        index = build_index("scann", candidates, ids, k=K, settings=setting)
+        build_seconds = time.perf_counter() - began
+        found = np.concatenate([index(tf.constant(queries[s:s + 100]))[1].numpy() for s in range(0, len(queries), 100)])
+        label = (f"scann leaves {setting.num_leaves}/{setting.num_leaves_to_search} searched, "
+                 f"reorder {setting.num_reordering_candidates}")
+        rows.append((label, recall_at_k(found, exact), build_seconds, latency_ms(index, queries, 1, repeats),
+                     latency_ms(index, queries, 100, repeats)))
+    print("| index | recall@10 | build s | batch 1 ms | batch 100 ms | speed-up batch 1 | speed-up batch 100 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for label, recall, build_seconds, ms_1, ms_100 in rows:
+        print(f"| {label} | {recall:.4f} | {build_seconds:.1f} | {ms_1:.2f} | {ms_100:.2f} | "
+              f"{brute_1 / ms_1:.1f}x | {brute_100 / ms_100:.1f}x |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", type=int, default=1_000_000, help="random candidates (0: only --real)")
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--grid", type=lambda text: tuple(int(v) for v in text.split("/")), nargs="*",
+                        default=[(1000, 100, 200), (1000, 200, 200), (2000, 200, 300), (2000, 400, 300)],
+                        help="more ScaNN settings to compare, as LEAVES/SEARCHED/REORDER")
+    parser.add_argument("--real", help="an exported brute-force friend-retrieval SavedModel version directory")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    candidates = rng.standard_normal((args.candidates, args.dim), dtype=np.float32)
+    queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
+    scaled = ScannSettings.for_size(max(args.candidates, 1))
+    neighbours = [scaled] + [
+        dataclasses.replace(scaled, num_leaves=leaves, num_leaves_to_search=searched, num_reordering_candidates=reorder)
+        for leaves, searched, reorder in args.grid]
+    if args.candidates:
+        compare("random Gaussian", candidates, queries, neighbours, args.repeats)
+    if args.real:
+        embeddings = tf.saved_model.load(args.real).user_embeddings.numpy()
+        real_queries = embeddings[rng.permutation(len(embeddings))[:args.queries]]
+        compare(f"user embeddings of {args.real}", embeddings, real_queries,
+                [ScannSettings.for_size(len(embeddings))], args.repeats)
+    print(f"\nlarge-index defaults: {LARGE_INDEX}")
+
+
+if __name__ == "__main__":
+    main()

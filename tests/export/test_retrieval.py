@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+
+from tfzoo.evaluation import top_k_excluding
+from tfzoo.export import call_in_fresh_process
+from tfzoo.export.ann import scann_op_library_path
+from tfzoo.export.retrieval import export_friend_retrieval
+from tfzoo.graph import subgraph_spec
+from tfzoo.models.ssmtl import SSMTLRetrieval
+
+K = 5
+
+
+@pytest.fixture(scope="module")
+def exported(small_friend_graph, small_sampler, tmp_path_factory):
+    graph = small_friend_graph.train  # the graph `small_sampler` samples from
+    tf.keras.utils.set_random_seed(0)
+    model = SSMTLRetrieval(feature_dim=60, hidden_dim=8, embedding_dim=8, num_layers=2, num_heads=2)
+    sampler = small_sampler
+    embeddings = model(sampler(tf.range(graph.num_users, dtype=tf.int64))).numpy()  # eager: no tf.data trace
+    base = tmp_path_factory.mktemp("savedmodels")
+    scann = export_friend_retrieval(model, graph, base, "ssmtl_retrieval", k=K, fanouts=(4, 3), embeddings=embeddings)
+    brute = export_friend_retrieval(model, graph, base, "ssmtl_retrieval_brute_force", version=int(scann.name),
+                                    index="brute_force", k=K, fanouts=(4, 3), embeddings=embeddings)
+    return model, sampler, graph, embeddings, scann, brute
+
+
+def test_layout_is_tf_serving(exported):
+    *_, scann, brute = exported
+    assert scann.name == "1" and scann.parent.name == "ssmtl_retrieval"
+    assert (scann / "saved_model.pb").is_file() and (scann / "assets" / "subgraph_schema.pbtxt").is_file()
+    assert brute.parent.name == "ssmtl_retrieval_brute_force"
+
+
+def test_brute_force_serving_is_exact_and_excludes_known_friends(exported):
+    _, _, graph, embeddings, _, brute = exported
+    users = np.array([0, 7, 123, 299])
+    out = call_in_fresh_process(brute, {"user_ids": users})  # TensorFlow only
+    expected = top_k_excluding(embeddings, users, [graph.edges], K)
+    np.testing.assert_array_equal(out["friend_ids"], expected)
+    np.testing.assert_allclose(out["scores"], np.take_along_axis(embeddings[users] @ embeddings.T, expected, 1),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_scann_serving_loads_with_the_op_library_and_excludes_known_friends(exported):
+    _, _, graph, embeddings, scann, _ = exported
+    users = np.arange(0, 300, 10)
+    out = call_in_fresh_process(scann, {"user_ids": users}, op_libraries=[scann_op_library_path()])
+    exact = top_k_excluding(embeddings, users, [graph.edges], K)
+    friends = {u: set(graph.edges[graph.edges[:, 0] == u, 1]) | set(graph.edges[graph.edges[:, 1] == u, 0]) for u in users}
+    for user, row in zip(users, out["friend_ids"]):
+        assert user not in row and not friends[user] & set(row.tolist())
+    overlap = np.mean([len(set(a) & set(b)) / K for a, b in zip(out["friend_ids"], exact)])
+    assert overlap >= 0.8
+
+
+def test_embed_signature_embeds_a_serialized_subgraph(exported):
+    model, sampler, *_, brute = exported
+    serialized = sampler.serialized_subgraphs([4, 250])
+    out = call_in_fresh_process(brute, {"subgraphs": np.array(serialized)}, signature="embed")
+    # The same subgraphs, parsed and embedded in this process by the trained model.
+    graph = tfgnn.parse_example(subgraph_spec(), tf.constant(serialized)).merge_batch_to_components()
+    np.testing.assert_allclose(out["embedding"], model(graph).numpy(), rtol=1e-4, atol=1e-5)

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.harness import assert_allclose
+from tfzoo.models.ssmtl import SSMTLRetrieval
+
+
+def _model(**weights):
+    return SSMTLRetrieval(feature_dim=60, hidden_dim=8, embedding_dim=8, num_layers=2, num_heads=2, **weights)
+
+
+def _fit_generator(batches, repeats):
+    for _ in range(repeats):
+        yield from batches
+
+
+def test_model_round_trips_and_embeds_roots(friendship_batches, tmp_path):
+    # `check_model`'s steps, except that the objectives' heads are built by a first loss
+    # evaluation (a plain call only runs the encoder), as the training family does.
+    batch = friendship_batches[0]
+    model = _model(cca_weight=0.5, mae_weight=2.0)
+    model.compute_loss(batch)
+    embeddings = model(batch["query"])
+    assert embeddings.shape == (32, 8)
+    config = model.get_config()
+    clone = SSMTLRetrieval.from_config(config)
+    assert clone.get_config() == config
+    clone.compute_loss(batch)
+    clone.set_weights(model.get_weights())
+    assert_allclose(clone(batch["query"]), embeddings)
+    assert float(clone.compute_loss(batch)) == pytest.approx(float(model.compute_loss(batch)), rel=1e-5)
+
+    # Runs restore models from checkpoints; serving loads the exported encoder
+    # (tests/export/test_retrieval.py), so the checkpoint is the round trip that matters.
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    restored = SSMTLRetrieval.from_config(config)
+    restored.compute_loss(batch)
+    tf.train.Checkpoint(model=restored).restore(path).assert_existing_objects_matched()
+    assert_allclose(restored(batch["query"]), embeddings)
+    assert tf.keras.utils.get_registered_object("tfzoo>SSMTLRetrieval") is SSMTLRetrieval
+
+
+@pytest.mark.parametrize("weights, parts", [
+    ({}, ["retrieval_loss"]),
+    ({"cca_weight": 0.5}, ["retrieval_loss", "cca_loss"]),
+    ({"mae_weight": 2.0}, ["retrieval_loss", "mae_loss"]),
+    ({"cca_weight": 0.5, "mae_weight": 2.0}, ["retrieval_loss", "cca_loss", "mae_loss"]),
+    ({"retrieval_weight": 0.0, "mae_weight": 1.0}, ["mae_loss"]),
+])
+def test_each_enabled_part_is_logged_and_the_total_is_eq_6(friendship_batches, weights, parts):
+    model = _model(**weights)
+    total = float(model.compute_loss(friendship_batches[0], training=True))
+    logged = {m.name: float(m.result()) for m in model.metrics}
+    assert sorted(logged) == sorted(["loss", *parts])
+    weight_of = {"retrieval_loss": weights.get("retrieval_weight", 1.0), "cca_loss": weights.get("cca_weight", 0.0),
+                 "mae_loss": weights.get("mae_weight", 0.0)}
+    assert total == pytest.approx(sum(weight_of[p] * logged[p] for p in parts), rel=1e-5)
+    assert logged["loss"] == pytest.approx(total, rel=1e-5)
+    # A switched-off objective builds nothing: no CCA head or GraphMAE decoder weights.
+    encoder_weights = len(model.encoder.trainable_weights)
+    head_weights = len(model.trainable_weights) - encoder_weights
+    assert hasattr(model, "cca_head") == ("cca_loss" in parts)
+    assert hasattr(model, "decoder") == ("mae_loss" in parts)
+    assert (head_weights == 0) == (parts == ["retrieval_loss"])
+
+
+def test_mae_part_is_one_for_a_zero_reconstruction_with_gamma_one(friendship_batches):
+    # With the decoder's output at zero everywhere, every root's cosine is 0: error 1 ** gamma = 1.
+    model = _model(retrieval_weight=0.0, mae_weight=1.0, mae_gamma=1.0)
+    model.compute_loss(friendship_batches[0])
+    for weight in model.decoder.weights:
+        weight.assign(tf.zeros_like(weight))
+    assert float(model.mae_loss(friendship_batches[0]["query"], training=False)) == pytest.approx(1.0)
+
+
+def test_fitting_reduces_every_loss(friendship_batches):
+    tf.keras.utils.set_random_seed(0)
+    model = _model(cca_weight=0.05, mae_weight=10.0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    spec = {name: graph.spec.relax(num_components=True, num_nodes=True, num_edges=True)
+            for name, graph in friendship_batches[0].items()}
+    data = tf.data.Dataset.from_generator(lambda: _fit_generator(friendship_batches, 100), output_signature=spec)
+    history = model.fit(data, steps_per_epoch=4, epochs=4, verbose=0).history
+    for name in ("loss", "retrieval_loss", "cca_loss", "mae_loss"):
+        assert history[name][-1] < 0.9 * history[name][0], (name, history[name])
+    # The in-batch softmax over 32 candidates starts near 32 * ln(32) and must clearly beat it.
+    assert history["retrieval_loss"][-1] < 0.8 * 32 * np.log(32)
+
+
+def test_bad_weights_are_rejected():
+    with pytest.raises(ValueError, match="at least one > 0"):
+        _model(retrieval_weight=0.0)
+    with pytest.raises(ValueError, match="mae_gamma=0.5"):
+        _model(mae_gamma=0.5)

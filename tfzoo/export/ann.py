@@ -1,0 +1,122 @@
+"""Top-K indexes over candidate embeddings: ScaNN (approximate) or brute force (exact).
+
+Both are `tfrs.layers.factorized_top_k` layers, so they are saved inside a SavedModel.
+A ScaNN index needs the ScaNN TensorFlow ops to load (TF Serving: a build with them);
+the brute-force one needs nothing beyond TensorFlow.
+
+`ScannSettings.for_size` picks the tree and reordering settings from the number of
+candidates. The large-index defaults are the best trade-off measured with `bench/ann.py`
+(1M random 64-dim candidates, dot product); see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+from scann.scann_ops.py import scann_ops
+
+INDEX_KINDS = ("scann", "brute_force")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScannSettings:
+    """ScaNN tree-AH settings.
+
+    Attributes:
+      num_leaves: k-means partitions of the candidates.
+      num_leaves_to_search: partitions scanned per query.
+      dimensions_per_block: dimensions per anisotropic-quantisation block (smaller: more
+        accurate, slower).
+      num_reordering_candidates: candidates rescored exactly after the quantised search
+        (None: no reordering).
+      training_iterations: k-means iterations when building the tree.
+    """
+
+    num_leaves: int
+    num_leaves_to_search: int
+    dimensions_per_block: int = 2
+    num_reordering_candidates: int | None = 200
+    training_iterations: int = 12
+
+    def __post_init__(self):
+        if not 1 <= self.num_leaves_to_search <= self.num_leaves:
+            raise ValueError("Need 1 <= num_leaves_to_search <= num_leaves. Received: "
+                             f"num_leaves={self.num_leaves}, num_leaves_to_search={self.num_leaves_to_search}")
+
+    @classmethod
+    def for_size(cls, num_candidates: int) -> "ScannSettings":
+        """Defaults by index size.
+
+        Large indexes (>= 100k candidates) use the settings tuned on 1M candidates,
+        scaled with sqrt(n) leaves; smaller ones search a larger share of leaves,
+        which costs little there.
+        """
+        if num_candidates >= 100_000:
+            num_leaves = max(1, round(LARGE_INDEX.num_leaves * math.sqrt(num_candidates / 1_000_000)))
+            share = LARGE_INDEX.num_leaves_to_search / LARGE_INDEX.num_leaves
+            return dataclasses.replace(LARGE_INDEX, num_leaves=num_leaves,
+                                       num_leaves_to_search=max(1, round(share * num_leaves)))
+        num_leaves = max(1, round(math.sqrt(num_candidates)))
+        return cls(num_leaves=num_leaves, num_leaves_to_search=max(1, num_leaves // 4), num_reordering_candidates=200)
+
+
+# The best recall / speed trade-off measured with bench/ann.py on 1M x 64 random Gaussian
+# candidates (docs/benchmarks.md, section SSMTL): recall@10 0.87 at 15x lower latency than
+# brute force for batches of 100. It falls short of the 0.95-at-20x target.
+LARGE_INDEX = ScannSettings(num_leaves=500, num_leaves_to_search=150, dimensions_per_block=2, num_reordering_candidates=1000)
+
+
+class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
+    """`tfrs.layers.factorized_top_k.ScaNN` that can return more than its reordering budget.
+
+    The TFRS layer leaves ScaNN's pre-reordering count at `num_reordering_candidates`,
+    which caps the results at that many; queries that ask for more (top K plus a user's
+    known friends, which are removed afterwards) get `max(k, num_reordering_candidates)`
+    candidates before the exact rescoring.
+    """
+
+    def __init__(self, settings: ScannSettings, *, k: int = 10, name: str | None = None):
+        super().__init__(
+            k=k, distance_measure="dot_product", num_leaves=settings.num_leaves,
+            num_leaves_to_search=settings.num_leaves_to_search, training_iterations=settings.training_iterations,
+            dimensions_per_block=settings.dimensions_per_block,
+            num_reordering_candidates=settings.num_reordering_candidates, name=name)
+        self.settings = settings
+
+    def call(self, queries: tf.Tensor, k=None):
+        if self._serialized_searcher is None:
+            raise ValueError("The `index` method must be called first to create the retrieval index.")
+        k = self._k if k is None else k
+        searcher = scann_ops.searcher_from_module(self._serialized_searcher)
+        pre_reorder = None
+        if self._num_reordering_candidates is not None:
+            pre_reorder = tf.maximum(tf.cast(k, tf.int32), self._num_reordering_candidates)
+        result = searcher.search_batched_parallel(queries, final_num_neighbors=k, pre_reorder_num_neighbors=pre_reorder)
+        if self._identifiers is None:
+            return result.distances, result.indices
+        return result.distances, tf.gather(self._identifiers, result.indices)
+
+
+def build_index(kind: str, candidates: tf.Tensor, identifiers: tf.Tensor | None = None, *, k: int = 10,
+                settings: ScannSettings | None = None) -> tfrs.layers.factorized_top_k.TopK:
+    """A top-`k` index over `candidates` [n, d] (dot product), returning `identifiers` [n]."""
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"`kind` must be one of {INDEX_KINDS}. Received: kind={kind!r}")
+    candidates = tf.convert_to_tensor(candidates, tf.float32)
+    if kind == "brute_force":
+        return tfrs.layers.factorized_top_k.BruteForce(k=k).index(candidates, identifiers)
+    settings = settings or ScannSettings.for_size(int(candidates.shape[0]))
+    return ScaNNIndex(settings, k=k).index(candidates, identifiers)
+
+
+def scann_op_library_path() -> str:
+    """Path of the ScaNN TensorFlow op library: `tf.load_op_library` it before loading a
+    SavedModel that holds a ScaNN index in a process that does not import scann."""
+    import os
+
+    import scann
+
+    return os.path.join(os.path.dirname(scann.__file__), "scann_ops", "cc", "_scann_ops.so")

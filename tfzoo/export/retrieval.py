@@ -1,0 +1,174 @@
+"""Friend-retrieval SavedModels: an index over every user's embedding, plus the encoder.
+
+`<export_base>/<name>/<version>/` holds:
+
+- `serving_default`: `user_ids` [batch] int64 -> `friend_ids` [batch, k] int64 and `scores`
+  [batch, k] float32: the k users with the highest dot product with the user's embedding,
+  from the index, excluding the user and its known friends (rows are padded with id -1
+  and score -inf when fewer than k users are left);
+- `embed`: `subgraphs` [batch] string, serialized `tf.train.Example`s of sampled
+  subgraphs (schema in `assets/subgraph_schema.pbtxt`, root first; see
+  `tfzoo.graph.SubgraphSampler.serialized_subgraphs`) -> `embedding` [batch, d]: the
+  embedding of users who are not in the index yet.
+
+Embeddings are those of subgraphs sampled from the graph given at export (at serving
+time: every known friendship). With `index="scann"` the SavedModel needs the ScaNN ops
+to load (`tf.load_op_library(tfzoo.export.ann.scann_op_library_path())`, or a TF Serving
+build with them); `index="brute_force"` needs TensorFlow only.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+
+from tfzoo.data.friend_graph import FriendGraph, neighbours
+from tfzoo.data.registry import load_dataset
+from tfzoo.export.ann import ScannSettings, build_index
+from tfzoo.export.saved_model import next_version, write_atomically
+from tfzoo.graph.encoder import root_embeddings
+from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler
+from tfzoo.graph.schema import subgraph_schema, subgraph_spec
+
+SCHEMA_FILE = "subgraph_schema.pbtxt"
+EMBEDDING_BATCH = 512
+
+
+def user_embeddings(model: tf.keras.Model, sampler: SubgraphSampler, *, batch_size: int = EMBEDDING_BATCH) -> np.ndarray:
+    """[num_users, d] the model's embedding of every user of the sampler's graph.
+
+    Batches are sampled and embedded eagerly: a traced `tf.data` sampling graph costs more
+    to build and optimise than the whole pass over a graph of this size.
+    """
+    users = np.arange(sampler.graph.num_users)
+    batches = [model(sampler(tf.constant(users[start:start + batch_size])), training=False).numpy()
+               for start in range(0, len(users), batch_size)]
+    return np.concatenate(batches).astype(np.float32)
+
+
+class FriendRetrievalModule(tf.Module):
+    """What the SavedModel holds: the encoder (for `embed`), the index, and the known friends.
+
+    Only the model's encoder is saved: the heads of the self-supervised objectives serve
+    no request.
+    """
+
+    def __init__(self, model: tf.keras.Model, index: tf.keras.Model, graph: FriendGraph, embeddings: np.ndarray, *, k: int):
+        super().__init__(name="friend_retrieval")
+        self.encoder = model.encoder
+        self.index = index
+        self.user_embeddings = tf.Variable(embeddings, trainable=False, name="user_embeddings")  # [users, d]
+        self.k = int(k)
+        self.num_users = graph.num_users
+        splits, ids = neighbours(graph.edges, graph.num_users)
+        self.friend_splits = tf.Variable(splits, trainable=False, name="friend_splits")  # [users + 1]
+        self.friend_ids = tf.Variable(ids, trainable=False, name="friend_ids")  # [2 * friendships]
+        self.spec = subgraph_spec()
+
+    def _exclusions(self, user_ids: tf.Tensor) -> tf.Tensor:
+        """[batch, width] each user's friends and itself, sorted, padded with the largest int64."""
+        friends = tf.RaggedTensor.from_row_splits(self.friend_ids, self.friend_splits, validate=False)
+        own = tf.concat([tf.gather(friends, user_ids), tf.RaggedTensor.from_tensor(user_ids[:, tf.newaxis])], axis=1)
+        return tf.sort(own.to_tensor(default_value=tf.int64.max), axis=1)
+
+    def recommend(self, user_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        known = tf.reduce_all((user_ids >= 0) & (user_ids < self.num_users))
+        tf.debugging.Assert(known, [f"user_ids must lie in [0, {self.num_users}) (the indexed users); received:", user_ids])
+        queries = tf.gather(self.user_embeddings, user_ids)  # [batch, d]
+        excluded = self._exclusions(user_ids)  # [batch, width]
+        fetch = tf.minimum(self.k + tf.shape(excluded)[1], self.num_users)
+        scores, ids = self.index(queries, k=fetch)  # [batch, fetch]
+        # A candidate is excluded when it is found in its row of the sorted exclusion list.
+        position = tf.minimum(tf.searchsorted(excluded, ids), tf.shape(excluded)[1] - 1)  # [batch, fetch]
+        hit = tf.gather(excluded, position, batch_dims=1) == ids  # [batch, fetch]
+        kept_scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
+        k = tf.minimum(self.k, fetch)
+        top_scores, order = tf.math.top_k(kept_scores, k=k)  # [batch, k]
+        top_ids = tf.where(tf.math.is_finite(top_scores), tf.gather(ids, order, batch_dims=1), tf.constant(-1, tf.int64))
+        padding = [[0, 0], [0, self.k - k]]
+        return {
+            "friend_ids": tf.pad(top_ids, padding, constant_values=-1),
+            "scores": tf.pad(top_scores, padding, constant_values=-np.inf),
+        }
+
+    def embed(self, subgraphs: tf.Tensor) -> dict[str, tf.Tensor]:
+        graph = tfgnn.parse_example(self.spec, subgraphs).merge_batch_to_components()
+        return {"embedding": root_embeddings(graph, self.encoder(graph, training=False))}
+
+
+def export_friend_retrieval(
+    model: tf.keras.Model,
+    graph: FriendGraph,
+    export_base: str | Path,
+    name: str,
+    *,
+    version: int | None = None,
+    index: str = "scann",
+    k: int = 100,
+    fanouts: Sequence[int] = DEFAULT_FANOUTS,
+    scann: ScannSettings | None = None,
+    sampling_seed: int = 0,
+    embeddings: np.ndarray | None = None,
+) -> Path:
+    """Exports `model` (a `tfzoo.models.SSMTLRetrieval`) with an index over `graph`'s users.
+
+    Args:
+      model: the trained model.
+      graph: users, features and the known friendships (sampled from, and excluded from
+        the results).
+      export_base, name, version: `<export_base>/<name>/<version>/`; default version: the
+        next free one.
+      index: "scann" or "brute_force".
+      k: friends returned per user.
+      fanouts: subgraph sampling per hop, as in training.
+      scann: ScaNN settings (default `ScannSettings.for_size(num_users)`).
+      sampling_seed: seeds the subgraphs the indexed embeddings come from.
+      embeddings: [num_users, d] precomputed embeddings (skips sampling).
+    """
+    if k < 1:
+        raise ValueError(f"`k` must be >= 1. Received: k={k}")
+    model_dir = Path(export_base) / name
+    version = next_version(model_dir) if version is None else int(version)
+    if embeddings is None:
+        embeddings = user_embeddings(model, SubgraphSampler(graph, fanouts=fanouts, seed=sampling_seed))
+    embeddings = np.asarray(embeddings, np.float32)
+    ids = tf.range(graph.num_users, dtype=tf.int64)
+    top_k = build_index(index, embeddings, ids, k=k, settings=scann)
+    module = FriendRetrievalModule(model, top_k, graph, embeddings, k=k)
+    recommend = tf.function(module.recommend, input_signature=[tf.TensorSpec([None], tf.int64, name="user_ids")])
+    embed = tf.function(module.embed, input_signature=[tf.TensorSpec([None], tf.string, name="subgraphs")])
+    signatures = {"serving_default": recommend.get_concrete_function(), "embed": embed.get_concrete_function()}
+    with tempfile.TemporaryDirectory() as scratch:
+        schema_path = Path(scratch) / SCHEMA_FILE
+        tfgnn.write_schema(subgraph_schema(), str(schema_path))
+        module.schema = tf.saved_model.Asset(str(schema_path))
+        options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if index == "scann" else None)
+
+        def write(tmp: Path) -> None:
+            tf.saved_model.save(module, str(tmp), signatures=signatures, options=options)
+
+        return write_atomically(model_dir / str(version), write)
+
+
+def export_retrieval_run(model: tf.keras.Model, inputs: Mapping[str, Any], export_base: str | Path, name: str,
+                         version: int | None) -> Path:
+    """The `tfzoo export` entry of friend-retrieval runs.
+
+    Writes `<name>/<version>` (ScaNN index) and `<name>_brute_force/<version>` (exact index,
+    no ScaNN ops needed), both over the run's whole graph (every friendship is known at
+    serving time); returns the ScaNN one.
+    """
+    splits = load_dataset(inputs["dataset"], path=inputs.get("data_path"), split_seed=inputs["split_seed"])
+    graph = splits.graph
+    fanouts = inputs.get("fanouts", DEFAULT_FANOUTS)
+    embeddings = user_embeddings(model, SubgraphSampler(graph, fanouts=fanouts, seed=0))
+    path = export_friend_retrieval(model, graph, export_base, name, version=version, index="scann",
+                                   fanouts=fanouts, embeddings=embeddings)
+    export_friend_retrieval(model, graph, export_base, f"{name}_brute_force", version=int(path.name),
+                            index="brute_force", fanouts=fanouts, embeddings=embeddings)
+    return path

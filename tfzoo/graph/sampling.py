@@ -1,0 +1,128 @@
+"""In-memory k-hop subgraph sampling around users, with `tensorflow_gnn.experimental.sampler`,
+and the `tf.data` pipelines built on it.
+
+Around each seed user, hop 1 samples up to `fanouts[0]` friends uniformly without
+replacement, hop 2 up to `fanouts[1]` friends of each of those, and so on. The result
+holds each user once and each sampled friendship once, pointing away from the seed
+(source = the user that was expanded); the seed is the first node of its subgraph.
+Sampling runs inside `tf.data` (`Dataset.map`), so it overlaps with training.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+from tensorflow_gnn.experimental import sampler as tfgnn_sampler
+from tensorflow_gnn.sampler import sampling_spec_builder
+
+from tfzoo.data.friend_graph import FriendGraph
+from tfzoo.graph.ops import remove_edges_between
+from tfzoo.graph.schema import FEATURES, FRIENDS, NODE_ID, USERS, friend_graph_tensor
+
+DEFAULT_FANOUTS = (10, 5)
+
+
+class SubgraphSampler:
+    """Samples subgraphs around users of one friend graph.
+
+    Args:
+      graph: the graph to sample from (for training and evaluation: the training graph).
+      fanouts: friends sampled per user at each hop, e.g. `(10, 5)` for 2 hops.
+      seed: seeds the sampling ops (with the global seed); each hop gets its own stream.
+
+    Calling the sampler with user ids `[batch]` returns a scalar GraphTensor with one
+    component per user (schema: `tfzoo.graph.schema`), node features included.
+    """
+
+    def __init__(self, graph: FriendGraph, *, fanouts: Sequence[int] = DEFAULT_FANOUTS, seed: int | None = None):
+        fanouts = tuple(int(f) for f in fanouts)
+        if not fanouts or any(f < 1 for f in fanouts):
+            raise ValueError(f"`fanouts` must be a non-empty list of positive sizes. Received: fanouts={fanouts}")
+        self.graph = graph
+        self.fanouts = fanouts
+        self.seed = seed
+        full = friend_graph_tensor(graph)
+        self.features = full.node_sets[USERS][FEATURES]  # [users, (active)]
+        schema = tfgnn.create_schema_pb_from_graph_spec(full.spec)
+        builder = sampling_spec_builder.SamplingSpecBuilder(
+            schema, default_strategy=sampling_spec_builder.SamplingStrategy.RANDOM_UNIFORM)
+        step = builder.seed(USERS)
+        for hop, fanout in enumerate(fanouts, start=1):
+            step = step.sample(fanout, FRIENDS, op_name=f"hop{hop}")
+        spec = builder.build()
+        hops = {f"hop{hop}": hop for hop in range(1, len(fanouts) + 1)}
+
+        def edge_sampler(op):
+            return tfgnn_sampler.InMemUniformEdgesSampler.from_graph_tensor(
+                full, op.edge_set_name, sample_size=op.sample_size, name=op.op_name,
+                seed=None if seed is None else seed * 1000 + hops[op.op_name])
+
+        # Without autograph: the sampling code has no data-dependent Python control flow, and
+        # converting TF-GNN's source costs tens of seconds per process and per traced map.
+        create = tf.autograph.experimental.do_not_convert(tfgnn_sampler.create_sampling_model_from_spec)
+        self._model = create(schema, spec, edge_sampler, seed_node_dtype=tf.int64)
+
+    def __call__(self, users: tf.Tensor) -> tfgnn.GraphTensor:
+        seeds = tf.RaggedTensor.from_tensor(tf.reshape(tf.cast(users, tf.int64), [-1, 1]))  # [batch, (1)]
+        batch = self._model(seeds).merge_batch_to_components()
+        ids = batch.node_sets[USERS][NODE_ID]  # [nodes]
+        return batch.replace_features(node_sets={USERS: {NODE_ID: ids, FEATURES: tf.gather(self.features, ids)}})
+
+    def friendship_dataset(
+        self,
+        friendships: np.ndarray,
+        *,
+        batch_size: int,
+        shuffle_seed: int | None = None,
+        drop_remainder: bool = True,
+        repeat: bool = False,
+        first_epoch: int = 0,
+    ) -> tf.data.Dataset:
+        """Batches of `{"query": graph, "candidate": graph}` for pairs `friendships` ([n, 2]).
+
+        Each pair's friendship is removed from both of its subgraphs (see
+        `remove_edges_between`). With `shuffle_seed`, epoch e visits the pairs in the order
+        of a stateless shuffle keyed by `(shuffle_seed, e)`, so a run resumed at
+        `first_epoch` sees the same pairs as an uninterrupted one. With `repeat`, epochs
+        `first_epoch, first_epoch + 1, ...` follow each other without end.
+        """
+        pairs = tf.constant(np.asarray(friendships, np.int64).reshape(-1, 2))  # [n, 2]
+
+        def epoch_pairs(epoch):
+            if shuffle_seed is None:
+                return tf.data.Dataset.from_tensor_slices(pairs)
+            seed = tf.stack([tf.constant(shuffle_seed, tf.int64), epoch])
+            return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(pairs, seed=seed))
+
+        epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max if repeat else first_epoch + 1)
+        dataset = epochs.flat_map(epoch_pairs).batch(batch_size, drop_remainder=drop_remainder)
+
+        @tf.autograph.experimental.do_not_convert
+        def sample(batch):  # [batch, 2]
+            query, candidate = batch[:, 0], batch[:, 1]
+            return {
+                "query": remove_edges_between(self(query), query, candidate),
+                "candidate": remove_edges_between(self(candidate), query, candidate),
+            }
+
+        return dataset.map(sample, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def user_dataset(self, users: np.ndarray, *, batch_size: int) -> tf.data.Dataset:
+        """Batches of subgraphs around `users`, in order (sampled sequentially, so that a
+        fixed `seed` gives the same subgraphs every time)."""
+        dataset = tf.data.Dataset.from_tensor_slices(np.asarray(users, np.int64)).batch(batch_size)
+        return dataset.map(tf.autograph.experimental.do_not_convert(self)).prefetch(tf.data.AUTOTUNE)
+
+    def serialized_subgraphs(self, users: Sequence[int]) -> list[bytes]:
+        """One serialized `tf.train.Example` per user: its sampled subgraph, as `embed` takes it."""
+        return [tfgnn.write_example(self(tf.constant([user]))).SerializeToString() for user in users]
+
+
+def directed_pairs(edges: np.ndarray) -> np.ndarray:
+    """[2E, 2] both directions of every friendship: each user is a query for each friend."""
+    edges = np.asarray(edges, np.int64).reshape(-1, 2)
+    return np.concatenate([edges, edges[:, ::-1]])
+
