@@ -10,6 +10,7 @@ this process.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import urllib.error
@@ -58,7 +59,20 @@ TINY_OPTIONS: dict[str, dict] = {
 
 # Models outside the tabular ranking family: `model name -> () -> (model, inputs)`, the
 # model and the model-inputs description a run hands to the model's exporter.
-ZOO_MODEL_BUILDERS: dict[str, Callable[[], tuple[tf.keras.Model, Any]]] = {}
+def _prepared_run(model: str, dataset: str, options: dict) -> tuple[tf.keras.Model, Any]:
+    # Exactly what `tfzoo export` gets from a run of `model` (untrained weights).
+    from tfzoo.training import RunConfig, family_for
+
+    prepared = family_for(model).prepare(RunConfig(model=model, dataset=dataset, model_options=options), None)
+    return prepared.model, prepared.inputs
+
+
+ZOO_MODEL_BUILDERS: dict[str, Callable[[], tuple[tf.keras.Model, Any]]] = {
+    "ssmtl": lambda: _prepared_run("ssmtl", "friend_graph", {"hidden_dim": 8, "embedding_dim": 8, "num_heads": 2,
+                                                              "fanouts": [3, 2]}),
+    "supermoe": lambda: _prepared_run("supermoe", "generated_sequences", {
+        "encoder": {"units": 8, "num_heads": 2, "key_dim": 4, "ffn_units": 8, "num_experts": 2}}),
+}
 
 # Every model with a registered exporter is served in the end-to-end tests.
 ZOO_MODELS: list[str] = sorted(EXPORTERS)
@@ -164,11 +178,23 @@ def copy_version(base: Path, name: str, source: int, target: int) -> Path:
 
 
 def to_json(value) -> object:
-    """A request array (or one row of it) as JSON values (strings decoded; NaN stays NaN, as TF Serving accepts)."""
+    """A request array (or one row of it) as JSON values (NaN stays NaN, as TF Serving accepts).
+
+    Text is decoded; binary strings (e.g. serialized protos) travel as TF Serving's `{"b64": ...}`.
+    """
     value = np.asarray(value)
     if value.dtype == object or value.dtype.kind in "SU":
-        return np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else str(v), otypes=[object])(value).tolist()
+        return np.vectorize(_json_string, otypes=[object])(value).tolist()
     return value.tolist()
+
+
+def _json_string(value):
+    if not isinstance(value, bytes):
+        return str(value)
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(value).decode()}
 
 
 def rest_call(url: str, path: str, body=None, *, raw: bytes | None = None, context=None) -> tuple[int, dict]:

@@ -80,6 +80,27 @@ def test_two_worker_multi_worker_mirrored_matches_one_device(single_device_run, 
     _assert_same_training(run, single_device_run)
 
 
+GREC_OPTIONS = {"token_features": {"user": ["cat_0", "num_0"], "item": ["item_vector"]}, "model_dim": 8,
+                "num_heads": 2, "num_experts": 4, "top_k": 2, "expert_units": [8], "tower_units": [4]}
+
+
+def test_grec_under_two_workers_matches_one_device(tmp_path):
+    # Task-sentence routing is dropless, so replicas route their rows exactly as one device
+    # does; only the load-balancing loss (computed per replica, on half the rows) differs,
+    # by its small weight: hence a looser tolerance than MMoE's.
+    config = RunConfig(model="grec", dataset="synthetic", epochs=EPOCHS, batch_size=BATCH_SIZE,
+                       model_options=GREC_OPTIONS)
+    train(config, tmp_path / "single", verbose=0)
+    options = [arg for key, value in GREC_OPTIONS.items() for arg in ("--option", f"{key}={json.dumps(value)}")]
+    code, log = _launch(
+        [*TFZOO, "train", "grec", "--dataset", "synthetic", "--epochs", str(EPOCHS), "--batch-size", str(BATCH_SIZE),
+         *options, "--strategy", "multi_worker", "--out", str(tmp_path / "multi_worker")],
+        workers=2,
+    )
+    assert code == 0, log[-5000:]
+    _assert_same_training(tmp_path / "multi_worker", tmp_path / "single", rtol=1e-3)
+
+
 def _latest_backup_position(backup_dir) -> tuple[int, int] | None:
     latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))
     if latest is None:
@@ -155,3 +176,23 @@ def test_parameter_server_shards_tables_across_both_servers(single_device_run, t
     losses, reference = metrics["history"]["loss"], _metrics(single_device_run)["history"]["loss"]
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] == pytest.approx(reference[-1], rel=0.10), (losses, reference)
+
+
+def test_supermoe_id_tables_sharded_over_two_parameter_servers(tmp_path):
+    # chief + 2 workers + 2 parameter servers; 4 KiB threshold: the item-id tables (and
+    # larger dense weights) split over both servers, small layers stay whole.
+    run = tmp_path / "run"
+    code, log = _launch(
+        [*TFZOO, "train", "supermoe", "--dataset", "generated_sequences", "--epochs", "2", "--batch-size", "64",
+         "--option", 'encoder={"units": 16, "num_heads": 2, "key_dim": 8, "ffn_units": 16, "num_experts": 2}',
+         "--strategy", "parameter_server", "--min-shard-bytes", "4096", "--out", str(run)],
+        workers=2, ps=2,
+    )
+    assert code == 0, log[-5000:]
+    placement = json.loads((run / "config.json").read_text())["distribute"]["placement"]
+    item_tables = {name: devices for name, devices in placement.items() if "item" in name and len(devices) > 1}
+    assert item_tables, sorted(placement)
+    for name, devices in item_tables.items():
+        assert sorted(devices) == ["/job:ps/replica:0/task:0/device:CPU:0", "/job:ps/replica:0/task:1/device:CPU:0"], name
+    losses = _metrics(run)["history"]["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses

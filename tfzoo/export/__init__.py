@@ -3,7 +3,7 @@
 from tfzoo.export.fresh_process import call_in_fresh_process
 from tfzoo.export.models_config import MODELS_CONFIG_FILE, add_to_models_config, read_models_config, write_models_config
 from tfzoo.export.registry import EXPORTERS, export_model
-from tfzoo.export.saved_model import ServingModule, export_saved_model, next_version, write_atomically
+from tfzoo.export.saved_model import ServingModule, export_saved_model, next_version, save_version, write_atomically
 from tfzoo.export.warmup import (
     WARMUP_FILE,
     example_rows,
@@ -31,6 +31,7 @@ __all__ = [
     "predict_log",
     "read_models_config",
     "read_warmup_requests",
+    "save_version",
     "signature_inputs",
     "synthesize_inputs",
     "warmup_logs",

@@ -60,7 +60,9 @@ class ScannSettings:
             return dataclasses.replace(LARGE_INDEX, num_leaves=num_leaves,
                                        num_leaves_to_search=max(1, round(share * num_leaves)))
         num_leaves = max(1, round(math.sqrt(num_candidates)))
-        return cls(num_leaves=num_leaves, num_leaves_to_search=max(1, num_leaves // 4), num_reordering_candidates=200)
+        # Half the leaves: a quarter gave recall@5 between 0.69 and 1.0 across k-means
+        # initialisations on 300 clustered embeddings; half stays >= 0.95 and costs little.
+        return cls(num_leaves=num_leaves, num_leaves_to_search=max(1, num_leaves // 2), num_reordering_candidates=200)
 
 
 # The best recall / speed trade-off measured with bench/ann.py on 1M x 64 random Gaussian

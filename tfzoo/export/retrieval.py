@@ -30,7 +30,7 @@ import tensorflow_gnn as tfgnn
 from tfzoo.data.friend_graph import FriendGraph, neighbours
 from tfzoo.data.registry import load_dataset
 from tfzoo.export.ann import ScannSettings, build_index
-from tfzoo.export.saved_model import next_version, write_atomically
+from tfzoo.export.saved_model import next_version, save_version
 from tfzoo.graph.encoder import root_embeddings
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler
 from tfzoo.graph.schema import subgraph_schema, subgraph_spec
@@ -148,11 +148,12 @@ def export_friend_retrieval(
         tfgnn.write_schema(subgraph_schema(), str(schema_path))
         module.schema = tf.saved_model.Asset(str(schema_path))
         options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if index == "scann" else None)
-
-        def write(tmp: Path) -> None:
-            tf.saved_model.save(module, str(tmp), signatures=signatures, options=options)
-
-        return write_atomically(model_dir / str(version), write)
+        sampler = SubgraphSampler(graph, fanouts=fanouts, seed=sampling_seed)
+        users = np.arange(min(2, graph.num_users))
+        warmup = {"serving_default": {"user_ids": users.astype(np.int64)},
+                  "embed": {"subgraphs": np.array(sampler.serialized_subgraphs(users), dtype=object)}}
+        return save_version(module, signatures, export_base, name, version=version, options=options,
+                            warmup_inputs=warmup)
 
 
 def export_retrieval_run(model: tf.keras.Model, inputs: Mapping[str, Any], export_base: str | Path, name: str,

@@ -96,20 +96,41 @@ def export_saved_model(
       multi-task rankers: the probability of each task, [batch] each).
     """
     spec = as_spec(feature_spec)
+    module = ServingModule(model, spec)
+    serve = tf.function(module.predict_raw, input_signature=[spec.serving_signature()])
+    signatures = {"serving_default": serve.get_concrete_function()}
+    for signature_name, build in (extra_signatures or {}).items():
+        signatures[signature_name] = build(module)
+    return save_version(module, signatures, export_base, name, version=version, options=options, feature_spec=spec,
+                        warmup_inputs=warmup_inputs, register=register)
+
+
+def save_version(
+    module: tf.Module,
+    signatures: Mapping[str, tf.types.experimental.ConcreteFunction],
+    export_base: str | Path,
+    name: str,
+    *,
+    version: int | None = None,
+    options: tf.saved_model.SaveOptions | None = None,
+    feature_spec: DatasetSpec | None = None,
+    warmup_inputs: Mapping[str, Mapping[str, Any]] | None = None,
+    register: bool = True,
+) -> Path:
+    """Saves `module` with `signatures` as the servable `<export_base>/<name>/<version>/`.
+
+    What every zoo exporter shares: the version (default: the next free one) is written
+    atomically with its warm-up requests (checked against the signatures first, see
+    `warmup_logs`), and the model is added to `<export_base>/models.config` unless
+    `register` is False. Returns the version directory.
+    """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"`name` must be a plain directory name. Received: name={name!r}")
     model_dir = Path(export_base) / name
     version = next_version(model_dir) if version is None else int(version)
     if version < 1:
         raise ValueError(f"`version` must be >= 1. Received: version={version}")
-
-    module = ServingModule(model, spec)
-    serve = tf.function(module.predict_raw, input_signature=[spec.serving_signature()])
-    signatures = {"serving_default": serve.get_concrete_function()}
-    for signature_name, build in (extra_signatures or {}).items():
-        signatures[signature_name] = build(module)
-
-    logs = warmup_logs(name, signatures, feature_spec=spec, inputs=warmup_inputs)
+    logs = warmup_logs(name, signatures, feature_spec=feature_spec, inputs=warmup_inputs)
 
     def write(tmp: Path) -> None:
         tf.saved_model.save(module, str(tmp), signatures=signatures, options=options)

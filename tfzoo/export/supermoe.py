@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfzoo.export.saved_model import next_version, write_atomically
+from tfzoo.export.saved_model import save_version
 
 
 def channel_signature(encoder) -> dict[str, tf.TensorSpec]:
@@ -48,15 +48,10 @@ class SuperMoEServing(tf.Module):
 
 def export_supermoe(model, inputs, export_base: str | Path, name: str, version: int | None = None) -> Path:
     """Exports a trained `SuperMoE` as `<export_base>/<name>/<version>/` (see the module docstring)."""
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"`name` must be a plain directory name. Received: name={name!r}")
-    model_dir = Path(export_base) / name
-    version = next_version(model_dir) if version is None else int(version)
     module = SuperMoEServing(model)
     signature = [channel_signature(model.encoder)]
     signatures = {
         "serving_default": tf.function(module.probabilities, input_signature=signature).get_concrete_function(),
         "user_embedding": tf.function(module.user_embedding, input_signature=signature).get_concrete_function(),
     }
-    return write_atomically(model_dir / str(version),
-                            lambda tmp: tf.saved_model.save(module, str(tmp), signatures=signatures))
+    return save_version(module, signatures, export_base, name, version=version)

@@ -158,13 +158,19 @@ class BehaviourSequenceFamily(ModelFamily):
 
     def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
         rows = prepared.data.train
-        train = _channel_batches(rows, config.batch_size, shuffle_seed=config.seed + initial_epoch, repeat=True)
+        with_validation = bool(prepared.model.task_weight_rate)
+
+        def train_fn() -> tf.data.Dataset:  # NumPy rows only: parameter-server workers rebuild it
+            train = _channel_batches(rows, config.batch_size, shuffle_seed=config.seed + initial_epoch, repeat=True)
+            if with_validation:
+                # The AUC-driven task weights take a validation batch with every training batch.
+                train = tf.data.Dataset.zip((train, _channel_batches(prepared.data.validation, config.batch_size,
+                                                                     shuffle_seed=config.seed, repeat=True)))
+            return train
+
         validation = _channel_batches(prepared.data.validation, EVAL_BATCH_SIZE)
-        if prepared.model.task_weight_rate:
-            # The AUC-driven task weights take a validation batch with every training batch.
-            train = tf.data.Dataset.zip((train, _channel_batches(prepared.data.validation, config.batch_size,
-                                                                 shuffle_seed=config.seed, repeat=True)))
-        return FitData(train=train, steps_per_epoch=math.ceil(len(rows) / config.batch_size), validation=validation)
+        return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
+                       validation=validation, train_fn=train_fn)
 
     def report(self, prepared: Prepared, split: str) -> dict:
         rows = getattr(prepared.data, split)
