@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--grid", type=lambda text: tuple(int(v) for v in text.split("/")), nargs="*",
-                        default=[(1000, 100, 200), (1000, 200, 200), (2000, 200, 300), (2000, 400, 300)],
+                        default=[(2000, 100, 200), (2000, 400, 200), (2000, 600, 1000), (2000, 1000, 1000), (1000, 400, 1000)],
                         help="more ScaNN settings to compare, as LEAVES/SEARCHED/REORDER")
     parser.add_argument("--real", help="an exported brute-force friend-retrieval SavedModel version directory")
     args = parser.parse_args()

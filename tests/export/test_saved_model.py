@@ -7,13 +7,14 @@ from tfzoo.export import call_in_fresh_process, export_saved_model, next_version
 from tfzoo.models import PLE
 
 
-def test_export_answers_raw_features_in_a_process_without_tfzoo(census_small, tmp_path):
+def test_export_answers_raw_features_in_a_process_without_tfzoo(census_small, tmp_path, monkeypatch):
     data, spec = census_small
+    monkeypatch.chdir(tmp_path)  # a relative export base, as `make demo` and the CLI use
     model = PLE(feature_spec=spec, embedding_dim=2, num_task_experts=1, num_shared_experts=1, expert_units=(4,), tower_units=(4,))
     rows = np.arange(7)
     expected = model(next(iter(make_dataset(data.take(rows), spec, batch_size=7)))[0])
-    path = export_saved_model(model, spec, tmp_path / "savedmodels", "ple_census")
-    assert path == tmp_path / "savedmodels" / "ple_census" / "1"
+    path = export_saved_model(model, spec, "savedmodels", "ple_census")
+    assert path.resolve() == tmp_path / "savedmodels" / "ple_census" / "1"
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]
 
     raw = {name: data.features[name][rows] for name in spec.feature_names}

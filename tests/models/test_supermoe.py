@@ -6,6 +6,7 @@ from tests.harness import check_model
 from tfzoo.data.behaviour_sequences import BEHAVIOUR_TASKS, channel_columns, make_behaviour_sequences
 from tfzoo.evaluation.metrics import roc_auc
 from tfzoo.export.fresh_process import call_in_fresh_process
+from tfzoo.export import read_warmup_requests
 from tfzoo.export.supermoe import export_supermoe
 from tfzoo.models.supermoe import MaskedChannelPretrainer, SuperMoE, masked_max_pool, pairwise_hinge_auc_loss
 
@@ -30,8 +31,10 @@ def test_hinge_surrogate_and_max_pool_by_hand():
     loss = pairwise_hinge_auc_loss(tf.constant([2.0, 1.5, 3.0, 9.0]), tf.constant([1.0, 0.0, 0.0, 0.0]),
                                    tf.constant([1.0, 1.0, 1.0, 0.0]))
     assert float(loss) == pytest.approx(1.25)
-    pooled = masked_max_pool(tf.constant([[[1.0, -5.0], [3.0, -7.0], [9.0, 9.0]]]), tf.constant([[True, True, False]]))
-    np.testing.assert_allclose(pooled.numpy(), [[3.0, -5.0]])
+    pooled = masked_max_pool(tf.constant([[[1.0, -5.0], [3.0, -7.0], [9.0, 9.0]], [[4.0, 4.0], [5.0, 5.0], [6.0, 6.0]]]),
+                             tf.constant([[True, True, False], [False, False, False]]))
+    # Row 1 has no real step (no history): the zero vector, not the -1e9 floor.
+    np.testing.assert_allclose(pooled.numpy(), [[3.0, -5.0], [0.0, 0.0]])
 
 
 def test_pretraining_then_fine_tuning(sequences, tmp_path):
@@ -66,6 +69,12 @@ def test_pretraining_then_fine_tuning(sequences, tmp_path):
     inputs = {k: np.asarray(v) for k, v in sample.items()}
     served = tf.saved_model.load(str(path)).signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
     np.testing.assert_allclose(served["female"].numpy(), model(sample)["female"].numpy(), atol=1e-5)
+    # The warm-up requests hold real histories (not all padding), so warm-up runs the encoder.
+    warmup = {log.predict_log.request.model_spec.signature_name: log.predict_log.request
+              for log in read_warmup_requests(path)}
+    assert set(warmup) == {"serving_default", "user_embedding"}
+    warm_items = tf.make_ndarray(warmup["user_embedding"].inputs["item"])
+    assert (warm_items[0] > 0).all() and (warm_items > 0).sum(axis=1).tolist() == [3, 2]
     embedded = call_in_fresh_process(path, inputs, signature="user_embedding")
     np.testing.assert_allclose(embedded["user_embedding"], model.user_embedding(sample).numpy(), atol=1e-5)
 

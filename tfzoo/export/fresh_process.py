@@ -43,6 +43,10 @@ def call_in_fresh_process(
 ) -> dict[str, np.ndarray]:
     """Outputs of `signature` of the SavedModel at `path` on `inputs`, computed in a new
     interpreter that never imports tfzoo (after loading `op_libraries`, e.g. ScaNN's)."""
+    # The child runs in a scratch directory (so that the working tree's tfzoo cannot be
+    # imported by accident): relative paths are resolved here.
+    path = Path(path).resolve()
+    op_libraries = [str(Path(library).resolve()) for library in op_libraries]
     with tempfile.TemporaryDirectory() as tmp:
         inputs_file, outputs_file = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         # Strings travel as fixed-width unicode so that no pickling is involved.

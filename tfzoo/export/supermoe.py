@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from tfzoo.export.saved_model import save_version
@@ -32,6 +33,26 @@ def channel_signature(encoder) -> dict[str, tf.TensorSpec]:
     for name, width in encoder.dense_channels.items():
         specs[name] = tf.TensorSpec([None, None, width], tf.float32, name=name)
     return specs
+
+
+def warmup_channels(encoder, *, num_rows: int = 2, length: int = 3) -> dict[str, np.ndarray]:
+    """Warm-up inputs with real steps: row i holds `length - i` steps (ids 1, 2, ... kept
+    below each channel's [MASK] id), then padding, so warm-up runs the encoder on real
+    histories and on padding rather than on all-padding rows."""
+    steps = np.array([[j < length - (i % length) for j in range(length)] for i in range(num_rows)])  # [rows, L]
+    position = np.arange(1, length + 1)[np.newaxis, :]  # [1, L]
+    channels = {}
+    for name, vocabulary in encoder.category_channels.items():
+        ids = np.where(steps, 1 + (position - 1) % max(1, vocabulary - 2), 0).astype(np.int64)  # [rows, L]
+        if encoder.channel_ranks.get(name, 2) == 3:
+            ids = ids[..., np.newaxis]  # a bag of one value per step
+        channels[name] = ids
+    for name, num_ids in encoder.id_channels.items():
+        channels[name] = np.where(steps, 1 + (position - 1) % max(1, num_ids - 2), 0).astype(np.int64)
+    for name, width in encoder.dense_channels.items():
+        channels[name] = np.where(steps[..., np.newaxis], np.float32(0.1), np.float32(0.0)) * np.ones(
+            (1, 1, width), np.float32)
+    return channels
 
 
 class SuperMoEServing(tf.Module):
@@ -54,4 +75,6 @@ def export_supermoe(model, inputs, export_base: str | Path, name: str, version: 
         "serving_default": tf.function(module.probabilities, input_signature=signature).get_concrete_function(),
         "user_embedding": tf.function(module.user_embedding, input_signature=signature).get_concrete_function(),
     }
-    return save_version(module, signatures, export_base, name, version=version)
+    warmup = warmup_channels(model.encoder)
+    return save_version(module, signatures, export_base, name, version=version,
+                        warmup_inputs={"serving_default": warmup, "user_embedding": warmup})

@@ -158,7 +158,14 @@ class SSMTLRetrieval(tfrs.Model):
         targets = multi_hot(tf.gather(graph.node_sets[USERS][FEATURES], roots[:, 0]), self.feature_dim)
         return scaled_cosine_error(targets, reconstructed, gamma=self.mae_gamma)
 
-    def compute_loss(self, inputs: Mapping[str, tfgnn.GraphTensor], training: bool = False) -> tf.Tensor:
+    def build_objectives(self, inputs: Mapping[str, tfgnn.GraphTensor]) -> None:
+        """Runs every switched-on objective once on `inputs`, so that all their layers exist
+        (a checkpoint then restores at once), without touching the loss metrics: safe in a
+        distribution strategy's cross-replica context."""
+        self.loss_parts(inputs, training=False)
+
+    def loss_parts(self, inputs: Mapping[str, tfgnn.GraphTensor], training: bool = False) -> dict[str, tuple[float, tf.Tensor]]:
+        """{objective: (weight, loss)} of the switched-on objectives of eq. 6."""
         query, candidate = inputs["query"], inputs["candidate"]
         parts = {}
         if self.retrieval_weight > 0:
@@ -170,18 +177,36 @@ class SSMTLRetrieval(tfrs.Model):
             parts["cca"] = (self.cca_weight, self.cca_loss(query, training))
         if self.mae_weight > 0:
             parts["mae"] = (self.mae_weight, self.mae_loss(query, training))
+        return parts
+
+    def compute_loss(self, inputs: Mapping[str, tfgnn.GraphTensor], training: bool = False) -> tf.Tensor:
+        parts = self.loss_parts(inputs, training=training)
         total = tf.add_n([weight * value for weight, value in parts.values()])
+        self._track(parts, total)
+        return total
+
+    def _track(self, parts: Mapping[str, tuple[float, tf.Tensor]], total: tf.Tensor) -> None:
         for name, (_, value) in parts.items():
             self.loss_trackers[name].update_state(value)
         self.loss_trackers["loss"].update_state(total)
-        return total
 
     def train_step(self, inputs):
+        # Under tf.distribute each replica gets its own pairs and the optimizer sums the
+        # replicas' gradients. The retrieval loss is a sum over the replica's pairs, so the
+        # replicas' sum is the global batch's; the self-supervised losses (and layer losses)
+        # are means over the replica's subgraphs, so they are divided by the replica count
+        # to weigh what they weigh on one device.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
-            loss = self.compute_loss(inputs, training=True)
-            total = loss + tf.add_n(self.losses) if self.losses else loss
-        gradients = tape.gradient(total, self.trainable_variables)
+            parts = self.loss_parts(inputs, training=True)
+            total = tf.add_n([weight * value for weight, value in parts.values()])
+            objective = tf.add_n([weight * (value if name == "retrieval" else value / replicas)
+                                  for name, (weight, value) in parts.items()])
+            if self.losses:
+                objective += tf.add_n(self.losses) / replicas
+        gradients = tape.gradient(objective, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self._track(parts, total)
         # Epoch means of the total and of each part (tfrs' default would log the last batch).
         return {tracker.name: tracker.result() for tracker in self.metrics}
 

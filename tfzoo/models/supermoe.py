@@ -26,9 +26,15 @@ def build_encoder(options: Mapping[str, Any]) -> MoESequenceEncoder:
 
 
 def masked_max_pool(sequence: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
-    """H = max over the real steps of h_o [batch, L, d] -> [batch, d] (eq. 8)."""
+    """H = max over the real steps of h_o [batch, L, d] -> [batch, d] (eq. 8).
+
+    A row without any real step (a user with no history yet) gets the zero vector, so its
+    task towers answer their bias (the base rate) instead of a saturated probability.
+    """
     floor = tf.fill(tf.shape(sequence), tf.constant(-1e9, sequence.dtype))
-    return tf.reduce_max(tf.where(valid[..., tf.newaxis], sequence, floor), axis=1)  # [batch, d]
+    pooled = tf.reduce_max(tf.where(valid[..., tf.newaxis], sequence, floor), axis=1)  # [batch, d]
+    has_steps = tf.reduce_any(valid, axis=1)[:, tf.newaxis]  # [batch, 1]
+    return tf.where(has_steps, pooled, tf.zeros_like(pooled))
 
 
 def pairwise_hinge_auc_loss(logits: tf.Tensor, labels: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:

@@ -184,3 +184,31 @@ def fit_input(strategy: tf.distribute.Strategy, make_dataset: Callable[[], tf.da
             lambda context: make_dataset().shard(context.num_input_pipelines, context.input_pipeline_id)
         )
     return shard_by_data(make_dataset())
+
+
+def per_replica_input(strategy: tf.distribute.Strategy,
+                      make_replica_dataset: Callable[[tf.distribute.InputContext], tf.data.Dataset],
+                      *, skip_steps: int = 0):
+    """What `model.fit` takes as training data when each replica builds its own batches.
+
+    `make_replica_dataset(context)` returns one input pipeline's stream of per-replica
+    batches (see `FitData.replica_fn`); the strategy hands them to the pipeline's replicas
+    in turn. `skip_steps` global steps already done (a resumed epoch) are skipped: each
+    synchronous step takes one batch per replica, a parameter-server step one batch of one
+    worker.
+    """
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        if isinstance(strategy, tf.distribute.ParameterServerStrategy):
+            skip = skip_steps // context.num_input_pipelines
+        else:
+            skip = skip_steps * max(1, context.num_replicas_in_sync // context.num_input_pipelines)
+        return make_replica_dataset(context).skip(skip)
+
+    return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
+
+
+def feeds_replicas_separately(strategy: tf.distribute.Strategy) -> bool:
+    """Whether `strategy` runs more than one replica or process (so that global batches
+    would be split or dealt out)."""
+    return strategy.num_replicas_in_sync > 1 or uses_cluster(strategy)

@@ -67,6 +67,11 @@ class FitData:
     # workers can each run it and take their share of its batches; without it, every
     # worker iterates a copy of `train` (each batch is then seen once per worker).
     train_fn: Callable[[], tf.data.Dataset] | None = None
+    # For batches that cannot be split along a first dimension (a batch of subgraphs merged
+    # into one GraphTensor): builds one input pipeline's stream of per-replica batches for
+    # `tf.distribute.InputContext`. Every multi-replica or multi-worker strategy then feeds
+    # each replica its own batches instead of splitting global ones.
+    replica_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset] | None = None
 
 
 class ModelFamily(abc.ABC):
@@ -205,18 +210,34 @@ class FriendRetrievalFamily(ModelFamily):
         model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
         # One loss evaluation builds every objective's layers, so a checkpoint restores at once.
         sampler = SubgraphSampler(data.train, fanouts=inputs["fanouts"], seed=config.seed)
-        model.compute_loss(next(iter(sampler.friendship_dataset(directed_pairs(data.train.edges[:2]), batch_size=2))))
-        model.reset_metrics()
+        model.build_objectives(next(iter(sampler.friendship_dataset(directed_pairs(data.train.edges[:2]), batch_size=2))))
         return Prepared(model=model, inputs=inputs, data=data, split=data.split)
 
     def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
         data = prepared.data
-        sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"], seed=config.seed)
         pairs = directed_pairs(data.train.edges)
+
+        def replica_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            # Each input pipeline (worker) takes its share of the pairs, in per-replica
+            # batches; the sampler's seed differs per pipeline so that they draw independently.
+            # A new sampler: its graph tensors are built from the NumPy graph inside the
+            # caller's trace, so a parameter-server worker holds its own copy. Epochs follow
+            # each other without end, so every batch is full anyway; an unknown batch size
+            # lets the parameter-server coordinator build placeholder GraphTensors (TF-GNN
+            # cannot make an empty value of a fixed size).
+            sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"],
+                                      seed=config.seed + 1000 * context.input_pipeline_id)
+            own = pairs[context.input_pipeline_id::context.num_input_pipelines]
+            return sampler.friendship_dataset(own, batch_size=context.get_per_replica_batch_size(config.batch_size),
+                                              shuffle_seed=config.seed, repeat=True, first_epoch=initial_epoch,
+                                              drop_remainder=False)
+
+        sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"], seed=config.seed)
         train = sampler.friendship_dataset(pairs, batch_size=config.batch_size, shuffle_seed=config.seed, repeat=True,
                                            first_epoch=initial_epoch)
         validation = sampler.friendship_dataset(directed_pairs(data.validation), batch_size=config.batch_size)
-        return FitData(train=train, steps_per_epoch=max(1, len(pairs) // config.batch_size), validation=validation)
+        return FitData(train=train, steps_per_epoch=max(1, len(pairs) // config.batch_size),
+                       validation=validation, replica_fn=replica_fn)
 
     def report(self, prepared: Prepared, split: str) -> dict:
         data = prepared.data

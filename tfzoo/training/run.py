@@ -181,7 +181,9 @@ def train(
 
     family = family_for(config.model)
     metrics_path = directory / METRICS_FILE
-    reported = run if not distribute.uses_cluster(tf_strategy) else load_run(directory)
+    # The report runs on one device: a model restored from the final checkpoint outside the
+    # strategy (its batches, e.g. merged subgraphs, need not split across replicas).
+    reported = load_run(directory) if distribute.feeds_replicas_separately(tf_strategy) else run
     metrics = {
         "history": history["history"],
         "epochs": config.epochs,
@@ -203,16 +205,23 @@ def _fit(run: Run, tf_strategy, directory: Path, scratch: Path | None, initial_e
     fit_data = family.datasets(run.prepared, config, initial_epoch=first_epoch)
     validation = fit_data.validation and distribute.shard_by_data(fit_data.validation)
     stop_on_nan = StopOnNaN()
+    per_replica = fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy)
+    if per_replica:
+        train_data = distribute.per_replica_input(tf_strategy, fit_data.replica_fn, skip_steps=skip)
+        # Validation batches cannot be split across replicas either: the run's exact
+        # validation metrics come from `report` after training.
+        validation = None
     if isinstance(tf_strategy, tf.distribute.ParameterServerStrategy):
-        if fit_data.train_fn is None:
+        if fit_data.train_fn is None and not per_replica:
             raise ValueError(f"{type(family).__name__} gives no `train_fn`: its models cannot train under parameter_server.")
-        train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train_fn().skip(skip))
+        if not per_replica:
+            train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train_fn().skip(skip))
         # The run's exact validation metrics come from `report` after training; per-batch
         # hooks and progress bars would make the coordinator wait for every step.
         validation = None
         stop_on_nan = StopOnNaNPerEpoch()
         verbose = 2 if verbose in (1, "auto") else verbose
-    else:
+    elif not per_replica:
         train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train.skip(skip))
     history_file = HistoryFile((scratch or directory) / HISTORY_FILE, first_epoch=first_epoch)
     callbacks = [
