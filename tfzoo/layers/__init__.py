@@ -1,5 +1,6 @@
 """Reusable Keras layers (Keras 2 / tf_keras), each registered under package "tfzoo"."""
 
+from tfzoo.layers.behaviour_sequence_encoder import BehaviourSequenceEncoder
 from tfzoo.layers.cgc import CustomizedGateControl
 from tfzoo.layers.experts import Experts
 from tfzoo.layers.extracted_experts import ExtractedExperts
@@ -14,9 +15,11 @@ from tfzoo.layers.multi_channel_projection import MultiChannelProjection
 from tfzoo.layers.multi_query_attention import MultiQueryAttention
 from tfzoo.layers.parallel_transformer import ParallelTransformerBlock
 from tfzoo.layers.routers import DenseRouter, Router, SentenceRouter, TaskRouter, TaskSentenceRouter, TokenRouter
+from tfzoo.layers.row_tokens import RowTokens
 from tfzoo.layers.wide_deep_encoder import WideDeepEncoder
 
 __all__ = [
+    "BehaviourSequenceEncoder",
     "CustomizedGateControl",
     "DenseRouter",
     "Experts",
@@ -32,6 +35,7 @@ __all__ = [
     "MultiQueryAttention",
     "ParallelTransformerBlock",
     "Router",
+    "RowTokens",
     "SentenceRouter",
     "TaskRouter",
     "TaskSentenceRouter",
