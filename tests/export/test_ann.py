@@ -19,6 +19,10 @@ def test_large_indexes_scale_the_tuned_tree_with_sqrt_n():
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="num_leaves_to_search=11"):
         ScannSettings(num_leaves=10, num_leaves_to_search=11)
+    with pytest.raises(ValueError, match="dimensions_per_block=0"):
+        ScannSettings(num_leaves=10, num_leaves_to_search=5, dimensions_per_block=0)
+    with pytest.raises(ValueError, match="num_reordering_candidates=0"):
+        ScannSettings(num_leaves=10, num_leaves_to_search=5, num_reordering_candidates=0)
     with pytest.raises(ValueError, match="kind='annoy'"):
         build_index("annoy", np.zeros((4, 2), np.float32))
 

@@ -46,7 +46,7 @@ class ScannSettings:
     training_iterations: int = 12
     # The TFRS layer leaves both at ScaNN's builder defaults (100k, none); on 1M random
     # vectors the tree trained on 250k and the anisotropic loss lift recall@10 at 40% of
-    # the leaves from 0.93 to 0.96 (bench/ann.py).
+    # the leaves from 0.93 to 0.95 (bench/ann.py).
     training_sample_size: int = 250_000
     anisotropic_quantization_threshold: float = 0.2
 
@@ -54,6 +54,12 @@ class ScannSettings:
         if not 1 <= self.num_leaves_to_search <= self.num_leaves:
             raise ValueError("Need 1 <= num_leaves_to_search <= num_leaves. Received: "
                              f"num_leaves={self.num_leaves}, num_leaves_to_search={self.num_leaves_to_search}")
+        for field in ("dimensions_per_block", "training_iterations", "training_sample_size"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"`{field}` must be >= 1. Received: {field}={getattr(self, field)}")
+        if self.num_reordering_candidates is not None and self.num_reordering_candidates < 1:
+            raise ValueError("`num_reordering_candidates` must be >= 1 or None. "
+                             f"Received: num_reordering_candidates={self.num_reordering_candidates}")
 
     @classmethod
     def for_size(cls, num_candidates: int) -> "ScannSettings":
@@ -76,7 +82,7 @@ class ScannSettings:
 
 # Tuned with bench/ann.py on 1M x 64 random Gaussian candidates, dot product, on a quiet
 # 2-core machine (docs/benchmarks.md, section SSMTL): the cheapest tree that reaches
-# recall@10 >= 0.95 there (0.956, 3.8x faster than brute force for batches of 100).
+# recall@10 >= 0.95 there (0.952, 4.4x faster than brute force for batches of 100).
 # Random Gaussian vectors are the worst case for a partition tree: no cluster structure,
 # so 0.95 needs 40% of the leaves scanned whatever the number of leaves; clustered
 # embeddings reach the same recall scanning far fewer (pass `ScannSettings` to trade).

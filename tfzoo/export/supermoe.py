@@ -42,16 +42,13 @@ def warmup_channels(encoder, *, num_rows: int = 2, length: int = 3) -> dict[str,
     steps = np.array([[j < length - (i % length) for j in range(length)] for i in range(num_rows)])  # [rows, L]
     position = np.arange(1, length + 1)[np.newaxis, :]  # [1, L]
     channels = {}
-    for name, vocabulary in encoder.category_channels.items():
-        ids = np.where(steps, 1 + (position - 1) % max(1, vocabulary - 2), 0).astype(np.int64)  # [rows, L]
-        if encoder.channel_ranks.get(name, 2) == 3:
-            ids = ids[..., np.newaxis]  # a bag of one value per step
-        channels[name] = ids
-    for name, num_ids in encoder.id_channels.items():
-        channels[name] = np.where(steps, 1 + (position - 1) % max(1, num_ids - 2), 0).astype(np.int64)
+    for name, size in {**encoder.category_channels, **encoder.id_channels}.items():
+        ids = np.where(steps, 1 + (position - 1) % max(1, size - 2), 0).astype(np.int64)  # [rows, L]
+        # A bag channel ([batch, L, K]) gets one value per step.
+        channels[name] = ids[..., np.newaxis] if encoder.channel_ranks.get(name, 2) == 3 else ids
     for name, width in encoder.dense_channels.items():
-        channels[name] = np.where(steps[..., np.newaxis], np.float32(0.1), np.float32(0.0)) * np.ones(
-            (1, 1, width), np.float32)
+        values = np.where(steps, 0.1, 0.0).astype(np.float32)[..., np.newaxis]  # [rows, L, 1]
+        channels[name] = np.repeat(values, width, axis=2)  # [rows, L, width]
     return channels
 
 

@@ -204,25 +204,25 @@ def _fit(run: Run, tf_strategy, directory: Path, scratch: Path | None, initial_e
     first_epoch, skip = (recovering[0], recovering[1] + 1) if recovering is not None else (initial_epoch, 0)
     fit_data = family.datasets(run.prepared, config, initial_epoch=first_epoch)
     validation = fit_data.validation and distribute.shard_by_data(fit_data.validation)
-    stop_on_nan = StopOnNaN()
-    per_replica = fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy)
-    if per_replica:
+    parameter_server = isinstance(tf_strategy, tf.distribute.ParameterServerStrategy)
+    if fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy):
         train_data = distribute.per_replica_input(tf_strategy, fit_data.replica_fn, skip_steps=skip)
         # Validation batches cannot be split across replicas either: the run's exact
         # validation metrics come from `report` after training.
         validation = None
-    if isinstance(tf_strategy, tf.distribute.ParameterServerStrategy):
-        if fit_data.train_fn is None and not per_replica:
+    elif parameter_server:
+        if fit_data.train_fn is None:
             raise ValueError(f"{type(family).__name__} gives no `train_fn`: its models cannot train under parameter_server.")
-        if not per_replica:
-            train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train_fn().skip(skip))
+        train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train_fn().skip(skip))
+    else:
+        train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train.skip(skip))
+    stop_on_nan = StopOnNaN()
+    if parameter_server:
         # The run's exact validation metrics come from `report` after training; per-batch
         # hooks and progress bars would make the coordinator wait for every step.
         validation = None
         stop_on_nan = StopOnNaNPerEpoch()
         verbose = 2 if verbose in (1, "auto") else verbose
-    elif not per_replica:
-        train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train.skip(skip))
     history_file = HistoryFile((scratch or directory) / HISTORY_FILE, first_epoch=first_epoch)
     callbacks = [
         stop_on_nan,
