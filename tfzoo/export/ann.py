@@ -82,7 +82,8 @@ class ScannSettings:
 
 # Tuned with bench/ann.py on 1M x 64 random Gaussian candidates, dot product, on a quiet
 # 2-core machine (docs/benchmarks.md, section SSMTL): the cheapest tree that reaches
-# recall@10 >= 0.95 there (0.952, 4.4x faster than brute force for batches of 100).
+# recall@10 >= 0.95 there (0.952; 3-4x faster than brute force for batches of 100, 8x
+# for single queries; the ScaNN library outside TensorFlow, SOAR included, does no better).
 # Random Gaussian vectors are the worst case for a partition tree: no cluster structure,
 # so 0.95 needs 40% of the leaves scanned whatever the number of leaves; clustered
 # embeddings reach the same recall scanning far fewer (pass `ScannSettings` to trade).

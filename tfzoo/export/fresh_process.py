@@ -15,22 +15,40 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
 
 _CHILD = r"""
 import sys
-import numpy as np
+from pathlib import Path
 import tensorflow as tf
-path, signature, inputs_file, outputs_file = sys.argv[1:5]
+from tensorflow.core.framework import tensor_pb2
+path, signature, inputs_dir, outputs_dir = sys.argv[1:5]
 for library in sys.argv[5:]:
     tf.load_op_library(library)
-with np.load(inputs_file) as stored:
-    inputs = {name: tf.constant(stored[name]) for name in stored.files}
+inputs = {file.stem: tf.constant(tf.make_ndarray(tensor_pb2.TensorProto.FromString(file.read_bytes())))
+          for file in Path(inputs_dir).glob("*.pb")}
 loaded = tf.saved_model.load(path)
 outputs = loaded.signatures[signature](**inputs)
 if "tfzoo" in sys.modules:
     raise SystemExit("the SavedModel imported tfzoo: it is not self-contained")
-np.savez(outputs_file, **{name: value.numpy() for name, value in outputs.items()})
+for name, value in outputs.items():
+    (Path(outputs_dir) / f"{name}.pb").write_bytes(tf.make_tensor_proto(value.numpy()).SerializeToString())
 """
+
+
+# Tensors travel between the processes as serialized TensorProtos, one file per tensor:
+# exact for every dtype. (NumPy's fixed-width string arrays drop trailing NUL bytes, which
+# corrupted serialized protos that happened to end in one; pickling is not an option.)
+def _write_tensors(directory: Path, tensors: Mapping[str, np.ndarray]) -> None:
+    directory.mkdir()
+    for name, value in tensors.items():
+        (directory / f"{name}.pb").write_bytes(tf.make_tensor_proto(np.asarray(value)).SerializeToString())
+
+
+def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
+    return {file.stem: tf.make_ndarray(tensor_pb2.TensorProto.FromString(file.read_bytes()))
+            for file in sorted(directory.glob("*.pb"))}
 
 
 def call_in_fresh_process(
@@ -48,16 +66,14 @@ def call_in_fresh_process(
     path = Path(path).resolve()
     op_libraries = [str(Path(library).resolve()) for library in op_libraries]
     with tempfile.TemporaryDirectory() as tmp:
-        inputs_file, outputs_file = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
-        # Strings travel as fixed-width unicode so that no pickling is involved.
-        np.savez(inputs_file, **{k: (np.asarray(v).astype(str) if np.asarray(v).dtype == object else np.asarray(v))
-                                 for k, v in inputs.items()})
+        inputs_dir, outputs_dir = Path(tmp) / "inputs", Path(tmp) / "outputs"
+        _write_tensors(inputs_dir, inputs)
+        outputs_dir.mkdir()
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         result = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(path), signature, str(inputs_file), str(outputs_file), *op_libraries],
+            [sys.executable, "-c", _CHILD, str(path), signature, str(inputs_dir), str(outputs_dir), *op_libraries],
             capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp,
         )
         if result.returncode != 0:
             raise RuntimeError(f"loading {path} in a fresh process failed:\n{result.stderr[-3000:]}")
-        with np.load(outputs_file) as stored:
-            return {name: stored[name] for name in stored.files}
+        return _read_tensors(outputs_dir)
