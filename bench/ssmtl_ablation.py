@@ -1,134 +1,288 @@
-"""SSMTL ablation on Twitch friend graphs: retrieval only, +CCA-SSG, +GraphMAE, +both.
+"""SSMTL experiments on the Twitch friend graphs, one `tfzoo train ssmtl` run per line.
 
     python bench/ssmtl_ablation.py --data ../shared/data/twitch_musae --regions ES ENGB \
-        --seeds 0 1 2 --steps 100 --out ssmtl_ablation.jsonl
-    python bench/ssmtl_ablation.py ... --variants +both --cca-weight 3 --mae-weight 90  # a weight sweep
+        --grid objectives --seeds 0 1 2 3 4 --out docs/results/ssmtl_objectives.jsonl
+    python bench/ssmtl_ablation.py --table docs/results/ssmtl_objectives.jsonl
 
-For each region, seed and variant: split the friendships per user (split seed 0, the same
-for every run), train `SSMTLRetrieval` for `--steps` batches of directed training
-friendships, embed every user from a subgraph of the training graph, and report test
-Recall@10/50/100 overall and on the low-degree slice (training friends and validation
-friends excluded from the candidates). One JSON line per run is appended to `--out` as
-soon as the run ends, so a partial grid is usable; `--table` prints the mean +/- std table
-of such a file (markdown, as in docs/ssmtl.md).
+Every run goes through `tfzoo.training.train`, exactly as `tfzoo train ssmtl --dataset
+twitch --data DIR/REGION --seed SEED --option ...` would: the split seed is 0 for every
+run, batches hold 256 pairs, and training stops when validation Recall@50 has not
+improved for 2 epochs (at most 12) with the best epoch evaluated, from the vectors the
+export serves (`tfzoo train ssmtl`'s run defaults). Each finished run appends
+one JSON line to `--out` (its options, best epoch, seconds, validation and test reports,
+and per-user hit counts at K = 50 and 100 for paired bootstrap intervals); a run already
+in the file is skipped, so a grid can be run in parts and a later run fills in what is
+missing. The first line of each (region, split) holds the heuristic baselines on the same
+split (`tfzoo.evaluation.heuristics`).
+
+Grids (`--grid`):
+- `default`: `tfzoo train ssmtl`'s defaults, nothing changed.
+- `levers`: the road from the previous model to the default, one lever added at a time.
+- `objectives`: the default (+both, at the default calibrated scales) and with CCA-SSG,
+  GraphMAE or both switched off.
+- `weights`: CCA-SSG or GraphMAE alone at 0.01x .. 3x retrieval's encoder-gradient norm
+  (`cca_scale` / `mae_scale`, calibrated at initialisation by `tfzoo train`).
+- `augmentation`: +both with lighter and heavier augmentation.
+`--table FILE` prints mean ± sample standard deviation over seeds, and for each variant
+against its grid's reference the paired bootstrap 95% interval of the difference.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 import tfzoo
-from tfzoo.export.retrieval import user_embeddings
-from tfzoo.graph import SubgraphSampler, directed_pairs
-from tfzoo.models.ssmtl import SSMTLRetrieval
+from tfzoo.evaluation.intervals import minimum_detectable_effect, paired_bootstrap
+from tfzoo.training import RunConfig, family_for, train
+from tfzoo.training.families import SSMTL_DEFAULTS
 
-# Weights of eq. 6. The retrieval loss is summed over the batch (tfrs.tasks.Retrieval), about
-# 1,400 at the start for 256 pairs, CCA-SSG's eq. 3 about 20 and GraphMAE's eq. 4 about 0.5:
-# these weights keep each self-supervised term one to two orders of magnitude below retrieval,
-# as the paper recommends.
-VARIANTS = {
-    "retrieval": {},
-    "+cca": {"cca_weight": 1.0},
-    "+mae": {"mae_weight": 30.0},
-    "+both": {"cca_weight": 1.0, "mae_weight": 30.0},
+# The previous model: features only, messages towards the root, last-round readout, plain
+# in-batch softmax, no dropout, no self-supervision (what docs/ssmtl.md measured before).
+PREVIOUS = {"id_buckets": 0, "readout": "last", "message_passing": "to_root", "candidate_bias": False,
+            "logq_correction": False, "dropout": 0.0, "cca_weight": 0.0, "mae_weight": 0.0}
+RETRIEVAL = {"cca_weight": 0.0, "mae_weight": 0.0}  # the defaults, without self-supervision
+
+
+def _ladder(*steps: tuple[str, dict]) -> dict[str, dict]:
+    """Cumulative variants: each step adds its options to the previous step's."""
+    variants, options = {}, {}
+    for name, added in steps:
+        options = {**options, **added}
+        variants[name] = options
+    return variants
+
+
+GRIDS: dict[str, dict[str, dict]] = {
+    # `tfzoo train ssmtl` as it is, nothing changed.
+    "default": {"default": {}},
+    # From the previous model to the default (retrieval only), one lever at a time, then
+    # one more lever at a time on top of the default.
+    "levers": {
+        **_ladder(("previous model", PREVIOUS), ("+ id embeddings", {"id_buckets": None}),
+                  ("+ concat readout", {"readout": "concat"}), ("+ log-Q correction", {"logq_correction": True}),
+                  ("+ candidate bias", {"candidate_bias": True}), ("+ dropout 0.2 (default)", {"dropout": 0.2})),
+        "default + messages both ways": {**RETRIEVAL, "message_passing": "both"},
+        "default + 128 uniform negatives": {**RETRIEVAL, "uniform_negatives": 128},
+        "default + 128-d embeddings": {**RETRIEVAL, "hidden_dim": 128, "embedding_dim": 128},
+        "default + cosine schedule": {**RETRIEVAL, "schedule": "cosine"},
+    },
+    # The default (both objectives at their default calibrated scales) with each one off.
+    "objectives": {
+        "retrieval": RETRIEVAL,
+        "+cca": {"mae_weight": 0.0},
+        "+mae": {"cca_weight": 0.0},
+        "+both": {},
+    },
+    # One objective at a time, at 0.01x .. 3x retrieval's encoder-gradient norm.
+    "weights": {
+        **{f"+cca x{m:g}": {"cca_scale": m, "mae_weight": 0.0} for m in (0.01, 0.1, 0.3, 1.0, 3.0)},
+        **{f"+mae x{m:g}": {"cca_weight": 0.0, "mae_scale": m} for m in (0.01, 0.1, 0.3, 1.0, 3.0)},
+    },
+    "augmentation": {
+        "+both, drops 0.1": {"cca_edge_drop": 0.1, "cca_feature_drop": 0.1, "mae_edge_drop": 0.1},
+        "+both, drops 0.2": {},
+        "+both, drops 0.4": {"cca_edge_drop": 0.4, "cca_feature_drop": 0.4, "mae_edge_drop": 0.4},
+    },
 }
+REFERENCES = {"default": None, "levers": "+ dropout 0.2 (default)", "objectives": "retrieval", "weights": None, "augmentation": "+both, drops 0.2"}
+HIT_KS = (50, 100)
 
 
-def variant_weights(variant: str, *, cca_weight: float | None = None, mae_weight: float | None = None) -> dict:
-    """Eq. 6 weights of `variant` (beyond alpha = 1), with the given weights replacing the
-    defaults of the objectives the variant uses."""
-    weights = dict(VARIANTS[variant])
-    for name, value in (("cca_weight", cca_weight), ("mae_weight", mae_weight)):
-        if value is not None and name in weights:
-            weights[name] = value
-    return weights
+def run_settings(variant: dict, *, num_users: int) -> tuple[dict, dict]:
+    """(model options, run settings) of a variant: `id_buckets: None` is one per user;
+    `schedule` is the run's learning-rate schedule; the rest are model options over
+    `tfzoo train ssmtl`'s defaults (`cca_scale` / `mae_scale`: calibrated weights)."""
+    options = {key: value for key, value in variant.items() if key != "schedule"}
+    if options.get("id_buckets", 1) is None:
+        options["id_buckets"] = num_users
+    return options, {"learning_rate_schedule": variant.get("schedule", "constant")}
 
 
-def run_one(splits, *, region: str, variant: str, seed: int, steps: int, batch_size: int, fanouts, dims: int,
-            weights: dict) -> dict:
-    tf.keras.utils.set_random_seed(seed)
-    sampler = SubgraphSampler(splits.train, fanouts=fanouts, seed=seed)
-    pairs = directed_pairs(splits.train.edges)
-    train = sampler.friendship_dataset(pairs, batch_size=batch_size, shuffle_seed=seed, repeat=True)
-    model = SSMTLRetrieval(feature_dim=splits.graph.features.dim, hidden_dim=dims, embedding_dim=dims,
-                           **weights)
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
-    start = time.time()
-    history = model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0).history
-    train_seconds = time.time() - start
-    embeddings = user_embeddings(model, SubgraphSampler(splits.train, fanouts=fanouts, seed=1000 + seed))
-    report = tfzoo.evaluation.recall_report(embeddings, splits.test, train_edges=splits.train.edges,
-                                            exclude_edges=[splits.validation])
+def _hits(report: dict) -> dict:
+    per_user = report.pop("per_user")
+    return {f"hits@{k}": per_user[f"hits@{k}"] for k in HIT_KS}
+
+
+def run_one(data: str, region: str, grid: str, name: str, seed: int, *, data_options: dict, num_users: int,
+            patience: int | None, max_epochs: int | None) -> dict:
+    from tfzoo.training import load_run
+
+    options, settings = run_settings(GRIDS[grid][name], num_users=num_users)
+    # `tfzoo train ssmtl --dataset twitch --data DATA --seed SEED [--option ...]`: the run
+    # defaults (batch size, most epochs, patience) are the family's unless overridden.
+    config = RunConfig(model="ssmtl", dataset="twitch", data_path=data, epochs=max_epochs, seed=seed,
+                       model_options=options, patience=patience, data_options=data_options, **settings)
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.time()
+        metrics = train(config, Path(scratch) / "run", verbose=0)
+        run = load_run(Path(scratch) / "run")  # the best epoch, as `tfzoo evaluate` sees it
+        test = family_for("ssmtl").report(run.prepared, "test", per_user=True)
+        trained_options = run.inputs["model_options"]  # with the calibrated weights
     return {
-        "region": region, "variant": variant, "seed": seed, "steps": steps, "batch_size": batch_size,
-        "fanouts": list(fanouts), "dims": dims, "weights": {"retrieval_weight": 1.0, **weights},
-        "train_pairs_seen": steps * batch_size, "train_pairs": len(pairs), "train_seconds": round(train_seconds, 1),
-        "final_losses": {name: float(values[-1]) for name, values in history.items()},
-        "test": report, "split": splits.split,
+        "kind": "run", "region": region, "grid": grid, "variant": name, "seed": seed, "model_options": options,
+        "trained_options": trained_options,
+        **settings, "data_options": data_options, "patience": config.patience, "max_epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "best_epoch": metrics["best_epoch"], "epochs_trained": metrics["epochs_trained"],
+        "seconds": round(time.time() - started, 1), "train_seconds": round(metrics["train_seconds"], 1),
+        "validation": metrics["validation"], "test": metrics["test"], **_hits(test),
     }
 
 
-def table(path: Path) -> str:
-    """Mean ± std over seeds, one row per graph, variant, weights and steps."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def baselines_row(data: str, region: str, data_options: dict) -> dict:
+    from tfzoo.data.registry import load_dataset
+    from tfzoo.evaluation.heuristics import heuristic_reports
 
-    def setting(row):
-        weights = row["weights"]
-        return (row["region"], list(VARIANTS).index(row["variant"]), weights.get("cca_weight", 0.0),
-                weights.get("mae_weight", 0.0), row["steps"])
+    splits = load_dataset("twitch", path=data, split_seed=0, options=data_options)
+    slices = {"cold_start": splits.cold_start_users} if len(splits.cold_start_users) else {}
+    reports = heuristic_reports(splits.test, train_edges=splits.train.edges, num_users=splits.graph.num_users,
+                                exclude_edges=[splits.validation], slices=slices, per_user=True)
+    per_user = {name: report["per_user"] for name, report in reports.items()}
+    first = next(iter(per_user.values()))
+    return {
+        "kind": "baselines", "region": region, "data_options": data_options, "split": splits.split,
+        "num_users": splits.graph.num_users, "users": first["users"], "targets": first["targets"],
+        "low_degree_users": _low_degree_users(splits, first["users"]),
+        "cold_start_users": splits.cold_start_users.tolist(),
+        "heuristics": {name: {**{key: value for key, value in report.items() if key != "per_user"},
+                              **{f"hits@{k}": per_user[name][f"hits@{k}"] for k in HIT_KS}}
+                       for name, report in reports.items()},
+    }
 
-    lines = ["| graph | objectives | beta | gamma | steps | seeds | R@10 | R@50 | R@100 | low-deg R@10 | "
-             "low-deg R@50 | low-deg R@100 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    regions = list(dict.fromkeys(r["region"] for r in rows))
-    for key in sorted(dict.fromkeys(map(setting, rows)), key=lambda key: (regions.index(key[0]), *key[1:])):
-        runs = [r for r in rows if setting(r) == key]
-        region, variant, beta, gamma, steps = key
-        cells = []
-        for part in ("all", "low_degree"):
-            for k in (10, 50, 100):
-                values = np.array([r["test"][part][f"recall@{k}"] for r in runs])
-                cells.append(f"{values.mean():.4f} ± {values.std():.4f}")
-        lines.append(f"| {region} | {list(VARIANTS)[variant]} | {beta:g} | {gamma:g} | {steps} | {len(runs)} | "
-                     + " | ".join(cells) + " |")
-    return "\n".join(lines)
+
+def _low_degree_users(splits, users) -> list[int]:
+    from tfzoo.evaluation.retrieval import LOW_DEGREE_QUANTILE
+
+    degree = splits.train.degrees()[np.asarray(users)]
+    return np.asarray(users)[degree <= np.quantile(degree, LOW_DEGREE_QUANTILE)].tolist()
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _append(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as file:
+        file.write(json.dumps(row) + "\n")
+
+
+def _same_split(row: dict, region: str, data_options: dict) -> bool:
+    return row["region"] == region and row.get("data_options", {}) == data_options
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="the twitch_musae folder (one subfolder per region)")
     parser.add_argument("--regions", nargs="+", default=["ES", "ENGB"])
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="objectives")
+    parser.add_argument("--variants", nargs="+", help="a subset of the grid's variants (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--cca-weight", type=float, help="beta for the variants with CCA-SSG (default: VARIANTS)")
-    parser.add_argument("--mae-weight", type=float, help="gamma for the variants with GraphMAE (default: VARIANTS)")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--fanouts", nargs="+", type=int, default=list(tfzoo.graph.DEFAULT_FANOUTS))
-    parser.add_argument("--dims", type=int, default=64)
+    parser.add_argument("--cold-start-share", type=float, default=0.0,
+                        help="users kept with one training friendship (the split's cold-start slice)")
+    parser.add_argument("--patience", type=int, help="default: tfzoo train ssmtl's")
+    parser.add_argument("--max-epochs", type=int, help="default: tfzoo train ssmtl's")
     parser.add_argument("--out", type=Path, default=Path("ssmtl_ablation.jsonl"))
-    parser.add_argument("--table", action="store_true", help="print the table of --out and stop")
+    parser.add_argument("--table", type=Path, help="print the tables of this file and stop")
     args = parser.parse_args()
     if args.table:
-        print(table(args.out))
+        print(tables(_read(args.table)))
         return
-    splits = {r: tfzoo.data.split_friendships(tfzoo.data.read_twitch(args.data / r), seed=0) for r in args.regions}
+    if args.data is None:
+        parser.error("--data is required to run experiments")
+    variants = args.variants or list(GRIDS[args.grid])
+    unknown = sorted(set(variants) - set(GRIDS[args.grid]))
+    if unknown:
+        parser.error(f"unknown variants {unknown} of grid {args.grid!r}; it has {list(GRIDS[args.grid])}")
+    data_options = {"cold_start_share": args.cold_start_share} if args.cold_start_share else {}
+    command = " ".join(["python", *sys.argv])
+    for region in args.regions:
+        data = str(args.data / region)
+        rows = [r for r in _read(args.out) if _same_split(r, region, data_options)]
+        if not any(r["kind"] == "baselines" for r in rows):
+            _append(args.out, {**baselines_row(data, region, data_options), "command": command})
     for seed in args.seeds:  # seed-major: a partial grid covers every variant
         for region in args.regions:
-            for variant in args.variants:
-                result = run_one(splits[region], region=region, variant=variant, seed=seed, steps=args.steps,
-                                 batch_size=args.batch_size, fanouts=args.fanouts, dims=args.dims,
-                                 weights=variant_weights(variant, cca_weight=args.cca_weight,
-                                                         mae_weight=args.mae_weight))
-                with open(args.out, "a") as file:
-                    file.write(json.dumps(result) + "\n")
-                print(region, variant, seed, result["train_seconds"], "s", result["test"]["all"], flush=True)
+            data = str(args.data / region)
+            rows = [r for r in _read(args.out) if _same_split(r, region, data_options)]
+            num_users = next(r["num_users"] for r in rows if r["kind"] == "baselines")
+            for name in variants:
+                if any(r["kind"] == "run" and r["grid"] == args.grid and r["variant"] == name and r["seed"] == seed
+                       for r in rows):
+                    continue
+                row = run_one(data, region, args.grid, name, seed, data_options=data_options, num_users=num_users,
+                              patience=args.patience, max_epochs=args.max_epochs)
+                _append(args.out, {**row, "command": command})
+                print(f"{region} {name} seed {seed}: best epoch {row['best_epoch']}/{row['epochs_trained']}, "
+                      f"{row['seconds']:.0f} s, test {row['test']['all']}", flush=True)
+
+
+def _recall(hits: list[int], targets: np.ndarray) -> np.ndarray:
+    return np.asarray(hits) / targets
+
+
+def tables(rows: list[dict]) -> str:
+    """Markdown: per split and grid, heuristics then variants (mean ± sample std over
+    seeds), and each variant minus the grid's reference with a paired bootstrap 95%
+    interval over users (seeds paired, then averaged) and the minimum detectable effect."""
+    out = []
+    splits = list(dict.fromkeys((r["region"], json.dumps(r.get("data_options", {}), sort_keys=True)) for r in rows))
+    for region, options in splits:
+        here = [r for r in rows if r["region"] == region and json.dumps(r.get("data_options", {}), sort_keys=True) == options]
+        base = next(r for r in here if r["kind"] == "baselines")
+        targets = np.asarray(base["targets"], np.float64)
+        users = np.asarray(base["users"])
+        slices = {"all": np.ones(len(users), bool), "low": np.isin(users, base["low_degree_users"])}
+        if base["cold_start_users"]:
+            slices["cold"] = np.isin(users, base["cold_start_users"])
+        columns = [(part, k) for part in slices for k in HIT_KS]
+        header = " | ".join(f"{'' if part == 'all' else part + ' '}R@{k}" for part, k in columns)
+        out.append(f"\n### {region} {json.loads(options) or ''}\n\nsplit: {base['split']}\n")
+        for grid in dict.fromkeys(r["grid"] for r in here if r["kind"] == "run"):
+            runs = [r for r in here if r["kind"] == "run" and r["grid"] == grid]
+            out.append(f"\ngrid `{grid}`\n\n| variant | seeds | best epoch | {header} |\n|"
+                       + " --- |" * (3 + len(columns)))
+            for name, report in base["heuristics"].items():
+                cells = [f"{_recall(report[f'hits@{k}'], targets)[slices[part]].mean():.3f}" for part, k in columns]
+                out.append(f"| {name} (heuristic) | - | - | " + " | ".join(cells) + " |")
+            variants = list(dict.fromkeys(r["variant"] for r in runs))
+            for name in variants:
+                mine = [r for r in runs if r["variant"] == name]
+                cells = []
+                for part, k in columns:
+                    values = np.array([_recall(r[f"hits@{k}"], targets)[slices[part]].mean() for r in mine])
+                    spread = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
+                    cells.append(f"{values.mean():.3f}{spread}")
+                epochs = np.mean([r["best_epoch"] for r in mine])
+                out.append(f"| {name} | {len(mine)} | {epochs:.1f} | " + " | ".join(cells) + " |")
+            reference = REFERENCES.get(grid)
+            if reference in variants:
+                out.append(f"\ndifferences from `{reference}` (paired bootstrap 95% interval over users; MDE: the "
+                           "smallest difference this design detects with 80% power)\n")
+                out.append(f"| variant | seeds | {header} |\n|" + " --- |" * (2 + len(columns)))
+                for name in variants:
+                    if name == reference:
+                        continue
+                    pairs = [(r, s) for r in runs if r["variant"] == name
+                             for s in runs if s["variant"] == reference and s["seed"] == r["seed"]]
+                    if not pairs:
+                        continue
+                    cells = []
+                    for part, k in columns:
+                        a = np.array([_recall(r[f"hits@{k}"], targets)[slices[part]] for r, _ in pairs])
+                        b = np.array([_recall(s[f"hits@{k}"], targets)[slices[part]] for _, s in pairs])
+                        interval = paired_bootstrap(a, b)
+                        cells.append(f"{interval['difference']:+.3f} [{interval['low']:+.3f}, {interval['high']:+.3f}]"
+                                     f" (MDE {minimum_detectable_effect(a, b):.3f})")
+                    out.append(f"| {name} | {len(pairs)} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,14 @@ def step(message: str) -> None:
 
 def census_baselines(work: Path, export_base: Path, epochs: int) -> list[tuple[str, dict]]:
     step(f"Training the multi-task baselines on Census-Income (bundled UCI data; tasks: income > 50K, "
-         f"never married; {epochs} epochs each)")
+         f"never married; at most {epochs} epochs each, the best by validation AUC kept)")
     rows = []
     for name in BASELINES:
         run_dir = work / "runs" / f"{name}_census"
         print(f"\n--- {name} -> {run_dir}", flush=True)
         train(RunConfig(model=name, dataset="census", epochs=epochs, batch_size=512, seed=0), run_dir, verbose=2)
 
-    step("Evaluating each run's last checkpoint on the test split (exact AUC / AP)")
+    step("Evaluating each run's best epoch on the test split (exact AUC / AP)")
     for name in BASELINES:
         report = evaluate(work / "runs" / f"{name}_census")
         rows.append((name, report["tasks"]))
@@ -61,8 +61,9 @@ def census_baselines(work: Path, export_base: Path, epochs: int) -> list[tuple[s
 RECIPE_DEMOS = (
     ("grec_census.py", "GRec (task-sentence routing, 8 experts, top-4) on Census-Income flows x use cases; "
                        "exported with extracted per-task experts"),
-    ("ssmtl_twitch.py", "SSMTL friend retrieval (GATv2 on sampled 2-hop subgraphs; retrieval + CCA-SSG + GraphMAE) "
-                        "on a generated friend graph; exported with its ScaNN index"),
+    ("ssmtl_twitch.py", "SSMTL friend retrieval (GATv2 on sampled 2-hop subgraphs with user-id embeddings; "
+                        "retrieval + CCA-SSG + GraphMAE) on a generated friend graph, next to the graph heuristics; "
+                        "exported with its ScaNN index"),
     ("supermoe_movielens.py", "SUPER-MoE: masked channel pre-training, then multi-task fine-tuning, on generated "
                               "behaviour sequences; exported with its user_embedding signature"),
 )

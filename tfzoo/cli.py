@@ -33,10 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     train.add_argument("--data", help="path of the dataset's files (for datasets not bundled with tfzoo)")
     train.add_argument("--tasks", help="comma-separated labels to train on (default: the dataset's)")
-    train.add_argument("--epochs", type=int, default=5)
-    train.add_argument("--batch-size", type=int, default=512)
+    train.add_argument("--data-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                       help="option of the dataset's split, e.g. --data-option cold_start_share=0.1 (friend graphs)")
+    train.add_argument("--epochs", type=int, help="most epochs (default: the model's, e.g. 5 for rankers, 12 for ssmtl)")
+    train.add_argument("--batch-size", type=int, help="global batch size (default: the model's, e.g. 512; ssmtl 256)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--patience", type=int,
+                       help="stop after PATIENCE epochs without a better validation score and keep the best epoch "
+                            "(0: train every epoch, keep the last; default: the model's, 3 for rankers, 2 for ssmtl)")
+    train.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                       help="learning-rate schedule (cosine: decays to 0 over --epochs)")
     train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                        help="model hyper-parameter, e.g. --option num_experts=8 (value parsed as JSON)")
     train.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
@@ -60,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument("--max-restarts", type=int, default=0, help="start the whole cluster again after a task fails")
     launch.add_argument("task_command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command every task runs")
 
-    evaluate = commands.add_parser("evaluate", help="exact AUC / AP of a run's latest checkpoint")
+    evaluate = commands.add_parser(
+        "evaluate", help="exact metrics of a run's best (or latest) checkpoint, beside the family's simple baselines")
     evaluate.add_argument("--run", required=True)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
 
@@ -69,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--to", default="savedmodels", help="model base path (default: savedmodels)")
     export.add_argument("--name", help="model name under the base path (default: MODEL_DATASET)")
     export.add_argument("--version", type=int, help="version number (default: next free)")
+    export.add_argument("--target-recall", type=float,
+                        help="retrieval models: search the fewest ANN index leaves that reach this recall@10, "
+                             "measured on a sample of the users (recorded in assets.extra/ann_index.json)")
 
     _add_serving_parsers(commands)
     return parser
@@ -120,15 +131,20 @@ def _train(args) -> int:
     config = RunConfig(
         model=args.model, dataset=args.dataset, data_path=args.data,
         tasks=args.tasks.split(",") if args.tasks else None, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, model_options=dict(args.option),
+        learning_rate=args.learning_rate, seed=args.seed, model_options=dict(args.option), patience=args.patience,
+        learning_rate_schedule=args.lr_schedule, data_options=dict(args.data_option),
     )
     metrics = train(config, args.out, resume=args.resume, verbose=1, strategy=args.strategy,
                     backup_every=args.backup_every, min_shard_bytes=args.min_shard_bytes)
     if not metrics:
         return 0  # a non-chief task of a cluster: the chief reports
     print(f"\nsplit: {metrics['split']}")
-    print(format_task_table([(f"{args.model} (validation)", metrics["validation"]), (f"{args.model} (test)", metrics["test"])],
-                            metrics=family_for(args.model).metric_names))
+    if metrics.get("best_epoch"):
+        print(f"best epoch: {metrics['best_epoch']} of {metrics['epochs_trained']} trained "
+              f"({metrics['validation_metric']}, restored)")
+    rows = [(f"{args.model} (validation)", metrics["validation"]), (f"{args.model} (test)", metrics["test"])]
+    rows += [(f"{name} (test)", report) for name, report in metrics.get("baselines", {}).get("test", {}).items()]
+    print(format_task_table(rows, metrics=family_for(args.model).metric_names))
     print(f"\nrun written to {args.out}")
     return 0
 
@@ -140,8 +156,9 @@ def _evaluate(args) -> int:
 
     report = evaluate(args.run, split=args.split)
     print(f"split: {report['split_description']}")
-    print(format_task_table([(f"{Path(args.run).name} ({args.split})", report["tasks"])],
-                            metrics=family_for(report["model"]).metric_names))
+    rows = [(f"{Path(args.run).name} ({args.split})", report["tasks"])]
+    rows += [(f"{name} ({args.split})", baseline) for name, baseline in report["baselines"].items()]
+    print(format_task_table(rows, metrics=family_for(report["model"]).metric_names))
     (Path(args.run) / f"evaluation_{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
@@ -152,7 +169,8 @@ def _export(args) -> int:
 
     run = load_run(args.run)
     name = args.name or f"{run.config.model}_{run.config.dataset}"
-    path = export_model(run.config.model, run.model, run.inputs, args.to, name, version=args.version)
+    path = export_model(run.config.model, run.model, run.inputs, args.to, name, version=args.version,
+                        target_recall=args.target_recall)
     print(f"exported {path}")
     return 0
 

@@ -70,3 +70,29 @@ def test_graph_datasets_are_registered():
         load_dataset("twitch")
     with pytest.raises(ValueError, match="no tasks"):
         load_dataset("friend_graph", tasks=["income"])
+
+
+def test_cold_start_users_keep_exactly_one_training_friendship(small_friend_graph):
+    graph = small_friend_graph.graph
+    plain = split_friendships(graph, seed=0)
+    cold = split_friendships(graph, seed=0, cold_start_share=0.1)
+    users = cold.cold_start_users
+    eligible = int((graph.degrees() >= 2).sum())
+    assert 0.08 * eligible <= len(users) <= 0.1 * eligible + 1
+    train_degree = cold.train.degrees()
+    assert (train_degree[users] == 1).all()
+    assert (train_degree >= 1).all()  # nobody loses every training friend
+    # Every other friendship of a cold-start user is a test friendship.
+    for user in users[:20]:
+        total = graph.degrees()[user]
+        in_test = int(((cold.test == user).any(axis=1)).sum())
+        in_validation = int(((cold.validation == user).any(axis=1)).sum())
+        assert in_validation == 0 and in_test == total - 1
+    # The three parts still partition the friendships.
+    together = np.concatenate([cold.train.edges, cold.validation, cold.test])
+    assert len(together) == len(graph.edges) and len(np.unique(together, axis=0)) == len(graph.edges)
+    assert "cold-start users" in cold.split
+    # Without cold-start users the split is the plain one, draw for draw.
+    np.testing.assert_array_equal(split_friendships(graph, seed=0, cold_start_share=0.0).test, plain.test)
+    with pytest.raises(ValueError, match="cold_start_share=1.0"):
+        split_friendships(graph, cold_start_share=1.0)

@@ -1,8 +1,14 @@
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from scann.scann_ops.py import scann_ops
 
-from tfzoo.export.ann import LARGE_INDEX, ScannSettings, build_index
+from tfzoo.export.ann import LARGE_INDEX, ScaNNIndex, ScannSettings, build_index, index_metadata, leaves_to_try
+from tfzoo.export.retrieval import export_friend_retrieval
+from tfzoo.models.ssmtl import SSMTLRetrieval
 
 
 def test_large_indexes_scale_the_tuned_tree_with_sqrt_n():
@@ -44,3 +50,174 @@ def test_scann_index_finds_the_exact_top_k_and_returns_more_than_its_reordering_
     # k above num_reordering_candidates (100) (top K + known friends at serving): still k answers.
     _, many = index(tf.constant(queries), k=150)
     assert many.shape == (50, 150) and len(np.unique(many.numpy()[0])) == 150
+
+
+# --- target_recall -------------------------------------------------------------------
+
+N, DIM, COMPONENTS = 20_000, 16, 40
+
+
+def mixture_sampler(seed: int = 0):
+    """Draws from one fixed 40-component Gaussian mixture in 16 dims (clustered, like
+    learned embeddings); each call draws new vectors."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((COMPONENTS, DIM))
+    spreads = rng.uniform(0.3, 0.8, COMPONENTS)
+
+    def draw(n: int) -> np.ndarray:
+        component = rng.integers(0, COMPONENTS, n)
+        return (centres[component] + spreads[component, None] * rng.standard_normal((n, DIM))).astype(np.float32)
+
+    return draw
+
+
+@pytest.fixture(scope="module")
+def tuned():
+    draw = mixture_sampler()
+    candidates, fresh = draw(N), draw(1000)
+    ids = tf.constant(np.arange(N, dtype=np.int64) + 10_000)
+    index = build_index("scann", candidates, ids, k=10, target_recall=0.9)
+    return candidates, fresh, index
+
+
+def exact_ids(candidates, queries, k=10):
+    return np.argsort(-(queries @ candidates.T), axis=1)[:, :k]
+
+
+def test_target_recall_keeps_the_fewest_leaves_that_reach_it(tuned):
+    candidates, _, index = tuned
+    tuning = index.tuning
+    assert isinstance(index, ScaNNIndex)
+    assert index.settings == ScannSettings.for_size(N)  # 141 leaves, 70 searched by default
+    assert tuning.target_recall == 0.9 and tuning.k == 10 and tuning.sample_queries == 1000
+    assert tuning.target_reached and tuning.measured_recall >= 0.9
+    assert index.leaves_to_search == tuning.leaves_to_search == tuning.recall_by_leaves[-1][0]
+    # The cheapest: every setting tried before the chosen one falls short, in increasing order.
+    tried = [leaves for leaves, _ in tuning.recall_by_leaves]
+    assert tried == leaves_to_try(141)[:len(tried)] and tried == sorted(tried)
+    assert all(found < 0.9 for _, found in tuning.recall_by_leaves[:-1])
+    # Clustered vectors: far fewer leaves than the size defaults' half.
+    assert tuning.leaves_to_search <= 14
+
+
+def test_measured_recall_holds_on_fresh_queries(tuned):
+    candidates, fresh, index = tuned
+    _, found = index(tf.constant(fresh))  # the layer's own call, at the chosen leaves
+    exact = exact_ids(candidates, fresh) + 10_000
+    fresh_recall = np.mean([len(np.intersect1d(f, e)) / 10 for f, e in zip(found.numpy(), exact)])
+    assert abs(fresh_recall - index.tuning.measured_recall) <= 0.02
+
+
+def test_higher_targets_never_choose_fewer_leaves(tuned):
+    candidates, _, index = tuned
+    targets = (0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
+    try:
+        choices = [index.tune(candidates, target) for target in targets]
+    finally:
+        index.tune(candidates, 0.9)  # the fixture's state for the other tests
+    leaves = [choice.leaves_to_search for choice in choices]
+    assert leaves == sorted(leaves) and leaves[0] < leaves[-1]
+    for choice in choices:
+        assert choice.target_reached == (choice.measured_recall >= choice.target_recall)
+        # Reached, or no setting reached it and every leaf is searched.
+        assert choice.target_reached or choice.leaves_to_search == 141
+    # Quantisation and a 200-candidate reordering keep recall short of 1 on 20k vectors.
+    assert not choices[-1].target_reached and choices[-1].measured_recall > 0.99
+
+
+def test_the_chosen_leaves_are_what_call_searches(tuned):
+    candidates, fresh, index = tuned
+    searcher = scann_ops.searcher_from_module(index._serialized_searcher)
+    queries = tf.constant(fresh[:200])
+    _, found = index(queries)
+    at = {leaves: searcher.search_batched_parallel(queries, final_num_neighbors=10, pre_reorder_num_neighbors=200,
+                                                   leaves_to_search=leaves).indices.numpy() + 10_000
+          for leaves in (index.leaves_to_search, index.settings.num_leaves_to_search)}
+    np.testing.assert_array_equal(found.numpy(), at[index.leaves_to_search])
+    assert (at[index.leaves_to_search] != at[index.settings.num_leaves_to_search]).any()
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -0.5, 1.01, 2, float("nan"), True, "0.9"])
+def test_bad_target_recall_is_refused(bad):
+    candidates = mixture_sampler()(200)
+    for kind in ("scann", "brute_force"):
+        with pytest.raises(ValueError, match="Received: target_recall="):
+            build_index(kind, candidates, target_recall=bad)
+    with pytest.raises(ValueError, match="Received: target_recall="):
+        ScaNNIndex(ScannSettings(num_leaves=10, num_leaves_to_search=5), target_recall=bad)
+
+
+def test_brute_force_ignores_a_valid_target_recall():
+    candidates = mixture_sampler()(200)
+    index = build_index("brute_force", candidates, target_recall=0.9)
+    _, found = index(tf.constant(candidates[:5]), k=3)
+    np.testing.assert_array_equal(found.numpy(), exact_ids(candidates, candidates[:5], k=3))
+    assert index_metadata(index) == {"kind": "brute_force", "exact": True}
+
+
+def test_tuning_measures_the_row_queries_without_their_own_rows():
+    draw = mixture_sampler(1)
+    candidates = draw(3000)
+    # Queries that differ from their candidates: row i's query is far from candidate i.
+    row_queries = draw(3000)
+    index = build_index("scann", candidates, k=10, target_recall=0.95, row_queries=row_queries,
+                        settings=ScannSettings(num_leaves=50, num_leaves_to_search=25))
+    tuning = index.tuning
+    assert tuning.sample_queries == 300  # a tenth of a small index
+    rows = np.sort(np.random.default_rng(tuning.seed).choice(3000, 300, replace=False))
+    exact = np.argsort(-(row_queries[rows] @ candidates.T), axis=1)[:, :11]
+    exact = np.array([[c for c in e if c != r][:10] for e, r in zip(exact, rows)])
+    _, found = index(tf.constant(row_queries[rows]), k=11)
+    found = np.array([[c for c in f if c != r][:10] for f, r in zip(found.numpy(), rows)])
+    expected = np.mean([len(np.intersect1d(f, e)) / 10 for f, e in zip(found, exact)])
+    assert tuning.measured_recall == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(ValueError, match="row_queries.shape"):
+        index.tune(candidates, 0.9, row_queries=row_queries[:, :4])
+
+
+def test_the_chosen_leaves_survive_a_saved_model(tuned, tmp_path):
+    candidates, fresh, index = tuned
+    module = tf.Module()
+    module.index = index
+    module.search = tf.function(lambda queries: index(queries),
+                                input_signature=[tf.TensorSpec([None, DIM], tf.float32)])
+    queries = tf.constant(fresh[:100])
+    scores, found = module.search(queries)
+    options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])  # the ScaNN ops
+    tf.saved_model.save(module, str(tmp_path / "index"), options=options)
+    loaded = tf.saved_model.load(str(tmp_path / "index"))
+    assert int(loaded.index._leaves_to_search.numpy()) == index.leaves_to_search < index.settings.num_leaves_to_search
+    loaded_scores, loaded_found = loaded.search(queries)
+    np.testing.assert_array_equal(loaded_found.numpy(), found.numpy())
+    np.testing.assert_allclose(loaded_scores.numpy(), scores.numpy(), rtol=1e-6)
+
+
+def test_scann_metadata_records_the_choice(tuned):
+    _, _, index = tuned
+    meta = json.loads(json.dumps(index_metadata(index)))  # JSON-ready
+    assert meta["kind"] == "scann" and meta["settings"] == dataclasses.asdict(index.settings)
+    assert meta["leaves_to_search"] == index.tuning.leaves_to_search
+    assert (meta["target_recall"], meta["measured_recall"]) == (0.9, index.tuning.measured_recall)
+    assert (meta["sample_queries"], meta["recall_k"]) == (1000, 10)
+
+
+def test_friend_retrieval_export_writes_the_index_metadata(small_friend_graph, small_sampler, tmp_path):
+    graph = small_friend_graph.train
+    tf.keras.utils.set_random_seed(0)
+    model = SSMTLRetrieval(feature_dim=60, hidden_dim=8, embedding_dim=8, num_layers=1, num_heads=2)
+    vectors = model.user_vectors(small_sampler)
+    path = export_friend_retrieval(model, graph, tmp_path, "friends", k=5, fanouts=(4, 3), vectors=vectors,
+                                   target_recall=0.9)
+    meta = json.loads((path / "assets.extra" / "ann_index.json").read_text())
+    assert (path / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    assert [p.name for p in (tmp_path / "friends").iterdir()] == ["1"]  # no staging directory left behind
+    settings = ScannSettings.for_size(graph.num_users)
+    assert meta["kind"] == "scann" and meta["settings"] == dataclasses.asdict(settings)
+    assert meta["target_recall"] == 0.9 and meta["recall_k"] == 10 and meta["sample_queries"] == 30
+    assert meta["target_reached"] == (meta["measured_recall"] >= 0.9)
+    last_tried = meta["recall_by_leaves_to_search"][-1]
+    assert (meta["leaves_to_search"], meta["measured_recall"]) == (last_tried["leaves_to_search"], last_tried["recall"])
+    assert meta["target_reached"] or meta["leaves_to_search"] == settings.num_leaves
+    brute = export_friend_retrieval(model, graph, tmp_path, "friends_brute_force", k=5, fanouts=(4, 3),
+                                    vectors=vectors, index="brute_force", target_recall=0.9)
+    assert json.loads((brute / "assets.extra" / "ann_index.json").read_text()) == {"kind": "brute_force", "exact": True}

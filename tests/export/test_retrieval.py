@@ -17,14 +17,19 @@ K = 5
 def exported(small_friend_graph, small_sampler, tmp_path_factory):
     graph = small_friend_graph.train  # the graph `small_sampler` samples from
     tf.keras.utils.set_random_seed(0)
-    model = SSMTLRetrieval(feature_dim=60, hidden_dim=8, embedding_dim=8, num_layers=2, num_heads=2)
+    # Id embeddings and a candidate bias: the index serves query . candidate, not a plain
+    # dot product of one embedding with itself.
+    model = SSMTLRetrieval(feature_dim=60, hidden_dim=8, embedding_dim=8, num_layers=2, num_heads=2,
+                           id_buckets=graph.num_users, candidate_bias=True, readout="concat")
     sampler = small_sampler
-    embeddings = model(sampler(tf.range(graph.num_users, dtype=tf.int64))).numpy()  # eager: no tf.data trace
+    model.candidate_embeddings(sampler(tf.constant([0], tf.int64)))  # builds the encoder and the bias
+    model.bias_embedding.embeddings.assign(np.random.default_rng(0).normal(size=(graph.num_users, 1)).astype(np.float32))
+    vectors = model.user_vectors(sampler)
     base = tmp_path_factory.mktemp("savedmodels")
-    scann = export_friend_retrieval(model, graph, base, "ssmtl_retrieval", k=K, fanouts=(4, 3), embeddings=embeddings)
+    scann = export_friend_retrieval(model, graph, base, "ssmtl_retrieval", k=K, fanouts=(4, 3), vectors=vectors)
     brute = export_friend_retrieval(model, graph, base, "ssmtl_retrieval_brute_force", version=int(scann.name),
-                                    index="brute_force", k=K, fanouts=(4, 3), embeddings=embeddings)
-    return model, sampler, graph, embeddings, scann, brute
+                                    index="brute_force", k=K, fanouts=(4, 3), vectors=vectors)
+    return model, sampler, graph, vectors, scann, brute
 
 
 def test_layout_is_tf_serving(exported):
@@ -34,21 +39,33 @@ def test_layout_is_tf_serving(exported):
     assert brute.parent.name == "ssmtl_retrieval_brute_force"
 
 
+def test_vectors_are_the_embeddings_with_the_bias_dimension(exported):
+    model, sampler, graph, (queries, candidates), *_ = exported
+    bias = model.bias_embedding.embeddings.numpy()  # [users, 1]
+    assert queries.shape == candidates.shape == (graph.num_users, 9)
+    np.testing.assert_array_equal(queries[:, -1], 1.0)
+    np.testing.assert_array_equal(candidates[:, -1], bias[:, 0])
+    subgraphs = sampler(tf.constant([5, 77, 3], tf.int64))  # one draw for both sides
+    embeddings = model(subgraphs).numpy()
+    np.testing.assert_allclose(model.query_embeddings(subgraphs), np.c_[embeddings, np.ones(3)], atol=1e-6)
+    np.testing.assert_allclose(model.candidate_embeddings(subgraphs), np.c_[embeddings, bias[[5, 77, 3]]], atol=1e-6)
+
+
 def test_brute_force_serving_is_exact_and_excludes_known_friends(exported):
-    _, _, graph, embeddings, _, brute = exported
+    _, _, graph, (queries, candidates), _, brute = exported
     users = np.array([0, 7, 123, 299])
     out = call_in_fresh_process(brute, {"user_ids": users})  # TensorFlow only
-    expected = top_k_excluding(embeddings, users, [graph.edges], K)
+    expected = top_k_excluding(queries, users, [graph.edges], K, candidate_embeddings=candidates)
     np.testing.assert_array_equal(out["friend_ids"], expected)
-    np.testing.assert_allclose(out["scores"], np.take_along_axis(embeddings[users] @ embeddings.T, expected, 1),
+    np.testing.assert_allclose(out["scores"], np.take_along_axis(queries[users] @ candidates.T, expected, 1),
                                rtol=1e-4, atol=1e-5)
 
 
 def test_scann_serving_loads_with_the_op_library_and_excludes_known_friends(exported):
-    _, _, graph, embeddings, scann, _ = exported
+    _, _, graph, (queries, candidates), scann, _ = exported
     users = np.arange(0, 300, 10)
     out = call_in_fresh_process(scann, {"user_ids": users}, op_libraries=[scann_op_library_path()])
-    exact = top_k_excluding(embeddings, users, [graph.edges], K)
+    exact = top_k_excluding(queries, users, [graph.edges], K, candidate_embeddings=candidates)
     friends = {u: set(graph.edges[graph.edges[:, 0] == u, 1]) | set(graph.edges[graph.edges[:, 1] == u, 0]) for u in users}
     for user, row in zip(users, out["friend_ids"]):
         assert user not in row and not friends[user] & set(row.tolist())
@@ -62,4 +79,5 @@ def test_embed_signature_embeds_a_serialized_subgraph(exported):
     out = call_in_fresh_process(brute, {"subgraphs": np.array(serialized)}, signature="embed")
     # The same subgraphs, parsed and embedded in this process by the trained model.
     graph = tfgnn.parse_example(subgraph_spec(), tf.constant(serialized)).merge_batch_to_components()
-    np.testing.assert_allclose(out["embedding"], model(graph).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["embedding"], model.query_embeddings(graph).numpy(), rtol=1e-4, atol=1e-5)
+    assert out["embedding"].shape == (2, model.index_dim)

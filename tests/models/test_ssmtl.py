@@ -19,7 +19,8 @@ def test_model_round_trips_and_embeds_roots(friendship_batches, tmp_path):
     # `check_model`'s steps, except that the objectives' heads are built by a first loss
     # evaluation (a plain call only runs the encoder), as the training family does.
     batch = friendship_batches[0]
-    model = _model(cca_weight=0.5, mae_weight=2.0)
+    model = _model(cca_weight=0.5, mae_weight=2.0, id_buckets=300, readout="concat", message_passing="both",
+                   candidate_bias=True, ssl_batch_size=16, mae_decoder_dim=8)
     model.compute_loss(batch)
     embeddings = model(batch["query"])
     assert embeddings.shape == (32, 8)
@@ -93,3 +94,78 @@ def test_bad_weights_are_rejected():
         _model(retrieval_weight=0.0)
     with pytest.raises(ValueError, match="mae_gamma=0.5"):
         _model(mae_gamma=0.5)
+
+
+def _expected_retrieval_loss(queries, candidates, query_ids, candidate_ids, probability=None):
+    """Eq. 5 by hand: in-batch softmax, positives on the diagonal, copies of a row's
+    positive elsewhere masked (accidental hits), log-Q subtracted when given."""
+    scores = queries @ candidates.T  # [batch, candidates]
+    if probability is not None:
+        scores = scores - np.log(probability)[np.newaxis, :]
+    batch = len(queries)
+    for row in range(batch):
+        accidental = (candidate_ids == candidate_ids[row]) & (np.arange(len(candidate_ids)) != row)
+        scores[row, accidental] = -np.inf
+    log_softmax = scores - np.log(np.exp(scores - scores.max(1, keepdims=True)).sum(1, keepdims=True)) - scores.max(1, keepdims=True)
+    return -log_softmax[np.arange(batch), np.arange(batch)].sum()
+
+
+@pytest.mark.parametrize("logq", [False, True])
+def test_retrieval_loss_is_eq_5_with_bias_log_q_and_uniform_negatives(friendship_batches, small_sampler, logq):
+    from tfzoo.graph import root_ids
+
+    model = _model(id_buckets=300, candidate_bias=True, logq_correction=logq, readout="concat")
+    batch = dict(friendship_batches[0])
+    rng = np.random.default_rng(0)
+    batch["candidate_probability"] = tf.constant(rng.uniform(0.001, 0.01, size=32), tf.float32)
+    batch["negatives"] = small_sampler(tf.constant([7, 8, 9, 10, 11], tf.int64))
+    batch["negative_probability"] = tf.constant(rng.uniform(0.001, 0.01, size=5), tf.float32)
+    model.compute_loss(batch)
+    model.bias_embedding.embeddings.assign(rng.normal(size=(300, 1)).astype(np.float32))
+    queries = model.query_embeddings(batch["query"]).numpy()
+    candidates = np.concatenate([model.candidate_embeddings(batch["candidate"]).numpy(),
+                                 model.candidate_embeddings(batch["negatives"]).numpy()])
+    ids = np.concatenate([root_ids(batch["candidate"]).numpy(), [7, 8, 9, 10, 11]])
+    probability = np.concatenate([batch["candidate_probability"].numpy(), batch["negative_probability"].numpy()])
+    expected = _expected_retrieval_loss(queries, candidates, root_ids(batch["query"]).numpy(), ids,
+                                        probability if logq else None)
+    assert float(model.retrieval_loss(batch, training=False)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_log_q_needs_the_sampling_probabilities(friendship_batches):
+    model = _model(logq_correction=True)
+    with pytest.raises(ValueError, match="candidate_probability"):
+        model.compute_loss(friendship_batches[0])
+
+
+def test_self_supervision_sees_the_first_ssl_batch_size_subgraphs(friendship_batches):
+    from tfzoo.graph import first_components
+
+    tf.keras.utils.set_random_seed(0)
+    model = _model(cca_weight=1.0, mae_weight=1.0, ssl_batch_size=8, mae_decoder_dim=8)
+    batch = friendship_batches[0]
+    model.compute_loss(batch)
+    subset = first_components(batch["query"], 8)
+    # Without augmentation (training=False) both losses are deterministic functions of the subset.
+    parts = model.loss_parts(batch, training=False)
+    assert float(parts["mae"][1]) == pytest.approx(float(model.mae_loss(subset, training=False)), rel=1e-5)
+    assert float(parts["cca"][1]) == pytest.approx(float(model.cca_loss(subset, training=False)), rel=1e-5)
+    with pytest.raises(ValueError, match="ssl_batch_size=1"):
+        _model(ssl_batch_size=1)
+
+
+def test_calibrated_weights_equalise_encoder_gradient_norms(friendship_batches):
+    from tfzoo.models.ssmtl import calibrated_weights, encoder_gradient_norms
+
+    config = {"feature_dim": 60, "hidden_dim": 8, "embedding_dim": 8, "num_heads": 2, "id_buckets": 300}
+    norms = encoder_gradient_norms(config, friendship_batches[:2])
+    assert sorted(norms) == ["cca", "mae", "retrieval"] and all(np.isfinite(v) and v > 0 for v in norms.values())
+    weights = calibrated_weights({"retrieval": 10.0, "cca": 2.0, "mae": 0.5}, cca=1.0, mae=0.1)
+    assert weights == pytest.approx({"cca_weight": 5.0, "mae_weight": 2.0})
+    with pytest.raises(ValueError, match="cca=-1"):
+        calibrated_weights(norms, cca=-1)
+
+
+def test_candidate_bias_needs_id_buckets():
+    with pytest.raises(ValueError, match="id_buckets=0"):
+        _model(candidate_bias=True)

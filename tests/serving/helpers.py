@@ -68,8 +68,11 @@ def _prepared_run(model: str, dataset: str, options: dict) -> tuple[tf.keras.Mod
 
 
 ZOO_MODEL_BUILDERS: dict[str, Callable[[], tuple[tf.keras.Model, Any]]] = {
+    # Explicit eq. 6 weights: the objectives' heads exist (the export leaves them out), and
+    # no calibration runs.
     "ssmtl": lambda: _prepared_run("ssmtl", "friend_graph", {"hidden_dim": 8, "embedding_dim": 8, "num_heads": 2,
-                                                              "fanouts": [3, 2]}),
+                                                              "fanouts": [3, 2], "cca_weight": 0.1, "mae_weight": 1.0,
+                                                              "ssl_batch_size": 16, "mae_decoder_dim": 8}),
     "supermoe": lambda: _prepared_run("supermoe", "generated_sequences", {
         "encoder": {"units": 8, "num_heads": 2, "key_dim": 4, "ffn_units": 8, "num_experts": 2}}),
 }

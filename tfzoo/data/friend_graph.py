@@ -125,6 +125,8 @@ class FriendshipSplits:
         trains on and samples subgraphs from, also when it is evaluated.
       validation, test: [n, 2] held-out friendships (`u < v`), absent from `train`.
       split: how the friendships were split, reported with every result.
+      cold_start_users: users left with exactly one training friendship on purpose (see
+        `split_friendships(cold_start_share=...)`), reported as their own slice.
     """
 
     graph: FriendGraph
@@ -132,6 +134,7 @@ class FriendshipSplits:
     validation: np.ndarray
     test: np.ndarray
     split: str
+    cold_start_users: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     def held_out(self, split: str) -> np.ndarray:
         if split == "train":
@@ -147,6 +150,7 @@ def split_friendships(
     validation_share: float = 0.1,
     test_share: float = 0.1,
     seed: int = 0,
+    cold_start_share: float = 0.0,
 ) -> FriendshipSplits:
     """Holds out a share of every user's friendships for validation and test.
 
@@ -156,12 +160,20 @@ def split_friendships(
     order; one is held out when both of its users still have some of their share left and
     would keep a training friend. Held-out friendships go to validation or test at random
     in proportion to the two shares. The same graph and seed always give the same split.
+
+    With `cold_start_share`, a seeded share of the users with at least two friendships
+    become true cold-start users: each keeps exactly one training friendship (drawn at
+    random among those whose other user keeps another one) and every other friendship
+    it has goes to test, validation ones included. They are `cold_start_users`, reported
+    apart from the low-degree quartile.
     """
     held_share = validation_share + test_share
     if validation_share < 0 or test_share <= 0 or held_share >= 1:
         raise ValueError(
             "`validation_share` must be >= 0, `test_share` > 0 and their sum < 1. "
             f"Received: validation_share={validation_share}, test_share={test_share}")
+    if not 0.0 <= cold_start_share < 1.0:
+        raise ValueError(f"`cold_start_share` must be in [0, 1). Received: cold_start_share={cold_start_share}")
     rng = np.random.default_rng(seed)
     edges = graph.edges
     degree = graph.degrees()
@@ -176,14 +188,60 @@ def split_friendships(
             quota[v] -= 1
             remaining[u] -= 1
             remaining[v] -= 1
-    held_edges = edges[held]
-    to_test = rng.random(len(held_edges)) < test_share / held_share
-    validation, test = held_edges[~to_test], held_edges[to_test]
+    to_test = np.zeros(len(edges), bool)  # where each held-out friendship goes
+    to_test[held] = rng.random(int(held.sum())) < test_share / held_share
+    cold = np.zeros(0, np.int64)
+    if cold_start_share > 0:
+        cold = _cold_start_users(edges, held, to_test, degree, cold_start_share, rng)
+    validation, test = edges[held & ~to_test], edges[held & to_test]
     description = (
-        f"per-user friendship split, seed {seed}: {len(edges) - len(held_edges)} train / {len(validation)} validation / "
+        f"per-user friendship split, seed {seed}: {int((~held).sum())} train / {len(validation)} validation / "
         f"{len(test)} test friendships of {graph.num_users} users (each user holds out about "
-        f"{validation_share:g} + {test_share:g} of its friends and keeps at least one)")
-    return FriendshipSplits(graph, graph.with_edges(edges[~held]), validation, test, description)
+        f"{validation_share:g} + {test_share:g} of its friends and keeps at least one")
+    if len(cold):
+        description += f"; {len(cold)} cold-start users ({cold_start_share:g} of those with 2+ friends) keep exactly one"
+    return FriendshipSplits(graph, graph.with_edges(edges[~held]), validation, test, description + ")", cold)
+
+
+def _cold_start_users(edges: np.ndarray, held: np.ndarray, to_test: np.ndarray, degree: np.ndarray, share: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Picks the cold-start users and moves their friendships (all but one training one)
+    to test, in place on `held` / `to_test`; returns the users, sorted."""
+    num_users = len(degree)
+    candidates = np.flatnonzero(degree >= 2)
+    chosen = np.sort(rng.choice(candidates, size=int(round(share * len(candidates))), replace=False))
+    is_cold = np.zeros(num_users, bool)
+    is_cold[chosen] = True
+    train_degree = np.bincount(edges[~held].ravel(), minlength=num_users)
+    kept = []
+    for user in chosen:
+        own = np.flatnonzero((edges[:, 0] == user) | (edges[:, 1] == user))  # [friendships of user]
+        others = edges[own].sum(axis=1) - user
+        # Keep a training friendship whose other user is not cold and keeps another one
+        # after this user's move (else the friendship to a cold user, or any).
+        training = own[~held[own]]
+        options = training[(train_degree[edges[training].sum(axis=1) - user] >= 2)
+                           & ~is_cold[edges[training].sum(axis=1) - user]]
+        if not len(options):
+            options = training if len(training) else own
+        keep = rng.choice(options)
+        for index, other in zip(own, others):
+            if index == keep:
+                continue
+            if not held[index]:
+                if train_degree[other] <= 1:
+                    continue  # the other user would lose its last training friendship
+                train_degree[other] -= 1
+                train_degree[user] -= 1
+            held[index] = True
+            to_test[index] = True
+        if held[keep]:  # the kept friendship was held out: it becomes the one training friendship
+            held[keep] = False
+            train_degree[user] += 1
+            train_degree[edges[keep].sum() - user] += 1
+        kept.append(user)
+    # A user whose friends had no other training friendship keeps more than one: not cold.
+    return np.asarray([user for user in kept if train_degree[user] == 1], np.int64)
 
 
 def friend_sets(edges: np.ndarray, num_users: int) -> list[np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from tfzoo.data.behaviour_sequences import make_behaviour_sequences, movielens_behaviour_sequences
 from tfzoo.data.friend_graph import FriendshipSplits, split_friendships
@@ -117,18 +117,22 @@ def _no_tasks(name: str, tasks: Sequence[str] | None) -> None:
         raise ValueError(f"The {name} dataset is a friend graph for retrieval; it has no tasks. Received: tasks={list(tasks)}")
 
 
-def _twitch(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> FriendshipSplits:
+def _twitch(path: str | None, tasks: Sequence[str] | None, split_seed: int, *,
+            cold_start_share: float = 0.0) -> FriendshipSplits:
     _no_tasks("twitch", tasks)
     folder = _require_path(path, "twitch", "a region folder of twitch_musae (DE, ENGB, ES, ...)")
-    return split_friendships(read_twitch(folder), validation_share=0.1, test_share=0.1, seed=split_seed)
+    return split_friendships(read_twitch(folder), validation_share=0.1, test_share=0.1, seed=split_seed,
+                             cold_start_share=cold_start_share)
 
 
-def _friend_graph(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> FriendshipSplits:
+def _friend_graph(path: str | None, tasks: Sequence[str] | None, split_seed: int, *,
+                  cold_start_share: float = 0.0) -> FriendshipSplits:
     _no_tasks("friend_graph", tasks)
     if path is not None:
         raise ValueError("The friend_graph dataset is generated; it takes no --data path.")
     graph = make_friend_graph(3000, seed=0)  # one fixed graph; the seed varies only the split
-    return split_friendships(graph, validation_share=0.1, test_share=0.1, seed=split_seed)
+    return split_friendships(graph, validation_share=0.1, test_share=0.1, seed=split_seed,
+                             cold_start_share=cold_start_share)
 
 
 Splits = Union[DatasetSplits, FriendshipSplits]
@@ -146,8 +150,19 @@ DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] =
 }
 
 
-def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | None = None, split_seed: int = 0) -> Splits:
-    """Reads dataset `name` (from `path` where it needs one) and splits it."""
+# The options a dataset's split takes beyond the seed (`tfzoo train --data-option KEY=VALUE`).
+DATA_OPTIONS: dict[str, tuple[str, ...]] = {"twitch": ("cold_start_share",), "friend_graph": ("cold_start_share",)}
+
+
+def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | None = None, split_seed: int = 0,
+                 options: Mapping[str, Any] | None = None) -> Splits:
+    """Reads dataset `name` (from `path` where it needs one) and splits it (with the
+    dataset's `DATA_OPTIONS`, e.g. `{"cold_start_share": 0.1}` for friend graphs)."""
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}.")
-    return DATASETS[name](path, tasks, split_seed)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(DATA_OPTIONS.get(name, ())))
+    if unknown:
+        raise ValueError(f"Unknown data option(s) {unknown} for dataset {name!r}; it takes "
+                         f"{list(DATA_OPTIONS.get(name, ())) or 'none'}.")
+    return DATASETS[name](path, tasks, split_seed, **options)

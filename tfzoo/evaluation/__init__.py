@@ -1,16 +1,26 @@
-"""Offline evaluation: exact AUC / AP per task, recall@K of retrieval, tables, FLOPs of traced functions."""
+"""Offline evaluation: exact AUC / AP per task, recall@K of retrieval, the link-prediction
+heuristics beside it, paired bootstrap intervals, tables, FLOPs of traced functions."""
 
 from tfzoo.evaluation.flops import count_float_ops, float_ops_per_example, flops_per_example_of_model
+from tfzoo.evaluation.heuristics import HEURISTICS, HeuristicScores, best_heuristic, heuristic_reports
+from tfzoo.evaluation.intervals import minimum_detectable_effect, paired_bootstrap
 from tfzoo.evaluation.metrics import average_precision, roc_auc, task_metrics
 from tfzoo.evaluation.report import format_task_table
-from tfzoo.evaluation.retrieval import recall_report, top_k_excluding
+from tfzoo.evaluation.retrieval import ranked_candidates, recall_report, top_k_excluding
 
 __all__ = [
+    "HEURISTICS",
+    "HeuristicScores",
     "average_precision",
+    "best_heuristic",
     "count_float_ops",
     "float_ops_per_example",
     "flops_per_example_of_model",
     "format_task_table",
+    "heuristic_reports",
+    "minimum_detectable_effect",
+    "paired_bootstrap",
+    "ranked_candidates",
     "recall_report",
     "roc_auc",
     "task_metrics",

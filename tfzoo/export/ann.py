@@ -6,20 +6,46 @@ the brute-force one needs nothing beyond TensorFlow.
 
 `ScannSettings.for_size` picks the tree and reordering settings from the number of
 candidates. The large-index defaults are the best trade-off measured with `bench/ann.py`
-(1M random 64-dim candidates, dot product); see docs/benchmarks.md.
+(1M random 64-dim candidates, dot product; see docs/benchmarks.md): random Gaussian
+vectors are the worst case for a partition tree, so on learned (clustered) embeddings
+they scan more leaves than a given recall needs.
+
+`target_recall` fits the number of leaves scanned to the embeddings at hand instead: the
+tree is built once with the given settings, then the cheapest number of leaves to search
+(from `LEAF_SHARES` of the leaves, in increasing order, without rebuilding the tree) whose
+recall@10 on a seeded sample of the candidates reaches the target is kept in the layer
+(a variable its `call` reads, so it is saved with the SavedModel). Each sampled candidate
+is a query whose own row is excluded from both the exact and the ScaNN top 10, so the
+sample stands for queries from the same distribution that are not in the index. When no
+share reaches the target, all leaves are searched and the recall they reach is recorded
+(`RecallTuning`, `index_metadata`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import uuid
+from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from scann.scann_ops.py import scann_ops
 
 INDEX_KINDS = ("scann", "brute_force")
+
+# Recall of `target_recall` is measured at top 10 on at most 1,000 sampled candidates (a
+# tenth of a small index): enough for a standard error below 0.01 at recall 0.9, and a
+# second or two of exact search at 1M candidates.
+RECALL_K = 10
+RECALL_SAMPLE_SIZE = 1000
+RECALL_SAMPLE_SEED = 0
+# Shares of the leaves tried by `target_recall`, cheapest first: fine steps at the low end,
+# where clustered embeddings reach high recall, coarse ones towards the random-vector
+# worst case (40% for 0.95, docs/benchmarks.md).
+LEAF_SHARES = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +54,8 @@ class ScannSettings:
 
     Attributes:
       num_leaves: k-means partitions of the candidates.
-      num_leaves_to_search: partitions scanned per query.
+      num_leaves_to_search: partitions scanned per query (replaced by the one chosen when
+        the index is built with a `target_recall`).
       dimensions_per_block: dimensions per anisotropic-quantisation block (smaller: more
         accurate, slower).
       num_reordering_candidates: candidates rescored exactly after the quantised search
@@ -86,26 +113,114 @@ class ScannSettings:
 # for single queries; the ScaNN library outside TensorFlow, SOAR included, does no better).
 # Random Gaussian vectors are the worst case for a partition tree: no cluster structure,
 # so 0.95 needs 40% of the leaves scanned whatever the number of leaves; clustered
-# embeddings reach the same recall scanning far fewer (pass `ScannSettings` to trade).
+# embeddings reach the same recall scanning far fewer (build with `target_recall`, or
+# pass `ScannSettings` to trade).
 LARGE_INDEX = ScannSettings(num_leaves=2000, num_leaves_to_search=800, dimensions_per_block=2, num_reordering_candidates=1000)
 
 
+@dataclasses.dataclass(frozen=True)
+class RecallTuning:
+    """What `target_recall` chose for a ScaNN index.
+
+    Attributes:
+      target_recall: the recall@`k` asked for.
+      leaves_to_search: the leaves the index searches per query: the fewest tried whose
+        recall reaches the target, or all of them when none does.
+      measured_recall: recall@`k` at `leaves_to_search` on the sample.
+      target_reached: whether `measured_recall` >= `target_recall`.
+      sample_queries: sampled candidates used as queries (own row excluded).
+      k: the top-k the recall is measured at.
+      seed: seeds the sample.
+      recall_by_leaves: (leaves searched, recall) of every setting tried, in order.
+    """
+
+    target_recall: float
+    leaves_to_search: int
+    measured_recall: float
+    target_reached: bool
+    sample_queries: int
+    k: int
+    seed: int
+    recall_by_leaves: tuple[tuple[int, float], ...]
+
+
+def check_target_recall(target_recall: float | None) -> None:
+    """Raises a ValueError unless `target_recall` is None or a number in (0, 1]."""
+    if target_recall is None:
+        return
+    valid = isinstance(target_recall, numbers.Real) and not isinstance(target_recall, bool)
+    if not (valid and 0 < target_recall <= 1):  # also false for NaN
+        raise ValueError("`target_recall` must be a number in (0, 1] or None. "
+                         f"Received: target_recall={target_recall!r}")
+
+
+def leaves_to_try(num_leaves: int) -> list[int]:
+    """Numbers of leaves `target_recall` tries, cheapest first: `LEAF_SHARES` of `num_leaves`."""
+    return sorted({min(num_leaves, max(1, round(share * num_leaves))) for share in LEAF_SHARES})
+
+
+def exact_top_k(candidates: tf.Tensor, queries: tf.Tensor, k: int) -> np.ndarray:
+    """[queries, k] candidate rows of the exact top-k by dot product.
+
+    Queries go in chunks so that a chunk's score matrix stays near 128 MiB whatever the
+    number of candidates.
+    """
+    chunk = max(1, 2**25 // max(1, int(candidates.shape[0])))
+    out = [tf.math.top_k(tf.matmul(queries[start:start + chunk], candidates, transpose_b=True), k=k).indices.numpy()
+           for start in range(0, int(queries.shape[0]), chunk)]
+    return np.concatenate(out) if out else np.zeros((0, k), np.int32)
+
+
+def _without_own_row(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """[queries, k] the first k of each row of `found` [queries, k + 1] other than its query's row."""
+    own = found == rows[:, np.newaxis]
+    order = np.argsort(own, axis=1, kind="stable")[:, :k]  # the own row, when found, goes last
+    return np.take_along_axis(found, order, axis=1)
+
+
+def recall(found: np.ndarray, exact: np.ndarray) -> float:
+    """Share of the rows of `exact` [queries, k] found in the same row of `found`.
+
+    Counted as hits over queries x k, which is the mean per query with an exact quotient
+    (recalls read as 0.9193, not 0.9192999999999999).
+    """
+    hits = sum(len(np.intersect1d(f, e)) for f, e in zip(found, exact))
+    return hits / exact.size if exact.size else 1.0
+
+
 class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
-    """`tfrs.layers.factorized_top_k.ScaNN` that can return more than its reordering budget.
+    """`tfrs.layers.factorized_top_k.ScaNN` that can return more than its reordering budget,
+    and can pick its number of leaves to search for a target recall.
 
     The TFRS layer leaves ScaNN's pre-reordering count at `num_reordering_candidates`,
     which caps the results at that many; queries that ask for more (top K plus a user's
     known friends, which are removed afterwards) get `max(k, num_reordering_candidates)`
     candidates before the exact rescoring.
+
+    Args:
+      settings: the tree and quantisation settings.
+      k: results per query unless `call` asks for another number.
+      target_recall: if set, `index` keeps the fewest leaves to search whose recall@10
+        on a sample of the candidates reaches it (see the module docstring); the choice
+        is in `tuning` and `leaves_to_search`.
+      name: the layer name.
     """
 
-    def __init__(self, settings: ScannSettings, *, k: int = 10, name: str | None = None):
+    def __init__(self, settings: ScannSettings, *, k: int = 10, target_recall: float | None = None,
+                 name: str | None = None):
+        check_target_recall(target_recall)
         super().__init__(
             k=k, distance_measure="dot_product", num_leaves=settings.num_leaves,
             num_leaves_to_search=settings.num_leaves_to_search, training_iterations=settings.training_iterations,
             dimensions_per_block=settings.dimensions_per_block,
             num_reordering_candidates=settings.num_reordering_candidates, name=name)
         self.settings = settings
+        self.target_recall = target_recall
+        self.tuning: RecallTuning | None = None
+        # A variable, not a Python int: the traced `call` reads it, so a SavedModel serves
+        # the number chosen after the tree was built, and retuning needs no retracing.
+        self._leaves_to_search = tf.Variable(settings.num_leaves_to_search, dtype=tf.int32, trainable=False,
+                                             name="leaves_to_search")
 
         def build_searcher(candidates):
             builder = scann_ops.builder(db=candidates, num_neighbors=k, distance_measure="dot_product")
@@ -121,30 +236,142 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         # Replaces the TFRS layer's builder, which has no way to set the last two settings.
         self._build_searcher = build_searcher
 
+    @property
+    def leaves_to_search(self) -> int:
+        """Leaves searched per query."""
+        return int(self._leaves_to_search.numpy())
+
+    def index(self, candidates: tf.Tensor, identifiers: tf.Tensor | None = None, *,
+              row_queries: tf.Tensor | None = None) -> "ScaNNIndex":
+        """Builds the tree over `candidates` [n, d] and, with a `target_recall`, tunes it.
+
+        `row_queries` [n, d]: the query vector of each candidate row's user, which the
+        tuning samples instead of the candidates themselves (each still excluded from its
+        own results), for indexes whose queries and candidates differ (a candidate bias).
+        """
+        candidates = tf.convert_to_tensor(candidates, tf.float32)
+        super().index(candidates, identifiers)
+        self._leaves_to_search.assign(self.settings.num_leaves_to_search)
+        self.tuning = None
+        if self.target_recall is not None:
+            self.tune(candidates, self.target_recall, row_queries=row_queries)
+        return self
+
+    def tune(self, candidates: tf.Tensor, target_recall: float, *, row_queries: tf.Tensor | None = None,
+             seed: int = RECALL_SAMPLE_SEED) -> RecallTuning:
+        """Keeps the fewest leaves to search that reach `target_recall` on the built tree.
+
+        `candidates` must be those the index was built on. Tries `leaves_to_try` in
+        increasing order and stops at the first that reaches the target (all leaves when
+        none does); sets `leaves_to_search` and `tuning`, and returns the latter.
+        """
+        if target_recall is None:
+            raise ValueError("`target_recall` must be a number in (0, 1]. Received: target_recall=None")
+        check_target_recall(target_recall)
+        if self._serialized_searcher is None:
+            raise ValueError("The `index` method must be called first to create the retrieval index.")
+        candidates = tf.convert_to_tensor(candidates, tf.float32)
+        num_candidates = int(candidates.shape[0])
+        queries = candidates if row_queries is None else tf.convert_to_tensor(row_queries, tf.float32)
+        if queries.shape != candidates.shape:
+            raise ValueError("`row_queries` must have the shape of the candidates. Received: "
+                             f"row_queries.shape={tuple(queries.shape)}, candidates.shape={tuple(candidates.shape)}")
+        if num_candidates < 2:
+            raise ValueError("`target_recall` needs at least 2 candidates (one query, one other row). "
+                             f"Received: {num_candidates} candidates")
+        k = min(RECALL_K, num_candidates - 1)
+        size = min(RECALL_SAMPLE_SIZE, max(1, num_candidates // 10))
+        rows = np.sort(np.random.default_rng(seed).choice(num_candidates, size=size, replace=False))
+        sample = tf.gather(queries, rows)
+        # Ask one more and drop the query's own row: the sample stands for queries that are
+        # not in the index.
+        exact = _without_own_row(exact_top_k(candidates, sample, k + 1), rows, k)
+        searcher = scann_ops.searcher_from_module(self._serialized_searcher)
+        tried = []
+        for leaves in leaves_to_try(self.settings.num_leaves):
+            _, found = self._search(searcher, sample, k + 1, leaves)
+            tried.append((leaves, recall(_without_own_row(found.numpy(), rows, k), exact)))
+            if tried[-1][1] >= target_recall:
+                break
+        leaves, reached = tried[-1]
+        self._leaves_to_search.assign(leaves)
+        self.tuning = RecallTuning(target_recall=float(target_recall), leaves_to_search=leaves, measured_recall=reached,
+                                   target_reached=reached >= target_recall, sample_queries=size, k=k, seed=seed,
+                                   recall_by_leaves=tuple(tried))
+        return self.tuning
+
+    def _search(self, searcher, queries: tf.Tensor, k, leaves_to_search) -> tuple[tf.Tensor, tf.Tensor]:
+        """(scores, candidate rows) [batch, k]: the search `call` serves, at `leaves_to_search`."""
+        pre_reorder = None
+        if self._num_reordering_candidates is not None:
+            pre_reorder = tf.maximum(tf.cast(k, tf.int32), self._num_reordering_candidates)
+        result = searcher.search_batched_parallel(queries, final_num_neighbors=k, pre_reorder_num_neighbors=pre_reorder,
+                                                  leaves_to_search=leaves_to_search)
+        return result.distances, result.indices
+
     def call(self, queries: tf.Tensor, k=None):
         if self._serialized_searcher is None:
             raise ValueError("The `index` method must be called first to create the retrieval index.")
         k = self._k if k is None else k
         searcher = scann_ops.searcher_from_module(self._serialized_searcher)
-        pre_reorder = None
-        if self._num_reordering_candidates is not None:
-            pre_reorder = tf.maximum(tf.cast(k, tf.int32), self._num_reordering_candidates)
-        result = searcher.search_batched_parallel(queries, final_num_neighbors=k, pre_reorder_num_neighbors=pre_reorder)
+        scores, rows = self._search(searcher, queries, k, self._leaves_to_search)
         if self._identifiers is None:
-            return result.distances, result.indices
-        return result.distances, tf.gather(self._identifiers, result.indices)
+            return scores, rows
+        return scores, tf.gather(self._identifiers, rows)
+
+    def metadata(self) -> dict[str, Any]:
+        """The index's settings and, when tuned, what `target_recall` chose (JSON-ready)."""
+        tuning = self.tuning
+        return {
+            "kind": "scann",
+            "settings": dataclasses.asdict(self.settings),
+            "leaves_to_search": self.leaves_to_search,
+            "target_recall": None if tuning is None else tuning.target_recall,
+            "measured_recall": None if tuning is None else tuning.measured_recall,
+            "target_reached": None if tuning is None else tuning.target_reached,
+            "sample_queries": None if tuning is None else tuning.sample_queries,
+            "recall_k": None if tuning is None else tuning.k,
+            "sample_seed": None if tuning is None else tuning.seed,
+            "recall_by_leaves_to_search": None if tuning is None else [
+                {"leaves_to_search": leaves, "recall": found} for leaves, found in tuning.recall_by_leaves],
+        }
 
 
 def build_index(kind: str, candidates: tf.Tensor, identifiers: tf.Tensor | None = None, *, k: int = 10,
-                settings: ScannSettings | None = None) -> tfrs.layers.factorized_top_k.TopK:
-    """A top-`k` index over `candidates` [n, d] (dot product), returning `identifiers` [n]."""
+                settings: ScannSettings | None = None, target_recall: float | None = None,
+                row_queries: tf.Tensor | None = None) -> tfrs.layers.factorized_top_k.TopK:
+    """A top-`k` index over `candidates` [n, d] (dot product), returning `identifiers` [n].
+
+    Args:
+      kind: "scann" or "brute_force".
+      candidates: [n, d] the vectors to index.
+      identifiers: [n] what the index returns for each row (default: the row).
+      k: results per query unless the call asks for another number.
+      settings: ScaNN settings (default `ScannSettings.for_size(n)`).
+      target_recall: ScaNN: tune the leaves to search to reach this recall@10 (see
+        `ScaNNIndex`). Brute force is exact (recall 1) and ignores it once validated, so
+        one call serves both kinds.
+      row_queries: [n, d] ScaNN with `target_recall`: the query vector of each row's
+        user, sampled instead of the candidates to measure the recall.
+    """
     if kind not in INDEX_KINDS:
         raise ValueError(f"`kind` must be one of {INDEX_KINDS}. Received: kind={kind!r}")
+    check_target_recall(target_recall)
     candidates = tf.convert_to_tensor(candidates, tf.float32)
     if kind == "brute_force":
         return tfrs.layers.factorized_top_k.BruteForce(k=k).index(candidates, identifiers)
     settings = settings or ScannSettings.for_size(int(candidates.shape[0]))
-    return ScaNNIndex(settings, k=k).index(candidates, identifiers)
+    index = ScaNNIndex(settings, k=k, target_recall=target_recall)
+    return index.index(candidates, identifiers, row_queries=row_queries)
+
+
+def index_metadata(index: tfrs.layers.factorized_top_k.TopK) -> dict[str, Any]:
+    """What an exported index records about itself (`assets.extra/ann_index.json`)."""
+    if isinstance(index, ScaNNIndex):
+        return index.metadata()
+    if isinstance(index, tfrs.layers.factorized_top_k.BruteForce):
+        return {"kind": "brute_force", "exact": True}
+    raise ValueError(f"`index` must be built by `build_index`. Received: index={index!r}")
 
 
 def scann_op_library_path() -> str:

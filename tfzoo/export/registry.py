@@ -32,9 +32,19 @@ EXPORTERS["supermoe"] = export_supermoe  # channel tensors in; task probabilitie
 EXPORTERS["ssmtl"] = export_retrieval_run  # ScaNN and brute-force friend retrieval
 
 
+# Options an exporter takes beyond the common ones (`tfzoo export --target-recall ...`).
+EXPORT_OPTIONS: dict[str, tuple[str, ...]] = {"ssmtl": ("target_recall",)}
+
+
 def export_model(model_name: str, model: tf.keras.Model, inputs: Any, export_base: str | Path, name: str,
-                 *, version: int | None = None) -> Path:
-    """Exports a trained zoo model the way its kind is served."""
+                 *, version: int | None = None, **options) -> Path:
+    """Exports a trained zoo model the way its kind is served (with its exporter's
+    `EXPORT_OPTIONS`, e.g. `target_recall` for an ANN index)."""
     if model_name not in EXPORTERS:
         raise ValueError(f"No exporter for model {model_name!r}; known: {sorted(EXPORTERS)}.")
-    return EXPORTERS[model_name](model, inputs, export_base, name, version)
+    options = {key: value for key, value in options.items() if value is not None}
+    unknown = sorted(set(options) - set(EXPORT_OPTIONS.get(model_name, ())))
+    if unknown:
+        raise ValueError(f"The {model_name} exporter takes no option(s) {unknown}; it takes "
+                         f"{list(EXPORT_OPTIONS.get(model_name, ())) or 'none'}.")
+    return EXPORTERS[model_name](model, inputs, export_base, name, version, **options)

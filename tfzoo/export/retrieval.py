@@ -3,22 +3,31 @@
 `<export_base>/<name>/<version>/` holds:
 
 - `serving_default`: `user_ids` [batch] int64 -> `friend_ids` [batch, k] int64 and `scores`
-  [batch, k] float32: the k users with the highest dot product with the user's embedding,
-  from the index, excluding the user and its known friends (rows are padded with id -1
-  and score -inf when fewer than k users are left);
+  [batch, k] float32: the k users with the highest score (query vector . candidate
+  vector, i.e. the model's retrieval logit) from the index, excluding the user and its
+  known friends (rows are padded with id -1 and score -inf when fewer than k users are
+  left);
 - `embed`: `subgraphs` [batch] string, serialized `tf.train.Example`s of sampled
   subgraphs (schema in `assets/subgraph_schema.pbtxt`, root first; see
   `tfzoo.graph.SubgraphSampler.serialized_subgraphs`) -> `embedding` [batch, d]: the
-  embedding of users who are not in the index yet.
+  query vector of users who are not in the index yet.
 
-Embeddings are those of subgraphs sampled from the graph given at export (at serving
-time: every known friendship). With `index="scann"` the SavedModel needs the ScaNN ops
+Vectors are those of subgraphs sampled from the graph given at export (at serving time:
+every known friendship), by `SSMTLRetrieval.user_vectors`, the function the training
+report evaluates. With a candidate bias the index holds one more dimension (queries 1,
+candidates their bias). With `index="scann"` the SavedModel needs the ScaNN ops
 to load (`tf.load_op_library(tfzoo.export.ann.scann_op_library_path())`, or a TF Serving
 build with them); `index="brute_force"` needs TensorFlow only.
+
+`assets.extra/ann_index.json` records the index (`tfzoo.export.ann.index_metadata`): its
+kind and, for ScaNN, its settings, the leaves searched per query and, when exported with
+a `target_recall`, the recall@10 measured for that choice (on a sample of the users,
+queried with their own query vectors, themselves excluded).
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -29,26 +38,13 @@ import tensorflow_gnn as tfgnn
 
 from tfzoo.data.friend_graph import FriendGraph, neighbours
 from tfzoo.data.registry import load_dataset
-from tfzoo.export.ann import ScannSettings, build_index
+from tfzoo.export.ann import ScannSettings, build_index, index_metadata
 from tfzoo.export.saved_model import next_version, save_version
-from tfzoo.graph.encoder import root_embeddings
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler
 from tfzoo.graph.schema import subgraph_schema, subgraph_spec
 
 SCHEMA_FILE = "subgraph_schema.pbtxt"
-EMBEDDING_BATCH = 512
-
-
-def user_embeddings(model: tf.keras.Model, sampler: SubgraphSampler, *, batch_size: int = EMBEDDING_BATCH) -> np.ndarray:
-    """[num_users, d] the model's embedding of every user of the sampler's graph.
-
-    Batches are sampled and embedded eagerly: a traced `tf.data` sampling graph costs more
-    to build and optimise than the whole pass over a graph of this size.
-    """
-    users = np.arange(sampler.graph.num_users)
-    batches = [model(sampler(tf.constant(users[start:start + batch_size])), training=False).numpy()
-               for start in range(0, len(users), batch_size)]
-    return np.concatenate(batches).astype(np.float32)
+INDEX_METADATA_FILE = "ann_index.json"  # in assets.extra: files TF Serving leaves alone
 
 
 class FriendRetrievalModule(tf.Module):
@@ -58,11 +54,12 @@ class FriendRetrievalModule(tf.Module):
     no request.
     """
 
-    def __init__(self, model: tf.keras.Model, index: tf.keras.Model, graph: FriendGraph, embeddings: np.ndarray, *, k: int):
+    def __init__(self, model: tf.keras.Model, index: tf.keras.Model, graph: FriendGraph, queries: np.ndarray, *, k: int):
         super().__init__(name="friend_retrieval")
         self.encoder = model.encoder
+        self.candidate_bias = bool(getattr(model, "candidate_bias", False))
         self.index = index
-        self.user_embeddings = tf.Variable(embeddings, trainable=False, name="user_embeddings")  # [users, d]
+        self.user_embeddings = tf.Variable(queries, trainable=False, name="user_embeddings")  # [users, d] query vectors
         self.k = int(k)
         self.num_users = graph.num_users
         splits, ids = neighbours(graph.edges, graph.num_users)
@@ -98,7 +95,10 @@ class FriendRetrievalModule(tf.Module):
 
     def embed(self, subgraphs: tf.Tensor) -> dict[str, tf.Tensor]:
         graph = tfgnn.parse_example(self.spec, subgraphs).merge_batch_to_components()
-        return {"embedding": root_embeddings(graph, self.encoder(graph, training=False))}
+        embeddings = self.encoder(graph, training=False, roots_only=True)  # [batch, embedding_dim]
+        if self.candidate_bias:  # the query side of the bias dimension
+            embeddings = tf.concat([embeddings, tf.ones_like(embeddings[:, :1])], axis=1)
+        return {"embedding": embeddings}
 
 
 def export_friend_retrieval(
@@ -113,7 +113,8 @@ def export_friend_retrieval(
     fanouts: Sequence[int] = DEFAULT_FANOUTS,
     scann: ScannSettings | None = None,
     sampling_seed: int = 0,
-    embeddings: np.ndarray | None = None,
+    vectors: tuple[np.ndarray, np.ndarray] | None = None,
+    target_recall: float | None = None,
 ) -> Path:
     """Exports `model` (a `tfzoo.models.SSMTLRetrieval`) with an index over `graph`'s users.
 
@@ -127,19 +128,23 @@ def export_friend_retrieval(
       k: friends returned per user.
       fanouts: subgraph sampling per hop, as in training.
       scann: ScaNN settings (default `ScannSettings.for_size(num_users)`).
-      sampling_seed: seeds the subgraphs the indexed embeddings come from.
-      embeddings: [num_users, d] precomputed embeddings (skips sampling).
+      sampling_seed: seeds the subgraphs the indexed vectors come from.
+      vectors: precomputed (queries, candidates), each [num_users, d] (skips sampling).
+      target_recall: ScaNN: search the fewest leaves whose recall@10 reaches it, measured
+        on a sample of the users (see `tfzoo.export.ann.ScaNNIndex`); the choice and the
+        recall are written to `assets.extra/ann_index.json`. Ignored by brute force
+        (exact).
     """
     if k < 1:
         raise ValueError(f"`k` must be >= 1. Received: k={k}")
     model_dir = Path(export_base) / name
     version = next_version(model_dir) if version is None else int(version)
-    if embeddings is None:
-        embeddings = user_embeddings(model, SubgraphSampler(graph, fanouts=fanouts, seed=sampling_seed))
-    embeddings = np.asarray(embeddings, np.float32)
+    if vectors is None:
+        vectors = model.user_vectors(SubgraphSampler(graph, fanouts=fanouts, seed=sampling_seed))
+    queries, candidates = (np.asarray(v, np.float32) for v in vectors)
     ids = tf.range(graph.num_users, dtype=tf.int64)
-    top_k = build_index(index, embeddings, ids, k=k, settings=scann)
-    module = FriendRetrievalModule(model, top_k, graph, embeddings, k=k)
+    top_k = build_index(index, candidates, ids, k=k, settings=scann, target_recall=target_recall, row_queries=queries)
+    module = FriendRetrievalModule(model, top_k, graph, queries, k=k)
     recommend = tf.function(module.recommend, input_signature=[tf.TensorSpec([None], tf.int64, name="user_ids")])
     embed = tf.function(module.embed, input_signature=[tf.TensorSpec([None], tf.string, name="subgraphs")])
     signatures = {"serving_default": recommend.get_concrete_function(), "embed": embed.get_concrete_function()}
@@ -153,23 +158,25 @@ def export_friend_retrieval(
         warmup = {"serving_default": {"user_ids": users.astype(np.int64)},
                   "embed": {"subgraphs": np.array(sampler.serialized_subgraphs(users), dtype=object)}}
         return save_version(module, signatures, export_base, name, version=version, options=options,
-                            warmup_inputs=warmup)
+                            warmup_inputs=warmup,
+                            extra_files={INDEX_METADATA_FILE: json.dumps(index_metadata(top_k), indent=2) + "\n"})
 
 
 def export_retrieval_run(model: tf.keras.Model, inputs: Mapping[str, Any], export_base: str | Path, name: str,
-                         version: int | None) -> Path:
+                         version: int | None, *, target_recall: float | None = None) -> Path:
     """The `tfzoo export` entry of friend-retrieval runs.
 
     Writes `<name>/<version>` (ScaNN index) and `<name>_brute_force/<version>` (exact index,
     no ScaNN ops needed), both over the run's whole graph (every friendship is known at
-    serving time); returns the ScaNN one.
+    serving time); returns the ScaNN one. With `target_recall`, the ScaNN index searches
+    the fewest leaves that reach it (`export_friend_retrieval`).
     """
     splits = load_dataset(inputs["dataset"], path=inputs.get("data_path"), split_seed=inputs["split_seed"])
     graph = splits.graph
     fanouts = inputs.get("fanouts", DEFAULT_FANOUTS)
-    embeddings = user_embeddings(model, SubgraphSampler(graph, fanouts=fanouts, seed=0))
+    vectors = model.user_vectors(SubgraphSampler(graph, fanouts=fanouts, seed=0))
     path = export_friend_retrieval(model, graph, export_base, name, version=version, index="scann",
-                                   fanouts=fanouts, embeddings=embeddings)
+                                   fanouts=fanouts, vectors=vectors, target_recall=target_recall)
     export_friend_retrieval(model, graph, export_base, f"{name}_brute_force", version=int(path.name),
-                            index="brute_force", fanouts=fanouts, embeddings=embeddings)
+                            index="brute_force", fanouts=fanouts, vectors=vectors)
     return path

@@ -20,7 +20,7 @@ import tensorflow as tf
 from tfzoo.data.features import DatasetSpec, as_spec
 from tfzoo.data.preprocessing import FeaturePreprocessor
 from tfzoo.export.models_config import add_to_models_config
-from tfzoo.export.warmup import warmup_logs, write_warmup_requests
+from tfzoo.export.warmup import WARMUP_DIRECTORY, warmup_logs, write_warmup_requests
 
 
 class ServingModule(tf.Module):
@@ -116,13 +116,15 @@ def save_version(
     feature_spec: DatasetSpec | None = None,
     warmup_inputs: Mapping[str, Mapping[str, Any]] | None = None,
     register: bool = True,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Path:
     """Saves `module` with `signatures` as the servable `<export_base>/<name>/<version>/`.
 
     What every zoo exporter shares: the version (default: the next free one) is written
     atomically with its warm-up requests (checked against the signatures first, see
-    `warmup_logs`), and the model is added to `<export_base>/models.config` unless
-    `register` is False. Returns the version directory.
+    `warmup_logs`) and any `extra_files` ({file name: text}, in `assets.extra/` beside
+    them: metadata that servers leave alone), and the model is added to
+    `<export_base>/models.config` unless `register` is False. Returns the version directory.
     """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"`name` must be a plain directory name. Received: name={name!r}")
@@ -135,6 +137,9 @@ def save_version(
     def write(tmp: Path) -> None:
         tf.saved_model.save(module, str(tmp), signatures=signatures, options=options)
         write_warmup_requests(tmp, logs)
+        for file_name, text in (extra_files or {}).items():
+            (tmp / WARMUP_DIRECTORY).mkdir(exist_ok=True)
+            (tmp / WARMUP_DIRECTORY / file_name).write_text(text)
 
     path = write_atomically(model_dir / str(version), write)
     if register:

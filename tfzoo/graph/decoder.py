@@ -6,6 +6,11 @@ only where it is scored: each root attends over the friends it was sampled with 
 `tfgnn.keras.layers.GATv2Conv` over a small bipartite GraphTensor of those edges). The
 result equals that layer's output at the roots, without the [nodes, feature_dim] tensor
 (14k x 3,170 floats per batch of 256 Twitch subgraphs) a whole-graph layer would make.
+
+With `hidden_dim`, the layer attends and pools in `hidden_dim` channels and a linear map
+widens the pooled state to `units`: the same attention over the same friends, without a
+[root edges, feature_dim] tensor per head (the full-width layer costs as much as the
+rest of a GraphMAE step).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
 
     Args:
       units: output width (for GraphMAE: the feature width).
-      num_heads: attention heads; `units` must be divisible by it.
+      num_heads: attention heads; `units` (or `hidden_dim`) must be divisible by it.
+      hidden_dim: width of the attention and of the pooled messages, then mapped linearly
+        to `units` (None: attend in `units` channels, as GraphMAE's decoder).
 
     Call arguments:
       graph: a scalar GraphTensor of sampled subgraphs whose users carry
@@ -39,21 +46,26 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
     Returns:
       [num_components, units]: for each root, the attention-weighted, linearly transformed
       states of the friends it expanded (edges whose source is the root); a root whose
-      edges were all dropped gets zeros.
+      edges were all dropped gets zeros (with `hidden_dim`: the widening map's bias).
     """
 
-    def __init__(self, *, units: int, num_heads: int = 1, **kwargs):
+    def __init__(self, *, units: int, num_heads: int = 1, hidden_dim: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if units < 1 or num_heads < 1 or units % num_heads:
-            raise ValueError(f"`units` must be a positive multiple of `num_heads`. Received: units={units}, "
-                             f"num_heads={num_heads}")
+        attention_units = units if hidden_dim is None else hidden_dim
+        if units < 1 or num_heads < 1 or attention_units < 1 or attention_units % num_heads:
+            raise ValueError(f"`units` (or `hidden_dim`) must be a positive multiple of `num_heads`. Received: "
+                             f"units={units}, num_heads={num_heads}, hidden_dim={hidden_dim}")
         self.units = int(units)
         self.num_heads = int(num_heads)
+        self.hidden_dim = None if hidden_dim is None else int(hidden_dim)
 
     def build(self, input_shape):
+        attention_units = self.units if self.hidden_dim is None else self.hidden_dim
         self._conv = GATv2Conv(
-            num_heads=self.num_heads, per_head_channels=self.units // self.num_heads, receiver_tag=tfgnn.TARGET,
+            num_heads=self.num_heads, per_head_channels=attention_units // self.num_heads, receiver_tag=tfgnn.TARGET,
             activation="linear", name="gat_v2_decoder")
+        if self.hidden_dim is not None:
+            self._widen = tf.keras.layers.Dense(self.units, name="widen")
         super().build(input_shape)
 
     def call(self, graph: tfgnn.GraphTensor) -> tf.Tensor:
@@ -78,9 +90,10 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
                 sizes=num_neighbours[tf.newaxis],
                 adjacency=tfgnn.Adjacency.from_indices((_NEIGHBOURS, tf.range(num_neighbours)), (_ROOTS, receivers)))},
         )
-        return self._conv(star, edge_set_name=_TO_ROOT)  # [components, units]
+        pooled = self._conv(star, edge_set_name=_TO_ROOT)  # [components, hidden_dim or units]
+        return pooled if self.hidden_dim is None else self._widen(pooled)  # [components, units]
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(units=self.units, num_heads=self.num_heads)
+        config.update(units=self.units, num_heads=self.num_heads, hidden_dim=self.hidden_dim)
         return config

@@ -1,12 +1,21 @@
 """The GAT encoder shared by every SSMTL objective: sampled subgraph -> node states.
 
 1. Input states: a linear map of each user's multi-hot features, `x W + b`, computed as
-   the sum of the embedding rows of its active indices (an embedding bag), so the
-   3,170-wide multi-hot rows are never materialised.
-2. `num_layers` rounds of GATv2 message passing (`tensorflow_gnn.models.gat_v2`), each
-   node attending over the sampled friends it expanded (messages flow towards the root:
-   after k rounds the root has seen its k-hop sample). The last round is linear, so that
-   embeddings are not confined to the positive orthant.
+   the sum of the embedding rows of its active indices (an embedding bag, so the
+   3,170-wide multi-hot rows are never materialised), plus, with `id_buckets`, a learned
+   embedding of the user's id (hashed into `id_buckets` rows). Features alone cannot tell
+   two users with the same games apart; the id embedding can, and it is what lets the
+   encoder learn who is friends with whom. Each distinct user of a graph is computed once.
+2. `num_layers` rounds of GATv2 message passing (`tensorflow_gnn.models.gat_v2`). With
+   `message_passing="to_root"` every node attends over the friends it expanded (messages
+   flow towards the root; nodes of the last hop receive nothing). With `"both"` the
+   sampled friendships carry messages in both directions, so every node of the subgraph
+   receives, its parent included.
+3. Readout. `"last"`: the final states, whose last round is linear (embeddings are not
+   confined to the positive orthant). `"concat"`: the input states and the states after
+   every round, concatenated and mapped linearly to `output_dim` (jumping knowledge: the
+   root keeps its own id and features next to what its friends told it, which is what a
+   dot product between two users needs to count the friends they share).
 
 The root's final state is the user's embedding (`root_embeddings`).
 """
@@ -19,13 +28,21 @@ import tensorflow as tf
 import tensorflow_gnn as tfgnn
 from tensorflow_gnn.models import gat_v2
 
-from tfzoo.graph.ops import root_indices
-from tfzoo.graph.schema import FEATURES, USERS
+from tfzoo.graph.ops import filter_edges, node_hops, root_indices, symmetrize
+from tfzoo.graph.schema import FEATURES, FRIENDS, NODE_ID, USERS
+
+MESSAGE_PASSING = ("to_root", "both")
+READOUTS = ("last", "concat")
+
+
+def hash_ids(ids: tf.Tensor, buckets: int) -> tf.Tensor:
+    """int64 ids -> int32 rows of an `buckets`-row table (ids below `buckets` keep their own row)."""
+    return tf.cast(tf.math.floormod(tf.cast(ids, tf.int64), buckets), tf.int32)
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
 class GraphEncoder(tf.keras.layers.Layer):
-    """Multi-hot features + GATv2 message passing over sampled subgraphs.
+    """Multi-hot features (+ id embeddings) and GATv2 message passing over sampled subgraphs.
 
     Args:
       feature_dim: width of the multi-hot node features.
@@ -34,13 +51,20 @@ class GraphEncoder(tf.keras.layers.Layer):
       num_layers: rounds of message passing (use as many as sampling hops).
       num_heads: attention heads per round; `hidden_dim` must be divisible by it.
       dropout: dropout rate on the node states after each round.
+      id_buckets: rows of the learned user-id embedding (0: no id embedding). Ids are
+        hashed by `id mod id_buckets`; with at least as many rows as users no two users
+        share one.
+      message_passing: "to_root" or "both" (see the module docstring).
+      readout: "last" or "concat" (see the module docstring).
 
     Call arguments:
       graph: a scalar GraphTensor of sampled subgraphs (`tfzoo.graph.schema`).
       training: enables dropout.
+      roots_only: return the roots' states only, skipping what reaches no root.
 
     Returns:
-      [num_nodes, output_dim] final node states.
+      [num_nodes, output_dim] final node states ([num_components, output_dim] with
+      `roots_only`).
     """
 
     def __init__(
@@ -52,6 +76,9 @@ class GraphEncoder(tf.keras.layers.Layer):
         num_layers: int = 2,
         num_heads: int = 4,
         dropout: float = 0.0,
+        id_buckets: int = 0,
+        message_passing: str = "to_root",
+        readout: str = "last",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -64,52 +91,114 @@ class GraphEncoder(tf.keras.layers.Layer):
                              f"num_heads={num_heads}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        if id_buckets < 0:
+            raise ValueError(f"`id_buckets` must be >= 0. Received: id_buckets={id_buckets}")
+        if message_passing not in MESSAGE_PASSING:
+            raise ValueError(f"`message_passing` must be one of {MESSAGE_PASSING}. Received: "
+                             f"message_passing={message_passing!r}")
+        if readout not in READOUTS:
+            raise ValueError(f"`readout` must be one of {READOUTS}. Received: readout={readout!r}")
         self.feature_dim = int(feature_dim)
         self.hidden_dim = int(hidden_dim)
         self.output_dim = int(output_dim)
         self.num_layers = int(num_layers)
         self.num_heads = int(num_heads)
         self.dropout = float(dropout)
+        self.id_buckets = int(id_buckets)
+        self.message_passing = message_passing
+        self.readout = readout
 
     def build(self, input_shape):
         self.feature_embedding = self.add_weight(
             name="feature_embedding", shape=[self.feature_dim, self.hidden_dim], initializer="glorot_uniform")
         self.feature_bias = self.add_weight(name="feature_bias", shape=[self.hidden_dim], initializer="zeros")
+        if self.id_buckets:
+            # About the size of a user's summed feature rows (some twenty active features).
+            self.id_embedding = self.add_weight(
+                name="id_embedding", shape=[self.id_buckets, self.hidden_dim],
+                initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
+        concat = self.readout == "concat"
         self._rounds = [
             gat_v2.GATv2MPNNGraphUpdate(
-                units=self.output_dim if last else self.hidden_dim,
+                units=self.output_dim if last and not concat else self.hidden_dim,
                 message_dim=self.hidden_dim,
                 num_heads=self.num_heads,
                 receiver_tag=tfgnn.SOURCE,
                 state_dropout_rate=self.dropout,
-                activation="linear" if last else "relu",
+                activation="linear" if last and not concat else "relu",
             )
             for last in (i == self.num_layers - 1 for i in range(self.num_layers))
         ]
+        if concat:
+            self._readout = tf.keras.layers.Dense(self.output_dim, name="readout")
         super().build(input_shape)
 
     def input_states(self, graph: tfgnn.GraphTensor) -> tf.Tensor:
-        """[num_nodes, hidden_dim] `x W + b` of each node's multi-hot features."""
-        features = graph.node_sets[USERS][FEATURES]  # [nodes, (active)]
+        """[num_nodes, hidden_dim] `x W + b` (+ the id embedding) of each node.
+
+        A user appears in many subgraphs of a batch; its state is computed once.
+        """
+        node_set = graph.node_sets[USERS]
+        unique_ids, position = tf.unique(node_set[NODE_ID], out_idx=tf.int32)  # [distinct], [nodes]
+        num_distinct = tf.size(unique_ids)
+        first = tf.math.unsorted_segment_min(tf.range(tf.size(position)), position, num_distinct)  # [distinct]
+        features = tf.gather(node_set[FEATURES], first)  # [distinct, (active)]
         rows = tf.gather(self.feature_embedding, features.flat_values)  # [active_total, hidden]
-        summed = tf.math.unsorted_segment_sum(
-            rows, tf.cast(features.value_rowids(), tf.int32), tf.cast(features.nrows(), tf.int32))  # [nodes, hidden]
-        return summed + self.feature_bias
+        states = tf.math.unsorted_segment_sum(
+            rows, tf.cast(features.value_rowids(), tf.int32), num_distinct) + self.feature_bias  # [distinct, hidden]
+        if self.id_buckets:
+            states += tf.gather(self.id_embedding, hash_ids(unique_ids, self.id_buckets))  # [distinct, hidden]
+        return tf.gather(states, position)  # [nodes, hidden]
 
     def propagate(self, graph: tfgnn.GraphTensor, states: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         """[num_nodes, output_dim] node states after message passing from input `states`."""
+        if self.message_passing == "both":
+            graph = symmetrize(graph)
         graph = graph.replace_features(node_sets={USERS: {tfgnn.HIDDEN_STATE: states}})
+        layers = [states]
         for round_ in self._rounds:
             graph = round_(graph, training=training)
-        return graph.node_sets[USERS][tfgnn.HIDDEN_STATE]
+            layers.append(graph.node_sets[USERS][tfgnn.HIDDEN_STATE])
+        if self.readout == "concat":
+            return self._readout(tf.concat(layers, axis=-1))  # [nodes, output_dim]
+        return layers[-1]
 
-    def call(self, graph: tfgnn.GraphTensor, training: bool | None = None) -> tf.Tensor:
+    def call(self, graph: tfgnn.GraphTensor, training: bool | None = None, roots_only: bool = False) -> tf.Tensor:
+        if roots_only:
+            return self._root_states(graph, training=training)
         return self.propagate(graph, self.input_states(graph), training=training)
+
+    def _root_states(self, graph: tfgnn.GraphTensor, training: bool | None = None) -> tf.Tensor:
+        """[num_components, output_dim] the roots' final states (`roots_only=True`):
+        `root_embeddings(graph, self(graph))`, computed without the work that reaches no root.
+
+        With messages towards the root, round r of L only matters on the edges leaving
+        nodes within L - r hops of the root (the last round: the root's own edges), and
+        the readout only at the roots; that skips most of the last round's edges, the
+        costliest part of a GATv2 round. (Messages both ways reach the root from
+        everywhere: the whole encoder runs.)
+        """
+        if self.message_passing == "both":
+            return root_embeddings(graph, self(graph, training=training))
+        hops = node_hops(graph, self.num_layers)  # [nodes]
+        source_hops = tf.gather(hops, graph.edge_sets[FRIENDS].adjacency.source)  # [edges]
+        states = self.input_states(graph)  # [nodes, hidden_dim]
+        roots = root_indices(graph)  # [components]
+        layers = [tf.gather(states, roots)]
+        for index, round_ in enumerate(self._rounds):
+            pruned = filter_edges(graph, source_hops <= self.num_layers - 1 - index)
+            pruned = pruned.replace_features(node_sets={USERS: {tfgnn.HIDDEN_STATE: states}})
+            states = round_(pruned, training=training).node_sets[USERS][tfgnn.HIDDEN_STATE]
+            layers.append(tf.gather(states, roots))
+        if self.readout == "concat":
+            return self._readout(tf.concat(layers, axis=-1))  # [components, output_dim]
+        return layers[-1]
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(feature_dim=self.feature_dim, hidden_dim=self.hidden_dim, output_dim=self.output_dim,
-                      num_layers=self.num_layers, num_heads=self.num_heads, dropout=self.dropout)
+                      num_layers=self.num_layers, num_heads=self.num_heads, dropout=self.dropout,
+                      id_buckets=self.id_buckets, message_passing=self.message_passing, readout=self.readout)
         return config
 
 

@@ -75,3 +75,95 @@ def multi_hot(features: tf.RaggedTensor, dim: int) -> tf.Tensor:
     counts = tf.scatter_nd(indices, tf.ones_like(features.flat_values, tf.float32),
                            tf.stack([tf.cast(features.nrows(), tf.int64), tf.constant(dim, tf.int64)]))  # [rows, dim]
     return tf.minimum(counts, 1.0)
+
+
+def node_hops(graph: tfgnn.GraphTensor, max_hops: int, edge_set_name: str = FRIENDS) -> tf.Tensor:
+    """[nodes] int32 hop of every node from its component's root (edges point away from
+    the root), `max_hops + 1` for nodes farther than `max_hops`."""
+    num_nodes = graph.node_sets[USERS].total_size
+    adjacency = graph.edge_sets[edge_set_name].adjacency
+    roots = root_indices(graph)
+    hops = tf.tensor_scatter_nd_update(tf.fill([num_nodes], max_hops + 1), roots[:, tf.newaxis],
+                                       tf.zeros_like(roots))  # [nodes]
+    for _ in range(max_hops):
+        reached = tf.math.unsorted_segment_min(tf.gather(hops, adjacency.source) + 1, adjacency.target, num_nodes)
+        hops = tf.minimum(hops, reached)
+    return hops
+
+
+def message_receivers(graph: tfgnn.GraphTensor, *, both_ways: bool = False, edge_set_name: str = FRIENDS) -> tf.Tensor:
+    """[receivers] int32 indices of the nodes that receive messages, in node order.
+
+    Sampled edges point away from the root and messages flow towards it, so the
+    receivers are the nodes some edge leaves from: the roots and every node that was
+    expanded. With messages both ways (`symmetrize`), every node receives.
+    """
+    num_nodes = graph.node_sets[USERS].total_size
+    if both_ways:
+        return tf.range(num_nodes)
+    source = graph.edge_sets[edge_set_name].adjacency.source  # [edges]
+    received = tf.math.unsorted_segment_sum(tf.ones_like(source), source, num_nodes) > 0  # [nodes]
+    return tf.cast(tf.where(received)[:, 0], tf.int32)
+
+
+def symmetrize(graph: tfgnn.GraphTensor, edge_set_name: str = FRIENDS) -> tfgnn.GraphTensor:
+    """The graph with every edge followed by its reverse (edge features are dropped).
+
+    A sampled subgraph holds each friendship once, pointing away from the root; message
+    passing along both copies reaches every node, the last hop included. Each reverse
+    copy sits next to its edge, so every component keeps its edges together.
+    """
+    edge_set = graph.edge_sets[edge_set_name]
+    adjacency = edge_set.adjacency
+    source = tf.reshape(tf.stack([adjacency.source, adjacency.target], axis=1), [-1])  # [2 * edges]
+    target = tf.reshape(tf.stack([adjacency.target, adjacency.source], axis=1), [-1])  # [2 * edges]
+    both = tfgnn.EdgeSet.from_fields(
+        sizes=2 * edge_set.sizes,
+        adjacency=tfgnn.Adjacency.from_indices((adjacency.source_name, source), (adjacency.target_name, target)))
+    return tfgnn.GraphTensor.from_pieces(
+        context=graph.context, node_sets=dict(graph.node_sets), edge_sets={**graph.edge_sets, edge_set_name: both})
+
+
+def first_components(graph: tfgnn.GraphTensor, count: int | tf.Tensor) -> tfgnn.GraphTensor:
+    """The first `count` components of a merged scalar GraphTensor (all of them if fewer).
+
+    Components keep their nodes and edges together, in order, so this is a slice of every
+    node and edge feature; the batches of `SubgraphSampler.friendship_dataset` are
+    shuffled, so the first components are a random subset of the batch.
+    """
+    node_sets = {}
+    for name, node_set in graph.node_sets.items():
+        sizes = node_set.sizes[:count]  # [count]
+        total = tf.reduce_sum(sizes)
+        node_sets[name] = tfgnn.NodeSet.from_fields(
+            sizes=sizes, features={key: value[:total] for key, value in node_set.features.items()})
+    edge_sets = {}
+    for name, edge_set in graph.edge_sets.items():
+        sizes = edge_set.sizes[:count]  # [count]
+        total = tf.reduce_sum(sizes)
+        adjacency = edge_set.adjacency
+        edge_sets[name] = tfgnn.EdgeSet.from_fields(
+            sizes=sizes, features={key: value[:total] for key, value in edge_set.features.items()},
+            adjacency=tfgnn.Adjacency.from_indices((adjacency.source_name, adjacency.source[:total]),
+                                                   (adjacency.target_name, adjacency.target[:total])))
+    return tfgnn.GraphTensor.from_pieces(node_sets=node_sets, edge_sets=edge_sets)
+
+
+def side_by_side(graphs: list[tfgnn.GraphTensor], edge_set_name: str = FRIENDS) -> tfgnn.GraphTensor:
+    """One scalar GraphTensor holding the components of `graphs` one after the other: their
+    structure only (node and edge counts, adjacency; no features), for one message-passing
+    pass over several views of the same subgraphs."""
+    if len(graphs) == 1:
+        return graphs[0]
+    offsets = tf.math.cumsum([g.node_sets[USERS].total_size for g in graphs], exclusive=True)  # [graphs]
+    sources, targets = [], []
+    for offset, graph in zip(tf.unstack(offsets), graphs):
+        adjacency = graph.edge_sets[edge_set_name].adjacency
+        sources.append(adjacency.source + offset)
+        targets.append(adjacency.target + offset)
+    return tfgnn.GraphTensor.from_pieces(
+        node_sets={USERS: tfgnn.NodeSet.from_fields(sizes=tf.concat([g.node_sets[USERS].sizes for g in graphs], 0))},
+        edge_sets={edge_set_name: tfgnn.EdgeSet.from_fields(
+            sizes=tf.concat([g.edge_sets[edge_set_name].sizes for g in graphs], 0),
+            adjacency=tfgnn.Adjacency.from_indices((USERS, tf.concat(sources, 0)), (USERS, tf.concat(targets, 0))))},
+    )

@@ -80,16 +80,31 @@ class SubgraphSampler:
         drop_remainder: bool = True,
         repeat: bool = False,
         first_epoch: int = 0,
+        uniform_negatives: int = 0,
     ) -> tf.data.Dataset:
-        """Batches of `{"query": graph, "candidate": graph}` for pairs `friendships` ([n, 2]).
+        """Batches of `{"query": graph, "candidate": graph, "candidate_probability": [batch]}`
+        for pairs `friendships` ([n, 2]).
 
         Each pair's friendship is removed from both of its subgraphs (see
         `remove_edges_between`). With `shuffle_seed`, epoch e visits the pairs in the order
         of a stateless shuffle keyed by `(shuffle_seed, e)`, so a run resumed at
         `first_epoch` sees the same pairs as an uninterrupted one. With `repeat`, epochs
         `first_epoch, first_epoch + 1, ...` follow each other without end.
+
+        With `uniform_negatives` = M, each batch also holds `"negatives"`: subgraphs around
+        M users drawn uniformly (the extra negatives of mixed negative sampling), and
+        `"negative_probability"` [M]. The probabilities are those of one draw of the mixed
+        sampler for each candidate: (B * share of the pairs it ends + M / users) / (B + M),
+        which log-Q correction subtracts (in log) from its logit.
         """
-        pairs = tf.constant(np.asarray(friendships, np.int64).reshape(-1, 2))  # [n, 2]
+        if uniform_negatives < 0:
+            raise ValueError(f"`uniform_negatives` must be >= 0. Received: uniform_negatives={uniform_negatives}")
+        friendships = np.asarray(friendships, np.int64).reshape(-1, 2)
+        pairs = tf.constant(friendships)  # [n, 2]
+        num_users = self.graph.num_users
+        share = np.bincount(friendships[:, 1], minlength=num_users) / max(1, len(friendships))  # [users]
+        mixed = tf.constant(((batch_size * share + uniform_negatives / num_users)
+                             / (batch_size + uniform_negatives)).astype(np.float32))  # [users]
 
         def epoch_pairs(epoch):
             if shuffle_seed is None:
@@ -103,10 +118,17 @@ class SubgraphSampler:
         @tf.autograph.experimental.do_not_convert
         def sample(batch):  # [batch, 2]
             query, candidate = batch[:, 0], batch[:, 1]
-            return {
+            sampled = {
                 "query": remove_edges_between(self(query), query, candidate),
                 "candidate": remove_edges_between(self(candidate), query, candidate),
+                "candidate_probability": tf.gather(mixed, candidate),  # [batch]
             }
+            if uniform_negatives:
+                negatives = tf.random.uniform([uniform_negatives], maxval=num_users, dtype=tf.int64,
+                                              seed=None if self.seed is None else self.seed + 7)  # [M]
+                sampled["negatives"] = self(negatives)
+                sampled["negative_probability"] = tf.gather(mixed, negatives)  # [M]
+            return sampled
 
         return dataset.map(sample, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

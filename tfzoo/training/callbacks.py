@@ -127,3 +127,73 @@ class HistoryFile(tf.keras.callbacks.Callback):
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.history, indent=1) + "\n")
         tmp.replace(self.path)
+
+
+class BestEpoch(tf.keras.callbacks.Callback):
+    """Early stopping on a validation score, with the best epoch's weights kept.
+
+    After every epoch `score()` (higher is better) is computed and logged as `name`, so
+    the history records it. An epoch that beats the best so far by more than `min_delta`
+    is saved to `directory` (the model's weights only); after `patience` epochs without
+    one, training stops (0: never). When training ends, the best epoch's weights are put
+    back into the model, so that what the run reports and exports is its best epoch.
+
+    A resumed run passes the scores of its earlier epochs (`previous_scores`), so that
+    the best and the patience count carry on.
+    """
+
+    def __init__(self, score, *, name: str, patience: int, directory: str | Path,
+                 save_directory: str | Path | None = None, min_delta: float = 0.0,
+                 previous_scores: list[float] | None = None):
+        super().__init__()
+        if patience < 0:
+            raise ValueError(f"`patience` must be >= 0. Received: patience={patience}")
+        self.score = score
+        self.name = name
+        self.patience = patience
+        self.directory = str(directory)
+        self.save_directory = str(save_directory) if save_directory is not None else self.directory
+        self.min_delta = min_delta
+        self.best = -math.inf
+        self.best_epoch: int | None = None
+        self.wait = 0
+        for epoch, value in enumerate(previous_scores or []):
+            self._record(epoch, value)
+        self._checkpoint: tf.train.Checkpoint | None = None
+
+    def _record(self, epoch: int, value: float) -> bool:
+        if math.isfinite(value) and value > self.best + self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return True
+        self.wait += 1
+        return False
+
+    def _manager(self) -> tf.train.CheckpointManager:
+        if self._checkpoint is None:
+            self._checkpoint = tf.train.Checkpoint(model=self.model)
+        return tf.train.CheckpointManager(self._checkpoint, self.save_directory, max_to_keep=1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training:
+            return  # e.g. a NaN stop: the weights are not worth scoring
+        value = float(self.score())
+        if logs is not None:
+            logs[self.name] = value
+        if self._record(epoch, value):
+            self._manager().save(checkpoint_number=epoch + 1)
+        elif self.patience and self.wait >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_epoch is not None:
+            restore_best(self.model, self.directory)
+
+
+def restore_best(model: tf.keras.Model, directory: str | Path) -> int | None:
+    """Puts the best epoch saved by `BestEpoch` in `directory` into `model`; returns that
+    epoch's number (1-based), or None when the directory holds none."""
+    latest = tf.train.latest_checkpoint(str(directory))
+    if latest is None:
+        return None
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    return int(latest.rsplit("-", 1)[1])

@@ -6,6 +6,9 @@ import dataclasses
 from typing import Any
 
 
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+
+
 @dataclasses.dataclass
 class RunConfig:
     """Everything needed to rebuild a run's data and model.
@@ -15,27 +18,58 @@ class RunConfig:
       dataset: a dataset name the model's family reads (e.g. `tfzoo.data.DATASETS`).
       data_path: where the dataset's files are, for datasets that are not bundled.
       tasks: the labels to train on (default: the dataset's).
-      epochs, batch_size, learning_rate: optimisation (Adam); `batch_size` is global.
+      epochs, batch_size, learning_rate: optimisation (Adam); `batch_size` is global;
+        `epochs` is the most epochs trained when early stopping is on. None: the model
+        family's default (`ModelFamily.run_defaults`).
       seed: seeds weight initialisation and shuffling.
       split_seed: seeds the train / validation / test split (kept fixed across seeds so
         that runs with different `seed` are comparable).
       model_options: constructor arguments of the model (hyper-parameters).
+      patience: early stopping: training ends after `patience` epochs without a better
+        validation score (the family's `validation_metric`), and the best epoch's weights
+        are what the run reports and exports; 0 trains every epoch and keeps the last.
+        None: the family's default.
+      learning_rate_schedule: "constant", or "cosine" (decays to 0 over `epochs` epochs).
+      data_options: options of the dataset's split (`tfzoo.data.registry.DATA_OPTIONS`).
     """
 
     model: str
     dataset: str
     data_path: str | None = None
     tasks: list[str] | None = None
-    epochs: int = 5
-    batch_size: int = 512
+    epochs: int | None = None
+    batch_size: int | None = None
     learning_rate: float = 1e-3
     seed: int = 0
     split_seed: int = 0
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    patience: int | None = None
+    data_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    learning_rate_schedule: str = "constant"
 
     def __post_init__(self):
+        from tfzoo.training.families import family_for  # families build on this module
+
+        for name, value in family_for(self.model).run_defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
+        if self.patience < 0:
+            raise ValueError(f"`patience` must be >= 0 (0: no early stopping). Received: patience={self.patience}")
+        if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            raise ValueError(f"`learning_rate_schedule` must be one of {LEARNING_RATE_SCHEDULES}. Received: "
+                             f"learning_rate_schedule={self.learning_rate_schedule!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate}")
+
+
+def make_optimizer(config: RunConfig, steps_per_epoch: int):
+    """Adam at `config.learning_rate`, following `config.learning_rate_schedule`."""
+    import tensorflow as tf
+
+    rate = config.learning_rate
+    if config.learning_rate_schedule == "cosine":
+        rate = tf.keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, config.epochs * steps_per_epoch))
+    return tf.keras.optimizers.Adam(rate)

@@ -23,13 +23,33 @@ from tfzoo.data.friend_graph import FriendshipSplits
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns
 from tfzoo.data.registry import load_dataset
 from tfzoo.evaluation.metrics import task_metrics
+from tfzoo.evaluation.heuristics import heuristic_reports
 from tfzoo.evaluation.retrieval import DEFAULT_KS, recall_report
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler, directed_pairs
 from tfzoo.models.registry import MODELS, build_model
-from tfzoo.models.ssmtl import SSMTLRetrieval
-from tfzoo.training.config import RunConfig
+from tfzoo.models.ssmtl import SSMTLRetrieval, calibrated_weights, encoder_gradient_norms
+from tfzoo.training.config import RunConfig, make_optimizer
 
 EVAL_BATCH_SIZE = 4096
+EVALUATION_BATCH = 512  # subgraphs per encoder call when friend retrieval embeds every user
+
+# `tfzoo train ssmtl`'s model options where the user gives none (docs/ssmtl.md, "Levers",
+# shows what each one is worth); `id_buckets` defaults to one row per user of the graph.
+# `cca_scale` / `mae_scale` set eq. 6's beta / gamma by calibration (`SSMTL_CALIBRATION`);
+# an explicit `cca_weight` / `mae_weight` takes precedence.
+SSMTL_DEFAULTS = {
+    "readout": "concat",
+    "message_passing": "to_root",
+    "dropout": 0.2,
+    "candidate_bias": True,
+    "logq_correction": True,
+    "cca_scale": 0.1,
+    "mae_scale": 0.1,
+    "ssl_batch_size": 32,
+    "mae_decoder_dim": 64,
+}
+# Batches over which the objectives' encoder-gradient norms are averaged at initialisation.
+SSMTL_CALIBRATION_BATCHES = 8
 
 
 @dataclasses.dataclass
@@ -49,6 +69,8 @@ class Prepared:
     inputs: Mapping[str, Any]
     data: Any
     split: str
+    # What the family computes once per prepared run and reuses (e.g. the evaluation subgraphs).
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -77,10 +99,14 @@ class FitData:
 class ModelFamily(abc.ABC):
     """Base of the families: `prepare`, `datasets` and `report` are the contract.
 
-    `metric_names` are the columns of the family's report tables.
+    `metric_names` are the columns of the family's report tables; `validation_metric` is
+    the score that early stopping follows (`validation_score`, higher is better).
     """
 
     metric_names: tuple[str, ...] = ("auc", "ap")
+    validation_metric: str = "val_mean_auc"
+    # What a `RunConfig` (and `tfzoo train`) uses where it is given no value.
+    run_defaults: Mapping[str, Any] = {"epochs": 5, "batch_size": 512, "patience": 3}
 
     @abc.abstractmethod
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
@@ -94,15 +120,26 @@ class ModelFamily(abc.ABC):
     def report(self, prepared: Prepared, split: str) -> dict:
         """Exact metrics of the prepared model on `split` ("train", "validation", "test")."""
 
+    def validation_score(self, prepared: Prepared) -> float:
+        """The early-stopping score: exact validation AUC, averaged over the tasks."""
+        report = self.report(prepared, "validation")
+        return float(np.mean([metrics["auc"] for metrics in report.values()]))
+
+    def baselines(self, prepared: Prepared, split: str) -> dict[str, dict]:
+        """{name: report} of the strong simple baselines of the family on `split`, in the
+        shape of `report` (none by default)."""
+        return {}
+
 
 class RankingFamily(ModelFamily):
     """Multi-task rankers (`tfzoo.models.MultiTaskModel`) over tabular datasets."""
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
-        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed)
+        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
+                            options=config.data_options)
         spec = DatasetSpec.from_config(inputs) if inputs is not None else data.train.spec.fit(data.train.features)
         model = build_model(config.model, spec, tasks=config.tasks, options=config.model_options)
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        model.compile(optimizer=make_optimizer(config, math.ceil(len(data.train) / config.batch_size)))
         sample = make_dataset(data.train.take(np.arange(min(2, len(data.train)))), spec, batch_size=2)
         model(next(iter(sample))[0])
         return Prepared(model=model, inputs=spec.to_config(), data=data, split=data.split)
@@ -145,7 +182,8 @@ class BehaviourSequenceFamily(ModelFamily):
     """
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
-        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed)
+        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
+                            options=config.data_options)
         if inputs is None:
             sizes = channel_sizes(data.train)
             inputs = {"category_channels": sizes.category_channels, "id_channels": sizes.id_channels,
@@ -155,7 +193,7 @@ class BehaviourSequenceFamily(ModelFamily):
         options["encoder"] = {**dict(options.get("encoder", {})), **dict(inputs)}
         options["encoder"].setdefault("units", 32)
         model = build_model(config.model, data.train.spec, tasks=config.tasks, options=options)
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        model.compile(optimizer=make_optimizer(config, math.ceil(len(data.train) / config.batch_size)))
         model(channel_columns(data.train.take(np.arange(min(2, len(data.train))))))
         if pretrained:
             model.load_encoder(pretrained)
@@ -189,33 +227,66 @@ class FriendRetrievalFamily(ModelFamily):
     The dataset is a `FriendshipSplits` (`twitch`, `friend_graph`). Training batches are
     directed training friendships with k-hop subgraphs sampled around both users from the
     training graph; the report is Recall@K of the held-out friendships among all users
-    (`tfzoo.evaluation.recall_report`), overall and on the low-degree slice. The model
-    option `fanouts` (default `[10, 5]`) sets the sampling; the other options go to the
-    model's constructor.
+    (`tfzoo.evaluation.recall_report`), overall and on the low-degree slice, from the
+    vectors the export serves (`SSMTLRetrieval.user_vectors`, the same sampling seed).
+    The baselines are the link-prediction heuristics of `tfzoo.evaluation.heuristics`.
+
+    Model options: `fanouts` (default `[10, 5]`) sets the sampling and
+    `uniform_negatives` (default 0) adds uniformly drawn negatives to every batch; the
+    others go to the model's constructor, over `SSMTL_DEFAULTS` (with `id_buckets` one
+    per user).
     """
 
     metric_names = tuple(f"recall@{k}" for k in DEFAULT_KS)
+    validation_metric = "val_recall@50"
+    # In-batch negatives: 256 pairs per batch; the model peaks after a few epochs, so at
+    # most 12, stopping 2 epochs after the best (docs/ssmtl.md).
+    run_defaults = {"epochs": 12, "batch_size": 256, "patience": 2}
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
-        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed)
+        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
+                            options=config.data_options)
         if not isinstance(data, FriendshipSplits):
             raise ValueError(f"{config.model} trains on a friend graph dataset (twitch, friend_graph). "
                              f"Received: dataset={config.dataset!r}")
-        options = dict(config.model_options)
+        options = {**SSMTL_DEFAULTS, "id_buckets": data.graph.num_users, **config.model_options}
         fanouts = [int(f) for f in options.pop("fanouts", DEFAULT_FANOUTS)]
-        inputs = dict(inputs) if inputs is not None else {
-            "dataset": config.dataset, "data_path": config.data_path, "split_seed": config.split_seed,
-            "fanouts": fanouts, "feature_dim": data.graph.features.dim}
-        model = SSMTLRetrieval(feature_dim=inputs["feature_dim"], **options)
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        uniform_negatives = int(options.pop("uniform_negatives", 0))
+        scales = {name: options.pop(f"{name}_scale") for name in ("cca", "mae") if f"{name}_scale" in options}
+        first_batches = SubgraphSampler(data.train, fanouts=fanouts, seed=config.seed).friendship_dataset(
+            directed_pairs(data.train.edges), batch_size=config.batch_size, shuffle_seed=config.seed,
+            uniform_negatives=uniform_negatives).take(SSMTL_CALIBRATION_BATCHES)
+        if inputs is None:
+            # A new run: the calibrated weights are computed once and stored with the run.
+            options.update(self._calibrated_weights(config, options, scales, first_batches, data.graph.features.dim))
+            inputs = {"dataset": config.dataset, "data_path": config.data_path, "split_seed": config.split_seed,
+                      "fanouts": fanouts, "uniform_negatives": uniform_negatives,
+                      "feature_dim": data.graph.features.dim, "model_options": options,
+                      "calibration_scales": scales}
+        model = SSMTLRetrieval(feature_dim=inputs["feature_dim"], **inputs.get("model_options", options))
+        steps_per_epoch = max(1, 2 * data.train.num_friendships // config.batch_size)
+        model.compile(optimizer=make_optimizer(config, steps_per_epoch))
         # One loss evaluation builds every objective's layers, so a checkpoint restores at once.
-        sampler = SubgraphSampler(data.train, fanouts=inputs["fanouts"], seed=config.seed)
-        model.build_objectives(next(iter(sampler.friendship_dataset(directed_pairs(data.train.edges[:2]), batch_size=2))))
+        model.build_objectives(next(iter(first_batches)))
         return Prepared(model=model, inputs=inputs, data=data, split=data.split)
+
+    @staticmethod
+    def _calibrated_weights(config: RunConfig, options: dict, scales: dict, batches: tf.data.Dataset,
+                            feature_dim: int) -> dict[str, float]:
+        """`cca_weight` / `mae_weight` from their scales (`calibrated_weights`: scale x
+        retrieval's encoder-gradient norm over the objective's, at initialisation), for
+        the objectives the user gave no explicit weight."""
+        wanted = {name: scale for name, scale in scales.items() if f"{name}_weight" not in config.model_options}
+        if not any(wanted.values()):
+            return {f"{name}_weight": 0.0 for name in wanted}
+        norms = encoder_gradient_norms({**options, "feature_dim": feature_dim}, batches)
+        weights = calibrated_weights(norms, cca=wanted.get("cca", 0.0), mae=wanted.get("mae", 0.0))
+        return {f"{name}_weight": weights[f"{name}_weight"] for name in wanted}
 
     def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
         data = prepared.data
         pairs = directed_pairs(data.train.edges)
+        negatives = int(prepared.inputs.get("uniform_negatives", 0))
 
         def replica_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
             # Each input pipeline (worker) takes its share of the pairs, in per-replica
@@ -230,27 +301,59 @@ class FriendRetrievalFamily(ModelFamily):
             own = pairs[context.input_pipeline_id::context.num_input_pipelines]
             return sampler.friendship_dataset(own, batch_size=context.get_per_replica_batch_size(config.batch_size),
                                               shuffle_seed=config.seed, repeat=True, first_epoch=initial_epoch,
-                                              drop_remainder=False)
+                                              drop_remainder=False, uniform_negatives=negatives)
 
         sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"], seed=config.seed)
         train = sampler.friendship_dataset(pairs, batch_size=config.batch_size, shuffle_seed=config.seed, repeat=True,
-                                           first_epoch=initial_epoch)
-        validation = sampler.friendship_dataset(directed_pairs(data.validation), batch_size=config.batch_size)
-        return FitData(train=train, steps_per_epoch=max(1, len(pairs) // config.batch_size),
-                       validation=validation, replica_fn=replica_fn)
+                                           first_epoch=initial_epoch, uniform_negatives=negatives)
+        # No Keras validation pass: its in-batch loss is noisy and costs a sampled epoch of
+        # validation pairs; early stopping follows the exact validation Recall@50 instead.
+        return FitData(train=train, steps_per_epoch=max(1, len(pairs) // config.batch_size), replica_fn=replica_fn)
 
-    def report(self, prepared: Prepared, split: str) -> dict:
+    def user_vectors(self, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        """([users, d], [users, d]) every user's query and candidate vectors from the
+        training graph, from subgraphs sampled as the export samples them. The subgraphs
+        are sampled once per run and reused, so that every epoch's validation score and
+        the final reports see the same ones (epochs differ by their weights only)."""
+        subgraphs = prepared.cache.get("evaluation_subgraphs")
+        if subgraphs is None:
+            sampler = SubgraphSampler(prepared.data.train, fanouts=prepared.inputs["fanouts"], seed=0)
+            users = np.arange(prepared.data.train.num_users)
+            subgraphs = [sampler(tf.constant(users[start:start + EVALUATION_BATCH]))
+                         for start in range(0, len(users), EVALUATION_BATCH)]
+            prepared.cache["evaluation_subgraphs"] = subgraphs
+        return prepared.model.vectors(subgraphs)
+
+    def report(self, prepared: Prepared, split: str, *, per_user: bool = False) -> dict:
         data = prepared.data
+        queries, candidates = self.user_vectors(prepared)
+        return recall_report(queries, data.held_out(self._held_out(split)), train_edges=data.train.edges,
+                             exclude_edges=[self._other(data, split)], candidate_embeddings=candidates,
+                             slices=self._slices(data), per_user=per_user)
+
+    def validation_score(self, prepared: Prepared) -> float:
+        return float(self.report(prepared, "validation")["all"]["recall@50"])
+
+    def baselines(self, prepared: Prepared, split: str, *, per_user: bool = False) -> dict[str, dict]:
+        data = prepared.data
+        return heuristic_reports(data.held_out(self._held_out(split)), train_edges=data.train.edges,
+                                 num_users=data.train.num_users, exclude_edges=[self._other(data, split)],
+                                 slices=self._slices(data), per_user=per_user)
+
+    @staticmethod
+    def _slices(data: FriendshipSplits) -> dict[str, np.ndarray]:
+        return {"cold_start": data.cold_start_users} if len(data.cold_start_users) else {}
+
+    @staticmethod
+    def _held_out(split: str) -> str:
         if split not in ("validation", "test"):
             raise ValueError(f"Friend retrieval is evaluated on held-out friendships: `split` must be 'validation' or "
                              f"'test'. Received: split={split!r}")
-        other = data.test if split == "validation" else data.validation
-        # A fixed sampling seed: the same checkpoint always gets the same report.
-        sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"], seed=0)
-        users = np.arange(data.train.num_users)
-        embeddings = prepared.model.predict(sampler.user_dataset(users, batch_size=EVAL_BATCH_SIZE // 8), verbose=0)
-        return recall_report(np.asarray(embeddings), data.held_out(split), train_edges=data.train.edges,
-                             exclude_edges=[other])
+        return split
+
+    @staticmethod
+    def _other(data: FriendshipSplits, split: str) -> np.ndarray:
+        return data.test if split == "validation" else data.validation
 
 
 FAMILIES: dict[str, ModelFamily] = {

@@ -3,6 +3,8 @@
 ```
 RUN/config.json     what was trained: RunConfig, the model inputs (fitted spec), the split
 RUN/checkpoints/    model + optimizer after every epoch (tf.train.CheckpointManager)
+RUN/best/           the model of the epoch with the best validation score (early stopping):
+                    what `evaluate` and `export` use
 RUN/backup/         mid-training state while `fit` runs (BackupAndRestore), for recovery
 RUN/logs/           TensorBoard event files
 RUN/history.json    per-epoch training and validation logs, written after every epoch
@@ -31,7 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfzoo.training import distribute
-from tfzoo.training.callbacks import EpochCheckpoint, HistoryFile, StopOnNaN, StopOnNaNPerEpoch, TrainingDivergedError
+from tfzoo.training.callbacks import (BestEpoch, EpochCheckpoint, HistoryFile, StopOnNaN, StopOnNaNPerEpoch,
+                                     TrainingDivergedError, restore_best)
 from tfzoo.training.config import RunConfig
 from tfzoo.training.families import Prepared, family_for
 
@@ -41,6 +44,7 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 BACKUP_DIR = "backup"
+BEST_DIR = "best"
 SPLITS = ("train", "validation", "test")
 
 
@@ -105,12 +109,14 @@ def _backup_position(backup_dir: Path) -> tuple[int, int] | None:
 
 
 def load_run(directory: str | Path) -> Run:
-    """Opens an existing run and restores its latest checkpoint."""
+    """Opens an existing run and restores its best epoch (early stopping), or its latest
+    checkpoint when it kept none."""
     directory = Path(directory)
     stored = _read_json(directory / CONFIG_FILE)
     run = _open(directory, RunConfig(**stored["run"]), stored["inputs"])
     if run.checkpoint.restore(run.model) == 0:
         raise FileNotFoundError(f"{directory / 'checkpoints'} holds no checkpoint: the run never finished an epoch.")
+    restore_best(run.model, directory / BEST_DIR)
     return run
 
 
@@ -187,11 +193,15 @@ def train(
     metrics = {
         "history": history["history"],
         "epochs": config.epochs,
+        "epochs_trained": len(next(iter(history["history"].values()), [])),
+        "best_epoch": history["best_epoch"],
+        "validation_metric": family.validation_metric if config.patience else None,
         "train_seconds": history["seconds"],
         "steps_per_epoch": history["steps_per_epoch"],
         "split": run.prepared.split,
         "validation": family.report(reported.prepared, "validation"),
         "test": family.report(reported.prepared, "test"),
+        "baselines": {"test": family.baselines(reported.prepared, "test")},
     }
     _write_json(metrics_path, metrics)
     return metrics
@@ -224,8 +234,16 @@ def _fit(run: Run, tf_strategy, directory: Path, scratch: Path | None, initial_e
         stop_on_nan = StopOnNaNPerEpoch()
         verbose = 2 if verbose in (1, "auto") else verbose
     history_file = HistoryFile((scratch or directory) / HISTORY_FILE, first_epoch=first_epoch)
+    best_epoch = None
+    if config.patience:
+        # Before HistoryFile: the validation score it adds to the logs is recorded with the epoch.
+        best_epoch = BestEpoch(
+            lambda: family.validation_score(run.prepared), name=family.validation_metric, patience=config.patience,
+            directory=directory / BEST_DIR, save_directory=scratch and scratch / BEST_DIR,
+            previous_scores=history_file.history.get(family.validation_metric, [])[:first_epoch])
     callbacks = [
         stop_on_nan,
+        *([best_epoch] if best_epoch else []),
         history_file,
         tf.keras.callbacks.BackupAndRestore(str(directory / BACKUP_DIR), save_freq=backup_every or "epoch"),
         run.checkpoint,
@@ -239,7 +257,8 @@ def _fit(run: Run, tf_strategy, directory: Path, scratch: Path | None, initial_e
     seconds = time.perf_counter() - started
     if stop_on_nan.message:
         raise TrainingDivergedError(f"{directory}: {stop_on_nan.message}")
-    return {"history": history_file.history, "seconds": seconds, "steps_per_epoch": fit_data.steps_per_epoch}
+    return {"history": history_file.history, "seconds": seconds, "steps_per_epoch": fit_data.steps_per_epoch,
+            "best_epoch": None if best_epoch is None or best_epoch.best_epoch is None else best_epoch.best_epoch + 1}
 
 
 def evaluate(directory: str | Path, *, split: str = "test") -> dict:
@@ -247,4 +266,6 @@ def evaluate(directory: str | Path, *, split: str = "test") -> dict:
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
     run = load_run(directory)
-    return {"model": run.config.model, "split": split, "split_description": run.prepared.split, "tasks": family_for(run.config.model).report(run.prepared, split)}
+    family = family_for(run.config.model)
+    return {"model": run.config.model, "split": split, "split_description": run.prepared.split,
+            "tasks": family.report(run.prepared, split), "baselines": family.baselines(run.prepared, split)}

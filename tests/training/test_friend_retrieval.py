@@ -1,0 +1,83 @@
+"""`tfzoo train ssmtl` end to end on the generated friend graph: calibrated weights, early
+stopping on validation Recall@50, the heuristics beside the model, and an export that
+serves exactly the vectors the report evaluates."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tfzoo import cli
+from tfzoo.evaluation import top_k_excluding
+from tfzoo.evaluation.heuristics import HEURISTICS
+from tfzoo.export import call_in_fresh_process
+from tfzoo.export.retrieval import export_friend_retrieval
+from tfzoo.graph import SubgraphSampler
+from tfzoo.training import RunConfig, family_for, load_run, train
+
+TINY = {"hidden_dim": 8, "embedding_dim": 8, "num_heads": 2, "fanouts": [3, 2], "ssl_batch_size": 16,
+        "mae_decoder_dim": 8}
+
+
+@pytest.fixture(scope="module")
+def ssmtl_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "ssmtl"
+    config = RunConfig(model="ssmtl", dataset="friend_graph", epochs=2, batch_size=256, seed=1, model_options=TINY,
+                       patience=1)
+    return run_dir, train(config, run_dir, verbose=0)
+
+
+def test_default_weights_are_calibrated_and_stored_with_the_run(ssmtl_run):
+    run_dir, _ = ssmtl_run
+    inputs = json.loads((run_dir / "config.json").read_text())["inputs"]
+    assert inputs["calibration_scales"] == {"cca": 0.1, "mae": 0.1}
+    options = inputs["model_options"]
+    assert options["cca_weight"] > 0 and options["mae_weight"] > 0
+    assert options["id_buckets"] == 3000 and options["candidate_bias"] and options["logq_correction"]
+    # A resumed or exported run rebuilds the model with the stored weights, not new ones.
+    assert load_run(run_dir).model.cca_weight == pytest.approx(options["cca_weight"])
+
+
+def test_run_reports_the_best_epoch_next_to_the_heuristics(ssmtl_run):
+    _, metrics = ssmtl_run
+    assert metrics["validation_metric"] == "val_recall@50"
+    assert len(metrics["history"]["val_recall@50"]) == metrics["epochs_trained"]
+    best = int(np.argmax(metrics["history"]["val_recall@50"])) + 1
+    assert metrics["best_epoch"] == best
+    assert metrics["validation"]["all"]["recall@50"] == pytest.approx(metrics["history"]["val_recall@50"][best - 1])
+    baselines = metrics["baselines"]["test"]
+    assert sorted(baselines) == sorted(HEURISTICS)
+    assert baselines["popularity"]["all"]["users"] == metrics["test"]["all"]["users"]
+    # The generated graph's friendships follow communities of features: far above chance.
+    assert metrics["test"]["all"]["recall@100"] > 5 * 100 / 3000
+
+
+def test_export_serves_the_ranking_the_report_evaluates(ssmtl_run, tmp_path):
+    run_dir, metrics = ssmtl_run
+    run = load_run(run_dir)
+    family = family_for("ssmtl")
+    queries, candidates = family.user_vectors(run.prepared)
+    again = family.user_vectors(run.prepared)  # the same subgraphs: the same report every time
+    np.testing.assert_array_equal(again[0], queries)
+    assert family.report(run.prepared, "test") == family.report(run.prepared, "test")
+    # Exported over the training graph with the report's vectors, the served top K is the
+    # report's ranking (known friends excluded), through the SavedModel alone.
+    train_graph = run.prepared.data.train
+    path = export_friend_retrieval(run.model, train_graph, tmp_path, "ssmtl", index="brute_force", k=20,
+                                   fanouts=run.inputs["fanouts"], vectors=(queries, candidates))
+    users = np.array([0, 5, 17, 1200, 2999])
+    served = call_in_fresh_process(path, {"user_ids": users})
+    expected = top_k_excluding(queries, users, [train_graph.edges], 20, candidate_embeddings=candidates)
+    np.testing.assert_array_equal(served["friend_ids"], expected)
+    # Sampled by the export itself, the vectors come from the same encoder and sampling.
+    own = run.model.user_vectors(SubgraphSampler(train_graph, fanouts=run.inputs["fanouts"], seed=0))
+    assert own[0].shape == queries.shape and np.allclose(own[1][:, -1], candidates[:, -1])  # the same biases
+
+
+def test_cli_evaluate_prints_the_model_next_to_the_four_heuristics(ssmtl_run, capsys):
+    run_dir, metrics = ssmtl_run
+    assert cli.main(["evaluate", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    for name in HEURISTICS:
+        assert f"{name} (test)" in out
+    assert f"{metrics['test']['all']['recall@50']:.4f}" in out
