@@ -208,7 +208,7 @@ def test_ssmtl_trains_with_per_replica_subgraph_batches(strategy, tmp_path):
                "--option", "hidden_dim=8", "--option", "embedding_dim=8", "--option", "num_heads=2",
                "--option", "mae_weight=1.0", "--option", "cca_weight=0", "--option", "fanouts=[3, 2]", "--strategy", strategy, "--out", str(run)]
     if strategy == "mirrored":
-        result = subprocess.run([*command, "--cpu-devices", "2"], capture_output=True, text=True, timeout=240)
+        result = subprocess.run([*command, "--cpu-devices", "2"], capture_output=True, text=True, timeout=420)
         code, log = result.returncode, result.stdout + result.stderr
     else:
         code, log = _launch(command, workers=2, ps=1)

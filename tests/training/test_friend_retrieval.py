@@ -22,7 +22,7 @@ TINY = {"hidden_dim": 8, "embedding_dim": 8, "num_heads": 2, "fanouts": [3, 2], 
 @pytest.fixture(scope="module")
 def ssmtl_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "ssmtl"
-    config = RunConfig(model="ssmtl", dataset="friend_graph", epochs=2, batch_size=256, seed=1, model_options=TINY,
+    config = RunConfig(model="ssmtl", dataset="friend_graph", epochs=2, batch_size=512, seed=1, model_options=TINY,
                        patience=1)
     return run_dir, train(config, run_dir, verbose=0)
 
