@@ -50,22 +50,32 @@ def pairwise_hinge_auc_loss(logits: tf.Tensor, labels: tf.Tensor, mask: tf.Tenso
 class MaskedChannelPretrainer(tf.keras.Model):
     """Masked channel prediction (MCP) pre-training of a `MoESequenceEncoder`.
 
-    Every training batch masks, independently per channel in `masked_channels`, each real
-    step with probability `mask_rate` (the channel's id becomes its [MASK] id,
-    `vocabulary_size`); the encoder output at the masked steps predicts the original ids.
-    An ID channel (large vocabulary) is trained with a sampled softmax over
-    `num_sampled` negatives (its output table can be sharded like the input tables);
-    a category channel with a full softmax. Each channel's loss is its mean over its
-    masked steps, i.e. normalised by its task indicator (eq. 3), and the total is their
-    `channel_weights`-weighted sum plus the mixtures' load-balancing losses.
-    Evaluation masks the same way and reports full-softmax losses and accuracies.
+    Every training batch masks each real step with probability `mask_rate`, and a masked
+    step is hidden in **every** channel of the encoder (`mask_steps`): ID and category
+    channels hold their [MASK] id (`vocabulary_size`; a bag holds it in its first slot),
+    dense channels hold zeros. Masking only the predicted channel would leak its answer:
+    the other channels of the same step (an item's title vector, its genres) are
+    functions of the item, so the item could be read off its own step. The encoder output
+    at the masked steps predicts the original ids of the `masked_channels` (the MCP
+    tasks). An ID channel (large vocabulary) is trained with a sampled softmax over
+    `num_sampled` negatives (its output table can be sharded like the input tables); a
+    category channel with a full softmax. Each channel's loss is its mean over its
+    masked steps that had a known value, i.e. normalised by its task indicator (eq. 3),
+    and the total is their `channel_weights`-weighted sum plus the mixtures'
+    load-balancing losses.
+
+    Evaluation (`evaluate`, and the validation pass of `fit`) masks with a generator
+    reset to `seed + 1` at every call, so that every evaluation of the same data masks
+    the same steps (epochs compare on equal terms), and reports full-softmax losses and
+    accuracies (argmax over the whole vocabulary) per channel.
 
     Args:
       encoder: `MoESequenceEncoder` constructor arguments.
-      masked_channels: single-valued ID / category channels to mask and predict.
+      masked_channels: single-valued ID / category channels predicted at the masked
+        steps (every channel of a masked step is hidden, whether predicted or not).
       mask_rate: probability of masking a real step.
       num_sampled: negatives of the sampled softmax of ID channels.
-      channel_weights: loss weight per masked channel (default 1).
+      channel_weights: loss weight per predicted channel (default 1).
       seed: seed of the masking.
     """
 
@@ -88,6 +98,7 @@ class MaskedChannelPretrainer(tf.keras.Model):
         self.channel_weights = {c: float((channel_weights or {}).get(c, 1.0)) for c in self.masked_channels}
         self.seed = int(seed)
         self._generator = tf.random.Generator.from_seed(self.seed)
+        self._evaluation_generator = tf.random.Generator.from_seed(self.seed + 1)
         width = self.encoder.units
         self.output_tables, self.output_biases, self.heads = {}, {}, {}
         for channel in self.masked_channels:
@@ -110,22 +121,50 @@ class MaskedChannelPretrainer(tf.keras.Model):
     def call(self, features, training=False):
         return self.encoder(features, training=training)
 
-    def mask_channels(self, features):
-        """(masked features, {channel: bool [batch, L] masked steps})."""
+    def draw_masked_steps(self, features, generator: tf.random.Generator | None = None) -> tf.Tensor:
+        """bool [batch, L]: each real step chosen with probability `mask_rate`."""
         valid = self.encoder.padding_mask(features)  # [batch, L]
-        masked_features, positions = dict(features), {}
+        draw = (generator or self._generator).uniform(tf.shape(valid)) < self.mask_rate
+        return tf.logical_and(draw, valid)
+
+    def mask_steps(self, features, chosen):
+        """`features` with every channel of the `chosen` steps ([batch, L] bool) hidden.
+
+        ID and category channels take their [MASK] id (a bag: the id in its first slot,
+        0 in the others), dense channels zeros; channels the encoder does not read pass
+        through unchanged. The result does not depend on what the chosen steps held.
+        """
+        masked = dict(features)
+        vocabularies = {**self.encoder.category_channels, **self.encoder.id_channels}
+        for channel, size in vocabularies.items():
+            ids = tf.cast(features[channel], tf.int64)  # [batch, L] or [batch, L, K]
+            if ids.shape.rank == 3:
+                first_slot = tf.one_hot(0, tf.shape(ids)[-1], on_value=tf.constant(size, tf.int64),
+                                        off_value=tf.constant(0, tf.int64), dtype=tf.int64)  # [K]
+                masked[channel] = tf.where(chosen[..., tf.newaxis], first_slot, ids)
+            else:
+                masked[channel] = tf.where(chosen, tf.constant(size, tf.int64), ids)
+        for channel in self.encoder.dense_channels:
+            values = tf.convert_to_tensor(features[channel])  # [batch, L, width]
+            masked[channel] = tf.where(chosen[..., tf.newaxis], tf.zeros_like(values), values)
+        return masked
+
+    def mask_channels(self, features, generator: tf.random.Generator | None = None):
+        """(masked features, {predicted channel: bool [batch, L] steps to predict}).
+
+        A predicted channel's targets are the masked steps where it held a known value
+        (a step already holding [MASK], e.g. a target's unknown rating, has no label).
+        """
+        chosen = self.draw_masked_steps(features, generator)  # [batch, L]
+        positions = {}
         for channel in self.masked_channels:
             ids = tf.cast(features[channel], tf.int64)  # [batch, L]
-            draw = self._generator.uniform(tf.shape(ids)) < self.mask_rate
-            # Steps already holding [MASK] (an unknown value, e.g. a target's rating) have no label.
             known = tf.logical_and(ids > 0, ids < self.vocabularies[channel])
-            chosen = tf.logical_and(draw, tf.logical_and(valid, known))  # [batch, L]
-            masked_features[channel] = tf.where(chosen, tf.cast(self.vocabularies[channel], tf.int64), ids)
-            positions[channel] = chosen
-        return masked_features, positions
+            positions[channel] = tf.logical_and(chosen, known)
+        return self.mask_steps(features, chosen), positions
 
     def masked_channel_loss(self, features, training):
-        masked, positions = self.mask_channels(features)
+        masked, positions = self.mask_channels(features, None if training else self._evaluation_generator)
         sequence = self.encoder(masked, training=training)  # [batch, L, d]
         total = tf.constant(0.0)
         for channel in self.masked_channels:
@@ -166,6 +205,11 @@ class MaskedChannelPretrainer(tf.keras.Model):
         features = data[0] if isinstance(data, tuple) else data
         self.loss_tracker.update_state(self.masked_channel_loss(features, training=False))
         return {m.name: m.result() for m in self.metrics}
+
+    def evaluate(self, *args, **kwargs):
+        # Every evaluation masks the same steps of the same data (fit's validation too).
+        self._evaluation_generator.reset_from_seed(self.seed + 1)
+        return super().evaluate(*args, **kwargs)
 
     def get_config(self):
         return {"encoder": dict(self.encoder_options), "masked_channels": list(self.masked_channels),
