@@ -3,6 +3,8 @@ import pytest
 
 from tfzoo.data.behaviour_sequences import (
     RATING_VOCABULARY,
+    ChannelSizes,
+    bag_features,
     build_behaviour_sequences,
     make_behaviour_sequences,
     movielens_behaviour_sequences,
@@ -43,3 +45,25 @@ def test_movielens_sequences(shared_data):
     assert 0.4 < data.positive_rate()["like"] < 0.7
     with pytest.raises(ValueError, match="title embeddings"):
         movielens_behaviour_sequences(read_movielens_100k(shared_data / "movielens_100k" / "ml-100k"))
+
+
+def test_bag_features_by_hand():
+    # One example of 3 steps: history items 3 (rated 5) and 1 (rated 2), target item 2.
+    data, sizes = build_behaviour_sequences(
+        user_id=np.array([1, 1, 1]), item_id=np.array([3, 1, 2]), rating=np.array([5, 2, 4]),
+        timestamp=np.array([0, 86400, 2 * 86400]),
+        item_genres=np.array([[0, 0], [1, 0], [2, 1], [3, 1]]), item_titles=np.eye(4, 2, dtype=np.float32),
+        user_female=np.array([0, 1]), user_over_34=np.array([0, 0]), length=3)
+    last = data.take(np.array([int(np.argmax(data.features["timestamp"]))]))
+    x = bag_features(last, sizes).toarray()[0]
+    # Blocks: window items [0, 4), liked items [4, 8), target [8, 12), window genres [12, 16),
+    # target genres [16, 20).
+    expected = np.zeros(20)
+    expected[[3, 1]] = 1  # window: items 3 and 1
+    expected[4 + 3] = 1  # liked: item 3 (rating 5); item 1 (rating 2) is not
+    expected[8 + 2] = 1  # target item 2
+    expected[[12 + 3, 12 + 1]] = [1, 2]  # genres of items 3 (3, 1) and 1 (1)
+    expected[[16 + 2, 16 + 1]] = 1  # the target's genres (2, 1)
+    np.testing.assert_array_equal(x, expected)
+    with pytest.raises(ValueError, match="sizes"):
+        bag_features(last, ChannelSizes(num_items=2, num_genres=3, title_dim=2))

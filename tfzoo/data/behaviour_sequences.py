@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import scipy.sparse as sparse
 
 from tfzoo.data.features import DatasetSpec, EmbeddingFeature, IdFeature, NumericFeature, SequenceFeature
 from tfzoo.data.readers.movielens import MAX_GENRES, MovieLens100K, user_histories
@@ -254,3 +255,45 @@ def channel_sizes(data: TabularData) -> ChannelSizes:
     return ChannelSizes(num_items=data.spec.feature("item_id").num_ids - 1,
                         num_genres=int(data.features["genres"].max(initial=0)),
                         title_dim=int(data.features["title"].shape[-1]))
+
+
+LIKED_RATING = 4  # a rating of 4 or 5 is a liked item (the `like` task's threshold)
+
+
+def bag_features(data: TabularData, sizes: ChannelSizes) -> sparse.csr_matrix:
+    """Sparse [rows, 3 (I + 1) + 2 (G + 1)] features of the strong simple baseline
+    (logistic regression, `tfzoo.evaluation.logistic`), blocks in this order:
+
+    - the bag of the window's items (the history steps, target excluded; one column per item id);
+    - the bag of its liked items (history steps rated >= 4);
+    - the target item (one-hot);
+    - genre counts over the window's items;
+    - the target item's genres.
+
+    `sizes` fixes the columns (take the training split's, so that every split agrees).
+    """
+    items = data.features["item"]  # [rows, L]
+    genres = data.features["genres"]  # [rows, L, K]
+    ratings = data.features["rating"]  # [rows, L]
+    rows = len(items)
+    width_items, width_genres = sizes.num_items + 1, sizes.num_genres + 1
+    if items.size and (items.max() >= width_items or genres.max(initial=0) >= width_genres):
+        raise ValueError(f"Item or genre ids beyond the sizes given ({sizes}): pass the training split's sizes.")
+    history, history_genres = items[:, :-1], genres[:, :-1]
+    liked = (history > 0) & (ratings[:, :-1] >= LIKED_RATING) & (ratings[:, :-1] < RATING_VOCABULARY)
+    blocks = [
+        (history > 0, history, 0),
+        (liked, history, width_items),
+        (items[:, -1:] > 0, items[:, -1:], 2 * width_items),
+        (history_genres > 0, history_genres, 3 * width_items),
+        (genres[:, -1] > 0, genres[:, -1], 3 * width_items + width_genres),
+    ]
+    row_ids, column_ids = [], []
+    for present, ids, offset in blocks:
+        row_index = np.broadcast_to(np.arange(rows).reshape((rows,) + (1,) * (ids.ndim - 1)), ids.shape)
+        row_ids.append(row_index[present])
+        column_ids.append(ids[present].astype(np.int64) + offset)
+    row_ids, column_ids = np.concatenate(row_ids), np.concatenate(column_ids)
+    shape = (rows, 3 * width_items + 2 * width_genres)
+    # Duplicates add up: a genre seen on three steps counts 3.
+    return sparse.csr_matrix((np.ones(len(row_ids)), (row_ids, column_ids)), shape=shape)
