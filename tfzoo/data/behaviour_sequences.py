@@ -51,6 +51,13 @@ class ChannelSizes:
     num_genres: int
     title_dim: int
 
+    @classmethod
+    def from_channels(cls, *, category_channels: dict[str, int], id_channels: dict[str, int],
+                      dense_channels: dict[str, int]) -> "ChannelSizes":
+        """The inverse of the three properties below (e.g. from a run's stored inputs)."""
+        return cls(num_items=int(id_channels["item"]) - 1, num_genres=int(category_channels["genres"]) - 1,
+                   title_dim=int(dense_channels["title"]))
+
     @property
     def category_channels(self) -> dict[str, int]:
         return {"genres": self.num_genres + 1, "rating": RATING_VOCABULARY}

@@ -288,6 +288,13 @@ class SuperMoE(MultiTaskModel):
         """Restores the encoder of a `MaskedChannelPretrainer` checkpoint written by `tf.train.Checkpoint(encoder=...).write`."""
         tf.train.Checkpoint(encoder=self.encoder).read(checkpoint_path).assert_existing_objects_matched()
 
+    def load_pretrainer_encoder(self, checkpoint_path: str) -> None:
+        """Restores the encoder from a checkpoint of a whole `MaskedChannelPretrainer`
+        saved as `tf.train.Checkpoint(model=pretrainer, ...)` (a pre-training run's
+        checkpoints); its output heads and optimizer are left out."""
+        status = tf.train.Checkpoint(model=tf.train.Checkpoint(encoder=self.encoder)).read(checkpoint_path)
+        status.assert_existing_objects_matched().expect_partial()
+
     def compute_loss(self, inputs, training=False):
         losses = self.task_losses(inputs, training=training)
         return tf.add_n([self.lambdas[i] * losses[t] for i, t in enumerate(self.tasks)])
