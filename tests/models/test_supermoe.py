@@ -8,6 +8,7 @@ from tfzoo.data.behaviour_sequences import (
     RATING_VOCABULARY,
     channel_columns,
     make_behaviour_sequences,
+    with_noise_task,
 )
 from tfzoo.evaluation.metrics import roc_auc
 from tfzoo.export.fresh_process import call_in_fresh_process
@@ -176,3 +177,22 @@ def test_auc_driven_task_weights_move_and_keep_their_sum(sequences):
     assert sum(weights.values()) == pytest.approx(3.0, rel=1e-5)
     assert max(weights.values()) - min(weights.values()) > 0.05  # the weights did move
     assert np.isfinite(history.history["loss"]).all() and "validation_hinge_auc_loss" in history.history
+
+
+def test_auc_driven_weights_turn_down_a_pure_noise_task(sequences):
+    # Eq. 10: a task whose labels are coin flips cannot raise any validation AUC; its
+    # training gradient does not align with the validation surrogate's, so its lambda
+    # falls below every real task's (bench/supermoe_task_weights.py prints the trajectories).
+    data, sizes = sequences
+    data = with_noise_task(data, seed=0)
+    tasks = (*BEHAVIOUR_TASKS, "noise")
+    order = np.random.default_rng(0).permutation(len(data))
+    train, validation = data.take(order[:900]), data.take(order[900:])
+    tf.keras.utils.set_random_seed(0)
+    model = SuperMoE(encoder=encoder_options(sizes, experts=2), tasks=tasks, task_weight_rate=0.1)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    history = model.fit(tf.data.Dataset.zip((batches(train), batches(validation).repeat())), epochs=2, verbose=0)
+    weights = model.current_task_weights()
+    assert weights["noise"] < min(weights[t] for t in BEHAVIOUR_TASKS), weights
+    assert weights["noise"] < 0.9 and sum(weights.values()) == pytest.approx(4.0, rel=1e-5)
+    assert history.history["lambda_noise"][-1] == pytest.approx(weights["noise"])

@@ -252,6 +252,18 @@ def make_behaviour_sequences(
     )
 
 
+def with_noise_task(data: TabularData, name: str = "noise", *, seed: int = 0) -> TabularData:
+    """`data` with one more task, `name`, whose labels are fair coin flips (observed on
+    every row): an auxiliary task that nothing can predict, to test task weighting."""
+    if name in data.labels:
+        raise ValueError(f"`name` must be a new task. Received: name={name!r}")
+    rng = np.random.default_rng(seed)
+    labels = {**data.labels, name: rng.integers(0, 2, size=len(data)).astype(np.float32)}
+    masks = {**data.label_masks, name: np.ones(len(data), np.float32)}
+    spec = dataclasses.replace(data.spec, labels=(*data.spec.labels, name))
+    return dataclasses.replace(data, labels=labels, label_masks=masks, spec=spec)
+
+
 def channel_columns(data: TabularData) -> dict[str, np.ndarray]:
     """The SUPER-MoE input channels of `data`."""
     return {name: data.features[name] for name in CHANNELS}

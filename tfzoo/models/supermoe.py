@@ -245,7 +245,7 @@ class SuperMoE(MultiTaskModel):
       4. updates theta with sum_i lambda_i g_i (+ load-balancing losses).
     The inner problem (theta_lambda = argmin Loss) is thus tracked by ordinary training
     while lambda climbs the validation AUC surrogate, alternating step by step.
-    `current_task_weights()` reads lambda.
+    `current_task_weights()` reads lambda; each step's logs hold `lambda_<task>`.
 
     Args:
       feature_spec: optional; its labels name the tasks when `tasks` is not given.
@@ -326,7 +326,9 @@ class SuperMoE(MultiTaskModel):
         self.optimizer.apply_gradients(zip(model_gradients, variables))
         self.loss_tracker.update_state(total)
         self.validation_auc_loss.update_state(surrogate)
-        return {m.name: m.result() for m in self.metrics}
+        # lambda after this step, per task: `fit`'s logs (and a run's history) trace the weights.
+        return {**{m.name: m.result() for m in self.metrics},
+                **{f"lambda_{t}": self.lambdas[i] for i, t in enumerate(self.tasks)}}
 
     def get_config(self):
         return {**super().get_config(), "encoder": dict(self.encoder_options),
