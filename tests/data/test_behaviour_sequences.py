@@ -10,6 +10,7 @@ from tfzoo.data.behaviour_sequences import (
     movielens_behaviour_sequences,
 )
 from tfzoo.data.readers.movielens import read_movielens_100k
+from tfzoo.data.registry import load_dataset
 
 
 def test_examples_hold_history_then_masked_target():
@@ -67,3 +68,26 @@ def test_bag_features_by_hand():
     np.testing.assert_array_equal(x, expected)
     with pytest.raises(ValueError, match="sizes"):
         bag_features(last, ChannelSizes(num_items=2, num_genres=3, title_dim=2))
+
+
+def test_user_level_folds_test_every_user_once():
+    tested = []
+    for fold in range(5):
+        splits = load_dataset("generated_sequences", options={"fold": fold})
+        users = {part: set(getattr(splits, part).features["user_id"].tolist()) for part in ("train", "validation", "test")}
+        assert not (users["train"] & users["test"]) and not (users["train"] & users["validation"])
+        assert not (users["validation"] & users["test"])
+        assert 55 <= len(users["test"]) <= 65 and len(users["validation"]) == 30  # 300 users: 60 per fold
+        assert f"fold {fold}" in splits.split and "seed 0" in splits.split
+        tested += sorted(users["test"])
+    assert sorted(tested) == list(range(1, 301))  # every user tested exactly once
+    # Seeded: the same seed deals the same folds, another seed others.
+    again = load_dataset("generated_sequences", options={"fold": 0}).test.features["user_id"]
+    other = load_dataset("generated_sequences", split_seed=1, options={"fold": 0}).test.features["user_id"]
+    first = load_dataset("generated_sequences", options={"fold": 0}).test.features["user_id"]
+    np.testing.assert_array_equal(first, again)
+    assert set(first.tolist()) != set(other.tolist())
+    with pytest.raises(ValueError, match="fold=5"):
+        load_dataset("generated_sequences", options={"fold": 5})
+    with pytest.raises(ValueError, match="Unknown data option"):
+        load_dataset("generated_sequences", options={"stride": 2})
