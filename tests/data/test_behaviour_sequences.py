@@ -91,3 +91,27 @@ def test_user_level_folds_test_every_user_once():
         load_dataset("generated_sequences", options={"fold": 5})
     with pytest.raises(ValueError, match="Unknown data option"):
         load_dataset("generated_sequences", options={"stride": 2})
+
+
+def test_flat_view_for_the_tabular_baselines():
+    # User 1 rates items 3 (5 stars), 1 (2 stars), 2 (4 stars) at days 0, 2, 3; length 4.
+    data, _ = build_behaviour_sequences(
+        user_id=np.array([1, 1, 1]), item_id=np.array([3, 1, 2]), rating=np.array([5, 2, 4]),
+        timestamp=np.array([0, 2 * 86400, 3 * 86400]),
+        item_genres=np.array([[0, 0], [1, 0], [2, 1], [3, 1]]), item_titles=np.arange(8, dtype=np.float32).reshape(4, 2),
+        user_female=np.array([0, 1]), user_over_34=np.array([0, 0]), length=4)
+    last = int(np.argmax(data.features["timestamp"]))
+    f = {k: v[last] for k, v in data.features.items()}
+    # Window (history) items 3, 1, left-aligned, then padding; the flat spec's sequences.
+    np.testing.assert_array_equal(f["history"], [3, 1, -1])
+    np.testing.assert_array_equal(f["history_rating"][:2], [5, 2])
+    assert np.isnan(f["history_rating"][2])
+    np.testing.assert_array_equal(f["liked_history"], [3, -1, -1])
+    np.testing.assert_array_equal(f["history_genres"][:3], [3, 1, 1])
+    assert (f["history_genres"][3:] == -1).all()
+    np.testing.assert_allclose(f["history_title"], ([6, 7] + np.array([2, 3])) / 2)  # mean of items 3 and 1
+    np.testing.assert_array_equal(f["item_genres"], [2, 1])
+    assert f["item_id"] == 2 and f["target_interval"] == pytest.approx(np.log1p(1.0))
+    assert f["history_interval"] == pytest.approx(np.log1p(2.0) / 2)  # gaps 0 and 2 days
+    spec = data.spec.fit(data.features)
+    assert set(spec.feature_names) >= {"history", "liked_history", "history_genres", "history_title", "item_genres"}

@@ -80,3 +80,14 @@ def test_init_from_is_checked(tmp_path):
         RunConfig(model="mmoe", dataset="synthetic", init_from=str(pre_dir))
     with pytest.raises(FileNotFoundError, match="config.json"):
         family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(tmp_path)), None)
+
+
+def test_tabular_baselines_train_on_the_flat_view(tmp_path):
+    # MMoE reads every flat feature of the behaviour sequences (bags of items, liked items
+    # and genres, pooled title vectors and intervals) and learns the attribute tasks.
+    metrics = train(RunConfig(model="mmoe", dataset="generated_sequences", epochs=2, batch_size=256, patience=0),
+                    tmp_path / "mmoe", verbose=0)
+    assert metrics["test"]["female"]["auc"] > 0.7
+    stored = json.loads((tmp_path / "mmoe" / "config.json").read_text())
+    names = {feature["name"] for feature in stored["inputs"]["features"]}
+    assert {"liked_history", "history_genres", "history_title", "item_genres", "target_interval"} <= names
