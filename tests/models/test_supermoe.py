@@ -14,7 +14,14 @@ from tfzoo.evaluation.metrics import roc_auc
 from tfzoo.export.fresh_process import call_in_fresh_process
 from tfzoo.export import read_warmup_requests
 from tfzoo.export.supermoe import export_supermoe
-from tfzoo.models.supermoe import MaskedChannelPretrainer, SuperMoE, masked_max_pool, pairwise_hinge_auc_loss
+from tfzoo.models.supermoe import (
+    MaskedChannelPretrainer,
+    SuperMoE,
+    dense_counterpart,
+    encoder_parameters,
+    masked_max_pool,
+    pairwise_hinge_auc_loss,
+)
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +203,19 @@ def test_auc_driven_weights_turn_down_a_pure_noise_task(sequences):
     assert weights["noise"] < min(weights[t] for t in BEHAVIOUR_TASKS), weights
     assert weights["noise"] < 0.9 and sum(weights.values()) == pytest.approx(4.0, rel=1e-5)
     assert history.history["lambda_noise"][-1] == pytest.approx(weights["noise"])
+
+
+def test_dense_counterparts_match_compute_or_parameters(sequences):
+    data, sizes = sequences
+    features = channel_columns(data.take(np.arange(4)))
+    moe = encoder_options(sizes, experts=4)
+    compute = dense_counterpart(moe, features, match="compute")
+    assert compute == {**moe, "num_experts": 1}
+    parameters = dense_counterpart(moe, features, match="parameters")
+    assert parameters["num_experts"] == 1 and parameters["ffn_units"] > moe["ffn_units"]
+    target = encoder_parameters(moe, features)
+    # One unit of FFN width is 2 * units + 1 parameters per block: the nearest width is within half of it.
+    assert abs(encoder_parameters(parameters, features) - target) <= (2 * moe["units"] + 1) / 2
+    assert encoder_parameters(compute, features) < 0.6 * target
+    with pytest.raises(ValueError, match="match='flops'"):
+        dense_counterpart(moe, features, match="flops")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec, as_spec
@@ -23,6 +24,37 @@ from tfzoo.models.multitask import MultiTaskModel
 
 def build_encoder(options: Mapping[str, Any]) -> MoESequenceEncoder:
     return MoESequenceEncoder(**dict(options), name="encoder")
+
+
+def encoder_parameters(options: Mapping[str, Any], features: Mapping[str, Any]) -> int:
+    """Trainable parameters of the `MoESequenceEncoder` of `options`, built for `features`
+    (a batch of channels, which fixes the rank of bag channels)."""
+    encoder = MoESequenceEncoder(**dict(options))
+    encoder.build({name: tf.TensorShape(tf.convert_to_tensor(value).shape) for name, value in features.items()})
+    return int(sum(np.prod(w.shape) for w in encoder.trainable_weights))
+
+
+def dense_counterpart(options: Mapping[str, Any], features: Mapping[str, Any], *, match: str) -> dict[str, Any]:
+    """The dense (BERT-style) encoder to compare a SUPER-MoE encoder with.
+
+    - match="compute": one expert per mixture, every size unchanged: with top-1 routing
+      each token does the same work as in the MoE (and the load-balancing loss vanishes),
+      but the model has ~1/E of the expert parameters.
+    - match="parameters": one expert per mixture, the feed-forward width grown until the
+      encoder has as many parameters as the MoE one (the parameters of the E experts of
+      Q, K, V and FFN and of the routers go to one wider FFN; nearest width).
+    """
+    if match not in ("compute", "parameters"):
+        raise ValueError(f"`match` must be 'compute' or 'parameters'. Received: match={match!r}")
+    dense = {**dict(options), "num_experts": 1}
+    if match == "compute":
+        return dense
+    target = encoder_parameters(options, features)
+    base_units = int(dense.get("ffn_units", 64))
+    at_base = encoder_parameters(dense, features)
+    per_unit = encoder_parameters({**dense, "ffn_units": base_units + 1}, features) - at_base  # linear in the width
+    dense["ffn_units"] = max(1, base_units + int(round((target - at_base) / per_unit)))
+    return dense
 
 
 def masked_max_pool(sequence: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:

@@ -169,11 +169,16 @@ class RankingFamily(ModelFamily):
         return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
                        validation=validation, train_fn=train_fn)
 
-    def report(self, prepared: Prepared, split: str) -> dict:
+    def predictions(self, prepared: Prepared, split: str) -> dict[str, np.ndarray]:
+        """{task: probability [rows]} of the prepared model on `split`, in row order."""
         spec = DatasetSpec.from_config(prepared.inputs)
         rows = getattr(prepared.data, split)
         predictions = prepared.model.predict(make_dataset(rows, spec, batch_size=EVAL_BATCH_SIZE, with_labels=False), verbose=0)
-        return task_metrics(rows.labels, {t: np.asarray(p) for t, p in predictions.items()}, rows.label_masks)
+        return {t: np.asarray(p) for t, p in predictions.items()}
+
+    def report(self, prepared: Prepared, split: str) -> dict:
+        rows = getattr(prepared.data, split)
+        return task_metrics(rows.labels, self.predictions(prepared, split), rows.label_masks)
 
 
 def _channel_batches(rows, batch_size: int, *, labels: bool = True, shuffle_seed: int | None = None,
@@ -297,13 +302,19 @@ class BehaviourSequenceFamily(ModelFamily):
         return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
                        validation=validation, train_fn=train_fn)
 
-    def report(self, prepared: Prepared, split: str) -> dict:
+    def predictions(self, prepared: Prepared, split: str) -> dict[str, np.ndarray]:
+        """{task: probability [rows]} of the prepared model on `split`, in row order."""
         rows = getattr(prepared.data, split)
         predictions = prepared.model.predict(_channel_batches(rows, EVAL_BATCH_SIZE, labels=False), verbose=0)
-        return task_metrics(rows.labels, {t: np.asarray(p) for t, p in predictions.items()}, rows.label_masks)
+        return {t: np.asarray(p) for t, p in predictions.items()}
 
-    def baselines(self, prepared: Prepared, split: str) -> dict[str, dict]:
-        """Logistic regression on the bag features, per task (fitted once per prepared run)."""
+    def report(self, prepared: Prepared, split: str) -> dict:
+        rows = getattr(prepared.data, split)
+        return task_metrics(rows.labels, self.predictions(prepared, split), rows.label_masks)
+
+    def baseline_predictions(self, prepared: Prepared, split: str) -> dict[str, dict[str, np.ndarray]]:
+        """{"logistic_regression": {task: logit [rows]}} on `split`: logistic regression on
+        the bag features, one per task, fitted once per prepared run (C on validation)."""
         data, tasks = prepared.data, list(prepared.model.tasks)
         sizes = ChannelSizes.from_channels(**{k: v for k, v in prepared.inputs.items() if k != "encoder"})
         models = prepared.cache.get("logistic_regression")
@@ -313,12 +324,17 @@ class BehaviourSequenceFamily(ModelFamily):
                 bag_features(train, sizes), train.labels, train.label_masks, bag_features(validation, sizes),
                 validation.labels, validation.label_masks, tasks)
             prepared.cache["logistic_regression"] = models
-        rows = getattr(data, split)
-        x = bag_features(rows, sizes)
-        report = task_metrics(rows.labels, {t: models[t].decision_function(x) for t in tasks}, rows.label_masks)
-        for task in tasks:
-            report[task]["c"] = models[task].c
-        return {"logistic_regression": report}
+        x = bag_features(getattr(data, split), sizes)
+        return {"logistic_regression": {t: models[t].decision_function(x) for t in tasks}}
+
+    def baselines(self, prepared: Prepared, split: str) -> dict[str, dict]:
+        rows = getattr(prepared.data, split)
+        reports = {}
+        for name, predictions in self.baseline_predictions(prepared, split).items():
+            reports[name] = task_metrics(rows.labels, predictions, rows.label_masks)
+        for task, model in prepared.cache["logistic_regression"].items():
+            reports["logistic_regression"][task]["c"] = model.c
+        return reports
 
 
 class BehaviourPretrainingFamily(ModelFamily):
