@@ -17,6 +17,8 @@ from tfzoo.data.splits import ordered_split, random_split, user_fold_split
 from tfzoo.data.synthetic import make_multi_scenario_data
 from tfzoo.data.synthetic_graph import make_friend_graph
 from tfzoo.data.tabular import TabularData
+from tfzoo.data.upsampling import task_counts
+from tfzoo.data.upsampling import upsample_tasks as upsample_tasks_of
 
 
 @dataclasses.dataclass
@@ -168,6 +170,13 @@ DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] =
 }
 
 
+# Options of the tabular (multi-task) datasets, applied after their split: the training rows
+# upsampled by task (`tfzoo.data.upsampling`, GRec's data preparation for sparse tasks).
+# `upsample_tasks`: a flow column (tasks are flow x use case, e.g. "flow" for census_flows,
+# "gender" for movielens), or true (tasks are the use cases); `upsample_max_factor` caps
+# the repetition of a row.
+UPSAMPLING_OPTIONS = ("upsample_tasks", "upsample_max_factor")
+
 # The options a dataset's split takes beyond the seed (`tfzoo train --data-option KEY=VALUE`):
 # friend graphs hold out a share of cold-start users; behaviour sequences take user-level
 # cross-validation (`fold` in [0, `folds`), default 5 folds; without `fold`, the time split),
@@ -177,6 +186,7 @@ DATA_OPTIONS: dict[str, tuple[str, ...]] = {
     "friend_graph": ("cold_start_share",),
     "movielens_sequences": ("fold", "folds", "stride", "length"),
     "generated_sequences": ("fold", "folds"),
+    **{name: UPSAMPLING_OPTIONS for name in ("aliexpress", "census", "census_flows", "movielens", "synthetic")},
 }
 
 
@@ -191,4 +201,24 @@ def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | N
     if unknown:
         raise ValueError(f"Unknown data option(s) {unknown} for dataset {name!r}; it takes "
                          f"{list(DATA_OPTIONS.get(name, ())) or 'none'}.")
-    return DATASETS[name](path, tasks, split_seed, **options)
+    upsampling = {key: options.pop(key) for key in UPSAMPLING_OPTIONS if key in options}
+    splits = DATASETS[name](path, tasks, split_seed, **options)
+    return _upsampled(splits, split_seed, **upsampling) if upsampling else splits
+
+
+def _upsampled(splits: DatasetSplits, split_seed: int, *, upsample_tasks: str | bool = False,
+               upsample_max_factor: float | None = None) -> DatasetSplits:
+    """`splits` with the training rows upsampled by task (`UPSAMPLING_OPTIONS`)."""
+    if upsample_tasks is False:
+        return splits
+    if not (upsample_tasks is True or isinstance(upsample_tasks, str)):
+        raise ValueError(f"`upsample_tasks` must be a flow column or true. Received: upsample_tasks={upsample_tasks!r}")
+    flow = None if upsample_tasks is True else upsample_tasks
+    before = task_counts(splits.train, flow)
+    train = upsample_tasks_of(splits.train, flow, max_factor=upsample_max_factor, seed=split_seed)
+    after = task_counts(train, flow)
+    counts = ", ".join(f"{task} {before[task]} -> {after[task]}" for task in before)
+    split = (f"{splits.split}; training rows upsampled by task{' (' + flow + ' x use case)' if flow else ''}, "
+             f"{len(splits.train)} -> {len(train)} rows, seed {split_seed}"
+             f"{'' if upsample_max_factor is None else f', at most x{upsample_max_factor}'}: {counts}")
+    return dataclasses.replace(splits, train=train, split=split)
