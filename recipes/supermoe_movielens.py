@@ -21,6 +21,7 @@ one example every `--stride`-th rating of each user, `--length` steps. With `--f
 (default 5) user-level cross-validation: each fold's test users are unseen in its
 training, and over the K folds every user is tested once; the test predictions of the
 K folds are pooled, so each AUC is over all users (`--folds 0`: the time split).
+`--out` holds the tables and every (seed, fold)'s test metrics, not the predictions.
 
 Reports, per model: the pooled test AUC per task (mean +/- std over seeds) and the
 per-fold spread; held-out MCP loss and accuracy of every pre-training beside the
@@ -287,8 +288,23 @@ def main() -> None:
             run = load_run(last / "supermoe")
             print(f"exported {export_model('supermoe', run.model, run.inputs, args.export_base, 'supermoe')}")
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "tables": report,
-                                        "results": results}, indent=1, default=_json))
+                                        "folds": summary(results)}, indent=1, default=_json))
+
+
+def summary(results: dict[int, list[dict]]) -> list[dict]:
+    """Per (seed, fold): the split, every model's test metrics, MCP metrics, seconds (no raw predictions)."""
+    rows = []
+    for seed, folds in results.items():
+        for fold in folds:
+            test = fold["test"]
+            rows.append({"seed": seed, "split": fold["split"], "mcp": fold["mcp"], "seconds": fold["seconds"],
+                         "test": {model: task_metrics(test["labels"], predictions, test["masks"])
+                                  for model, predictions in fold["predictions"].items()},
+                         "probe": {name: task_metrics(test["labels"], scores, test["masks"])
+                                   for name, scores in fold["probe"].items()}})
+    return rows
 
 
 def _json(value):

@@ -73,6 +73,9 @@ def test_init_from_is_checked(tmp_path):
     with pytest.raises(ValueError, match="contradict"):
         family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir),
                                  model_options={"encoder": {"units": 16}}), None)
+    with pytest.raises(ValueError, match="ffn_gate"):  # pre-trained with the default gate, "switch"
+        family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir),
+                                 model_options={"encoder": {"ffn_gate": "paper"}}), None)
     with pytest.raises(ValueError, match="split generated_sequences differently"):
         family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir),
                                  split_seed=1), None)

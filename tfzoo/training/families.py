@@ -29,6 +29,7 @@ from tfzoo.evaluation.heuristics import heuristic_reports
 from tfzoo.evaluation.logistic import task_logistic_regressions
 from tfzoo.evaluation.retrieval import DEFAULT_KS, recall_report
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler, directed_pairs
+from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
 from tfzoo.models.registry import MODELS, build_model
 from tfzoo.models.ssmtl import SSMTLRetrieval, calibrated_weights, encoder_gradient_norms
 from tfzoo.models.supermoe import MaskedChannelPretrainer
@@ -267,9 +268,14 @@ class BehaviourSequenceFamily(ModelFamily):
                 f"The pre-training run {config.init_from} split {config.dataset} differently (split_seed "
                 f"{run['split_seed']}, data options {run['data_options']}; here {config.split_seed}, "
                 f"{dict(config.data_options)}): it may have trained on this run's validation or test rows.")
-        encoder = {**ENCODER_DEFAULTS, **dict(run["model_options"].get("encoder", {}))}
+        # Every hyper-parameter of the pre-trained encoder, defaults included, so that an
+        # option given here is checked against what the pre-training really used.
+        built = MoESequenceEncoder(**{**ENCODER_DEFAULTS, **dict(run["model_options"].get("encoder", {})),
+                                      **dict(channels)}).get_config()
+        base = set(tf.keras.layers.Layer().get_config())  # name, trainable, dtype
+        encoder = {k: v for k, v in built.items() if k not in base and k not in channels}
         given = dict(config.model_options.get("encoder", {}))
-        conflicts = {k: (v, encoder[k]) for k, v in given.items() if k in encoder and encoder[k] != v}
+        conflicts = {k: (v, encoder.get(k)) for k, v in given.items() if k not in channels and encoder.get(k) != v}
         if conflicts:
             raise ValueError(f"Encoder options contradict the pre-trained encoder of {config.init_from} "
                              f"(given, pre-trained): {conflicts}")
