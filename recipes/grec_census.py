@@ -39,8 +39,10 @@ def main() -> None:
     if args.demo:
         args.epochs, args.train_rows, args.batch_size = 1, 6000, 128
 
-    splits = tfzoo.data.load_dataset("census_flows", path=args.data)  # random 80/10/10, seed 0
+    upsampling = {"upsample_tasks": "flow"} if args.upsample_tasks else {}
+    splits = tfzoo.data.load_dataset("census_flows", path=args.data, options=upsampling)  # random 80/10/10, seed 0
     train, validation, test = splits.train, splits.validation, splits.test
+    print(f"split: {splits.split}")
     if args.train_rows:
         train = train.take(np.random.default_rng(0).permutation(len(train))[:args.train_rows])
     spec = train.spec.fit(train.features)  # vocabularies and statistics: training rows only

@@ -43,7 +43,8 @@ def main() -> None:
     if args.demo:
         args.epochs, args.train_rows, args.batch_size = 1, 6000, 128
 
-    splits = tfzoo.data.load_dataset("movielens", path=args.data)
+    upsampling = {"upsample_tasks": "gender"} if args.upsample_tasks else {}
+    splits = tfzoo.data.load_dataset("movielens", path=args.data, options=upsampling)
     train, validation, test = splits.train, splits.validation, splits.test
     print(f"split: {splits.split}")
     if args.train_rows:

@@ -207,6 +207,11 @@ def add_arguments(parser, name: str) -> None:
     parser.add_argument("--json", type=Path, default=Path(f"results/grec_{name}.json"))
     parser.add_argument("--export-base", default="savedmodels")
     parser.add_argument("--demo", action="store_true", help="tiny model, 6,000 training rows, one epoch of batches of 128")
+    parser.add_argument("--capacity-factor", type=float, default=tfzoo.models.grec.DEFAULT_CAPACITY_FACTOR,
+                        help="expert capacity factor of token and sentence routing (the tables of docs/grec.md's "
+                             "Table 1 section were measured with 2.0)")
+    parser.add_argument("--upsample-tasks", action="store_true",
+                        help="upsample the training rows by (flow, use case) task (the paper's data preparation)")
 
 
 def model_sizes(demo: bool) -> dict[str, Any]:
@@ -218,7 +223,7 @@ def model_sizes(demo: bool) -> dict[str, Any]:
 
 def run(args, name: str, splits, spec, options: Mapping[str, Any]) -> None:
     """`--table`: the grid; otherwise train one GRec, report it, export it and check the export."""
-    options = {**options, **model_sizes(args.demo)}
+    options = {**options, **model_sizes(args.demo), "capacity_factor": args.capacity_factor}
     if args.table:
         run_grid(name, splits, spec, options, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
                  out=args.json)

@@ -1,48 +1,61 @@
-"""SUPER-MoE on MovieLens-100K behaviour sequences: pre-train, fine-tune, compare, export.
+"""SUPER-MoE on MovieLens-100K behaviour sequences, as tfzoo runs: pre-train, fine-tune, compare.
 
-    python recipes/supermoe_movielens.py --data PATH/ml-100k --embeddings PATH/derived \
-        [--seeds 0 1 2] [--out results.json] [--export-base savedmodels]
-    python recipes/supermoe_movielens.py --demo      # generated sequences, < 60 s
+    python recipes/supermoe_movielens.py --data PATH/ml-100k [--folds 5] [--seeds 0 1 2] \
+        [--runs runs/supermoe_movielens] [--out results.json]
+    python recipes/supermoe_movielens.py --demo      # generated sequences, one fold, tiny models
 
-Data (`tfzoo.data.behaviour_sequences`): one example per `--stride`-th rating of each
-user: the previous `--length - 1` behaviours + the target behaviour (rating masked);
-tasks like (target rating >= 4), female, over_34; split by the target's timestamp
-(earliest 80% train, next 10% validation, last 10% test).
+Every model is a run of `tfzoo.training` (what `tfzoo pretrain` / `tfzoo train` write,
+with early stopping on validation), so the recipe and the command line share one path:
 
-Per seed, on the same splits:
-- supermoe: MCP pre-training (item id by sampled softmax, rating by softmax) of the MoE
-  encoder on the training sequences, then fine-tuning with equal task weights;
-- supermoe_no_pretrain: the same without pre-training;
-- supermoe_auc_weights: pre-trained, task weights driven by validation AUC (eq. 10);
-- bert: the same pipeline with a dense encoder (one expert per mixture);
-- mmoe, ple: the tabular baselines on the flat view of the same examples.
-Then the frozen user embeddings H of the pre-trained encoders (no fine-tuning) feed a
-logistic-regression probe per task (Table 4 analogue): AUC and recall@K%.
-Prints the tables, writes `--out` (JSON) and exports the last seed's supermoe.
+- pre-training runs (`supermoe_mcp`, masked channel prediction: every channel of a masked
+  step hidden; item and rating predicted): the MoE encoder, the MoE encoder with eq. 6's
+  gate as written (`ffn_gate="paper"`), and two dense (one expert per mixture) encoders,
+  compute-matched and parameter-matched (`dense_counterpart`);
+- fine-tuning runs started from them (`init_from`): supermoe, supermoe_auc_weights (eq. 10),
+  supermoe_paper_gate, bert, bert_parameter_matched; and supermoe_no_pretrain;
+- mmoe and ple on the flat view of the same examples, and logistic regression on the
+  bag features (C chosen on validation; the SUPER-MoE family's baseline).
+
+Data: dataset `movielens_sequences` (the title embeddings of `derived/` beside ml-100k),
+one example every `--stride`-th rating of each user, `--length` steps. With `--folds K`
+(default 5) user-level cross-validation: each fold's test users are unseen in its
+training, and over the K folds every user is tested once; the test predictions of the
+K folds are pooled, so each AUC is over all users (`--folds 0`: the time split).
+`--out` holds the tables and every (seed, fold)'s test metrics, not the predictions.
+
+Reports, per model: the pooled test AUC per task (mean +/- std over seeds) and the
+per-fold spread; held-out MCP loss and accuracy of every pre-training beside the
+frequency baseline; the frozen user embedding H of each pre-trained encoder probed by
+tuned logistic regression (Table 4 analogue: AUC, recall@10% / @50%). Writes `--out`
+(JSON), keeps every run under `--runs` (a finished run is reused when the recipe is
+started again) and exports the last supermoe run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-import tfzoo
-from tfzoo.data.behaviour_sequences import (
-    BEHAVIOUR_TASKS,
-    channel_columns,
-    make_behaviour_sequences,
-    movielens_behaviour_sequences,
-)
+from tfzoo.data.behaviour_sequences import BEHAVIOUR_TASKS, channel_columns
+from tfzoo.evaluation.logistic import tuned_logistic_regression
 from tfzoo.evaluation.metrics import roc_auc, task_metrics
-from tfzoo.export.supermoe import export_supermoe
-from tfzoo.models.registry import build_model
-from tfzoo.models.supermoe import MaskedChannelPretrainer, SuperMoE, masked_max_pool
+from tfzoo.export.registry import export_model
+from tfzoo.models.supermoe import dense_counterpart, encoder_parameters, masked_max_pool
+from tfzoo.training import RunConfig, family_for, load_run, train
+
+FINE_TUNED = ("supermoe", "supermoe_no_pretrain", "supermoe_auc_weights", "supermoe_paper_gate", "bert",
+              "bert_parameter_matched")
+TABULAR = ("mmoe", "ple")
+MODELS = (*FINE_TUNED, *TABULAR, "logistic_regression")
+# The pre-training each fine-tuned model starts from (None: from scratch).
+PRETRAINED_FROM = {"supermoe": "moe", "supermoe_auc_weights": "moe", "supermoe_paper_gate": "moe_paper_gate",
+                   "bert": "dense_compute", "bert_parameter_matched": "dense_parameters", "supermoe_no_pretrain": None}
 
 
 def recall_at_top(labels, scores, fraction, mask):
@@ -53,181 +66,253 @@ def recall_at_top(labels, scores, fraction, mask):
     return float(labels[top].sum() / max(labels.sum(), 1.0))
 
 
-def sequences(data, batch_size, *, labels=True, shuffle_seed=None):
-    columns = channel_columns(data)
-    dataset = tf.data.Dataset.from_tensor_slices((columns, data.labels, data.label_masks) if labels else columns)
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size)
+def trained(config: RunConfig, directory: Path) -> dict:
+    """The metrics of the run in `directory`, trained now unless it finished before."""
+    metrics_path = directory / "metrics.json"
+    if metrics_path.exists():
+        return json.loads(metrics_path.read_text())
+    if directory.exists():  # an interrupted run: continue it
+        return train(config, directory, resume=True, verbose=0)
+    return train(config, directory, verbose=0)
 
 
-def pretrain(encoder, train, args, seed, directory):
-    tf.keras.utils.set_random_seed(seed)
-    model = MaskedChannelPretrainer(encoder=encoder, masked_channels=["item", "rating"], mask_rate=0.2,
-                                    num_sampled=args.num_sampled, seed=seed)
-    model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate))
-    history = model.fit(sequences(train, args.batch_size, labels=False, shuffle_seed=seed),
-                        epochs=args.pretrain_epochs, verbose=0)
-    path = tf.train.Checkpoint(encoder=model.encoder).write(str(Path(directory) / "encoder"))
-    return model, path, {k: float(v[-1]) for k, v in history.history.items()}
+def encoders(args, sample) -> dict[str, dict]:
+    """Encoder options of the four pre-trainings (the channels come from the data)."""
+    moe = dict(units=args.units, category_dim=8, id_dim=args.units, num_blocks=1, num_heads=2,
+               key_dim=args.units // 2, ffn_units=2 * args.units, num_experts=args.experts)
+    channels = {"category_channels": sample["category_channels"], "id_channels": sample["id_channels"],
+                "dense_channels": sample["dense_channels"]}
+    features = sample["features"]
+    with_channels = {**moe, **channels}
+    parameter_matched = dense_counterpart(with_channels, features, match="parameters")
+    result = {"moe": moe, "moe_paper_gate": {**moe, "ffn_gate": "paper"}, "dense_compute": {**moe, "num_experts": 1},
+              "dense_parameters": {**moe, "num_experts": 1, "ffn_units": parameter_matched["ffn_units"]}}
+    for name, options in result.items():
+        print(f"encoder {name}: {encoder_parameters({**options, **channels}, features):,} parameters "
+              f"(ffn_units {options['ffn_units']}, experts {options['num_experts']})", flush=True)
+    return result
 
 
-def fine_tune(encoder, train, validation, args, seed, *, checkpoint=None, task_weight_rate=0.0):
-    tf.keras.utils.set_random_seed(seed)
-    model = SuperMoE(encoder=encoder, tasks=BEHAVIOUR_TASKS, task_weight_rate=task_weight_rate)
-    model(channel_columns(train.take(np.arange(2))))
-    if checkpoint is not None:
-        model.load_encoder(checkpoint)
-    model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate))
-    data = sequences(train, args.batch_size, shuffle_seed=seed)
-    if task_weight_rate:
-        data = tf.data.Dataset.zip((data, sequences(validation, args.batch_size, shuffle_seed=seed).repeat()))
-    model.fit(data, epochs=args.epochs, verbose=0)
-    return model
+def embeddings(encoder, rows, batch_size: int = 1024) -> np.ndarray:
+    """Frozen H = MaxPooling(h_o) [rows, d] of a pre-trained encoder."""
+    columns = channel_columns(rows)
+    parts = []
+    for start in range(0, len(rows), batch_size):
+        batch = {k: v[start:start + batch_size] for k, v in columns.items()}
+        parts.append(masked_max_pool(encoder(batch), encoder.padding_mask(batch)).numpy())
+    return np.concatenate(parts)
 
 
-def evaluate(model, test, args):
-    predictions = model.predict(sequences(test, 1024, labels=False), verbose=0)
-    return task_metrics(test.labels, {t: np.asarray(p) for t, p in predictions.items()}, test.label_masks)
-
-
-def tabular_baseline(name, train, validation, test, args, seed):
-    spec = train.spec.fit(train.features)
-    tf.keras.utils.set_random_seed(seed)
-    model = build_model(name, spec, options={"num_experts": 4, "expert_units": (32,), "tower_units": (16,)}
-                                     if name == "mmoe" else {"expert_units": (32,), "tower_units": (16,)})
-    model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate))
-    model.fit(tfzoo.data.make_dataset(train, spec, batch_size=args.batch_size, shuffle=True, seed=seed),
-              epochs=args.epochs, verbose=0)
-    predictions = model.predict(tfzoo.data.make_dataset(test, spec, batch_size=1024, with_labels=False), verbose=0)
-    return task_metrics(test.labels, {t: np.asarray(p) for t, p in predictions.items()}, test.label_masks)
-
-
-def frozen_embedding_probe(encoder_model, train, test, seed, fractions=(0.1, 0.5)):
-    """Logistic regression per task on the frozen H = MaxPooling(h_o) of a pre-trained encoder."""
-    def embed(data):
-        batches = [masked_max_pool(encoder_model.encoder(b), encoder_model.encoder.padding_mask(b))
-                   for b in sequences(data, 1024, labels=False)]
-        return np.concatenate([b.numpy() for b in batches])
-
-    train_h, test_h = embed(train), embed(test)
+def probe(pretraining_dir: Path) -> dict[str, np.ndarray]:
+    """Test scores of tuned logistic regressions on the frozen H of a pre-training run."""
+    run = load_run(pretraining_dir)
+    data, encoder = run.prepared.data, run.model.encoder
+    train_h, validation_h, test_h = (embeddings(encoder, part) for part in (data.train, data.validation, data.test))
     mean, std = train_h.mean(0), train_h.std(0) + 1e-6
-    results = {}
+    scores = {}
     for task in BEHAVIOUR_TASKS:
-        tf.keras.utils.set_random_seed(seed)
-        probe = tf.keras.Sequential([tf.keras.layers.Dense(1)])
-        probe.compile(optimizer=tf.keras.optimizers.Adam(1e-2),
-                      loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
-        probe.fit((train_h - mean) / std, train.labels[task], sample_weight=train.label_masks[task],
-                  batch_size=512, epochs=5, verbose=0)
-        scores = probe.predict((test_h - mean) / std, verbose=0)[:, 0]
-        mask = test.label_masks[task]
-        results[task] = {"auc": roc_auc(test.labels[task], scores, mask),
-                         **{f"recall@{int(f * 100)}%": recall_at_top(test.labels[task], scores, f, mask)
-                            for f in fractions}}
-    return results
+        model, _ = tuned_logistic_regression((train_h - mean) / std, data.train.labels[task],
+                                             (validation_h - mean) / std, data.validation.labels[task],
+                                             train_weight=data.train.label_masks[task],
+                                             validation_weight=data.validation.label_masks[task])
+        scores[task] = model.decision_function((test_h - mean) / std)
+    return scores
 
 
-def summarize(runs):
-    """{model: {task: "mean +/- std"}} over seeds."""
-    table = {}
-    for model, per_seed in runs.items():
-        table[model] = {}
-        for task in BEHAVIOUR_TASKS:
-            values = [r[task]["auc"] for r in per_seed]
-            table[model][task] = f"{np.mean(values):.4f} +/- {np.std(values):.4f}"
-    return table
+def one_fold(args, dataset, data_path, data_options, seed, root: Path) -> dict:
+    """Every run of one (fold, seed): test predictions per model, MCP metrics, probe scores."""
+    common = dict(dataset=dataset, data_path=data_path, data_options=data_options, split_seed=args.split_seed,
+                  seed=seed, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience)
+    wanted = [m for m in MODELS if not args.only or m in args.only]
+    pretrainings = sorted({PRETRAINED_FROM[m] for m in wanted if PRETRAINED_FROM.get(m)})
+    # The channels and a batch of this fold's data fix the encoders' sizes.
+    family = family_for("supermoe")
+    sample_run = family.prepare(RunConfig(model="supermoe", epochs=1, **common), None)
+    train_rows = sample_run.data.train
+    sample = {**sample_run.inputs, "features": channel_columns(train_rows.take(np.arange(min(8, len(train_rows)))))}
+    test = sample_run.data.test
+    result = {"test": {"labels": test.labels, "masks": test.label_masks,
+                       "users": test.features["user_id"]}, "predictions": {}, "mcp": {}, "probe": {}, "seconds": {},
+              "split": sample_run.split}
+    options = encoders(args, sample)
+    mcp_options = {"mask_rate": args.mask_rate, "num_sampled": args.num_sampled}
+    for name in pretrainings:
+        began = time.perf_counter()
+        config = RunConfig(model="supermoe_mcp", epochs=args.pretrain_epochs,
+                           model_options={"encoder": options[name], **mcp_options}, **common)
+        metrics = trained(config, root / f"mcp_{name}")
+        result["mcp"][name] = {"validation": metrics["validation"], "test": metrics["test"],
+                               "frequency (test)": metrics["baselines"]["test"]["frequency"],
+                               "best_epoch": metrics["best_epoch"]}
+        if not args.demo:
+            result["probe"][name] = probe(root / f"mcp_{name}")
+        result["seconds"][f"mcp_{name}"] = time.perf_counter() - began
+    for name in wanted:
+        began = time.perf_counter()
+        if name in FINE_TUNED:
+            source = PRETRAINED_FROM[name]
+            model_options = {"task_weight_rate": args.task_weight_rate} if name == "supermoe_auc_weights" else {}
+            if source is None:
+                model_options["encoder"] = options["moe"]
+            config = RunConfig(model="supermoe", epochs=args.epochs, model_options=model_options,
+                               init_from=str(root / f"mcp_{source}") if source else None, **common)
+            model_name = "supermoe"
+        elif name in TABULAR:
+            sizes = {"expert_units": [32], "tower_units": [16]}
+            config = RunConfig(model=name, epochs=args.epochs, **common,
+                               model_options={"num_experts": 4, **sizes} if name == "mmoe" else sizes)
+            model_name = name
+        else:  # logistic regression: the SUPER-MoE family's baseline, on this fold's bag features
+            result["predictions"][name] = family.baseline_predictions(sample_run, "test")["logistic_regression"]
+            result["seconds"][name] = time.perf_counter() - began
+            continue
+        trained(config, root / name)
+        run = load_run(root / name)
+        result["predictions"][name] = family_for(model_name).predictions(run.prepared, "test")
+        result["seconds"][name] = time.perf_counter() - began
+        print(f"  {name}: " + ", ".join(f"{t} {roc_auc(test.labels[t], p, test.label_masks[t]):.4f}"
+                                        for t, p in result["predictions"][name].items())
+              + f" ({result['seconds'][name]:.0f} s)", flush=True)
+    return result
+
+
+def pooled(folds: list[dict], scores_of) -> dict[str, dict[str, float]]:
+    """Metrics over the test rows of every fold together (each user once)."""
+    labels = {t: np.concatenate([f["test"]["labels"][t] for f in folds]) for t in BEHAVIOUR_TASKS}
+    masks = {t: np.concatenate([f["test"]["masks"][t] for f in folds]) for t in BEHAVIOUR_TASKS}
+    scores = {t: np.concatenate([scores_of(f)[t] for f in folds]) for t in BEHAVIOUR_TASKS}
+    report = task_metrics(labels, scores, masks)
+    for t in BEHAVIOUR_TASKS:
+        for fraction in (0.1, 0.5):
+            report[t][f"recall@{int(fraction * 100)}%"] = recall_at_top(labels[t], scores[t], fraction, masks[t])
+    return report
+
+
+def _mean_std(values) -> str:
+    values = [v for v in values if v == v]
+    if not values:
+        return "-"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
+
+
+def tables(results: dict[int, list[dict]]) -> dict[str, str]:
+    """Markdown tables: pooled test AUC per model, MCP metrics, frozen-embedding probes."""
+    seeds = sorted(results)
+    models = [m for m in MODELS if m in results[seeds[0]][0]["predictions"]]
+    folds = len(results[seeds[0]])
+    lines = ["| model | " + " | ".join(BEHAVIOUR_TASKS) + " |", "|---|" + "---|" * len(BEHAVIOUR_TASKS)]
+    for model in models:
+        per_seed = [pooled(results[s], lambda f, m=model: f["predictions"][m]) for s in seeds]
+        per_fold = [task_metrics(f["test"]["labels"], f["predictions"][model], f["test"]["masks"])
+                    for s in seeds for f in results[s]]
+        cells = [f"{_mean_std([r[t]['auc'] for r in per_seed])} (folds {_mean_std([r[t]['auc'] for r in per_fold])})"
+                 for t in BEHAVIOUR_TASKS]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    auc = "\n".join(lines)
+    lines = ["| pre-training | channel | validation loss | validation accuracy | test accuracy | frequency accuracy "
+             "(test) | frequency loss (test) |", "|---|---|---|---|---|---|---|"]
+    for name in results[seeds[0]][0]["mcp"]:
+        for channel in results[seeds[0]][0]["mcp"][name]["validation"]:
+            entries = [f["mcp"][name] for s in seeds for f in results[s]]
+            lines.append(f"| {name} | {channel} | " + " | ".join(_mean_std(values) for values in (
+                [e["validation"][channel]["loss"] for e in entries],
+                [e["validation"][channel]["accuracy"] for e in entries],
+                [e["test"][channel]["accuracy"] for e in entries],
+                [e["frequency (test)"][channel]["accuracy"] for e in entries],
+                [e["frequency (test)"][channel]["loss"] for e in entries])) + " |")
+    mcp = "\n".join(lines)
+    lines = ["| frozen H of | task | AUC | recall@10% | recall@50% |", "|---|---|---|---|---|"]
+    for name in results[seeds[0]][0]["probe"]:
+        per_seed = [pooled(results[s], lambda f, n=name: f["probe"][n]) for s in seeds]
+        for t in BEHAVIOUR_TASKS:
+            lines.append(f"| {name} | {t} | " + " | ".join(_mean_std([r[t][m] for r in per_seed])
+                                                          for m in ("auc", "recall@10%", "recall@50%")) + " |")
+    probes = "\n".join(lines) if len(lines) > 2 else ""
+    return {"auc": f"pooled test AUC over {folds} fold(s), mean ± std over {len(seeds)} seed(s) "
+                   f"(per-fold AUC: mean ± std over folds and seeds)\n\n{auc}",
+            "mcp": mcp, "probe": probes}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="the ml-100k folder")
-    parser.add_argument("--embeddings", help="folder of the item text embeddings (.npy + _item_ids.npy)")
+    parser.add_argument("--data", help="the ml-100k folder (its derived/ title embeddings beside it)")
     parser.add_argument("--demo", action="store_true",
-                        help="generated sequences, tiny model, one seed, SUPER-MoE only (no baselines)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+                        help="generated sequences, one fold of 5, tiny models, SUPER-MoE and logistic regression only")
+    parser.add_argument("--folds", type=int, default=5, help="user-level cross-validation folds (0: the time split)")
+    parser.add_argument("--fold", type=int, nargs="+", help="run only these folds (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--split-seed", type=int, default=0, help="deals the users into folds")
     parser.add_argument("--length", type=int, default=20)
     parser.add_argument("--stride", type=int, default=4)
     parser.add_argument("--units", type=int, default=32)
     parser.add_argument("--experts", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--pretrain-epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10, help="most fine-tuning epochs (early stopping)")
+    parser.add_argument("--pretrain-epochs", type=int, default=10, help="most pre-training epochs (early stopping)")
+    parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--mask-rate", type=float, default=0.2)
     parser.add_argument("--num-sampled", type=int, default=64)
     parser.add_argument("--task-weight-rate", type=float, default=0.01)
-    parser.add_argument("--only", nargs="+", help="fine-tune only these models (pre-training the MoE encoder still runs)")
-    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--only", nargs="+", choices=MODELS, help="only these models (and the pre-trainings they need)")
+    parser.add_argument("--runs", type=Path, help="where the runs go (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--export-base", default="savedmodels")
     args = parser.parse_args()
 
     if args.demo:
-        data, sizes = make_behaviour_sequences(200, length=10)
-        args.seeds, args.units, args.epochs, args.pretrain_epochs, args.num_sampled = [0], 16, 2, 1, 32
+        dataset, data_path, extra = "generated_sequences", None, {}
+        args.seeds, args.units, args.experts, args.epochs, args.pretrain_epochs = [0], 16, 2, 2, 1
+        args.num_sampled, args.only, args.fold = 32, args.only or ["supermoe", "logistic_regression"], [0]
     else:
-        if not args.data or not args.embeddings:
-            parser.error("--data and --embeddings are required without --demo")
-        movielens = tfzoo.data.read_movielens_100k(args.data, embeddings_dir=args.embeddings)
-        data, sizes = movielens_behaviour_sequences(movielens, length=args.length, stride=args.stride)
-    train, validation, test = tfzoo.data.ordered_split(data, data.features["timestamp"], (0.8, 0.1, 0.1))
-    unseen = np.setdiff1d(test.features["user_id"], train.features["user_id"]).size
-    print(f"{len(train)} train / {len(validation)} validation / {len(test)} test examples; "
-          f"{unseen} of {np.unique(test.features['user_id']).size} test users have no training example")
-
-    moe = dict(units=args.units, category_channels=sizes.category_channels, id_channels=sizes.id_channels,
-               dense_channels=sizes.dense_channels, category_dim=8, id_dim=args.units, num_blocks=1, num_heads=2,
-               key_dim=args.units // 2, ffn_units=2 * args.units, num_experts=args.experts)
-    dense = {**moe, "num_experts": 1}
-    runs, probes, timings, pretraining, final = {}, {}, {}, {}, None
-    for seed in args.seeds:
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.time()
-            moe_pretrained, moe_checkpoint, pretraining[f"supermoe/{seed}"] = pretrain(moe, train, args, seed, f"{tmp}/moe")
-            probes.setdefault("supermoe (frozen H)", []).append(frozen_embedding_probe(moe_pretrained, train, test, seed))
-            if not args.demo and (not args.only or "bert" in args.only):
-                bert_pretrained, bert_checkpoint, pretraining[f"bert/{seed}"] = pretrain(
-                    dense, train, args, seed, f"{tmp}/bert")
-                probes.setdefault("bert (frozen H)", []).append(frozen_embedding_probe(bert_pretrained, train, test, seed))
-            models = {
-                "supermoe": lambda: fine_tune(moe, train, validation, args, seed, checkpoint=moe_checkpoint),
-                "supermoe_no_pretrain": lambda: fine_tune(moe, train, validation, args, seed),
-                "supermoe_auc_weights": lambda: fine_tune(moe, train, validation, args, seed, checkpoint=moe_checkpoint,
-                                                          task_weight_rate=args.task_weight_rate),
-                "bert": lambda: fine_tune(dense, train, validation, args, seed, checkpoint=bert_checkpoint),
-            }
-            if args.demo:  # the SUPER-MoE pipeline only
-                models = {"supermoe": models["supermoe"]}
-            elif args.only:
-                models = {name: models[name] for name in args.only if name in models}
-            for name, build in models.items():
-                began = time.time()
-                model = build()
-                runs.setdefault(name, []).append(evaluate(model, test, args))
-                if name == "supermoe_auc_weights":
-                    runs[name][-1]["learned_task_weights"] = model.current_task_weights()
-                final = model if name == "supermoe" or final is None else final
-                timings.setdefault(name, []).append(time.time() - began)
-            for name in () if args.demo else [n for n in ("mmoe", "ple") if not args.only or n in args.only]:
-                began = time.time()
-                runs.setdefault(name, []).append(tabular_baseline(name, train, validation, test, args, seed))
-                timings.setdefault(name, []).append(time.time() - began)
-            print(f"seed {seed} done in {time.time() - start:.0f} s")
-
-    table = summarize(runs)
-    print(json.dumps(table, indent=1))
-    probe_table = {name: {task: {metric: f"{np.mean([p[task][metric] for p in runs_]):.4f} +/- "
-                                         f"{np.std([p[task][metric] for p in runs_]):.4f}"
-                                 for metric in runs_[0][task]} for task in BEHAVIOUR_TASKS}
-                   for name, runs_ in probes.items()}
-    print(json.dumps(probe_table, indent=1))
-    path = export_supermoe(final, None, args.export_base, "supermoe")
-    print(f"exported {path}")
+        if not args.data:
+            parser.error("--data is required without --demo")
+        dataset, data_path, extra = "movielens_sequences", args.data, {"stride": args.stride, "length": args.length}
+    folds = [None] if args.folds == 0 else (args.fold if args.fold is not None else list(range(args.folds)))
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.runs or Path(scratch)
+        results: dict[int, list[dict]] = {}
+        for seed in args.seeds:
+            for fold in folds:
+                options = {**extra, **({} if fold is None else {"fold": fold, "folds": args.folds})}
+                where = root / (f"fold{fold}" if fold is not None else "time") / f"seed{seed}"
+                print(f"seed {seed}, {'fold ' + str(fold) if fold is not None else 'time split'}", flush=True)
+                results.setdefault(seed, []).append(one_fold(args, dataset, data_path, options, seed, where))
+                print(f"  split: {results[seed][-1]['split']}", flush=True)
+        report = tables(results)
+        for title, table in report.items():
+            if table:
+                print(f"\n{title}\n{table}")
+        if "supermoe" in results[args.seeds[-1]][-1]["predictions"]:
+            last = root / (f"fold{folds[-1]}" if folds[-1] is not None else "time") / f"seed{args.seeds[-1]}"
+            run = load_run(last / "supermoe")
+            print(f"exported {export_model('supermoe', run.model, run.inputs, args.export_base, 'supermoe')}")
     if args.out:
-        Path(args.out).write_text(json.dumps({
-            "args": vars(args), "examples": {"train": len(train), "validation": len(validation), "test": len(test)},
-            "unseen_test_users": int(unseen), "auc_table": table, "probe_table": probe_table, "runs": runs,
-            "probes": probes, "pretraining": pretraining, "seconds": timings,
-        }, indent=1, default=float))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "tables": report,
+                                        "folds": summary(results)}, indent=1, default=_json))
+
+
+def summary(results: dict[int, list[dict]]) -> list[dict]:
+    """Per (seed, fold): the split, every model's test metrics, MCP metrics, seconds (no raw predictions)."""
+    rows = []
+    for seed, folds in results.items():
+        for fold in folds:
+            test = fold["test"]
+            rows.append({"seed": seed, "split": fold["split"], "mcp": fold["mcp"], "seconds": fold["seconds"],
+                         "test": {model: task_metrics(test["labels"], predictions, test["masks"])
+                                  for model, predictions in fold["predictions"].items()},
+                         "probe": {name: task_metrics(test["labels"], scores, test["masks"])
+                                   for name, scores in fold["probe"].items()}})
+    return rows
+
+
+def _json(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The `tfzoo` command: train, evaluate, export, serve and query zoo models."""
+"""The `tfzoo` command: train, pre-train, evaluate, export, serve and query zoo models."""
 
 from __future__ import annotations
 
@@ -23,39 +23,22 @@ def _option(text: str) -> tuple[str, Any]:
 def _parser() -> argparse.ArgumentParser:
     from tfzoo.data.registry import DATASETS
     from tfzoo.training.distribute import STRATEGIES
-    from tfzoo.training.families import MODEL_FAMILIES
+    from tfzoo.training.families import MODEL_FAMILIES, PRETRAINING
 
     parser = argparse.ArgumentParser(prog="tfzoo", description="Train, evaluate and export tfzoo recommenders.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model into a run directory")
-    train.add_argument("model", choices=sorted(MODEL_FAMILIES))
-    train.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    train.add_argument("--data", help="path of the dataset's files (for datasets not bundled with tfzoo)")
-    train.add_argument("--tasks", help="comma-separated labels to train on (default: the dataset's)")
-    train.add_argument("--data-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                       help="option of the dataset's split, e.g. --data-option cold_start_share=0.1 (friend graphs)")
-    train.add_argument("--epochs", type=int, help="most epochs (default: the model's, e.g. 5 for rankers, 12 for ssmtl)")
-    train.add_argument("--batch-size", type=int, help="global batch size (default: the model's, e.g. 512; ssmtl 256)")
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--patience", type=int,
-                       help="stop after PATIENCE epochs without a better validation score and keep the best epoch "
-                            "(0: train every epoch, keep the last; default: the model's, 3 for rankers, 2 for ssmtl)")
-    train.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
-                       help="learning-rate schedule (cosine: decays to 0 over --epochs)")
-    train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                       help="model hyper-parameter, e.g. --option num_experts=8 (value parsed as JSON)")
-    train.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    train.add_argument("--strategy", default="default", choices=STRATEGIES,
-                       help="tf.distribute strategy (multi_worker / parameter_server read TF_CONFIG; see `tfzoo launch`)")
-    train.add_argument("--cpu-devices", type=int, metavar="N",
-                       help="split the CPU into N logical devices (replicas for --strategy mirrored without GPUs)")
-    train.add_argument("--backup-every", type=int, metavar="STEPS",
-                       help="back up the training state every STEPS steps (default: every epoch) for recovery")
-    train.add_argument("--min-shard-bytes", type=int, default=256 << 10, metavar="BYTES",
-                       help="under parameter_server, split variables of at least BYTES across the parameter servers")
+    train.add_argument("model", choices=sorted(set(MODEL_FAMILIES) - set(PRETRAINING.values())))
+    _add_run_arguments(train, DATASETS, STRATEGIES)
+    train.add_argument("--init-from", metavar="RUN",
+                       help="start from the encoder of a pre-training run (`tfzoo pretrain MODEL`), e.g. supermoe")
+
+    pretrain = commands.add_parser(
+        "pretrain", help="pre-train a model's encoder into a run directory (supermoe: masked channel prediction)",
+        description="Writes a run like `tfzoo train`; `tfzoo train MODEL --init-from RUN` fine-tunes from it.")
+    pretrain.add_argument("model", choices=sorted(PRETRAINING))
+    _add_run_arguments(pretrain, DATASETS, STRATEGIES)
 
     launch = commands.add_parser(
         "launch", help="run a command as a local tf.distribute cluster (workers, parameter servers, chief)",
@@ -83,6 +66,38 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_serving_parsers(commands)
     return parser
+
+
+def _add_run_arguments(parser, datasets, strategies) -> None:
+    """The arguments of a training run (`tfzoo train` and `tfzoo pretrain`)."""
+    parser.add_argument("--dataset", required=True, choices=sorted(datasets))
+    parser.add_argument("--data", help="path of the dataset's files (for datasets not bundled with tfzoo)")
+    parser.add_argument("--tasks", help="comma-separated labels to train on (default: the dataset's)")
+    parser.add_argument("--data-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                        help="option of the dataset's split, e.g. --data-option cold_start_share=0.1 (friend graphs), "
+                             "--data-option fold=2 (behaviour sequences: user-level cross-validation)")
+    parser.add_argument("--epochs", type=int, help="most epochs (default: the model's, e.g. 5 for rankers, 12 for ssmtl)")
+    parser.add_argument("--batch-size", type=int, help="global batch size (default: the model's, e.g. 512; ssmtl 256)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the data split (kept across --seed)")
+    parser.add_argument("--patience", type=int,
+                        help="stop after PATIENCE epochs without a better validation score and keep the best epoch "
+                             "(0: train every epoch, keep the last; default: the model's, 3 for rankers, 2 for ssmtl)")
+    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                        help="learning-rate schedule (cosine: decays to 0 over --epochs)")
+    parser.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                        help="model hyper-parameter, e.g. --option num_experts=8 (value parsed as JSON)")
+    parser.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--strategy", default="default", choices=strategies,
+                        help="tf.distribute strategy (multi_worker / parameter_server read TF_CONFIG; see `tfzoo launch`)")
+    parser.add_argument("--cpu-devices", type=int, metavar="N",
+                        help="split the CPU into N logical devices (replicas for --strategy mirrored without GPUs)")
+    parser.add_argument("--backup-every", type=int, metavar="STEPS",
+                        help="back up the training state every STEPS steps (default: every epoch) for recovery")
+    parser.add_argument("--min-shard-bytes", type=int, default=256 << 10, metavar="BYTES",
+                        help="under parameter_server, split variables of at least BYTES across the parameter servers")
 
 
 def _add_serving_parsers(commands) -> None:
@@ -123,16 +138,18 @@ def _train(args) -> int:
     from tfzoo.evaluation.report import format_task_table
     from tfzoo.training.config import RunConfig
     from tfzoo.training.distribute import configure_cpu_devices
-    from tfzoo.training.families import family_for
+    from tfzoo.training.families import PRETRAINING, family_for
     from tfzoo.training.run import train
 
     if args.cpu_devices:
         configure_cpu_devices(args.cpu_devices)  # before any TensorFlow op
+    model = PRETRAINING[args.model] if args.command == "pretrain" else args.model
     config = RunConfig(
-        model=args.model, dataset=args.dataset, data_path=args.data,
+        model=model, dataset=args.dataset, data_path=args.data,
         tasks=args.tasks.split(",") if args.tasks else None, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, model_options=dict(args.option), patience=args.patience,
-        learning_rate_schedule=args.lr_schedule, data_options=dict(args.data_option),
+        learning_rate=args.learning_rate, seed=args.seed, split_seed=args.split_seed, model_options=dict(args.option),
+        patience=args.patience, learning_rate_schedule=args.lr_schedule, data_options=dict(args.data_option),
+        init_from=getattr(args, "init_from", None),
     )
     metrics = train(config, args.out, resume=args.resume, verbose=1, strategy=args.strategy,
                     backup_every=args.backup_every, min_shard_bytes=args.min_shard_bytes)
@@ -142,10 +159,12 @@ def _train(args) -> int:
     if metrics.get("best_epoch"):
         print(f"best epoch: {metrics['best_epoch']} of {metrics['epochs_trained']} trained "
               f"({metrics['validation_metric']}, restored)")
-    rows = [(f"{args.model} (validation)", metrics["validation"]), (f"{args.model} (test)", metrics["test"])]
+    rows = [(f"{model} (validation)", metrics["validation"]), (f"{model} (test)", metrics["test"])]
     rows += [(f"{name} (test)", report) for name, report in metrics.get("baselines", {}).get("test", {}).items()]
-    print(format_task_table(rows, metrics=family_for(args.model).metric_names))
+    print(format_task_table(rows, metrics=family_for(model).metric_names))
     print(f"\nrun written to {args.out}")
+    if args.command == "pretrain":
+        print(f"fine-tune from it: tfzoo train {args.model} --init-from {args.out} ...")
     return 0
 
 
@@ -273,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfzoo.data.errors import DataFormatError
     from tfzoo.training.callbacks import TrainingDivergedError
 
-    handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "launch": _launch, "serve": _serve, "query": _query}
+    handlers = {"train": _train, "pretrain": _train, "evaluate": _evaluate, "export": _export, "launch": _launch, "serve": _serve, "query": _query}
     try:
         return handlers[args.command](args)
     except (TrainingDivergedError, DataFormatError, FileExistsError, FileNotFoundError, ValueError, KeyError, OSError) as error:

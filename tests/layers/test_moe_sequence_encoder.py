@@ -26,3 +26,14 @@ def test_projection_then_blocks_with_padding(tmp_path):
 def test_validation():
     with pytest.raises(ValueError, match="Received: padding_channel='interval'"):
         MoESequenceEncoder(8, id_channels={"item": 5}, dense_channels={"interval": 1}, padding_channel="interval")
+    with pytest.raises(ValueError, match="Received: ffn_gate='top1'"):
+        MoESequenceEncoder(8, id_channels={"item": 5}, ffn_gate="top1")
+
+
+def test_paper_gate_reaches_every_block(tmp_path):
+    inputs = {"item": np.array([[1, 2, 0], [3, 4, 5]])}
+    encoder = MoESequenceEncoder(8, id_channels={"item": 6}, num_blocks=2, num_heads=1, key_dim=4, ffn_units=8,
+                                 num_experts=2, ffn_gate="paper")
+    check_layer(encoder, inputs, tmp_path)
+    assert encoder.get_config()["ffn_gate"] == "paper"
+    assert all(block.ffn_gate == "paper" and block.feed_forward.normalize_gates for block in encoder.blocks)

@@ -6,6 +6,7 @@ from tests.harness import assert_allclose, check_layer, check_model
 from tfzoo.data import CategoricalFeature, DatasetSpec, IdFeature, NumericFeature, SequenceFeature, TabularData, make_dataset
 from tfzoo.evaluation import float_ops_per_example, roc_auc
 from tfzoo.models import GRec
+from tfzoo.models.grec import DEFAULT_CAPACITY_FACTOR
 
 TOKENS = {"user": ["cat_0", "cat_1", "num_0", "num_1"], "context": ["cat_2", "cat_3", "num_2", "num_3"],
           "item": ["item_vector"]}
@@ -145,3 +146,28 @@ def test_bad_options_are_named(synthetic_small):
     with pytest.raises(ValueError, match="task or task-sentence"):
         model = tiny(spec, routing="token")
         model.extract()
+
+
+def test_default_capacity_can_drop_where_factor_two_cannot(synthetic_small, batch):
+    # 8 experts, top-4: factor 2 gives each expert ceil(2 * units * 4 / 8) = units slots,
+    # room for every unit (a unit picks an expert at most once): nothing is ever dropped.
+    # The default (1.25) gives ceil(0.625 * units): when the router sends every unit to
+    # the same 4 experts, 1 - 0.625 of the assignments overflow.
+    _, spec = synthetic_small
+    model = tiny(spec, routing="sentence", num_experts=8, top_k=4)
+    assert model.capacity_factor == DEFAULT_CAPACITY_FACTOR == 1.25 and model.moe.capacity_factor == 1.25
+    assert tiny(spec, routing="task", num_experts=8, top_k=4).moe.capacity_factor is None  # task level: dropless
+    dropped = {}
+    for factor in (2.0, DEFAULT_CAPACITY_FACTOR):
+        model = tiny(spec, routing="sentence", num_experts=8, top_k=4, capacity_factor=factor)
+        model(batch[0])
+        router = model.moe.router_layer
+        router.kernel.assign(tf.zeros_like(router.kernel))
+        router.bias.assign(tf.constant([4.0, 3.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+        model.moe.dropped_fraction.reset_state()
+        model(batch[0], training=True)
+        dropped[factor] = float(model.moe.dropped_fraction.result())
+        units = 64 * len(model.tasks)  # one routing unit per (row, use case) pair
+        assert model.moe.capacity(units) == int(np.ceil(factor * units * 4 / 8))
+    assert dropped[2.0] == 0.0
+    assert dropped[DEFAULT_CAPACITY_FACTOR] == pytest.approx(1 - 0.625, abs=0.01)

@@ -1,31 +1,96 @@
 import json
 
+import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfzoo import cli
 from tfzoo.data.behaviour_sequences import make_behaviour_sequences
-from tfzoo.models.supermoe import MaskedChannelPretrainer
+from tfzoo.evaluation.logistic import DEFAULT_CS
+from tfzoo.training import RunConfig, family_for, load_run, train
 
 
-def test_cli_trains_from_a_pretrained_encoder_and_exports_both_signatures(tmp_path, capsys):
-    # The CLI fine-tunes; pre-training (here one step) writes the encoder checkpoint it starts from.
-    encoder = {"units": 8, "num_experts": 2, "num_heads": 1, "key_dim": 8, "ffn_units": 8}
-    data, sizes = make_behaviour_sequences(300, seed=0)
-    pretrainer = MaskedChannelPretrainer(
-        encoder={**encoder, "category_channels": sizes.category_channels, "id_channels": sizes.id_channels,
-                 "dense_channels": sizes.dense_channels}, masked_channels=["item"], num_sampled=8)
-    pretrainer.compile(optimizer="adam")
-    columns = {k: data.features[k][:64] for k in ("item", "genres", "rating", "title", "interval")}
-    pretrainer.fit(tf.data.Dataset.from_tensor_slices(columns).batch(64), epochs=1, verbose=0)
-    checkpoint = tf.train.Checkpoint(encoder=pretrainer.encoder).write(str(tmp_path / "pretrained" / "encoder"))
+TINY_ENCODER = {"units": 8, "num_experts": 2, "num_heads": 1, "key_dim": 8, "ffn_units": 8}
 
-    run_dir = str(tmp_path / "run")
-    options = [f"--option=encoder={json.dumps(encoder)}", f"--option=pretrained_encoder={json.dumps(checkpoint)}"]
+
+def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
+    # `tfzoo pretrain supermoe` writes a run (MCP on the training split, held-out MCP
+    # accuracy beside the frequency baseline); `tfzoo train supermoe --init-from RUN`
+    # starts from its encoder and reports logistic regression beside the model.
+    pre_dir, run_dir = str(tmp_path / "pretrain"), str(tmp_path / "finetune")
+    encoder = f"--option=encoder={json.dumps(TINY_ENCODER)}"
+    assert cli.main(["pretrain", "supermoe", "--dataset", "generated_sequences", "--epochs", "2", "--batch-size",
+                     "512", "--learning-rate", "0.01", "--option=num_sampled=16", encoder, "--out", pre_dir]) == 0
+    out = capsys.readouterr().out
+    assert "supermoe_mcp (validation)" in out and "frequency (test)" in out and "item ACCURACY" in out
+    metrics = json.loads((tmp_path / "pretrain" / "metrics.json").read_text())
+    assert set(metrics["validation"]) == {"item", "rating"}
+    assert "val_item_accuracy" in metrics["history"] and "val_minus_mcp_loss" in metrics["history"]
+    # Held-out rating prediction beats the training frequencies after two epochs.
+    assert metrics["validation"]["rating"]["loss"] < metrics["baselines"]["test"]["frequency"]["rating"]["loss"] + 0.05
+
     assert cli.main(["train", "supermoe", "--dataset", "generated_sequences", "--epochs", "1", "--batch-size", "512",
-                     "--out", run_dir, *options]) == 0
-    assert "supermoe (test)" in capsys.readouterr().out
+                     "--init-from", pre_dir, "--out", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert "supermoe (test)" in out and "logistic_regression (test)" in out
+    stored = json.loads((tmp_path / "finetune" / "config.json").read_text())
+    assert stored["run"]["init_from"] == pre_dir
+    assert stored["inputs"]["encoder"]["units"] == 8  # the pre-trained encoder's sizes, no --option needed
+    finetuned = json.loads((tmp_path / "finetune" / "metrics.json").read_text())
+    # The attributes follow the genres a user watches: the bag of the window's genres shows them.
+    assert finetuned["baselines"]["test"]["logistic_regression"]["female"]["auc"] > 0.7
+    assert finetuned["baselines"]["test"]["logistic_regression"]["like"]["c"] in DEFAULT_CS
+
     assert cli.main(["export", "--run", run_dir, "--to", str(tmp_path / "savedmodels")]) == 0
     loaded = tf.saved_model.load(str(tmp_path / "savedmodels" / "supermoe_generated_sequences" / "1"))
     assert set(loaded.signatures) == {"serving_default", "user_embedding"}
-    outputs = loaded.signatures["user_embedding"](**{k: tf.constant(v[:3]) for k, v in columns.items()})
-    assert outputs["user_embedding"].shape == (3, 8)
+    data, _ = make_behaviour_sequences(20, seed=0)
+    columns = {k: tf.constant(data.features[k][:3]) for k in ("item", "genres", "rating", "title", "interval")}
+    assert loaded.signatures["user_embedding"](**columns)["user_embedding"].shape == (3, 8)
+
+    # The fine-tuning starts from the pre-trained encoder's weights (the best epoch's).
+    pretrained = load_run(pre_dir).model.encoder
+    config = RunConfig(model="supermoe", dataset="generated_sequences", init_from=pre_dir)
+    prepared = family_for("supermoe").prepare(config, None)
+    for a, b in zip(prepared.model.encoder.weights, pretrained.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # The Python API's alternative: a checkpoint of the encoder alone (`pretrained_encoder`).
+    checkpoint = tf.train.Checkpoint(encoder=pretrained).write(str(tmp_path / "encoder" / "encoder"))
+    config = RunConfig(model="supermoe", dataset="generated_sequences",
+                       model_options={"encoder": TINY_ENCODER, "pretrained_encoder": checkpoint})
+    prepared = family_for("supermoe").prepare(config, None)
+    for a, b in zip(prepared.model.encoder.weights, pretrained.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert cli.main(["evaluate", "--run", pre_dir, "--split", "validation"]) == 0
+    assert "frequency (validation)" in capsys.readouterr().out
+
+
+def test_init_from_is_checked(tmp_path):
+    pre_dir = tmp_path / "pretrain"
+    train(RunConfig(model="supermoe_mcp", dataset="generated_sequences", epochs=1, batch_size=2048,
+                    model_options={"encoder": TINY_ENCODER, "num_sampled": 8}), pre_dir, verbose=0)
+    family = family_for("supermoe")
+    with pytest.raises(ValueError, match="contradict"):
+        family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir),
+                                 model_options={"encoder": {"units": 16}}), None)
+    with pytest.raises(ValueError, match="ffn_gate"):  # pre-trained with the default gate, "switch"
+        family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir),
+                                 model_options={"encoder": {"ffn_gate": "paper"}}), None)
+    with pytest.raises(ValueError, match="split generated_sequences differently"):
+        family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir),
+                                 split_seed=1), None)
+    with pytest.raises(ValueError, match="no pre-training"):
+        RunConfig(model="mmoe", dataset="synthetic", init_from=str(pre_dir))
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(tmp_path)), None)
+
+
+def test_tabular_baselines_train_on_the_flat_view(tmp_path):
+    # MMoE reads every flat feature of the behaviour sequences (bags of items, liked items
+    # and genres, pooled title vectors and intervals) and learns the attribute tasks.
+    metrics = train(RunConfig(model="mmoe", dataset="generated_sequences", epochs=2, batch_size=256, patience=0),
+                    tmp_path / "mmoe", verbose=0)
+    assert metrics["test"]["female"]["auc"] > 0.7
+    stored = json.loads((tmp_path / "mmoe" / "config.json").read_text())
+    names = {feature["name"] for feature in stored["inputs"]["features"]}
+    assert {"liked_history", "history_genres", "history_title", "item_genres", "target_interval"} <= names

@@ -22,8 +22,11 @@ Tasks (binary, one label column each, all observed unless a generator hides some
 
 The rows are a `TabularData`: the channels are extra columns (`CHANNELS`), beside the
 features of `spec`, a flat view of the same information for the tabular baselines
-(MMoE, PLE): the history of item ids and ratings, the target item and its title
-embedding. `timestamp` (of the target) orders the time split.
+(MMoE, PLE), as far as the tabular `FeatureEncoder` takes it: bags of the window's items,
+its liked items and its genres (pooled embeddings), the ratings, the mean title vector
+and mean log interval of the window; the target item, its genres, title vector and
+interval. `timestamp` (of the target) orders the time split; `bag_features` is the
+sparse view for logistic regression.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import scipy.sparse as sparse
 
 from tfzoo.data.features import DatasetSpec, EmbeddingFeature, IdFeature, NumericFeature, SequenceFeature
 from tfzoo.data.readers.movielens import MAX_GENRES, MovieLens100K, user_histories
@@ -39,6 +43,7 @@ from tfzoo.data.tabular import TabularData
 BEHAVIOUR_TASKS = ("like", "female", "over_34")
 CHANNELS = ("item", "genres", "rating", "title", "interval")
 RATING_VOCABULARY = 6  # ids 0 (padding) .. 5; 6 is the [MASK] id
+LIKED_RATING = 4  # a rating of 4 or 5 is a liked item (the `like` task's threshold)
 SECONDS_PER_DAY = 86_400.0
 
 
@@ -49,6 +54,13 @@ class ChannelSizes:
     num_items: int
     num_genres: int
     title_dim: int
+
+    @classmethod
+    def from_channels(cls, *, category_channels: dict[str, int], id_channels: dict[str, int],
+                      dense_channels: dict[str, int]) -> "ChannelSizes":
+        """The inverse of the three properties below (e.g. from a run's stored inputs)."""
+        return cls(num_items=int(id_channels["item"]) - 1, num_genres=int(category_channels["genres"]) - 1,
+                   title_dim=int(dense_channels["title"]))
 
     @property
     def category_channels(self) -> dict[str, int]:
@@ -61,6 +73,13 @@ class ChannelSizes:
     @property
     def dense_channels(self) -> dict[str, int]:
         return {"title": self.title_dim, "interval": 1}
+
+
+def _left_aligned(values: np.ndarray, keep: np.ndarray, pad) -> np.ndarray:
+    """Each row's kept entries of [n, w] `values`, in order, then `pad`."""
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept entries first, in their order
+    aligned = np.take_along_axis(values, order, axis=1)
+    return np.where(np.take_along_axis(keep, order, axis=1), aligned, np.asarray(pad, dtype=aligned.dtype))
 
 
 def reduce_title_embeddings(vectors: np.ndarray, dim: int) -> np.ndarray:
@@ -144,26 +163,52 @@ def build_behaviour_sequences(
         "rating": ratings.astype(np.int64),
         "title": item_titles[items].astype(np.float32),  # [m, L, P]
         "interval": interval,
-        # Flat view for the tabular baselines.
-        "history": np.where(items[:, :-1] > 0, items[:, :-1], -1),
-        "history_rating": np.where(items[:, :-1] > 0, ratings[:, :-1], np.nan).astype(np.float32),
-        "item_id": item_id[keep].astype(np.int64),
-        "title_embedding": item_titles[item_id[keep]].astype(np.float32),
         "user_id": users.astype(np.int64),
         "timestamp": timestamp[keep].astype(np.int64),
     }
-    num_items = item_genres.shape[0] - 1
+    num_items, num_genres = item_genres.shape[0] - 1, int(item_genres.max(initial=0))
+    # Flat view for the tabular baselines (MMoE, PLE): every channel in a form the tabular
+    # `FeatureEncoder` takes (bags of ids, pooled dense vectors), sequences left-aligned
+    # (oldest first, then the sequence feature's padding: -1, NaN).
+    window, window_genres = items[:, :-1], features["genres"][:, :-1]  # the history steps
+    real = window > 0
+    liked = real & (ratings[:, :-1] >= LIKED_RATING)
+    real_steps = np.maximum(real.sum(axis=1, keepdims=True), 1)
+    features.update({
+        "history": _left_aligned(window, real, -1),
+        "history_rating": _left_aligned(ratings[:, :-1].astype(np.float32), real, np.nan),
+        "liked_history": _left_aligned(window, liked, -1),
+        "history_genres": _left_aligned(window_genres.reshape(len(keep), -1), window_genres.reshape(len(keep), -1) > 0,
+                                        -1),
+        "history_title": ((features["title"][:, :-1] * real[..., None]).sum(axis=1) / real_steps).astype(np.float32),
+        "history_interval": (interval[:, :-1, 0].sum(axis=1) / real_steps[:, 0]).astype(np.float32),
+        "item_id": item_id[keep].astype(np.int64),
+        "item_genres": _left_aligned(features["genres"][:, -1], features["genres"][:, -1] > 0, -1),
+        "title_embedding": item_titles[item_id[keep]].astype(np.float32),
+        "target_interval": interval[:, -1, 0],
+    })
+    history_ids = IdFeature("history", num_ids=num_items + 1)
+    genre_ids = IdFeature("genres", num_ids=num_genres + 1)
     spec = DatasetSpec(
         features=(
-            SequenceFeature("history", IdFeature("history", num_ids=num_items + 1), max_length=length - 1),
+            SequenceFeature("history", history_ids, max_length=length - 1),
             SequenceFeature("history_rating", NumericFeature("history_rating"), max_length=length - 1),
+            SequenceFeature("liked_history", dataclasses.replace(history_ids, name="liked_history"),
+                            max_length=length - 1),
+            SequenceFeature("history_genres", dataclasses.replace(genre_ids, name="history_genres"),
+                            max_length=(length - 1) * item_genres.shape[1]),
+            EmbeddingFeature("history_title", dim=title_dim),
+            NumericFeature("history_interval"),
             IdFeature("item_id", num_ids=num_items + 1),
+            SequenceFeature("item_genres", dataclasses.replace(genre_ids, name="item_genres"),
+                            max_length=item_genres.shape[1]),
             EmbeddingFeature("title_embedding", dim=title_dim),
+            NumericFeature("target_interval"),
         ),
         labels=BEHAVIOUR_TASKS,
     )
     data = TabularData(features=features, labels=labels, label_masks=masks, spec=spec, source=source)
-    return data, ChannelSizes(num_items=num_items, num_genres=int(item_genres.max(initial=0)), title_dim=title_dim)
+    return data, ChannelSizes(num_items=num_items, num_genres=num_genres, title_dim=title_dim)
 
 
 def movielens_behaviour_sequences(movielens: MovieLens100K, *, length: int = 20, stride: int = 1,
@@ -244,6 +289,18 @@ def make_behaviour_sequences(
     )
 
 
+def with_noise_task(data: TabularData, name: str = "noise", *, seed: int = 0) -> TabularData:
+    """`data` with one more task, `name`, whose labels are fair coin flips (observed on
+    every row): an auxiliary task that nothing can predict, to test task weighting."""
+    if name in data.labels:
+        raise ValueError(f"`name` must be a new task. Received: name={name!r}")
+    rng = np.random.default_rng(seed)
+    labels = {**data.labels, name: rng.integers(0, 2, size=len(data)).astype(np.float32)}
+    masks = {**data.label_masks, name: np.ones(len(data), np.float32)}
+    spec = dataclasses.replace(data.spec, labels=(*data.spec.labels, name))
+    return dataclasses.replace(data, labels=labels, label_masks=masks, spec=spec)
+
+
 def channel_columns(data: TabularData) -> dict[str, np.ndarray]:
     """The SUPER-MoE input channels of `data`."""
     return {name: data.features[name] for name in CHANNELS}
@@ -254,3 +311,43 @@ def channel_sizes(data: TabularData) -> ChannelSizes:
     return ChannelSizes(num_items=data.spec.feature("item_id").num_ids - 1,
                         num_genres=int(data.features["genres"].max(initial=0)),
                         title_dim=int(data.features["title"].shape[-1]))
+
+
+
+def bag_features(data: TabularData, sizes: ChannelSizes) -> sparse.csr_matrix:
+    """Sparse [rows, 3 (I + 1) + 2 (G + 1)] features of the strong simple baseline
+    (logistic regression, `tfzoo.evaluation.logistic`), blocks in this order:
+
+    - the bag of the window's items (the history steps, target excluded; one column per item id);
+    - the bag of its liked items (history steps rated >= 4);
+    - the target item (one-hot);
+    - genre counts over the window's items;
+    - the target item's genres.
+
+    `sizes` fixes the columns (take the training split's, so that every split agrees).
+    """
+    items = data.features["item"]  # [rows, L]
+    genres = data.features["genres"]  # [rows, L, K]
+    ratings = data.features["rating"]  # [rows, L]
+    rows = len(items)
+    width_items, width_genres = sizes.num_items + 1, sizes.num_genres + 1
+    if items.size and (items.max() >= width_items or genres.max(initial=0) >= width_genres):
+        raise ValueError(f"Item or genre ids beyond the sizes given ({sizes}): pass the training split's sizes.")
+    history, history_genres = items[:, :-1], genres[:, :-1]
+    liked = (history > 0) & (ratings[:, :-1] >= LIKED_RATING) & (ratings[:, :-1] < RATING_VOCABULARY)
+    blocks = [
+        (history > 0, history, 0),
+        (liked, history, width_items),
+        (items[:, -1:] > 0, items[:, -1:], 2 * width_items),
+        (history_genres > 0, history_genres, 3 * width_items),
+        (genres[:, -1] > 0, genres[:, -1], 3 * width_items + width_genres),
+    ]
+    row_ids, column_ids = [], []
+    for present, ids, offset in blocks:
+        row_index = np.broadcast_to(np.arange(rows).reshape((rows,) + (1,) * (ids.ndim - 1)), ids.shape)
+        row_ids.append(row_index[present])
+        column_ids.append(ids[present].astype(np.int64) + offset)
+    row_ids, column_ids = np.concatenate(row_ids), np.concatenate(column_ids)
+    shape = (rows, 3 * width_items + 2 * width_genres)
+    # Duplicates add up: a genre seen on three steps counts 3.
+    return sparse.csr_matrix((np.ones(len(row_ids)), (row_ids, column_ids)), shape=shape)

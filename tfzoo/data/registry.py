@@ -13,10 +13,12 @@ from tfzoo.data.readers.aliexpress import aliexpress_files, read_aliexpress
 from tfzoo.data.readers.census import read_census_income
 from tfzoo.data.readers.movielens import movielens_ranking_data, read_movielens_100k
 from tfzoo.data.readers.twitch import read_twitch
-from tfzoo.data.splits import ordered_split, random_split
+from tfzoo.data.splits import ordered_split, random_split, user_fold_split
 from tfzoo.data.synthetic import make_multi_scenario_data
 from tfzoo.data.synthetic_graph import make_friend_graph
 from tfzoo.data.tabular import TabularData
+from tfzoo.data.upsampling import task_counts
+from tfzoo.data.upsampling import upsample_tasks as upsample_tasks_of
 
 
 @dataclasses.dataclass
@@ -98,18 +100,36 @@ def _time_split(data: TabularData, what: str) -> DatasetSplits:
     return DatasetSplits(train, validation, test, f"ordered by target timestamp 80/10/10 of {len(data)} {what}")
 
 
-def _movielens_sequences(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
+def _sequence_split(data: TabularData, what: str, split_seed: int, fold: int | None, folds: int) -> DatasetSplits:
+    """The time split, or with `fold` user-level cross-validation (`user_fold_split`)."""
+    if fold is None:
+        return _time_split(data, what)
+    (train, validation, test), users = user_fold_split(data, data.features["user_id"], fold=fold, folds=folds,
+                                                       seed=split_seed)
+    split = (f"user-level {folds}-fold cross-validation of {len(data)} {what}, fold {fold} (users dealt into folds "
+             f"with seed {split_seed}): test = the {users['test']} users of fold {fold} ({len(test)} sequences), "
+             f"validation = {users['validation']} of the other users ({len(validation)}), train = the remaining "
+             f"{users['train']} ({len(train)})")
+    return DatasetSplits(train, validation, test, split)
+
+
+def _movielens_sequences(path: str | None, tasks: Sequence[str] | None, split_seed: int, *, stride: int = 4,
+                         length: int = 20, fold: int | None = None, folds: int = 5) -> DatasetSplits:
     folder = Path(_require_path(path, "movielens_sequences", "the ml-100k folder"))
     # The title channel needs the precomputed title embeddings of `derived/`, beside ml-100k.
     data, _ = movielens_behaviour_sequences(read_movielens_100k(folder, embeddings_dir=folder.parent / "derived"),
-                                            stride=4)
-    return _time_split(data, "behaviour sequences (every 4th rating of each user)")
+                                            stride=stride, length=length)
+    return _sequence_split(data, f"behaviour sequences of {length} steps (every {stride}th rating of each user)",
+                           split_seed, fold, folds)
 
 
-def _generated_sequences(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
-    data, _ = make_behaviour_sequences(300, seed=split_seed)
-    return _time_split(data, "generated behaviour sequences")
-
+def _generated_sequences(path: str | None, tasks: Sequence[str] | None, split_seed: int, *,
+                         fold: int | None = None, folds: int = 5) -> DatasetSplits:
+    if path is not None:
+        raise ValueError("The generated_sequences dataset is generated; it takes no --data path.")
+    # With folds, one fixed set of users (the seed deals them into folds); else the seed draws the data.
+    data, _ = make_behaviour_sequences(300, seed=0 if fold is not None else split_seed)
+    return _sequence_split(data, "generated behaviour sequences", split_seed, fold, folds)
 
 
 def _no_tasks(name: str, tasks: Sequence[str] | None) -> None:
@@ -150,8 +170,24 @@ DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] =
 }
 
 
-# The options a dataset's split takes beyond the seed (`tfzoo train --data-option KEY=VALUE`).
-DATA_OPTIONS: dict[str, tuple[str, ...]] = {"twitch": ("cold_start_share",), "friend_graph": ("cold_start_share",)}
+# Options of the tabular (multi-task) datasets, applied after their split: the training rows
+# upsampled by task (`tfzoo.data.upsampling`, GRec's data preparation for sparse tasks).
+# `upsample_tasks`: a flow column (tasks are flow x use case, e.g. "flow" for census_flows,
+# "gender" for movielens), or true (tasks are the use cases); `upsample_max_factor` caps
+# the repetition of a row.
+UPSAMPLING_OPTIONS = ("upsample_tasks", "upsample_max_factor")
+
+# The options a dataset's split takes beyond the seed (`tfzoo train --data-option KEY=VALUE`):
+# friend graphs hold out a share of cold-start users; behaviour sequences take user-level
+# cross-validation (`fold` in [0, `folds`), default 5 folds; without `fold`, the time split),
+# and MovieLens sequences their `stride` (one example every stride-th rating) and `length`.
+DATA_OPTIONS: dict[str, tuple[str, ...]] = {
+    "twitch": ("cold_start_share",),
+    "friend_graph": ("cold_start_share",),
+    "movielens_sequences": ("fold", "folds", "stride", "length"),
+    "generated_sequences": ("fold", "folds"),
+    **{name: UPSAMPLING_OPTIONS for name in ("aliexpress", "census", "census_flows", "movielens", "synthetic")},
+}
 
 
 def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | None = None, split_seed: int = 0,
@@ -165,4 +201,24 @@ def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | N
     if unknown:
         raise ValueError(f"Unknown data option(s) {unknown} for dataset {name!r}; it takes "
                          f"{list(DATA_OPTIONS.get(name, ())) or 'none'}.")
-    return DATASETS[name](path, tasks, split_seed, **options)
+    upsampling = {key: options.pop(key) for key in UPSAMPLING_OPTIONS if key in options}
+    splits = DATASETS[name](path, tasks, split_seed, **options)
+    return _upsampled(splits, split_seed, **upsampling) if upsampling else splits
+
+
+def _upsampled(splits: DatasetSplits, split_seed: int, *, upsample_tasks: str | bool = False,
+               upsample_max_factor: float | None = None) -> DatasetSplits:
+    """`splits` with the training rows upsampled by task (`UPSAMPLING_OPTIONS`)."""
+    if upsample_tasks is False:
+        return splits
+    if not (upsample_tasks is True or isinstance(upsample_tasks, str)):
+        raise ValueError(f"`upsample_tasks` must be a flow column or true. Received: upsample_tasks={upsample_tasks!r}")
+    flow = None if upsample_tasks is True else upsample_tasks
+    before = task_counts(splits.train, flow)
+    train = upsample_tasks_of(splits.train, flow, max_factor=upsample_max_factor, seed=split_seed)
+    after = task_counts(train, flow)
+    counts = ", ".join(f"{task} {before[task]} -> {after[task]}" for task in before)
+    split = (f"{splits.split}; training rows upsampled by task{' (' + flow + ' x use case)' if flow else ''}, "
+             f"{len(splits.train)} -> {len(train)} rows, seed {split_seed}"
+             f"{'' if upsample_max_factor is None else f', at most x{upsample_max_factor}'}: {counts}")
+    return dataclasses.replace(splits, train=train, split=split)

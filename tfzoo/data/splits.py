@@ -37,3 +37,34 @@ def ordered_split(data: TabularData, key: np.ndarray, fractions: Sequence[float]
         raise ValueError(f"`key` has {len(key)} rows; the data has {len(data)}.")
     order = np.argsort(key, kind="stable")
     return tuple(data.take(part) for part in _cut(order, fractions))
+
+
+def user_fold_split(data: TabularData, users: np.ndarray, *, fold: int, folds: int = 5, seed: int = 0,
+                    validation_share: float = 0.125) -> tuple[tuple[TabularData, ...], dict[str, int]]:
+    """User-level K-fold cross-validation: every user's rows in one part.
+
+    The distinct users are shuffled with `seed` and dealt into `folds` folds of (nearly)
+    equal size; fold `fold` is the test part, so over folds 0 .. K-1 every user is tested
+    exactly once. Of the other users a seeded `validation_share` is validation, the rest
+    train. Returns ((train, validation, test), {part: number of users}).
+    """
+    if folds < 2:
+        raise ValueError(f"`folds` must be >= 2. Received: folds={folds}")
+    if not (isinstance(fold, (int, np.integer)) and 0 <= fold < folds):
+        raise ValueError(f"`fold` must be an integer in [0, folds={folds}). Received: fold={fold!r}")
+    if not 0 < validation_share < 1:
+        raise ValueError(f"`validation_share` must be in (0, 1). Received: validation_share={validation_share}")
+    users = np.asarray(users)
+    if len(users) != len(data):
+        raise ValueError(f"`users` has {len(users)} rows; the data has {len(data)}.")
+    distinct = np.unique(users)
+    if len(distinct) < folds:
+        raise ValueError(f"{len(distinct)} users cannot make {folds} folds.")
+    shuffled = np.random.default_rng(seed).permutation(distinct)
+    test_users = shuffled[fold::folds]
+    rest = np.setdiff1d(distinct, test_users)
+    rest = np.random.default_rng([seed, fold]).permutation(rest)
+    validation_users = rest[:max(1, int(round(validation_share * len(rest))))]
+    train_users = rest[len(validation_users):]
+    parts = tuple(data.take(np.flatnonzero(np.isin(users, part))) for part in (train_users, validation_users, test_users))
+    return parts, {"train": len(train_users), "validation": len(validation_users), "test": len(test_users)}

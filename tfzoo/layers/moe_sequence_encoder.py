@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
-from tfzoo.layers.moe_transformer_block import MoETransformerBlock
+from tfzoo.layers.moe_transformer_block import FFN_GATES, MoETransformerBlock
 from tfzoo.layers.multi_channel_projection import MultiChannelProjection
 
 
@@ -24,8 +24,9 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
         `MultiChannelProjection`.
       padding_channel: the channel whose zeros mark padding; default the first ID channel.
       num_blocks: transformer blocks.
-      num_heads, key_dim, ffn_units, num_experts, attention_top_k, load_balance_weight:
-        see `MoETransformerBlock`.
+      num_heads, key_dim, ffn_units, num_experts, attention_top_k, load_balance_weight,
+        ffn_gate: see `MoETransformerBlock` ("switch", the default, or "paper": eq. 6's
+        gate of 1).
 
     Call arguments:
       inputs: {channel name: tensor} as `MultiChannelProjection` takes them.
@@ -51,6 +52,7 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
         num_experts: int = 4,
         attention_top_k: int = 1,
         load_balance_weight: float = 0.01,
+        ffn_gate: str = "switch",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -77,6 +79,9 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
         self.num_experts = int(num_experts)
         self.attention_top_k = int(attention_top_k)
         self.load_balance_weight = float(load_balance_weight)
+        if ffn_gate not in FFN_GATES:
+            raise ValueError(f"`ffn_gate` must be one of {FFN_GATES}. Received: ffn_gate={ffn_gate!r}")
+        self.ffn_gate = ffn_gate
 
     def build(self, input_shape):
         self._channel_ranks = {name: len(tf.TensorShape(input_shape[name])) for name in self.category_channels}
@@ -89,7 +94,7 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
             block = MoETransformerBlock(
                 self.num_heads, self.key_dim, self.ffn_units, num_experts=self.num_experts,
                 attention_top_k=self.attention_top_k, load_balance_weight=self.load_balance_weight,
-                name=f"block_{index}")
+                ffn_gate=self.ffn_gate, name=f"block_{index}")
             block.build(tf.TensorShape([None, None, self.units]))
             self.blocks.append(block)
         super().build(input_shape)
@@ -120,5 +125,6 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
             padding_channel=self.padding_channel, num_blocks=self.num_blocks, num_heads=self.num_heads,
             key_dim=self.key_dim, ffn_units=self.ffn_units, num_experts=self.num_experts,
             attention_top_k=self.attention_top_k, load_balance_weight=self.load_balance_weight,
+            ffn_gate=self.ffn_gate,
         )
         return config

@@ -9,16 +9,28 @@ import tensorflow as tf
 from tfzoo.layers.moe import MixtureOfExperts
 from tfzoo.layers.moe_self_attention import MoEMultiHeadSelfAttention
 
+# The gates of the MoE-FFN's top expert: Switch's router probability, or eq. 6's 1.
+FFN_GATES = ("switch", "paper")
+
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
 class MoETransformerBlock(tf.keras.layers.Layer):
     """x = LN(x + MoE-MSA(x)); y = LN(x + MoE-FFN(x)), padding masked throughout.
 
     MoE-MSA is `MoEMultiHeadSelfAttention` (eq. 5). MoE-FFN is eq. 6, a token-routed
-    `MixtureOfExperts` with top-1 routing (Switch): y = G_e(x) FFN_e(x) with
-    FFN_e(x) = w_o relu(w_i x), the kept gate G_e the router probability (not
-    renormalised, so the router gets the task gradient) and the load-balancing loss
-    E * sum_e f_e P_e added in training. Residuals and post-layer norms as in BERT.
+    `MixtureOfExperts` with top-1 routing: y = G_e(x) FFN_e(x) with
+    FFN_e(x) = w_o relu(w_i x) for the token's top expert e, and the load-balancing loss
+    E * sum_e f_e P_e added in training. The gate G_e (`ffn_gate`):
+
+    - "switch" (default): the router probability p_e(x) = softmax(h(x))_e, not
+      renormalised (Fedus et al.'s Switch layer, which the paper cites for its top-1
+      choice). The output is scaled by p_e, so the task loss trains the router.
+    - "paper": eq. 6 as written, G(x) = softmax(TopK(h(x), 1)): a softmax over the one
+      kept logit, so G_e = 1 and y = FFN_e(x). The router then gets no gradient from the
+      task loss (argmax has none), only from the load-balancing loss, so it learns to
+      spread tokens but not which expert suits them.
+
+    Residuals and post-layer norms as in BERT.
 
     Args:
       num_heads: attention heads.
@@ -28,6 +40,7 @@ class MoETransformerBlock(tf.keras.layers.Layer):
         1 gives a dense transformer block.
       attention_top_k: experts per token of the Q / K / V projections.
       load_balance_weight: weight of every mixture's load-balancing loss.
+      ffn_gate: "switch" or "paper", the gate of the MoE-FFN's top expert (above).
       epsilon: layer-norm epsilon.
 
     Call arguments:
@@ -39,10 +52,13 @@ class MoETransformerBlock(tf.keras.layers.Layer):
     """
 
     def __init__(self, num_heads: int, key_dim: int, ffn_units: int, *, num_experts: int = 4,
-                 attention_top_k: int = 1, load_balance_weight: float = 0.01, epsilon: float = 1e-6, **kwargs):
+                 attention_top_k: int = 1, load_balance_weight: float = 0.01, ffn_gate: str = "switch",
+                 epsilon: float = 1e-6, **kwargs):
         super().__init__(**kwargs)
         if ffn_units < 1:
             raise ValueError(f"`ffn_units` must be >= 1. Received: ffn_units={ffn_units}")
+        if ffn_gate not in FFN_GATES:
+            raise ValueError(f"`ffn_gate` must be one of {FFN_GATES}. Received: ffn_gate={ffn_gate!r}")
         if num_experts < 1:
             raise ValueError(f"`num_experts` must be >= 1. Received: num_experts={num_experts}")
         self.num_heads = int(num_heads)
@@ -51,6 +67,7 @@ class MoETransformerBlock(tf.keras.layers.Layer):
         self.num_experts = int(num_experts)
         self.attention_top_k = int(attention_top_k)
         self.load_balance_weight = float(load_balance_weight)
+        self.ffn_gate = ffn_gate
         self.epsilon = float(epsilon)
 
     def build(self, input_shape):
@@ -61,7 +78,9 @@ class MoETransformerBlock(tf.keras.layers.Layer):
             load_balance_weight=self.load_balance_weight, name="moe_attention")
         self.attention.build(shape)
         self.feed_forward = MixtureOfExperts(
-            self.num_experts, (self.ffn_units, width), router="token", top_k=1, normalize_gates=False,
+            # Renormalising the single kept gate makes it 1: the paper's softmax(TopK(h, 1)).
+            self.num_experts, (self.ffn_units, width), router="token", top_k=1,
+            normalize_gates=self.ffn_gate == "paper",
             load_balance_weight=self.load_balance_weight, activate_output=False, name="moe_ffn")
         self.feed_forward.build(shape)
         self.attention_norm = tf.keras.layers.LayerNormalization(epsilon=self.epsilon, name="attention_norm")
@@ -82,5 +101,5 @@ class MoETransformerBlock(tf.keras.layers.Layer):
         config = super().get_config()
         config.update(num_heads=self.num_heads, key_dim=self.key_dim, ffn_units=self.ffn_units,
                       num_experts=self.num_experts, attention_top_k=self.attention_top_k,
-                      load_balance_weight=self.load_balance_weight, epsilon=self.epsilon)
+                      load_balance_weight=self.load_balance_weight, ffn_gate=self.ffn_gate, epsilon=self.epsilon)
         return config

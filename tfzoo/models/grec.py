@@ -38,6 +38,9 @@ from tfzoo.models.multitask import MultiTaskModel
 
 ROUTINGS = ("token", "sentence", "task", "task_sentence", "dense")
 TASK_LEVEL_ROUTINGS = ("task", "task_sentence")
+# Expert capacity factor of token / sentence routing (Switch Transformer's 1.25): at 8
+# experts and top-4, factor 2 would give every expert room for every unit (never a drop).
+DEFAULT_CAPACITY_FACTOR = 1.25
 
 
 def _signature_name(text: str) -> str:
@@ -109,8 +112,13 @@ class GRec(_PairForward, MultiTaskModel):
         embeddings) or "dense" (MMoE: every expert, one softmax gate per use case from
         the sentence mean).
       num_experts, top_k: experts, and experts per routing unit (ignored by "dense").
-      capacity_factor: expert capacity of token and sentence routing (the paper's
-        "capacity of 2"); task-level and dense routing are dropless.
+      capacity_factor: expert capacity of token and sentence routing: each expert takes
+        at most ceil(capacity_factor x units x top_k / num_experts) units per call, the
+        overflow is dropped. Default `DEFAULT_CAPACITY_FACTOR` = 1.25 (Switch
+        Transformer's), a capacity that bites: the paper's "expert capacity of 2" read as
+        factor 2 gives 8 experts at top-4 a capacity of every unit, so nothing could ever
+        be dropped (`bench/grec_capacity.py` measures drops, FLOPs and AUC per factor).
+        None: dropless. Task-level and dense routing are always dropless.
       expert_units: widths of each expert's layers.
       load_balance_weight, z_loss_weight: auxiliary routing losses.
       tower_units: hidden widths of each use case's tower.
@@ -134,7 +142,7 @@ class GRec(_PairForward, MultiTaskModel):
         routing: str = "task_sentence",
         num_experts: int = 8,
         top_k: int = 4,
-        capacity_factor: float | None = 2.0,
+        capacity_factor: float | None = DEFAULT_CAPACITY_FACTOR,
         expert_units: Sequence[int] = (64,),
         load_balance_weight: float = 0.01,
         z_loss_weight: float = 1e-3,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec, as_spec
@@ -23,6 +24,37 @@ from tfzoo.models.multitask import MultiTaskModel
 
 def build_encoder(options: Mapping[str, Any]) -> MoESequenceEncoder:
     return MoESequenceEncoder(**dict(options), name="encoder")
+
+
+def encoder_parameters(options: Mapping[str, Any], features: Mapping[str, Any]) -> int:
+    """Trainable parameters of the `MoESequenceEncoder` of `options`, built for `features`
+    (a batch of channels, which fixes the rank of bag channels)."""
+    encoder = MoESequenceEncoder(**dict(options))
+    encoder.build({name: tf.TensorShape(tf.convert_to_tensor(value).shape) for name, value in features.items()})
+    return int(sum(np.prod(w.shape) for w in encoder.trainable_weights))
+
+
+def dense_counterpart(options: Mapping[str, Any], features: Mapping[str, Any], *, match: str) -> dict[str, Any]:
+    """The dense (BERT-style) encoder to compare a SUPER-MoE encoder with.
+
+    - match="compute": one expert per mixture, every size unchanged: with top-1 routing
+      each token does the same work as in the MoE (and the load-balancing loss vanishes),
+      but the model has ~1/E of the expert parameters.
+    - match="parameters": one expert per mixture, the feed-forward width grown until the
+      encoder has as many parameters as the MoE one (the parameters of the E experts of
+      Q, K, V and FFN and of the routers go to one wider FFN; nearest width).
+    """
+    if match not in ("compute", "parameters"):
+        raise ValueError(f"`match` must be 'compute' or 'parameters'. Received: match={match!r}")
+    dense = {**dict(options), "num_experts": 1}
+    if match == "compute":
+        return dense
+    target = encoder_parameters(options, features)
+    base_units = int(dense.get("ffn_units", 64))
+    at_base = encoder_parameters(dense, features)
+    per_unit = encoder_parameters({**dense, "ffn_units": base_units + 1}, features) - at_base  # linear in the width
+    dense["ffn_units"] = max(1, base_units + int(round((target - at_base) / per_unit)))
+    return dense
 
 
 def masked_max_pool(sequence: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
@@ -50,22 +82,32 @@ def pairwise_hinge_auc_loss(logits: tf.Tensor, labels: tf.Tensor, mask: tf.Tenso
 class MaskedChannelPretrainer(tf.keras.Model):
     """Masked channel prediction (MCP) pre-training of a `MoESequenceEncoder`.
 
-    Every training batch masks, independently per channel in `masked_channels`, each real
-    step with probability `mask_rate` (the channel's id becomes its [MASK] id,
-    `vocabulary_size`); the encoder output at the masked steps predicts the original ids.
-    An ID channel (large vocabulary) is trained with a sampled softmax over
-    `num_sampled` negatives (its output table can be sharded like the input tables);
-    a category channel with a full softmax. Each channel's loss is its mean over its
-    masked steps, i.e. normalised by its task indicator (eq. 3), and the total is their
-    `channel_weights`-weighted sum plus the mixtures' load-balancing losses.
-    Evaluation masks the same way and reports full-softmax losses and accuracies.
+    Every training batch masks each real step with probability `mask_rate`, and a masked
+    step is hidden in **every** channel of the encoder (`mask_steps`): ID and category
+    channels hold their [MASK] id (`vocabulary_size`; a bag holds it in its first slot),
+    dense channels hold zeros. Masking only the predicted channel would leak its answer:
+    the other channels of the same step (an item's title vector, its genres) are
+    functions of the item, so the item could be read off its own step. The encoder output
+    at the masked steps predicts the original ids of the `masked_channels` (the MCP
+    tasks). An ID channel (large vocabulary) is trained with a sampled softmax over
+    `num_sampled` negatives (its output table can be sharded like the input tables); a
+    category channel with a full softmax. Each channel's loss is its mean over its
+    masked steps that had a known value, i.e. normalised by its task indicator (eq. 3),
+    and the total is their `channel_weights`-weighted sum plus the mixtures'
+    load-balancing losses.
+
+    Evaluation (`evaluate`, and the validation pass of `fit`) masks with a generator
+    reset to `seed + 1` at every call, so that every evaluation of the same data masks
+    the same steps (epochs compare on equal terms), and reports full-softmax losses and
+    accuracies (argmax over the whole vocabulary) per channel.
 
     Args:
       encoder: `MoESequenceEncoder` constructor arguments.
-      masked_channels: single-valued ID / category channels to mask and predict.
+      masked_channels: single-valued ID / category channels predicted at the masked
+        steps (every channel of a masked step is hidden, whether predicted or not).
       mask_rate: probability of masking a real step.
       num_sampled: negatives of the sampled softmax of ID channels.
-      channel_weights: loss weight per masked channel (default 1).
+      channel_weights: loss weight per predicted channel (default 1).
       seed: seed of the masking.
     """
 
@@ -88,6 +130,7 @@ class MaskedChannelPretrainer(tf.keras.Model):
         self.channel_weights = {c: float((channel_weights or {}).get(c, 1.0)) for c in self.masked_channels}
         self.seed = int(seed)
         self._generator = tf.random.Generator.from_seed(self.seed)
+        self._evaluation_generator = tf.random.Generator.from_seed(self.seed + 1)
         width = self.encoder.units
         self.output_tables, self.output_biases, self.heads = {}, {}, {}
         for channel in self.masked_channels:
@@ -110,22 +153,50 @@ class MaskedChannelPretrainer(tf.keras.Model):
     def call(self, features, training=False):
         return self.encoder(features, training=training)
 
-    def mask_channels(self, features):
-        """(masked features, {channel: bool [batch, L] masked steps})."""
+    def draw_masked_steps(self, features, generator: tf.random.Generator | None = None) -> tf.Tensor:
+        """bool [batch, L]: each real step chosen with probability `mask_rate`."""
         valid = self.encoder.padding_mask(features)  # [batch, L]
-        masked_features, positions = dict(features), {}
+        draw = (generator or self._generator).uniform(tf.shape(valid)) < self.mask_rate
+        return tf.logical_and(draw, valid)
+
+    def mask_steps(self, features, chosen):
+        """`features` with every channel of the `chosen` steps ([batch, L] bool) hidden.
+
+        ID and category channels take their [MASK] id (a bag: the id in its first slot,
+        0 in the others), dense channels zeros; channels the encoder does not read pass
+        through unchanged. The result does not depend on what the chosen steps held.
+        """
+        masked = dict(features)
+        vocabularies = {**self.encoder.category_channels, **self.encoder.id_channels}
+        for channel, size in vocabularies.items():
+            ids = tf.cast(features[channel], tf.int64)  # [batch, L] or [batch, L, K]
+            if ids.shape.rank == 3:
+                first_slot = tf.one_hot(0, tf.shape(ids)[-1], on_value=tf.constant(size, tf.int64),
+                                        off_value=tf.constant(0, tf.int64), dtype=tf.int64)  # [K]
+                masked[channel] = tf.where(chosen[..., tf.newaxis], first_slot, ids)
+            else:
+                masked[channel] = tf.where(chosen, tf.constant(size, tf.int64), ids)
+        for channel in self.encoder.dense_channels:
+            values = tf.convert_to_tensor(features[channel])  # [batch, L, width]
+            masked[channel] = tf.where(chosen[..., tf.newaxis], tf.zeros_like(values), values)
+        return masked
+
+    def mask_channels(self, features, generator: tf.random.Generator | None = None):
+        """(masked features, {predicted channel: bool [batch, L] steps to predict}).
+
+        A predicted channel's targets are the masked steps where it held a known value
+        (a step already holding [MASK], e.g. a target's unknown rating, has no label).
+        """
+        chosen = self.draw_masked_steps(features, generator)  # [batch, L]
+        positions = {}
         for channel in self.masked_channels:
             ids = tf.cast(features[channel], tf.int64)  # [batch, L]
-            draw = self._generator.uniform(tf.shape(ids)) < self.mask_rate
-            # Steps already holding [MASK] (an unknown value, e.g. a target's rating) have no label.
             known = tf.logical_and(ids > 0, ids < self.vocabularies[channel])
-            chosen = tf.logical_and(draw, tf.logical_and(valid, known))  # [batch, L]
-            masked_features[channel] = tf.where(chosen, tf.cast(self.vocabularies[channel], tf.int64), ids)
-            positions[channel] = chosen
-        return masked_features, positions
+            positions[channel] = tf.logical_and(chosen, known)
+        return self.mask_steps(features, chosen), positions
 
     def masked_channel_loss(self, features, training):
-        masked, positions = self.mask_channels(features)
+        masked, positions = self.mask_channels(features, None if training else self._evaluation_generator)
         sequence = self.encoder(masked, training=training)  # [batch, L, d]
         total = tf.constant(0.0)
         for channel in self.masked_channels:
@@ -167,6 +238,11 @@ class MaskedChannelPretrainer(tf.keras.Model):
         self.loss_tracker.update_state(self.masked_channel_loss(features, training=False))
         return {m.name: m.result() for m in self.metrics}
 
+    def evaluate(self, *args, **kwargs):
+        # Every evaluation masks the same steps of the same data (fit's validation too).
+        self._evaluation_generator.reset_from_seed(self.seed + 1)
+        return super().evaluate(*args, **kwargs)
+
     def get_config(self):
         return {"encoder": dict(self.encoder_options), "masked_channels": list(self.masked_channels),
                 "mask_rate": self.mask_rate, "num_sampled": self.num_sampled,
@@ -201,7 +277,7 @@ class SuperMoE(MultiTaskModel):
       4. updates theta with sum_i lambda_i g_i (+ load-balancing losses).
     The inner problem (theta_lambda = argmin Loss) is thus tracked by ordinary training
     while lambda climbs the validation AUC surrogate, alternating step by step.
-    `current_task_weights()` reads lambda.
+    `current_task_weights()` reads lambda; each step's logs hold `lambda_<task>`.
 
     Args:
       feature_spec: optional; its labels name the tasks when `tasks` is not given.
@@ -244,6 +320,13 @@ class SuperMoE(MultiTaskModel):
         """Restores the encoder of a `MaskedChannelPretrainer` checkpoint written by `tf.train.Checkpoint(encoder=...).write`."""
         tf.train.Checkpoint(encoder=self.encoder).read(checkpoint_path).assert_existing_objects_matched()
 
+    def load_pretrainer_encoder(self, checkpoint_path: str) -> None:
+        """Restores the encoder from a checkpoint of a whole `MaskedChannelPretrainer`
+        saved as `tf.train.Checkpoint(model=pretrainer, ...)` (a pre-training run's
+        checkpoints); its output heads and optimizer are left out."""
+        status = tf.train.Checkpoint(model=tf.train.Checkpoint(encoder=self.encoder)).read(checkpoint_path)
+        status.assert_existing_objects_matched().expect_partial()
+
     def compute_loss(self, inputs, training=False):
         losses = self.task_losses(inputs, training=training)
         return tf.add_n([self.lambdas[i] * losses[t] for i, t in enumerate(self.tasks)])
@@ -275,7 +358,9 @@ class SuperMoE(MultiTaskModel):
         self.optimizer.apply_gradients(zip(model_gradients, variables))
         self.loss_tracker.update_state(total)
         self.validation_auc_loss.update_state(surrogate)
-        return {m.name: m.result() for m in self.metrics}
+        # lambda after this step, per task: `fit`'s logs (and a run's history) trace the weights.
+        return {**{m.name: m.result() for m in self.metrics},
+                **{f"lambda_{t}": self.lambdas[i] for i, t in enumerate(self.tasks)}}
 
     def get_config(self):
         return {**super().get_config(), "encoder": dict(self.encoder_options),

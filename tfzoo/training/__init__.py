@@ -4,7 +4,16 @@ from tfzoo.training import distribute
 
 from tfzoo.training.callbacks import EpochCheckpoint, HistoryFile, StopOnNaN, StopOnNaNPerEpoch, TrainingDivergedError
 from tfzoo.training.config import RunConfig
-from tfzoo.training.families import FAMILIES, MODEL_FAMILIES, FitData, ModelFamily, Prepared, RankingFamily, family_for
+from tfzoo.training.families import (
+    FAMILIES,
+    MODEL_FAMILIES,
+    PRETRAINING,
+    FitData,
+    ModelFamily,
+    Prepared,
+    RankingFamily,
+    family_for,
+)
 from tfzoo.training.run import Run, evaluate, load_run, train
 
 __all__ = [
@@ -13,6 +22,7 @@ __all__ = [
     "FitData",
     "HistoryFile",
     "MODEL_FAMILIES",
+    "PRETRAINING",
     "ModelFamily",
     "Prepared",
     "RankingFamily",

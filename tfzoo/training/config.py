@@ -31,6 +31,8 @@ class RunConfig:
         None: the family's default.
       learning_rate_schedule: "constant", or "cosine" (decays to 0 over `epochs` epochs).
       data_options: options of the dataset's split (`tfzoo.data.registry.DATA_OPTIONS`).
+      init_from: a pre-training run directory to start from (families with a
+        `pretraining_model`, e.g. SUPER-MoE from `tfzoo pretrain supermoe`).
     """
 
     model: str
@@ -46,11 +48,15 @@ class RunConfig:
     patience: int | None = None
     data_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     learning_rate_schedule: str = "constant"
+    init_from: str | None = None
 
     def __post_init__(self):
         from tfzoo.training.families import family_for  # families build on this module
 
-        for name, value in family_for(self.model).run_defaults.items():
+        family = family_for(self.model)
+        if self.init_from is not None and family.pretraining_model is None:
+            raise ValueError(f"{self.model} has no pre-training to start from. Received: init_from={self.init_from!r}")
+        for name, value in family.run_defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         for name in ("epochs", "batch_size"):

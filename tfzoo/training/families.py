@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from tfzoo.data.behaviour_sequences import channel_columns, channel_sizes
+from tfzoo.data.behaviour_sequences import ChannelSizes, bag_features, channel_columns, channel_sizes
 from tfzoo.data.features import DatasetSpec
 from tfzoo.data.friend_graph import FriendshipSplits
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns
 from tfzoo.data.registry import load_dataset
 from tfzoo.evaluation.metrics import task_metrics
 from tfzoo.evaluation.heuristics import heuristic_reports
+from tfzoo.evaluation.logistic import task_logistic_regressions
 from tfzoo.evaluation.retrieval import DEFAULT_KS, recall_report
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler, directed_pairs
+from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
 from tfzoo.models.registry import MODELS, build_model
 from tfzoo.models.ssmtl import SSMTLRetrieval, calibrated_weights, encoder_gradient_norms
+from tfzoo.models.supermoe import MaskedChannelPretrainer
 from tfzoo.training.config import RunConfig, make_optimizer
 
 EVAL_BATCH_SIZE = 4096
@@ -50,6 +55,11 @@ SSMTL_DEFAULTS = {
 }
 # Batches over which the objectives' encoder-gradient norms are averaged at initialisation.
 SSMTL_CALIBRATION_BATCHES = 8
+
+# SUPER-MoE encoder hyper-parameters where the user gives none (the channels come from the data).
+ENCODER_DEFAULTS = {"units": 32}
+# `tfzoo pretrain supermoe`'s pre-trainer options where the user gives none.
+MCP_DEFAULTS = {"masked_channels": ["item", "rating"], "mask_rate": 0.2, "num_sampled": 64}
 
 
 @dataclasses.dataclass
@@ -107,6 +117,9 @@ class ModelFamily(abc.ABC):
     validation_metric: str = "val_mean_auc"
     # What a `RunConfig` (and `tfzoo train`) uses where it is given no value.
     run_defaults: Mapping[str, Any] = {"epochs": 5, "batch_size": 512, "patience": 3}
+    # The model name of the family's pre-training runs, where `RunConfig.init_from` may
+    # name one (`tfzoo train MODEL --init-from RUN`); None: the family has none.
+    pretraining_model: str | None = None
 
     @abc.abstractmethod
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
@@ -157,11 +170,16 @@ class RankingFamily(ModelFamily):
         return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
                        validation=validation, train_fn=train_fn)
 
-    def report(self, prepared: Prepared, split: str) -> dict:
+    def predictions(self, prepared: Prepared, split: str) -> dict[str, np.ndarray]:
+        """{task: probability [rows]} of the prepared model on `split`, in row order."""
         spec = DatasetSpec.from_config(prepared.inputs)
         rows = getattr(prepared.data, split)
         predictions = prepared.model.predict(make_dataset(rows, spec, batch_size=EVAL_BATCH_SIZE, with_labels=False), verbose=0)
-        return task_metrics(rows.labels, {t: np.asarray(p) for t, p in predictions.items()}, rows.label_masks)
+        return {t: np.asarray(p) for t, p in predictions.items()}
+
+    def report(self, prepared: Prepared, split: str) -> dict:
+        rows = getattr(prepared.data, split)
+        return task_metrics(rows.labels, self.predictions(prepared, split), rows.label_masks)
 
 
 def _channel_batches(rows, batch_size: int, *, labels: bool = True, shuffle_seed: int | None = None,
@@ -173,31 +191,106 @@ def _channel_batches(rows, batch_size: int, *, labels: bool = True, shuffle_seed
     return (dataset.repeat() if repeat else dataset).batch(batch_size)
 
 
+def _channel_inputs(rows) -> dict[str, dict[str, int]]:
+    """The encoder's channel arguments for behaviour-sequence rows."""
+    sizes = channel_sizes(rows)
+    return {"category_channels": sizes.category_channels, "id_channels": sizes.id_channels,
+            "dense_channels": sizes.dense_channels}
+
+
+def _stored_run(directory: str | Path) -> dict:
+    path = Path(directory) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: is {directory} a tfzoo run directory?") from None
+
+
 class BehaviourSequenceFamily(ModelFamily):
     """SUPER-MoE fine-tuning over behaviour-sequence datasets (`tfzoo.data.behaviour_sequences`).
 
     `model_options` are `SuperMoE`'s: `encoder` (its hyper-parameters; the channels come
     from the data), `task_weights`, `task_weight_rate`, and optionally
     `pretrained_encoder`, a checkpoint of `MaskedChannelPretrainer.encoder` to start from.
+
+    `RunConfig.init_from` (`tfzoo train supermoe --init-from RUN`) starts from the encoder
+    of a pre-training run (`tfzoo pretrain supermoe`, model `supermoe_mcp`): its best
+    epoch (or its last), with its encoder hyper-parameters (an `encoder` option that
+    contradicts them is an error). When both runs read the same dataset from the same
+    place, they must split it alike, or the pre-training would have seen this run's
+    validation and test rows.
+
+    The baseline is logistic regression on the bag features of
+    `tfzoo.data.behaviour_sequences.bag_features` (the window's items, its liked items,
+    the target item, genre counts), one per task, C chosen on validation AUC.
     """
+
+    pretraining_model = "supermoe_mcp"
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
         data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
                             options=config.data_options)
-        if inputs is None:
-            sizes = channel_sizes(data.train)
-            inputs = {"category_channels": sizes.category_channels, "id_channels": sizes.id_channels,
-                      "dense_channels": sizes.dense_channels}
         options = dict(config.model_options)
         pretrained = options.pop("pretrained_encoder", None)
-        options["encoder"] = {**dict(options.get("encoder", {})), **dict(inputs)}
-        options["encoder"].setdefault("units", 32)
+        new_run = inputs is None
+        if new_run:
+            inputs = _channel_inputs(data.train)
+            if config.init_from:
+                # Stored with the run: reopening it (resume, evaluate, export) needs no pre-training run.
+                inputs["encoder"] = self._pretrained_encoder_options(config, inputs)
+        inputs = dict(inputs)
+        channels = {k: v for k, v in inputs.items() if k != "encoder"}
+        options["encoder"] = {**ENCODER_DEFAULTS, **dict(options.get("encoder", {})), **inputs.get("encoder", {}),
+                              **channels}
         model = build_model(config.model, data.train.spec, tasks=config.tasks, options=options)
         model.compile(optimizer=make_optimizer(config, math.ceil(len(data.train) / config.batch_size)))
         model(channel_columns(data.train.take(np.arange(min(2, len(data.train))))))
-        if pretrained:
+        if new_run and pretrained:
             model.load_encoder(pretrained)
-        return Prepared(model=model, inputs=dict(inputs), data=data, split=data.split)
+        if new_run and config.init_from:
+            model.load_pretrainer_encoder(self._pretraining_checkpoint(config.init_from))
+        return Prepared(model=model, inputs=inputs, data=data, split=data.split)
+
+    def _pretrained_encoder_options(self, config: RunConfig, channels: Mapping[str, Any]) -> dict[str, Any]:
+        """The encoder hyper-parameters of the pre-training run `config.init_from`, checked
+        against this run (model, channels, split, the encoder options given)."""
+        stored = _stored_run(config.init_from)
+        run = stored["run"]
+        if run["model"] != self.pretraining_model:
+            raise ValueError(f"--init-from takes a {self.pretraining_model} run (`tfzoo pretrain {config.model}`); "
+                             f"{config.init_from} is a {run['model']} run.")
+        if dict(stored["inputs"]) != dict(channels):
+            raise ValueError(f"The pre-training run {config.init_from} has other channels than this data: "
+                             f"{stored['inputs']} vs {dict(channels)}.")
+        if (run["dataset"], run["data_path"]) == (config.dataset, config.data_path) and (
+                run["split_seed"], run["data_options"]) != (config.split_seed, dict(config.data_options)):
+            raise ValueError(
+                f"The pre-training run {config.init_from} split {config.dataset} differently (split_seed "
+                f"{run['split_seed']}, data options {run['data_options']}; here {config.split_seed}, "
+                f"{dict(config.data_options)}): it may have trained on this run's validation or test rows.")
+        # Every hyper-parameter of the pre-trained encoder, defaults included, so that an
+        # option given here is checked against what the pre-training really used.
+        built = MoESequenceEncoder(**{**ENCODER_DEFAULTS, **dict(run["model_options"].get("encoder", {})),
+                                      **dict(channels)}).get_config()
+        base = set(tf.keras.layers.Layer().get_config())  # name, trainable, dtype
+        encoder = {k: v for k, v in built.items() if k not in base and k not in channels}
+        given = dict(config.model_options.get("encoder", {}))
+        conflicts = {k: (v, encoder.get(k)) for k, v in given.items() if k not in channels and encoder.get(k) != v}
+        if conflicts:
+            raise ValueError(f"Encoder options contradict the pre-trained encoder of {config.init_from} "
+                             f"(given, pre-trained): {conflicts}")
+        return encoder
+
+    @staticmethod
+    def _pretraining_checkpoint(directory: str | Path) -> str:
+        """The best epoch of a pre-training run, or its last checkpoint without early stopping."""
+        from tfzoo.training.run import BEST_DIR  # the run module builds on this one
+
+        path = (tf.train.latest_checkpoint(str(Path(directory) / BEST_DIR))
+                or tf.train.latest_checkpoint(str(Path(directory) / "checkpoints")))
+        if path is None:
+            raise FileNotFoundError(f"{directory} holds no checkpoint: the pre-training never finished an epoch.")
+        return path
 
     def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
         rows = prepared.data.train
@@ -215,10 +308,115 @@ class BehaviourSequenceFamily(ModelFamily):
         return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
                        validation=validation, train_fn=train_fn)
 
-    def report(self, prepared: Prepared, split: str) -> dict:
+    def predictions(self, prepared: Prepared, split: str) -> dict[str, np.ndarray]:
+        """{task: probability [rows]} of the prepared model on `split`, in row order."""
         rows = getattr(prepared.data, split)
         predictions = prepared.model.predict(_channel_batches(rows, EVAL_BATCH_SIZE, labels=False), verbose=0)
-        return task_metrics(rows.labels, {t: np.asarray(p) for t, p in predictions.items()}, rows.label_masks)
+        return {t: np.asarray(p) for t, p in predictions.items()}
+
+    def report(self, prepared: Prepared, split: str) -> dict:
+        rows = getattr(prepared.data, split)
+        return task_metrics(rows.labels, self.predictions(prepared, split), rows.label_masks)
+
+    def baseline_predictions(self, prepared: Prepared, split: str) -> dict[str, dict[str, np.ndarray]]:
+        """{"logistic_regression": {task: logit [rows]}} on `split`: logistic regression on
+        the bag features, one per task, fitted once per prepared run (C on validation)."""
+        data, tasks = prepared.data, list(prepared.model.tasks)
+        sizes = ChannelSizes.from_channels(**{k: v for k, v in prepared.inputs.items() if k != "encoder"})
+        models = prepared.cache.get("logistic_regression")
+        if models is None:
+            train, validation = data.train, data.validation
+            models = task_logistic_regressions(
+                bag_features(train, sizes), train.labels, train.label_masks, bag_features(validation, sizes),
+                validation.labels, validation.label_masks, tasks)
+            prepared.cache["logistic_regression"] = models
+        x = bag_features(getattr(data, split), sizes)
+        return {"logistic_regression": {t: models[t].decision_function(x) for t in tasks}}
+
+    def baselines(self, prepared: Prepared, split: str) -> dict[str, dict]:
+        rows = getattr(prepared.data, split)
+        reports = {}
+        for name, predictions in self.baseline_predictions(prepared, split).items():
+            reports[name] = task_metrics(rows.labels, predictions, rows.label_masks)
+        for task, model in prepared.cache["logistic_regression"].items():
+            reports["logistic_regression"][task]["c"] = model.c
+        return reports
+
+
+class BehaviourPretrainingFamily(ModelFamily):
+    """Masked channel prediction pre-training of the SUPER-MoE encoder
+    (`tfzoo.models.MaskedChannelPretrainer`; model `supermoe_mcp`, `tfzoo pretrain supermoe`).
+
+    Trains on the features of the training split only (labels unused); validation and
+    test report, per predicted channel, the full-softmax loss and accuracy at masked
+    steps of held-out sequences (the same steps at every evaluation). Early stopping
+    follows minus the validation MCP loss. The baseline predicts each channel's training
+    frequencies (add-one smoothed), which ignores the context: the loss to beat.
+
+    `model_options` are the pre-trainer's (`MCP_DEFAULTS` where not given): `encoder`
+    (hyper-parameters; the channels come from the data), `masked_channels`,
+    `mask_rate`, `num_sampled`, `channel_weights`; the masking seed is the run's seed.
+    `tfzoo train supermoe --init-from RUN` fine-tunes from the run's encoder.
+    """
+
+    metric_names = ("loss", "accuracy")
+    validation_metric = "val_minus_mcp_loss"
+    run_defaults = {"epochs": 5, "batch_size": 256, "patience": 2}
+
+    def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
+        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
+                            options=config.data_options)
+        inputs = dict(inputs) if inputs is not None else _channel_inputs(data.train)
+        options = {**MCP_DEFAULTS, "seed": config.seed, **config.model_options}
+        options["encoder"] = {**ENCODER_DEFAULTS, **dict(options.get("encoder", {})), **inputs}
+        model = MaskedChannelPretrainer(**options)
+        model.compile(optimizer=make_optimizer(config, math.ceil(len(data.train) / config.batch_size)))
+        # A call builds the model, one loss evaluation every head: a checkpoint restores at once.
+        sample = channel_columns(data.train.take(np.arange(min(8, len(data.train)))))
+        model(sample)
+        model.masked_channel_loss(sample, training=False)
+        model.reset_metrics()
+        return Prepared(model=model, inputs=inputs, data=data, split=data.split)
+
+    def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
+        rows = prepared.data.train
+
+        def train_fn() -> tf.data.Dataset:
+            return _channel_batches(rows, config.batch_size, labels=False, shuffle_seed=config.seed + initial_epoch,
+                                    repeat=True)
+
+        validation = _channel_batches(prepared.data.validation, EVAL_BATCH_SIZE, labels=False)
+        return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
+                       validation=validation, train_fn=train_fn)
+
+    def report(self, prepared: Prepared, split: str) -> dict:
+        model = prepared.model
+        rows = getattr(prepared.data, split)
+        result = model.evaluate(_channel_batches(rows, EVAL_BATCH_SIZE, labels=False), return_dict=True, verbose=0)
+        return {c: {"loss": float(result[f"{c}_loss"]), "accuracy": float(result[f"{c}_accuracy"])}
+                for c in model.masked_channels}
+
+    def validation_score(self, prepared: Prepared) -> float:
+        report = self.report(prepared, "validation")
+        return -float(sum(prepared.model.channel_weights[c] * m["loss"] for c, m in report.items()))
+
+    def baselines(self, prepared: Prepared, split: str) -> dict[str, dict]:
+        """Each channel predicted by its training frequencies, at every step with a known value."""
+        model, data = prepared.model, prepared.data
+        report = {}
+        for channel in model.masked_channels:
+            size = model.vocabularies[channel]
+
+            def known(rows):
+                ids = np.asarray(rows.features[channel]).ravel()
+                return ids[(ids > 0) & (ids < size)]
+
+            counts = np.bincount(known(data.train), minlength=size)[1:] + 1.0  # values 1 .. size - 1
+            log_probability = np.log(counts / counts.sum())
+            targets = known(getattr(data, split)) - 1
+            report[channel] = {"loss": float(-log_probability[targets].mean()),
+                               "accuracy": float((targets == np.argmax(counts)).mean())}
+        return {"frequency": report}
 
 
 class FriendRetrievalFamily(ModelFamily):
@@ -359,10 +557,13 @@ class FriendRetrievalFamily(ModelFamily):
 FAMILIES: dict[str, ModelFamily] = {
     "ranking": RankingFamily(),
     "behaviour_sequences": BehaviourSequenceFamily(),
+    "behaviour_pretraining": BehaviourPretrainingFamily(),
     "friend_retrieval": FriendRetrievalFamily(),
 }
 MODEL_FAMILIES: dict[str, str] = {**{name: "ranking" for name in MODELS}, "supermoe": "behaviour_sequences",
-                                  "ssmtl": "friend_retrieval"}
+                                  "supermoe_mcp": "behaviour_pretraining", "ssmtl": "friend_retrieval"}
+# Models with a pre-training stage (`tfzoo pretrain MODEL`): the model name of their pre-training runs.
+PRETRAINING: dict[str, str] = {"supermoe": "supermoe_mcp"}
 
 
 def family_for(model: str) -> ModelFamily:
