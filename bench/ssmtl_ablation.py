@@ -111,7 +111,7 @@ def _hits(report: dict) -> dict:
 
 
 def run_one(data: str, region: str, grid: str, name: str, seed: int, *, data_options: dict, num_users: int,
-            patience: int | None, max_epochs: int | None) -> dict:
+            patience: int | None, max_epochs: int | None, keep: Path | None = None) -> dict:
     from tfzoo.training import load_run
 
     options, settings = run_settings(GRIDS[grid][name], num_users=num_users)
@@ -120,9 +120,10 @@ def run_one(data: str, region: str, grid: str, name: str, seed: int, *, data_opt
     config = RunConfig(model="ssmtl", dataset="twitch", data_path=data, epochs=max_epochs, seed=seed,
                        model_options=options, patience=patience, data_options=data_options, **settings)
     with tempfile.TemporaryDirectory() as scratch:
+        run_dir = keep if keep is not None else Path(scratch) / "run"
         started = time.time()
-        metrics = train(config, Path(scratch) / "run", verbose=0)
-        run = load_run(Path(scratch) / "run")  # the best epoch, as `tfzoo evaluate` sees it
+        metrics = train(config, run_dir, verbose=0)
+        run = load_run(run_dir)  # the best epoch, as `tfzoo evaluate` sees it
         test = family_for("ssmtl").report(run.prepared, "test", per_user=True)
         trained_options = run.inputs["model_options"]  # with the calibrated weights
     return {
@@ -190,6 +191,8 @@ def main() -> None:
     parser.add_argument("--patience", type=int, help="default: tfzoo train ssmtl's")
     parser.add_argument("--max-epochs", type=int, help="default: tfzoo train ssmtl's")
     parser.add_argument("--out", type=Path, default=Path("ssmtl_ablation.jsonl"))
+    parser.add_argument("--keep-runs", type=Path, metavar="DIR",
+                        help="keep each run directory as DIR/REGION/GRID/VARIANT/seedN (e.g. to export it)")
     parser.add_argument("--table", type=Path, help="print the tables of this file and stop")
     args = parser.parse_args()
     if args.table:
@@ -217,8 +220,9 @@ def main() -> None:
                 if any(r["kind"] == "run" and r["grid"] == args.grid and r["variant"] == name and r["seed"] == seed
                        for r in rows):
                     continue
+                keep = None if args.keep_runs is None else args.keep_runs / region / args.grid / name / f"seed{seed}"
                 row = run_one(data, region, args.grid, name, seed, data_options=data_options, num_users=num_users,
-                              patience=args.patience, max_epochs=args.max_epochs)
+                              patience=args.patience, max_epochs=args.max_epochs, keep=keep)
                 _append(args.out, {**row, "command": command})
                 print(f"{region} {name} seed {seed}: best epoch {row['best_epoch']}/{row['epochs_trained']}, "
                       f"{row['seconds']:.0f} s, test {row['test']['all']}", flush=True)

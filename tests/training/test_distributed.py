@@ -171,6 +171,10 @@ def test_parameter_server_shards_tables_across_both_servers(single_device_run, t
         assert all("/job:ps/" in d for d in devices)
     metrics = _metrics(run)
     assert np.isfinite(metrics["history"]["loss"]).all()
+    # Early stopping scores every epoch on the coordinator (predicting there must not take
+    # the coordinator away from the rest of `fit`).
+    assert len(metrics["history"]["val_mean_auc"]) == EPOCHS, metrics["history"]
+    assert metrics["best_epoch"] in range(1, EPOCHS + 1)
     # Asynchronous steps (stale gradients, workers taking unequal shares of the steps):
     # not the single-device numbers, but the same descent within 10%.
     losses, reference = metrics["history"]["loss"], _metrics(single_device_run)["history"]["loss"]

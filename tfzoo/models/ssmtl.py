@@ -7,9 +7,11 @@ subgraph sampled around it. Three objectives share it (eq. 6):
     L = alpha * L_retrieval + beta * L_CCA + gamma * L_MAE
 
 - retrieval (eq. 5): query and candidate towers are the same encoder; dot-product scores
-  against the batch's candidates, softmax cross-entropy with the friend as the positive
-  (`tfrs.tasks.Retrieval`, summed over the batch; in-batch copies of the positive are not
-  counted as negatives);
+  against the batch's candidates (and uniformly drawn negatives, if the batch has them),
+  softmax cross-entropy with the friend as the positive (`tfrs.tasks.Retrieval`, summed
+  over the batch; in-batch copies of the positive are not counted as negatives);
+  optionally each logit corrected by the log of its candidate's sampling probability
+  (log-Q) and given the candidate's learned bias (a popularity term);
 - CCA-SSG (eq. 3): two views of the query subgraphs, each with edge drop and feature
   drop, through the encoder and a Linear-ReLU-Linear head, over the nodes that receive
   messages (roots and the friends they expanded; with messages both ways, every node):
@@ -23,6 +25,8 @@ subgraph sampled around it. Three objectives share it (eq. 6):
 A weight of 0 switches an objective off (its layers are not even built), which gives the
 ablations: retrieval only, +CCA, +MAE, +both. `fit` logs each enabled part
 (`retrieval_loss`, `cca_loss`, `mae_loss`) next to the weighted total `loss`.
+`encoder_gradient_norms` and `calibrated_weights` set beta and gamma as shares of
+retrieval's gradient on the encoder (what `tfzoo train ssmtl` does by default).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
 import time
@@ -176,13 +177,27 @@ class BestEpoch(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.model.stop_training:
             return  # e.g. a NaN stop: the weights are not worth scoring
-        value = float(self.score())
+        value = float(self._score_outside_fit())
         if logs is not None:
             logs[self.name] = value
         if self._record(epoch, value):
             self._manager().save(checkpoint_number=epoch + 1)
         elif self.patience and self.wait >= self.patience:
             self.model.stop_training = True
+
+    def _score_outside_fit(self) -> float:
+        coordinator = getattr(self.model, "_cluster_coordinator", None)
+        if coordinator is None:
+            return self.score()
+        # Under parameter_server, `fit` runs inside the strategy's scope, and tf_keras'
+        # `predict` there tries to spread its dataset over the workers (and clears the
+        # coordinator `fit` still needs). Scopes are per thread: the score runs in a
+        # thread of its own, on the coordinator, as it would after training.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                return pool.submit(self.score).result()
+            finally:
+                self.model._cluster_coordinator = coordinator
 
     def on_train_end(self, logs=None):
         if self.best_epoch is not None:
