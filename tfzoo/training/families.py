@@ -4,7 +4,7 @@ A `ModelFamily` loads a run's data, builds its model, makes its `tf.data` inputs
 reports its metrics; `tfzoo.training.run` does the rest (run directory, checkpoints,
 TensorBoard, NaN stop, resume) the same way for every family. A new kind of model (a
 retrieval model over a graph, a pre-trained sequence model) adds a family and maps its
-model names to it in `MODEL_FAMILIES`.
+model names to it in `tfzoo.training.registry.TASKS`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from tfzoo.evaluation.logistic import task_logistic_regressions
 from tfzoo.evaluation.retrieval import DEFAULT_KS, recall_report
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler, directed_pairs
 from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
-from tfzoo.models.registry import MODELS, build_model
+from tfzoo.models.registry import build_model
 from tfzoo.models.ssmtl import SSMTLRetrieval, calibrated_weights, encoder_gradient_norms
 from tfzoo.models.supermoe import MaskedChannelPretrainer
 from tfzoo.training.config import RunConfig, make_optimizer
+from tfzoo.training.registry import PRETRAINING, TASKS, task_for  # noqa: F401  (PRETRAINING re-exported)
 
 EVAL_BATCH_SIZE = 4096
 EVALUATION_BATCH = 512  # subgraphs per encoder call when friend retrieval embeds every user
@@ -554,19 +555,20 @@ class FriendRetrievalFamily(ModelFamily):
         return data.test if split == "validation" else data.validation
 
 
+RANKING = RankingFamily()
+BEHAVIOUR_SEQUENCES = BehaviourSequenceFamily()
+BEHAVIOUR_PRETRAINING = BehaviourPretrainingFamily()
+FRIEND_RETRIEVAL = FriendRetrievalFamily()
+
 FAMILIES: dict[str, ModelFamily] = {
-    "ranking": RankingFamily(),
-    "behaviour_sequences": BehaviourSequenceFamily(),
-    "behaviour_pretraining": BehaviourPretrainingFamily(),
-    "friend_retrieval": FriendRetrievalFamily(),
+    "ranking": RANKING,
+    "behaviour_sequences": BEHAVIOUR_SEQUENCES,
+    "behaviour_pretraining": BEHAVIOUR_PRETRAINING,
+    "friend_retrieval": FRIEND_RETRIEVAL,
 }
-MODEL_FAMILIES: dict[str, str] = {**{name: "ranking" for name in MODELS}, "supermoe": "behaviour_sequences",
-                                  "supermoe_mcp": "behaviour_pretraining", "ssmtl": "friend_retrieval"}
-# Models with a pre-training stage (`tfzoo pretrain MODEL`): the model name of their pre-training runs.
-PRETRAINING: dict[str, str] = {"supermoe": "supermoe_mcp"}
+MODEL_FAMILIES: dict[str, str] = {model: next(name for name, family in FAMILIES.items() if family is task_for(model))
+                                  for model in TASKS}
 
 
 def family_for(model: str) -> ModelFamily:
-    if model not in MODEL_FAMILIES:
-        raise ValueError(f"Unknown model {model!r}; choose one of {sorted(MODEL_FAMILIES)}.")
-    return FAMILIES[MODEL_FAMILIES[model]]
+    return task_for(model)
