@@ -53,5 +53,5 @@ def test_every_model_kind_has_a_family():
         "supermoe": "behaviour_sequences", "supermoe_mcp": "behaviour_pretraining", "ssmtl": "friend_retrieval"}
     assert all(task_for(model) is families.FAMILIES[name] for model, name in families.MODEL_FAMILIES.items())
     assert trained_models() == sorted(set(TASKS) - set(PRETRAINING.values()))
-    with pytest.raises(ValueError, match="Unknown model 'nope'"):
+    with pytest.raises(ValueError, match="Unknown model. Received: model='nope'"):
         task_for("nope")

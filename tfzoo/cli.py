@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,6 +21,21 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage errors in one line that names what was received and what is accepted; the
+    usage itself is under `--help`."""
+
+    _INVALID_CHOICE = re.compile(r"argument (?P<argument>\S+): invalid choice: (?P<value>.+) \(choose from (?P<choices>.*)\)")
+
+    def error(self, message: str):
+        invalid = self._INVALID_CHOICE.fullmatch(message)
+        if invalid:
+            name = invalid["argument"].split("/")[-1].lstrip("-").replace("-", "_")
+            choices = invalid["choices"].replace("'", "")
+            message = f"unknown {name}. Received: {name}={invalid['value']}. Accepted: {choices}"
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser(command: str | None = None) -> argparse.ArgumentParser:
     """The `tfzoo` parser. The dataset and strategy names of `train` / `pretrain` are read
     (which imports the data package) only when `command` is one of them: the other commands
@@ -32,7 +48,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     else:
         DATASETS, STRATEGIES = None, None
 
-    parser = argparse.ArgumentParser(prog="tfzoo", description="Train, evaluate and export tfzoo recommenders.")
+    parser = _OneLineErrors(prog="tfzoo", description="Train, evaluate and export tfzoo recommenders.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model into a run directory")

@@ -33,6 +33,6 @@ def trained_models() -> list[str]:
 def task_for(model: str) -> Any:
     """The object that knows model kind `model` (imported on first use)."""
     if model not in TASKS:
-        raise ValueError(f"Unknown model {model!r}; choose one of {sorted(TASKS)}.")
+        raise ValueError(f"Unknown model. Received: model={model!r}. Accepted: {', '.join(sorted(TASKS))}")
     module, attribute = TASKS[model].split(":")
     return getattr(importlib.import_module(module), attribute)
