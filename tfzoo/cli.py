@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,16 +21,38 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def _parser() -> argparse.ArgumentParser:
-    from tfzoo.data.registry import DATASETS
-    from tfzoo.training.distribute import STRATEGIES
-    from tfzoo.training.families import MODEL_FAMILIES, PRETRAINING
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage errors in one line that names what was received and what is accepted; the
+    usage itself is under `--help`."""
 
-    parser = argparse.ArgumentParser(prog="tfzoo", description="Train, evaluate and export tfzoo recommenders.")
+    _INVALID_CHOICE = re.compile(r"argument (?P<argument>\S+): invalid choice: (?P<value>.+) \(choose from (?P<choices>.*)\)")
+
+    def error(self, message: str):
+        invalid = self._INVALID_CHOICE.fullmatch(message)
+        if invalid:
+            name = invalid["argument"].split("/")[-1].lstrip("-").replace("-", "_")
+            choices = invalid["choices"].replace("'", "")
+            message = f"unknown {name}. Received: {name}={invalid['value']}. Accepted: {choices}"
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `tfzoo` parser. The dataset and strategy names of `train` / `pretrain` are read
+    (which imports the data package) only when `command` is one of them: the other commands
+    start without it."""
+    from tfzoo.training.registry import PRETRAINING, trained_models
+
+    if command in ("train", "pretrain"):
+        from tfzoo.data.registry import DATASETS
+        from tfzoo.training.distribute import STRATEGIES
+    else:
+        DATASETS, STRATEGIES = None, None
+
+    parser = _OneLineErrors(prog="tfzoo", description="Train, evaluate and export tfzoo recommenders.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model into a run directory")
-    train.add_argument("model", choices=sorted(set(MODEL_FAMILIES) - set(PRETRAINING.values())))
+    train.add_argument("model", choices=trained_models())
     _add_run_arguments(train, DATASETS, STRATEGIES)
     train.add_argument("--init-from", metavar="RUN",
                        help="start from the encoder of a pre-training run (`tfzoo pretrain MODEL`), e.g. supermoe")
@@ -70,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_run_arguments(parser, datasets, strategies) -> None:
     """The arguments of a training run (`tfzoo train` and `tfzoo pretrain`)."""
-    parser.add_argument("--dataset", required=True, choices=sorted(datasets))
+    parser.add_argument("--dataset", required=True, choices=None if datasets is None else sorted(datasets))
     parser.add_argument("--data", help="path of the dataset's files (for datasets not bundled with tfzoo)")
     parser.add_argument("--tasks", help="comma-separated labels to train on (default: the dataset's)")
     parser.add_argument("--data-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
@@ -90,7 +113,7 @@ def _add_run_arguments(parser, datasets, strategies) -> None:
                         help="model hyper-parameter, e.g. --option num_experts=8 (value parsed as JSON)")
     parser.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--strategy", default="default", choices=strategies,
+    parser.add_argument("--strategy", default="default", choices=None if strategies is None else list(strategies),
                         help="tf.distribute strategy (multi_worker / parameter_server read TF_CONFIG; see `tfzoo launch`)")
     parser.add_argument("--cpu-devices", type=int, metavar="N",
                         help="split the CPU into N logical devices (replicas for --strategy mirrored without GPUs)")
@@ -288,14 +311,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("tensorflow").propagate = False  # it has its own handler
-    args = _parser().parse_args(argv)
-    from tfzoo.data.errors import DataFormatError
-    from tfzoo.training.callbacks import TrainingDivergedError
-
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(argv[0] if argv else None).parse_args(argv)
     handlers = {"train": _train, "pretrain": _train, "evaluate": _evaluate, "export": _export, "launch": _launch, "serve": _serve, "query": _query}
+    # Bad data (`DataFormatError`) is a ValueError; missing or existing runs are OSErrors.
+    expected: tuple[type[Exception], ...] = (ValueError, KeyError, OSError)
+    if args.command in ("train", "pretrain"):
+        from tfzoo.training.callbacks import TrainingDivergedError
+
+        expected += (TrainingDivergedError,)
     try:
         return handlers[args.command](args)
-    except (TrainingDivergedError, DataFormatError, FileExistsError, FileNotFoundError, ValueError, KeyError, OSError) as error:
+    except expected as error:
         print(f"tfzoo {args.command}: error: {error}", file=sys.stderr)
         return 1
 

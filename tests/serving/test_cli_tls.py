@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,6 +54,38 @@ def served_process(small_models, tmp_path_factory):
     with ServerProcess(["--model-base-path", str(base), "--port", "0", "--rest-port", "0", "--poll-seconds", "0"],
                        timeout=90) as server:
         yield server
+
+
+# What `tfzoo query` must not load: the model libraries, and tfzoo's models, data pipelines,
+# server and exporters (of the export package only the neutral input values, which import
+# nothing of tfzoo).
+HEAVY_MODULES = ("tensorflow_recommenders", "tensorflow_gnn", "scann", "tfzoo.models", "tfzoo.graph", "tfzoo.data",
+                 "tfzoo.serving.server", "tfzoo.training.families")
+IMPORTED = (f"sorted(m for m in sys.modules if m in {HEAVY_MODULES!r}"
+            " or (m.startswith('tfzoo.export.') and m != 'tfzoo.export.signature_values'))")
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+
+
+# Before the test below, which stops the server.
+@pytest.mark.timeout(150)
+def test_tfzoo_query_imports_neither_tfrs_tfgnn_nor_scann(served_process):
+    query = ["query", "half_plus_two", "--server", served_process.grpc_target, "--input", "x=[1.0, 3.0]"]
+    result = _fresh_python(f"import json, sys\nfrom tfzoo import cli\ncode = cli.main({query!r})\n"
+                           f"print(json.dumps({{'code': code, 'imported': {IMPORTED}}}))")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert json.loads(lines[-1]) == {"code": 0, "imported": []}, result.stderr[-2000:]
+    assert "y: [2.5, 3.5]" in lines  # y = 0.5 x + 2
+
+    # `--help` needs no TensorFlow at all.
+    result = _fresh_python("import json, sys\nfrom tfzoo import cli\ntry:\n    cli.main(['query', '--help'])\n"
+                           f"except SystemExit as stop:\n    print(json.dumps([stop.code, 'tensorflow' in sys.modules, {IMPORTED}]))")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [0, False, []]
 
 
 @pytest.mark.timeout(150)

@@ -190,17 +190,31 @@ DATA_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The datasets by the kind of rows their splits hold: friend graphs (`FriendshipSplits`)
+# and behaviour sequences (`DatasetSplits` whose rows are sequences of a user's
+# behaviour); the others are plain tabular rows.
+FRIEND_GRAPH_DATASETS = ("twitch", "friend_graph")
+BEHAVIOUR_SEQUENCE_DATASETS = ("movielens_sequences", "generated_sequences")
+
+
+def check_dataset(name: str, options: Mapping[str, Any] | None = None) -> None:
+    """Fails, before anything is read, on an unknown dataset or an option it does not take."""
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset. Received: dataset={name!r}. Accepted: {', '.join(sorted(DATASETS))}")
+    accepted = DATA_OPTIONS.get(name, ())
+    unknown = sorted(set(options or {}) - set(accepted))
+    if unknown:
+        received = ", ".join(f"data_option={key!r}" for key in unknown)
+        raise ValueError(f"Unknown data option for dataset {name!r}. Received: {received}. "
+                         f"Accepted: {', '.join(accepted) if accepted else 'none'}")
+
+
 def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | None = None, split_seed: int = 0,
                  options: Mapping[str, Any] | None = None) -> Splits:
     """Reads dataset `name` (from `path` where it needs one) and splits it (with the
     dataset's `DATA_OPTIONS`, e.g. `{"cold_start_share": 0.1}` for friend graphs)."""
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}.")
+    check_dataset(name, options)
     options = dict(options or {})
-    unknown = sorted(set(options) - set(DATA_OPTIONS.get(name, ())))
-    if unknown:
-        raise ValueError(f"Unknown data option(s) {unknown} for dataset {name!r}; it takes "
-                         f"{list(DATA_OPTIONS.get(name, ())) or 'none'}.")
     upsampling = {key: options.pop(key) for key in UPSAMPLING_OPTIONS if key in options}
     splits = DATASETS[name](path, tasks, split_seed, **options)
     return _upsampled(splits, split_seed, **upsampling) if upsampling else splits

@@ -1,41 +1,43 @@
-"""SavedModel export in the TF Serving layout."""
+"""SavedModel export in the TF Serving layout.
 
-from tfzoo.export.fresh_process import call_in_fresh_process
-from tfzoo.export.models_config import MODELS_CONFIG_FILE, add_to_models_config, read_models_config, write_models_config
-from tfzoo.export.registry import EXPORTERS, export_model
-from tfzoo.export.saved_model import ServingModule, export_saved_model, next_version, save_version, write_atomically
-from tfzoo.export.warmup import (
-    WARMUP_FILE,
-    example_rows,
-    predict_log,
-    read_warmup_requests,
-    signature_inputs,
-    synthesize_inputs,
-    warmup_logs,
-    write_warmup_requests,
-)
-from tfzoo.export.supermoe import export_supermoe
+Names load with the module that defines them: the warm-up and models.config helpers
+that the server and client use import no model code.
+"""
 
-__all__ = [
-    "EXPORTERS",
-    "MODELS_CONFIG_FILE",
-    "ServingModule",
-    "WARMUP_FILE",
-    "add_to_models_config",
-    "call_in_fresh_process",
-    "example_rows",
-    "export_model",
-    "export_saved_model",
-    "export_supermoe",
-    "next_version",
-    "predict_log",
-    "read_models_config",
-    "read_warmup_requests",
-    "save_version",
-    "signature_inputs",
-    "synthesize_inputs",
-    "warmup_logs",
-    "write_atomically",
-    "write_models_config",
-    "write_warmup_requests",
-]
+import importlib
+
+_EXPORTS = {
+    "call_in_fresh_process": "fresh_process",
+    "MODELS_CONFIG_FILE": "models_config",
+    "add_to_models_config": "models_config",
+    "read_models_config": "models_config",
+    "write_models_config": "models_config",
+    "EXPORTERS": "registry",
+    "export_model": "registry",
+    "ServingModule": "saved_model",
+    "export_saved_model": "saved_model",
+    "next_version": "saved_model",
+    "save_version": "saved_model",
+    "write_atomically": "saved_model",
+    "WARMUP_FILE": "warmup",
+    "example_rows": "warmup",
+    "predict_log": "warmup",
+    "read_warmup_requests": "warmup",
+    "signature_inputs": "warmup",
+    "synthesize_inputs": "signature_values",
+    "warmup_logs": "warmup",
+    "write_warmup_requests": "warmup",
+    "export_supermoe": "supermoe",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -29,6 +29,7 @@ from tfzoo.data.features import (
     NumericFeature,
     SequenceFeature,
 )
+from tfzoo.export.signature_values import synthesize_inputs  # noqa: F401  (re-exported)
 
 WARMUP_DIRECTORY = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -98,25 +99,6 @@ def example_rows(spec: DatasetSpec, num_rows: int = 4) -> dict[str, np.ndarray]:
         else:
             rows[feature.name] = _element_values(feature, num_rows)
     return rows
-
-
-def synthesize_inputs(signature: Mapping[str, tf.TensorSpec], num_rows: int = 2) -> dict[str, np.ndarray]:
-    """Neutral inputs for any signature: zeros, empty strings, False; unknown dims -> `num_rows` / 1.
-
-    For signatures whose inputs carry no feature spec (ids, embeddings, query vectors);
-    the leading unknown dimension is the batch.
-    """
-    inputs = {}
-    for name, spec in signature.items():
-        if spec.shape.rank is None:
-            raise ValueError(f"Input {name!r} has unknown rank; pass its warm-up values explicitly.")
-        shape = [num_rows if (d is None and i == 0) else (1 if d is None else d) for i, d in enumerate(spec.shape.as_list())]
-        dtype = tf.as_dtype(spec.dtype)
-        if dtype == tf.string:
-            inputs[name] = np.full(shape, b"", dtype=object)
-        else:
-            inputs[name] = np.zeros(shape, dtype=dtype.as_numpy_dtype)
-    return inputs
 
 
 def signature_inputs(function: tf.types.experimental.ConcreteFunction) -> dict[str, tf.TensorSpec]:

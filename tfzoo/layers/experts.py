@@ -120,7 +120,6 @@ class Experts(tf.keras.layers.Layer):
         k = expert_indices.shape[1]
         static_units = units.shape[0]
         num_units = static_units if static_units is not None else tf.shape(units)[0]
-        rows = units.shape[1] if units.shape[1] is not None else tf.shape(units)[1]
         assignments = num_units * k
         if isinstance(assignments, int):
             block = int(min(64, max(1, assignments // (4 * e))))
@@ -143,19 +142,57 @@ class Experts(tf.keras.layers.Layer):
         sorted_slot = tf.where(sorted_expert < e, tf.gather(padded_start, sorted_expert) + rank, slots)  # [A]
         slot = tf.gather(sorted_slot, tf.math.invert_permutation(order))  # [A], unit-major
 
-        # Which unit fills each slot (slots are unique; padding slots read a zero row).
-        unit_ids = tf.repeat(tf.range(num_units), k)  # [A]
-        filled = tf.scatter_nd(slot[:, tf.newaxis], unit_ids + 1, [slots + 1])[:slots]  # [slots]
-        source = tf.where(filled > 0, filled - 1, num_units)  # [slots]
-        width = units.shape[-1]
-        flat = tf.reshape(units, [num_units, -1])  # [units, rows*d]
-        flat = tf.concat([flat, tf.zeros_like(flat[:1])], axis=0)  # [units+1, rows*d]
-        blocks = tf.reshape(tf.gather(flat, source), [num_blocks, block * rows, width])  # [blocks, b*rows, d]
         block_expert = tf.minimum(
             tf.searchsorted(padded_ends, tf.range(num_blocks) * block, side="right"), e - 1)  # [blocks]
-        outputs = self(blocks, expert_indices=block_expert[:, tf.newaxis])[:, 0]  # [blocks, b*rows, h]
+        return self.run_in_slots(units, tf.reshape(slot, [num_units, k]), slots_per_group=block,
+                                 group_experts=block_expert)  # [units, k, rows, h]
+
+    def run_in_slots(self, units: tf.Tensor, slot: tf.Tensor, *, slots_per_group: int | tf.Tensor,
+                     group_experts: tf.Tensor | None = None) -> tf.Tensor:
+        """Runs each unit through experts in the slots it was given, and gathers the outputs back.
+
+        The dispatch that capacity routing (`MixtureOfExperts`) and dropless grouping
+        (`grouped`) share: the slots are cut into groups of `slots_per_group` consecutive
+        slots, each group run by one expert; every unit is copied into its slots, all
+        groups run as one einsum, and each assignment reads its slot's output.
+
+        Args:
+          units: [units, rows, d_in]; a unit's rows share their slots.
+          slot: int [units, k], the slot of each of a unit's k assignments. A slot holds at
+            most one assignment; the index one past the last slot (groups x
+            `slots_per_group`) marks an assignment that is not computed (zero output).
+          slots_per_group: the slots of one group.
+          group_experts: int [groups], the expert of each group; None: expert-major, group
+            e is expert e (E groups).
+
+        Returns:
+          [units, k, rows, d_out]; empty slots are computed on zero rows and read by no one.
+        """
+        if group_experts is None:
+            num_groups = self.num_experts
+        else:
+            num_groups = group_experts.shape[0] if group_experts.shape[0] is not None else tf.shape(group_experts)[0]
+        num_slots = num_groups * slots_per_group
+        k = slot.shape[1]
+        num_units = units.shape[0] if units.shape[0] is not None else tf.shape(units)[0]
+        rows = units.shape[1] if units.shape[1] is not None else tf.shape(units)[1]
+        width = units.shape[-1]
+
+        # Which unit fills each slot (slots are unique; empty slots read a zero row, and
+        # everything sent one past the last slot is cut off).
+        unit_ids = tf.repeat(tf.range(num_units), k)  # [units*k], unit-major as `slot`
+        flat_slot = tf.reshape(slot, [-1, 1])  # [units*k, 1]
+        filled = tf.scatter_nd(flat_slot, unit_ids + 1, [num_slots + 1])[:num_slots]  # [slots]
+        source = tf.where(filled > 0, filled - 1, num_units)  # [slots]
+        flat_units = tf.reshape(units, [num_units, -1])  # [units, rows*d]
+        flat_units = tf.concat([flat_units, tf.zeros_like(flat_units[:1])], axis=0)  # [units+1, rows*d]
+        groups = tf.reshape(tf.gather(flat_units, source), [num_groups, slots_per_group * rows, width])  # [G, S*rows, d]
+        if group_experts is None:
+            outputs = self(groups, expert_major=True)  # [E, S*rows, h]
+        else:
+            outputs = self(groups, expert_indices=group_experts[:, tf.newaxis])[:, 0]  # [G, S*rows, h]
         out_width = outputs.shape[-1]
-        outputs = tf.reshape(outputs, [slots, rows * out_width])  # [slots, rows*h]
+        outputs = tf.reshape(outputs, [num_slots, rows * out_width])  # [slots, rows*h]
         outputs = tf.concat([outputs, tf.zeros_like(outputs[:1])], axis=0)  # [slots+1, rows*h]
         return tf.reshape(tf.gather(outputs, slot), [num_units, k, rows, out_width])  # [units, k, rows, h]
 

@@ -276,9 +276,7 @@ class MixtureOfExperts(tf.keras.layers.Layer):
     def _dispatch_with_capacity(self, units, expert_indices, unit_valid):
         """Places units in [E, C] expert slots in priority order; returns outputs and kept."""
         e, k = self.num_experts, self.k
-        static_units = units.shape[0]
-        num_units = static_units if static_units is not None else tf.shape(units)[0]
-        rows = units.shape[1] if units.shape[1] is not None else tf.shape(units)[1]
+        num_units = units.shape[0] if units.shape[0] is not None else tf.shape(units)[0]
         capacity = self.capacity(num_units)
         choice_major = tf.transpose(expert_indices)  # [k, units]: all first choices come first
         one_hot = tf.one_hot(choice_major, e, dtype=tf.int32)  # [k, units, E]
@@ -289,23 +287,11 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         position = tf.reduce_sum(earlier * one_hot, axis=-1)  # [k*units]
         routed = tf.reduce_sum(one_hot, axis=-1) > 0  # [k*units]
         kept = routed & (position < capacity)  # [k*units]
-        trash = e * capacity  # one extra slot for everything not kept
-        slot = tf.where(kept, tf.reshape(choice_major, [-1]) * capacity + position, trash)  # [k*units]
-
-        # Which unit fills each slot (kept slots are unique; empty slots read a zero row).
-        unit_ids = tf.tile(tf.range(num_units), [k])  # [k*units]
-        filled = tf.scatter_nd(slot[:, tf.newaxis], tf.where(kept, unit_ids + 1, 0), [trash + 1])[:trash]  # [E*C]
-        source = tf.where(filled > 0, filled - 1, num_units)  # [E*C]
-        flat_units = tf.reshape(units, [num_units, -1])  # [units, rows*d]
-        flat_units = tf.concat([flat_units, tf.zeros_like(flat_units[:1])], axis=0)  # [units+1, rows*d]
-        dispatched = tf.reshape(tf.gather(flat_units, source), [e, capacity * rows, self._input_width])  # [E, C*rows, d]
-        expert_outputs = self.experts(dispatched, expert_major=True)  # [E, C*rows, h]
-        width = expert_outputs.shape[-1]
-        flat_outputs = tf.reshape(expert_outputs, [trash, rows * width])  # [E*C, rows*h]
-        flat_outputs = tf.concat([flat_outputs, tf.zeros_like(flat_outputs[:1])], axis=0)  # [E*C+1, rows*h]
+        not_computed = e * capacity  # one past the last slot: everything not kept
+        slot = tf.where(kept, tf.reshape(choice_major, [-1]) * capacity + position, not_computed)  # [k*units]
         slot = tf.transpose(tf.reshape(slot, [k, num_units]))  # [units, k]
-        gathered = tf.reshape(tf.gather(flat_outputs, slot), [num_units, k, rows, width])  # [units, k, rows, h]
-        return gathered, tf.transpose(tf.reshape(kept, [k, num_units]))  # [units, k, rows, h], [units, k]
+        expert_outputs = self.experts.run_in_slots(units, slot, slots_per_group=capacity)  # [units, k, rows, h]
+        return expert_outputs, tf.transpose(tf.reshape(kept, [k, num_units]))  # [units, k, rows, h], [units, k]
 
     # ----------------------------------------------------------------------------- aux losses
 

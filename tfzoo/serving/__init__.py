@@ -4,23 +4,35 @@
 TF Serving does: Predict, Classify, Regress, GetModelMetadata, GetModelStatus, version
 policies and labels, hot reload, warm-up, optional batching and TLS. `Client` calls it,
 or the TF Serving binary, over gRPC.
+
+Names load with the module that defines them: `from tfzoo.serving import Client` imports
+the client (gRPC, NumPy and the TF Serving protos) and not the server.
 """
 
-from tfzoo.serving.batching import BatchingOptions, read_batching_parameters
-from tfzoo.serving.client import Client, ModelMetadata, Prediction, SignatureMetadata, VersionState, example_inputs
-from tfzoo.serving.errors import ServingError
-from tfzoo.serving.server import ModelServer, ServerOptions
+import importlib
 
-__all__ = [
-    "BatchingOptions",
-    "Client",
-    "ModelMetadata",
-    "ModelServer",
-    "Prediction",
-    "ServerOptions",
-    "ServingError",
-    "SignatureMetadata",
-    "VersionState",
-    "example_inputs",
-    "read_batching_parameters",
-]
+_EXPORTS = {
+    "BatchingOptions": "batching",
+    "read_batching_parameters": "batching",
+    "Client": "client",
+    "ModelMetadata": "client",
+    "Prediction": "client",
+    "SignatureMetadata": "client",
+    "VersionState": "client",
+    "example_inputs": "client",
+    "ServingError": "errors",
+    "ModelServer": "server",
+    "ServerOptions": "server",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

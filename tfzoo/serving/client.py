@@ -8,6 +8,10 @@ with Client("127.0.0.1:8500") as client:
     scores["income"], scores.version
 ```
 Errors are `grpc.RpcError`s carrying the server's status code and message.
+
+The client needs gRPC, NumPy and the TF Serving API protos (`tensorflow-serving-api`):
+of tfzoo it imports the request tensors and the neutral input values, nothing of the
+server, the exporters, the data package or the models.
 """
 
 from __future__ import annotations
@@ -33,10 +37,16 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from tfzoo.export.warmup import synthesize_inputs
-from tfzoo.serving.server import DEFAULT_MAX_MESSAGE_BYTES
-from tfzoo.serving.servable import INTERNAL_SIGNATURE_PREFIX
-from tfzoo.serving.tensors import DEFAULT_SIGNATURE, TensorSpec, example_from_features, ndarray_from_proto, proto_from_array
+from tfzoo.export.signature_values import synthesize_inputs
+from tfzoo.serving.tensors import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_SIGNATURE,
+    INTERNAL_SIGNATURE_PREFIX,
+    TensorSpec,
+    example_from_features,
+    ndarray_from_proto,
+    proto_from_array,
+)
 
 
 class Prediction(dict):

@@ -23,14 +23,13 @@ from tensorflow.python.framework import op_def_registry
 
 from tfzoo.serving.batching import BatchingOptions, SignatureBatcher
 from tfzoo.serving.errors import from_tf_error_code, invalid_argument, not_found
-from tfzoo.serving.tensors import Signature
+from tfzoo.serving.tensors import INTERNAL_SIGNATURE_PREFIX, Signature
 
 logger = logging.getLogger("tfzoo.serving")
 
 SERVE_TAG = "serve"
-# Signatures that TF2 adds for itself; they are listed in metadata (as TF Serving does)
-# but are not served.
-INTERNAL_SIGNATURE_PREFIX = "__"
+# Signatures that TF2 adds for itself (`INTERNAL_SIGNATURE_PREFIX`) are listed in metadata
+# (as TF Serving does) but are not served.
 
 
 def _scann_op_library() -> Path | None:

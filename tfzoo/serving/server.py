@@ -19,10 +19,9 @@ from tfzoo.serving.grpc_service import add_services
 from tfzoo.serving.manager import ModelManager
 from tfzoo.serving.rest import RestServer
 from tfzoo.serving.service import ServingCore
+from tfzoo.serving.tensors import DEFAULT_MAX_MESSAGE_BYTES
 
 logger = logging.getLogger("tfzoo.serving")
-
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 @dataclasses.dataclass

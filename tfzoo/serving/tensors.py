@@ -23,6 +23,10 @@ PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
+# TF2 saves signatures for itself (e.g. `__saved_model_init_op`) beside the served ones.
+INTERNAL_SIGNATURE_PREFIX = "__"
+# Largest gRPC message the server accepts and the client sends or receives, by default.
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def dtype_name(dtype: int | tf.DType) -> str:

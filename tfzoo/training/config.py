@@ -14,7 +14,9 @@ class RunConfig:
     """Everything needed to rebuild a run's data and model.
 
     Attributes:
-      model: a model name of `tfzoo.training.families.MODEL_FAMILIES`.
+      model: a model name of `tfzoo.training.registry.TASKS`. The model, dataset, data
+        options and model options are checked against each other when the config is
+        made (`ModelFamily.check`), before any data is read.
       dataset: a dataset name the model's family reads (e.g. `tfzoo.data.DATASETS`).
       data_path: where the dataset's files are, for datasets that are not bundled.
       tasks: the labels to train on (default: the dataset's).
@@ -52,10 +54,13 @@ class RunConfig:
 
     def __post_init__(self):
         from tfzoo.training.families import family_for  # families build on this module
+        from tfzoo.training.registry import PRETRAINING
 
         family = family_for(self.model)
         if self.init_from is not None and family.pretraining_model is None:
-            raise ValueError(f"{self.model} has no pre-training to start from. Received: init_from={self.init_from!r}")
+            raise ValueError(f"{self.model} has no pre-training to start from. Received: init_from={self.init_from!r}. "
+                             f"Accepted: init_from with model {', '.join(sorted(PRETRAINING))}")
+        family.check(self)
         for name, value in family.run_defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)

@@ -4,17 +4,18 @@ A `ModelFamily` loads a run's data, builds its model, makes its `tf.data` inputs
 reports its metrics; `tfzoo.training.run` does the rest (run directory, checkpoints,
 TensorBoard, NaN stop, resume) the same way for every family. A new kind of model (a
 retrieval model over a graph, a pre-trained sequence model) adds a family and maps its
-model names to it in `MODEL_FAMILIES`.
+model names to it in `tfzoo.training.registry.TASKS`.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import inspect
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -23,7 +24,7 @@ from tfzoo.data.behaviour_sequences import ChannelSizes, bag_features, channel_c
 from tfzoo.data.features import DatasetSpec
 from tfzoo.data.friend_graph import FriendshipSplits
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns
-from tfzoo.data.registry import load_dataset
+from tfzoo.data.registry import BEHAVIOUR_SEQUENCE_DATASETS, DATASETS, FRIEND_GRAPH_DATASETS, check_dataset, load_dataset
 from tfzoo.evaluation.metrics import task_metrics
 from tfzoo.evaluation.heuristics import heuristic_reports
 from tfzoo.evaluation.logistic import task_logistic_regressions
@@ -34,6 +35,7 @@ from tfzoo.models.registry import MODELS, build_model
 from tfzoo.models.ssmtl import SSMTLRetrieval, calibrated_weights, encoder_gradient_norms
 from tfzoo.models.supermoe import MaskedChannelPretrainer
 from tfzoo.training.config import RunConfig, make_optimizer
+from tfzoo.training.registry import PRETRAINING, TASKS, task_for  # noqa: F401  (PRETRAINING re-exported)
 
 EVAL_BATCH_SIZE = 4096
 EVALUATION_BATCH = 512  # subgraphs per encoder call when friend retrieval embeds every user
@@ -60,6 +62,15 @@ SSMTL_CALIBRATION_BATCHES = 8
 ENCODER_DEFAULTS = {"units": 32}
 # `tfzoo pretrain supermoe`'s pre-trainer options where the user gives none.
 MCP_DEFAULTS = {"masked_channels": ["item", "rating"], "mask_rate": 0.2, "num_sampled": 64}
+
+
+def constructor_options(model_class: type, *, set_by_family: Iterable[str] = ()) -> tuple[str, ...]:
+    """The keyword arguments that `model_class`'s constructor names, less those the family
+    fills in itself (from the data or the run): the model options a user may give.
+    Keras's own keyword arguments (`name`, `dtype`, ...) are not model options."""
+    parameters = inspect.signature(model_class.__init__).parameters.values()
+    named = (p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
+    return tuple(sorted(set(named) - set(set_by_family)))
 
 
 @dataclasses.dataclass
@@ -120,6 +131,27 @@ class ModelFamily(abc.ABC):
     # The model name of the family's pre-training runs, where `RunConfig.init_from` may
     # name one (`tfzoo train MODEL --init-from RUN`); None: the family has none.
     pretraining_model: str | None = None
+    # The datasets (`tfzoo.data.DATASETS` names) whose rows the family's models read.
+    accepted_datasets: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def model_options(self, model: str) -> tuple[str, ...]:
+        """The `RunConfig.model_options` keys that `model` takes (`tfzoo train --option KEY=VALUE`)."""
+
+    def check(self, config: RunConfig) -> None:
+        """Fails, before any data is read, on a dataset, data option or model option that
+        `config.model` does not take; each error is one line naming what was received and
+        what is accepted."""
+        check_dataset(config.dataset, config.data_options)
+        if config.dataset not in self.accepted_datasets:
+            raise ValueError(f"Model {config.model!r} does not train on dataset {config.dataset!r}. "
+                             f"Received: dataset={config.dataset!r}. Accepted: {', '.join(self.accepted_datasets)}")
+        accepted = self.model_options(config.model)
+        unknown = sorted(set(config.model_options) - set(accepted))
+        if unknown:
+            received = ", ".join(f"option={key!r}" for key in unknown)
+            raise ValueError(f"Unknown option for model {config.model!r}. Received: {received}. "
+                             f"Accepted: {', '.join(accepted)}")
 
     @abc.abstractmethod
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
@@ -146,6 +178,12 @@ class ModelFamily(abc.ABC):
 
 class RankingFamily(ModelFamily):
     """Multi-task rankers (`tfzoo.models.MultiTaskModel`) over tabular datasets."""
+
+    # Every dataset of tabular rows; behaviour sequences are read as their flat features.
+    accepted_datasets = tuple(name for name in DATASETS if name not in FRIEND_GRAPH_DATASETS)
+
+    def model_options(self, model: str) -> tuple[str, ...]:
+        return constructor_options(MODELS[model], set_by_family=("feature_spec", "tasks"))
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
         data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
@@ -226,6 +264,11 @@ class BehaviourSequenceFamily(ModelFamily):
     """
 
     pretraining_model = "supermoe_mcp"
+    accepted_datasets = BEHAVIOUR_SEQUENCE_DATASETS
+
+    def model_options(self, model: str) -> tuple[str, ...]:
+        return tuple(sorted({*constructor_options(MODELS[model], set_by_family=("feature_spec", "tasks")),
+                             "pretrained_encoder"}))
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
         data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
@@ -362,6 +405,10 @@ class BehaviourPretrainingFamily(ModelFamily):
     metric_names = ("loss", "accuracy")
     validation_metric = "val_minus_mcp_loss"
     run_defaults = {"epochs": 5, "batch_size": 256, "patience": 2}
+    accepted_datasets = BEHAVIOUR_SEQUENCE_DATASETS
+
+    def model_options(self, model: str) -> tuple[str, ...]:
+        return constructor_options(MaskedChannelPretrainer)
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
         data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
@@ -440,13 +487,16 @@ class FriendRetrievalFamily(ModelFamily):
     # In-batch negatives: 256 pairs per batch; the model peaks after a few epochs, so at
     # most 12, stopping 2 epochs after the best (docs/ssmtl.md).
     run_defaults = {"epochs": 12, "batch_size": 256, "patience": 2}
+    accepted_datasets = FRIEND_GRAPH_DATASETS
+    # Options of the run rather than of the model's constructor (see the class docstring).
+    run_options = ("fanouts", "uniform_negatives", "cca_scale", "mae_scale")
+
+    def model_options(self, model: str) -> tuple[str, ...]:
+        return tuple(sorted({*constructor_options(SSMTLRetrieval, set_by_family=("feature_dim",)), *self.run_options}))
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
         data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
                             options=config.data_options)
-        if not isinstance(data, FriendshipSplits):
-            raise ValueError(f"{config.model} trains on a friend graph dataset (twitch, friend_graph). "
-                             f"Received: dataset={config.dataset!r}")
         options = {**SSMTL_DEFAULTS, "id_buckets": data.graph.num_users, **config.model_options}
         fanouts = [int(f) for f in options.pop("fanouts", DEFAULT_FANOUTS)]
         uniform_negatives = int(options.pop("uniform_negatives", 0))
@@ -554,19 +604,20 @@ class FriendRetrievalFamily(ModelFamily):
         return data.test if split == "validation" else data.validation
 
 
+RANKING = RankingFamily()
+BEHAVIOUR_SEQUENCES = BehaviourSequenceFamily()
+BEHAVIOUR_PRETRAINING = BehaviourPretrainingFamily()
+FRIEND_RETRIEVAL = FriendRetrievalFamily()
+
 FAMILIES: dict[str, ModelFamily] = {
-    "ranking": RankingFamily(),
-    "behaviour_sequences": BehaviourSequenceFamily(),
-    "behaviour_pretraining": BehaviourPretrainingFamily(),
-    "friend_retrieval": FriendRetrievalFamily(),
+    "ranking": RANKING,
+    "behaviour_sequences": BEHAVIOUR_SEQUENCES,
+    "behaviour_pretraining": BEHAVIOUR_PRETRAINING,
+    "friend_retrieval": FRIEND_RETRIEVAL,
 }
-MODEL_FAMILIES: dict[str, str] = {**{name: "ranking" for name in MODELS}, "supermoe": "behaviour_sequences",
-                                  "supermoe_mcp": "behaviour_pretraining", "ssmtl": "friend_retrieval"}
-# Models with a pre-training stage (`tfzoo pretrain MODEL`): the model name of their pre-training runs.
-PRETRAINING: dict[str, str] = {"supermoe": "supermoe_mcp"}
+MODEL_FAMILIES: dict[str, str] = {model: next(name for name, family in FAMILIES.items() if family is task_for(model))
+                                  for model in TASKS}
 
 
 def family_for(model: str) -> ModelFamily:
-    if model not in MODEL_FAMILIES:
-        raise ValueError(f"Unknown model {model!r}; choose one of {sorted(MODEL_FAMILIES)}.")
-    return FAMILIES[MODEL_FAMILIES[model]]
+    return task_for(model)
