@@ -30,6 +30,7 @@ from tfzoo.training import RunConfig, load_run, train
 METRICS = ("recall@10", "recall@50", "recall@100")
 DEMO_OPTIONS = {"hidden_dim": 16, "embedding_dim": 16, "num_heads": 2, "fanouts": [4, 3], "ssl_batch_size": 16,
                 "mae_decoder_dim": 16}
+DEMO_DATA = {"num_users": 1500}  # a generated graph half the default size keeps `make demo` short
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
 
     if args.demo:
         config = RunConfig(model="ssmtl", dataset="friend_graph", epochs=3, batch_size=256, seed=args.seed,
-                           model_options=DEMO_OPTIONS, patience=2)
+                           model_options=DEMO_OPTIONS, patience=2, data_options=DEMO_DATA)
     elif args.data:
         config = RunConfig(model="ssmtl", dataset="twitch", data_path=args.data, epochs=args.epochs, seed=args.seed)
     else:

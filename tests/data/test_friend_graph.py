@@ -70,6 +70,12 @@ def test_graph_datasets_are_registered():
         load_dataset("twitch")
     with pytest.raises(ValueError, match="no tasks"):
         load_dataset("friend_graph", tasks=["income"])
+    smaller = load_dataset("friend_graph", options={"num_users": 500})
+    assert smaller.graph.num_users == 500
+    np.testing.assert_array_equal(smaller.graph.edges, load_dataset("friend_graph", options={"num_users": 500}).graph.edges)
+    for bad in (50, 2.5, "many", True):
+        with pytest.raises(ValueError, match=f"Received: num_users={bad!r}"):
+            load_dataset("friend_graph", options={"num_users": bad})
 
 
 def test_cold_start_users_keep_exactly_one_training_friendship(small_friend_graph):

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(480)
 
 SCRIPT = r"""
 import json, os, sys

@@ -11,7 +11,7 @@ import pytest
 from tfzoo.serving import BatchingOptions, ServingError, read_batching_parameters
 from tfzoo.serving.batching import SignatureBatcher
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(120)
 
 
 class Recorder:

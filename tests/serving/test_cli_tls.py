@@ -71,7 +71,7 @@ def _fresh_python(code: str) -> subprocess.CompletedProcess:
 
 
 # Before the test below, which stops the server.
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_tfzoo_query_imports_neither_tfrs_tfgnn_nor_scann(served_process):
     query = ["query", "half_plus_two", "--server", served_process.grpc_target, "--input", "x=[1.0, 3.0]"]
     result = _fresh_python(f"import json, sys\nfrom tfzoo import cli\ncode = cli.main({query!r})\n"
@@ -88,7 +88,7 @@ def test_tfzoo_query_imports_neither_tfrs_tfgnn_nor_scann(served_process):
     assert json.loads(result.stdout.splitlines()[-1]) == [0, False, []]
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_tfzoo_serve_process_serves_a_scann_index_and_answers_tfzoo_query(served_process, capsys):
     target = served_process.grpc_target
     assert served_process.rest_url is None  # --rest-port 0: no REST API, as in TF Serving
@@ -118,7 +118,7 @@ def test_tfzoo_serve_process_serves_a_scann_index_and_answers_tfzoo_query(served
     assert served_process.stop() == 0, "".join(served_process.lines)  # SIGTERM: a clean stop
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 def test_recipe_queries_every_signature_of_every_model(small_models, capsys):
     sys.path.insert(0, str(REPO / "recipes"))
     try:
@@ -134,7 +134,7 @@ def test_recipe_queries_every_signature_of_every_model(small_models, capsys):
     assert "classify: tensorflow/serving/classify (not queried)" in output and "server stopped" in output
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 def test_tls_on_grpc_and_rest(small_models, tls_files):
     cert, key = tls_files
     options = ServerOptions(model_base_path=small_models, port=0, rest_port=0, poll_seconds=0,
@@ -153,7 +153,7 @@ def test_tls_on_grpc_and_rest(small_models, tls_files):
         assert (status, body) == (200, {"predictions": [3.0]})
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_server_binds_loopback_by_default_and_refuses_a_taken_port(tmp_path):
     assert ServerOptions().host == "127.0.0.1"
     # No models yet is a valid state: the server starts and answers NOT_FOUND until some arrive.

@@ -16,7 +16,7 @@ CLIENTS = 8
 REQUESTS_PER_CLIENT = 200
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(360)
 def test_concurrent_clients_get_their_own_answers_with_zero_errors(zoo_server, zoo_models):
     _, references = zoo_models
     names = ZOO_MODELS

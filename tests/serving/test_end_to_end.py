@@ -11,7 +11,7 @@ from tfzoo.export import read_models_config, read_warmup_requests
 from tfzoo.serving import Client, ModelServer, ServerOptions
 from tfzoo.serving.servable import read_saved_model
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # fixtures included, another pytest worker beside
 
 MODELS = pytest.mark.parametrize("model", ZOO_MODELS)
 

@@ -13,7 +13,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 from tests.serving.helpers import ZOO_MAX_MESSAGE_BYTES, ranker_rows, rest_call, to_json
 from tfzoo.serving import Client
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # fixtures included, another pytest worker beside
 
 MODEL = "mmoe"
 GOOD = ranker_rows("serving_default", rows=2)

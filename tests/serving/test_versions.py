@@ -18,7 +18,7 @@ from tfzoo.export import add_to_models_config, predict_log, read_models_config, 
 from tfzoo.serving import Client, ModelServer, ServerOptions
 from tfzoo.serving.servable import read_saved_model
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(240)
 
 INPUTS = ranker_rows("serving_default", rows=2)
 

@@ -20,7 +20,8 @@ import tensorflow as tf
 from tfzoo.training import RunConfig, train
 from tfzoo.training.launch import launch
 
-pytestmark = pytest.mark.timeout(300)
+# Generous: under `make test` another pytest worker shares the cores with these clusters.
+pytestmark = pytest.mark.timeout(600)
 
 EPOCHS = 2
 BATCH_SIZE = 2048
@@ -43,7 +44,7 @@ def _assert_same_training(run, reference, *, rtol=1e-4):
         assert got["test"][task]["auc"] == pytest.approx(metrics["auc"], abs=1e-4), task
 
 
-def _launch(command, *, workers, ps=0, timeout=240, **kwargs) -> tuple[int, str]:
+def _launch(command, *, workers, ps=0, timeout=480, **kwargs) -> tuple[int, str]:
     out = io.StringIO()
     code = launch(command, workers=workers, ps=ps, timeout=timeout, sink=out, **kwargs)
     return code, out.getvalue()
@@ -63,7 +64,7 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(single_device_run, tm
     run = tmp_path / "run"
     result = subprocess.run(
         [*TFZOO, "train", *TRAIN_ARGS, "--strategy", "mirrored", "--cpu-devices", "2", "--out", str(run)],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=420,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert json.loads((run / "config.json").read_text())["distribute"] == {"strategy": "mirrored", "replicas": 2}
@@ -180,47 +181,3 @@ def test_parameter_server_shards_tables_across_both_servers(single_device_run, t
     losses, reference = metrics["history"]["loss"], _metrics(single_device_run)["history"]["loss"]
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] == pytest.approx(reference[-1], rel=0.10), (losses, reference)
-
-
-def test_supermoe_id_tables_sharded_over_two_parameter_servers(tmp_path):
-    # chief + 2 workers + 2 parameter servers; 4 KiB threshold: the item-id tables (and
-    # larger dense weights) split over both servers, small layers stay whole.
-    run = tmp_path / "run"
-    code, log = _launch(
-        [*TFZOO, "train", "supermoe", "--dataset", "generated_sequences", "--epochs", "2", "--batch-size", "64",
-         "--option", 'encoder={"units": 16, "num_heads": 2, "key_dim": 8, "ffn_units": 16, "num_experts": 2}',
-         "--strategy", "parameter_server", "--min-shard-bytes", "4096", "--out", str(run)],
-        workers=2, ps=2,
-    )
-    assert code == 0, log[-5000:]
-    placement = json.loads((run / "config.json").read_text())["distribute"]["placement"]
-    item_tables = {name: devices for name, devices in placement.items() if "item" in name and len(devices) > 1}
-    assert item_tables, sorted(placement)
-    for name, devices in item_tables.items():
-        assert sorted(devices) == ["/job:ps/replica:0/task:0/device:CPU:0", "/job:ps/replica:0/task:1/device:CPU:0"], name
-    losses = _metrics(run)["history"]["loss"]
-    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
-
-
-@pytest.mark.parametrize("strategy", ["mirrored", "parameter_server"])
-def test_ssmtl_trains_with_per_replica_subgraph_batches(strategy, tmp_path):
-    # A batch of sampled subgraphs is one merged GraphTensor: it cannot be split across
-    # replicas, so each replica (or parameter-server worker) builds its own batches
-    # (`FitData.replica_fn`) from the NumPy graph.
-    run = tmp_path / "run"
-    command = [*TFZOO, "train", "ssmtl", "--dataset", "friend_graph", "--epochs", "2", "--batch-size", "256",
-               "--option", "hidden_dim=8", "--option", "embedding_dim=8", "--option", "num_heads=2",
-               "--option", "mae_weight=1.0", "--option", "cca_weight=0", "--option", "fanouts=[3, 2]", "--strategy", strategy, "--out", str(run)]
-    if strategy == "mirrored":
-        result = subprocess.run([*command, "--cpu-devices", "2"], capture_output=True, text=True, timeout=420)
-        code, log = result.returncode, result.stdout + result.stderr
-    else:
-        code, log = _launch(command, workers=2, ps=1)
-    assert code == 0, log[-5000:]
-    assert json.loads((run / "config.json").read_text())["distribute"]["strategy"] == strategy
-    metrics = _metrics(run)
-    losses = metrics["history"]["loss"]
-    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
-    # 3,000 users: chance Recall@100 is 100 / 3,000; the generated graph's friendships
-    # follow the user features, which the encoder learns to read.
-    assert metrics["test"]["all"]["recall@100"] > 3 * 100 / 3000, metrics["test"]

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfzoo import cli
 from tfzoo.evaluation import top_k_excluding
@@ -15,6 +16,7 @@ from tfzoo.export.retrieval import export_friend_retrieval
 from tfzoo.graph import SubgraphSampler
 from tfzoo.training import RunConfig, family_for, load_run, train
 
+NUM_USERS = 1000  # the generated graph's size (3,000 by default): small keeps the suite fast
 TINY = {"hidden_dim": 8, "embedding_dim": 8, "num_heads": 2, "fanouts": [3, 2], "ssl_batch_size": 16,
         "mae_decoder_dim": 8}
 
@@ -23,7 +25,7 @@ TINY = {"hidden_dim": 8, "embedding_dim": 8, "num_heads": 2, "fanouts": [3, 2], 
 def ssmtl_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "ssmtl"
     config = RunConfig(model="ssmtl", dataset="friend_graph", epochs=2, batch_size=512, seed=1, model_options=TINY,
-                       patience=1)
+                       patience=1, data_options={"num_users": NUM_USERS})
     return run_dir, train(config, run_dir, verbose=0)
 
 
@@ -33,7 +35,7 @@ def test_default_weights_are_calibrated_and_stored_with_the_run(ssmtl_run):
     assert inputs["calibration_scales"] == {"cca": 0.1, "mae": 0.1}
     options = inputs["model_options"]
     assert options["cca_weight"] > 0 and options["mae_weight"] > 0
-    assert options["id_buckets"] == 3000 and options["candidate_bias"] and options["logq_correction"]
+    assert options["id_buckets"] == NUM_USERS and options["candidate_bias"] and options["logq_correction"]
     # A resumed or exported run rebuilds the model with the stored weights, not new ones.
     assert load_run(run_dir).model.cca_weight == pytest.approx(options["cca_weight"])
 
@@ -49,7 +51,7 @@ def test_run_reports_the_best_epoch_next_to_the_heuristics(ssmtl_run):
     assert sorted(baselines) == sorted(HEURISTICS)
     assert baselines["popularity"]["all"]["users"] == metrics["test"]["all"]["users"]
     # The generated graph's friendships follow communities of features: far above chance.
-    assert metrics["test"]["all"]["recall@100"] > 5 * 100 / 3000
+    assert metrics["test"]["all"]["recall@100"] > 2 * 100 / NUM_USERS
 
 
 def test_export_serves_the_ranking_the_report_evaluates(ssmtl_run, tmp_path):
@@ -65,7 +67,7 @@ def test_export_serves_the_ranking_the_report_evaluates(ssmtl_run, tmp_path):
     train_graph = run.prepared.data.train
     path = export_friend_retrieval(run.model, train_graph, tmp_path, "ssmtl", index="brute_force", k=20,
                                    fanouts=run.inputs["fanouts"], vectors=(queries, candidates))
-    users = np.array([0, 5, 17, 1200, 2999])
+    users = np.array([0, 5, 17, 600, NUM_USERS - 1])
     served = call_in_fresh_process(path, {"user_ids": users})
     expected = top_k_excluding(queries, users, [train_graph.edges], 20, candidate_embeddings=candidates)
     np.testing.assert_array_equal(served["friend_ids"], expected)
@@ -81,3 +83,14 @@ def test_cli_evaluate_prints_the_model_next_to_the_four_heuristics(ssmtl_run, ca
     for name in HEURISTICS:
         assert f"{name} (test)" in out
     assert f"{metrics['test']['all']['recall@50']:.4f}" in out
+
+
+def test_cli_export_embeds_the_graph_the_run_trained_on(ssmtl_run, tmp_path, capsys):
+    # The run's data options (here a 1,000-user generated graph) travel with the run:
+    # `tfzoo export` must not rebuild the dataset's default graph.
+    run_dir, _ = ssmtl_run
+    assert cli.main(["export", "--run", str(run_dir), "--to", str(tmp_path), "--name", "friends"]) == 0
+    assert "exported" in capsys.readouterr().out
+    for name in ("friends", "friends_brute_force"):
+        checkpoint = str(tmp_path / name / "1" / "variables" / "variables")
+        assert tf.train.load_variable(checkpoint, "user_embeddings/.ATTRIBUTES/VARIABLE_VALUE").shape[0] == NUM_USERS

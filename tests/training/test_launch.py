@@ -8,7 +8,7 @@ import pytest
 
 from tfzoo.training.launch import TIMED_OUT, Task, cluster_spec, launch, tasks_of
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(240)
 
 PRINT_TASK = (
     "import json, os; c = json.loads(os.environ['TF_CONFIG']); "

@@ -146,11 +146,15 @@ def _twitch(path: str | None, tasks: Sequence[str] | None, split_seed: int, *,
 
 
 def _friend_graph(path: str | None, tasks: Sequence[str] | None, split_seed: int, *,
-                  cold_start_share: float = 0.0) -> FriendshipSplits:
+                  cold_start_share: float = 0.0, num_users: int = 3000) -> FriendshipSplits:
     _no_tasks("friend_graph", tasks)
     if path is not None:
         raise ValueError("The friend_graph dataset is generated; it takes no --data path.")
-    graph = make_friend_graph(3000, seed=0)  # one fixed graph; the seed varies only the split
+    if isinstance(num_users, bool) or not isinstance(num_users, int) or num_users < 100:
+        raise ValueError(f"The friend_graph dataset's `num_users` must be an integer >= 100. "
+                         f"Received: num_users={num_users!r}")
+    # One fixed graph per size; the seed varies only the split.
+    graph = make_friend_graph(num_users, seed=0)
     return split_friendships(graph, validation_share=0.1, test_share=0.1, seed=split_seed,
                              cold_start_share=cold_start_share)
 
@@ -183,7 +187,7 @@ UPSAMPLING_OPTIONS = ("upsample_tasks", "upsample_max_factor")
 # and MovieLens sequences their `stride` (one example every stride-th rating) and `length`.
 DATA_OPTIONS: dict[str, tuple[str, ...]] = {
     "twitch": ("cold_start_share",),
-    "friend_graph": ("cold_start_share",),
+    "friend_graph": ("cold_start_share", "num_users"),
     "movielens_sequences": ("fold", "folds", "stride", "length"),
     "generated_sequences": ("fold", "folds"),
     **{name: UPSAMPLING_OPTIONS for name in ("aliexpress", "census", "census_flows", "movielens", "synthetic")},

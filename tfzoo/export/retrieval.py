@@ -171,7 +171,8 @@ def export_retrieval_run(model: tf.keras.Model, inputs: Mapping[str, Any], expor
     serving time); returns the ScaNN one. With `target_recall`, the ScaNN index searches
     the fewest leaves that reach it (`export_friend_retrieval`).
     """
-    splits = load_dataset(inputs["dataset"], path=inputs.get("data_path"), split_seed=inputs["split_seed"])
+    splits = load_dataset(inputs["dataset"], path=inputs.get("data_path"), split_seed=inputs["split_seed"],
+                          options=inputs.get("data_options"))
     graph = splits.graph
     fanouts = inputs.get("fanouts", DEFAULT_FANOUTS)
     vectors = model.user_vectors(SubgraphSampler(graph, fanouts=fanouts, seed=0))

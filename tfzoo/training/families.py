@@ -508,7 +508,7 @@ class FriendRetrievalFamily(ModelFamily):
             # A new run: the calibrated weights are computed once and stored with the run.
             options.update(self._calibrated_weights(config, options, scales, first_batches, data.graph.features.dim))
             inputs = {"dataset": config.dataset, "data_path": config.data_path, "split_seed": config.split_seed,
-                      "fanouts": fanouts, "uniform_negatives": uniform_negatives,
+                      "data_options": dict(config.data_options), "fanouts": fanouts, "uniform_negatives": uniform_negatives,
                       "feature_dim": data.graph.features.dim, "model_options": options,
                       "calibration_scales": scales}
         model = SSMTLRetrieval(feature_dim=inputs["feature_dim"], **inputs.get("model_options", options))
