@@ -2,7 +2,7 @@
 export with its index.
 
     python recipes/ssmtl_twitch.py --data PATH/twitch_musae/ES [--seed 0] [--out runs/ssmtl_es]
-    python recipes/ssmtl_twitch.py --demo          # generated friend graph, about a minute on 2 cores
+    python recipes/ssmtl_twitch.py --demo          # generated friend graph (1,500 users), about 3 minutes on 2 cores
 
 The same run as `tfzoo train ssmtl --dataset twitch --data PATH --seed SEED`: the
 friendships split per user (10% validation, 10% test, split seed 0), `SSMTLRetrieval` with

@@ -74,3 +74,23 @@ def friendship_batches(small_friend_graph, small_sampler):
         batches.append({"query": remove_edges_between(small_sampler(query), query, candidate),
                         "candidate": remove_edges_between(small_sampler(candidate), query, candidate)})
     return batches
+
+
+# The files that train clusters or real-size models, longest first. `make test` runs the
+# suite on two workers a file at a time: started first, they run beside the many short
+# files instead of being left for one worker at the end.
+LONGEST_FILES = (
+    "tests/training/test_distributed_subgraphs.py",
+    "tests/training/test_distributed.py",
+    "tests/training/test_friend_retrieval.py",
+    "tests/serving/test_end_to_end.py",
+    "tests/serving/test_errors.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return LONGEST_FILES.index(path) if path in LONGEST_FILES else len(LONGEST_FILES)
+
+    items.sort(key=rank)  # stable: every file keeps its own order

@@ -162,6 +162,14 @@ def export_friend_retrieval(
                             extra_files={INDEX_METADATA_FILE: json.dumps(index_metadata(top_k), indent=2) + "\n"})
 
 
+def run_graph(inputs: Mapping[str, Any]) -> FriendGraph:
+    """The whole friend graph of a run (every friendship: at serving time all are known),
+    rebuilt from the run's stored inputs with its data options (e.g. a generated graph's
+    `num_users`)."""
+    return load_dataset(inputs["dataset"], path=inputs.get("data_path"), split_seed=inputs["split_seed"],
+                        options=inputs.get("data_options")).graph
+
+
 def export_retrieval_run(model: tf.keras.Model, inputs: Mapping[str, Any], export_base: str | Path, name: str,
                          version: int | None, *, target_recall: float | None = None) -> Path:
     """The `tfzoo export` entry of friend-retrieval runs.
@@ -171,9 +179,7 @@ def export_retrieval_run(model: tf.keras.Model, inputs: Mapping[str, Any], expor
     serving time); returns the ScaNN one. With `target_recall`, the ScaNN index searches
     the fewest leaves that reach it (`export_friend_retrieval`).
     """
-    splits = load_dataset(inputs["dataset"], path=inputs.get("data_path"), split_seed=inputs["split_seed"],
-                          options=inputs.get("data_options"))
-    graph = splits.graph
+    graph = run_graph(inputs)
     fanouts = inputs.get("fanouts", DEFAULT_FANOUTS)
     vectors = model.user_vectors(SubgraphSampler(graph, fanouts=fanouts, seed=0))
     path = export_friend_retrieval(model, graph, export_base, name, version=version, index="scann",
