@@ -4,7 +4,7 @@ Names load with the module that defines them: the warm-up and models.config help
 that the server and client use import no model code.
 """
 
-import importlib
+from tfzoo.lazy_names import lazy_attributes
 
 _EXPORTS = {
     "call_in_fresh_process": "fresh_process",
@@ -33,11 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

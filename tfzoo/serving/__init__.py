@@ -9,7 +9,7 @@ Names load with the module that defines them: `from tfzoo.serving import Client`
 the client (gRPC, NumPy and the TF Serving protos) and not the server.
 """
 
-import importlib
+from tfzoo.lazy_names import lazy_attributes
 
 _EXPORTS = {
     "BatchingOptions": "batching",
@@ -28,11 +28,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -4,7 +4,7 @@ Names load with the module that defines them, so that `tfzoo.training.registry` 
 model names) and `tfzoo.training.distribute` import no model code.
 """
 
-import importlib
+from tfzoo.lazy_names import lazy_attributes
 
 _EXPORTS = {
     "EpochCheckpoint": "callbacks",
@@ -33,13 +33,4 @@ _SUBMODULES = ("callbacks", "config", "distribute", "families", "launch", "regis
 __all__ = sorted({*_EXPORTS, "distribute"})
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
