@@ -10,10 +10,13 @@ run, batches hold 256 pairs, and training stops when validation Recall@50 has no
 improved for 2 epochs (at most 12) with the best epoch evaluated, from the vectors the
 export serves (`tfzoo train ssmtl`'s run defaults). Each finished run appends
 one JSON line to `--out` (its options, best epoch, seconds, validation and test reports,
-and per-user hit counts at K = 50 and 100 for paired bootstrap intervals); a run already
-in the file is skipped, so a grid can be run in parts and a later run fills in what is
-missing. The first line of each (region, split) holds the heuristic baselines on the same
-split (`tfzoo.evaluation.heuristics`).
+and per-user hit counts at K = 50 and 100 for paired bootstrap intervals; under `fused`
+the same for what the export serves, the model's score fused with a heuristic at the
+weight the run chose on validation); a run already in the file is skipped, so a grid can
+be run in parts and a later run fills in what is missing. The first line of each
+(region, split) holds the heuristic baselines on the same split
+(`tfzoo.evaluation.heuristics`). `--fill-fusion --keep-runs DIR` adds `fused` to rows
+written before runs chose a fusion, from their kept run directories.
 
 Grids (`--grid`):
 - `default`: `tfzoo train ssmtl`'s defaults, nothing changed.
@@ -110,6 +113,17 @@ def _hits(report: dict) -> dict:
     return {f"hits@{k}": per_user[f"hits@{k}"] for k in HIT_KS}
 
 
+def _fused(run) -> dict | None:
+    """What the run's export serves where it fuses the model's score with a heuristic
+    (`FriendRetrievalFamily.fused_reports`: the weight chosen on validation), with the
+    test split's per-user hits; None without fusion."""
+    fused = family_for("ssmtl").fused_reports(run.prepared, per_user=True)
+    if fused is None:
+        return None
+    fused["validation"].pop("per_user", None)
+    return {**fused, **_hits(fused["test"])}
+
+
 def run_one(data: str, region: str, grid: str, name: str, seed: int, *, data_options: dict, num_users: int,
             patience: int | None, max_epochs: int | None, keep: Path | None = None) -> dict:
     from tfzoo.training import load_run
@@ -125,6 +139,7 @@ def run_one(data: str, region: str, grid: str, name: str, seed: int, *, data_opt
         metrics = train(config, run_dir, verbose=0)
         run = load_run(run_dir)  # the best epoch, as `tfzoo evaluate` sees it
         test = family_for("ssmtl").report(run.prepared, "test", per_user=True)
+        fused = _fused(run)
         trained_options = run.inputs["model_options"]  # with the calibrated weights
     return {
         "kind": "run", "region": region, "grid": grid, "variant": name, "seed": seed, "model_options": options,
@@ -133,8 +148,30 @@ def run_one(data: str, region: str, grid: str, name: str, seed: int, *, data_opt
         "batch_size": config.batch_size,
         "best_epoch": metrics["best_epoch"], "epochs_trained": metrics["epochs_trained"],
         "seconds": round(time.time() - started, 1), "train_seconds": round(metrics["train_seconds"], 1),
-        "validation": metrics["validation"], "test": metrics["test"], **_hits(test),
+        "validation": metrics["validation"], "test": metrics["test"], **_hits(test), "fused": fused,
     }
+
+
+def fill_fusion(path: Path, keep: Path) -> None:
+    """Adds `fused` to the run rows of `path` written before runs chose a fusion, from
+    their kept run directories (`keep`/REGION/GRID/VARIANT/seedN); the file is rewritten
+    once every row is done."""
+    from tfzoo.training import load_run
+
+    rows = _read(path)
+    for row in rows:
+        if row["kind"] != "run" or "fused" in row:
+            continue
+        run_dir = keep / row["region"] / row["grid"] / row["variant"] / f"seed{row['seed']}"
+        if not (run_dir / "metrics.json").exists():
+            print(f"no kept run at {run_dir}: {row['region']} {row['variant']} seed {row['seed']} left without fusion")
+            continue
+        row["fused"] = _fused(load_run(run_dir))
+        print(f"{row['region']} {row['variant']} seed {row['seed']}: fused weight {row['fused']['weight']}, "
+              f"test {row['fused']['test']['all']}", flush=True)
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    scratch.replace(path)
 
 
 def baselines_row(data: str, region: str, data_options: dict) -> dict:
@@ -194,9 +231,17 @@ def main() -> None:
     parser.add_argument("--keep-runs", type=Path, metavar="DIR",
                         help="keep each run directory as DIR/REGION/GRID/VARIANT/seedN (e.g. to export it)")
     parser.add_argument("--table", type=Path, help="print the tables of this file and stop")
+    parser.add_argument("--fill-fusion", action="store_true",
+                        help="add the served fusion to --out's rows that lack it, from the runs kept in --keep-runs, "
+                             "and stop")
     args = parser.parse_args()
     if args.table:
         print(tables(_read(args.table)))
+        return
+    if args.fill_fusion:
+        if args.keep_runs is None:
+            parser.error("--fill-fusion reads the kept runs: pass --keep-runs DIR")
+        fill_fusion(args.out, args.keep_runs)
         return
     if args.data is None:
         parser.error("--data is required to run experiments")
@@ -266,6 +311,15 @@ def tables(rows: list[dict]) -> str:
                     cells.append(f"{values.mean():.3f}{spread}")
                 epochs = np.mean([r["best_epoch"] for r in mine])
                 out.append(f"| {name} | {len(mine)} | {epochs:.1f} | " + " | ".join(cells) + " |")
+                if all(r.get("fused") for r in mine):  # what the export serves
+                    cells = []
+                    for part, k in columns:
+                        values = np.array([_recall(r["fused"][f"hits@{k}"], targets)[slices[part]].mean() for r in mine])
+                        spread = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
+                        cells.append(f"{values.mean():.3f}{spread}")
+                    weights = "/".join(f"{r['fused']['weight']:g}" for r in mine)
+                    out.append(f"| {name}, served: + w x log(1 + {mine[0]['fused']['heuristic']}), w = {weights} | "
+                               f"{len(mine)} | {epochs:.1f} | " + " | ".join(cells) + " |")
             reference = REFERENCES.get(grid)
             if reference in variants:
                 out.append(f"\ndifferences from `{reference}` (paired bootstrap 95% interval over users; MDE: the "

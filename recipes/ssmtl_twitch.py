@@ -10,7 +10,8 @@ friendships split per user (10% validation, 10% test, split seed 0), `SSMTLRetri
 retrieval with log-Q correction and a candidate bias, plus CCA-SSG and GraphMAE at
 calibrated weights), trained until validation Recall@50 stops improving (best epoch
 kept). Prints test Recall@K next to the link-prediction heuristics on the same split
-(popularity, common neighbours, Adamic-Adar, resource allocation), then exports
+(popularity, common neighbours, Adamic-Adar, resource allocation) and the model's score
+fused with Adamic-Adar at the weight chosen on validation (what is served), then exports
 `<export-base>/ssmtl_<dataset>/<version>/` (ScaNN index) and its `_brute_force` twin
 (exact, TensorFlow only) over every user and every known friendship. `--demo` does the
 same on the generated `friend_graph` dataset (redistributable) with tiny sizes.
@@ -25,6 +26,7 @@ import tensorflow as tf
 
 import tfzoo
 from tfzoo.export import export_model
+from tfzoo.export.retrieval import Fusion
 from tfzoo.training import RunConfig, load_run, train
 
 METRICS = ("recall@10", "recall@50", "recall@100")
@@ -57,13 +59,17 @@ def main() -> None:
     print(metrics["split"])
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_trained']} (validation Recall@50)")
     rows = [("ssmtl (test)", metrics["test"])]
+    fusion = Fusion.chosen(metrics.get("fused"))  # chosen on validation: what the export serves
+    if "fused" in metrics:
+        fused = metrics["fused"]
+        rows.append((f"ssmtl + {fused['weight']:g} x log(1 + {fused['heuristic']}) (test, served)", fused["test"]))
     rows += [(f"{name} (test)", report) for name, report in metrics["baselines"]["test"].items()]
     print(tfzoo.evaluation.format_task_table(rows, metrics=METRICS))
 
     # Serving knows every friendship: the export embeds and excludes from the whole graph.
     run = load_run(run_dir)
     name = f"ssmtl_{config.dataset}"
-    scann = export_model("ssmtl", run.model, run.inputs, args.export_base, name)
+    scann = export_model("ssmtl", run.model, run.inputs, args.export_base, name, fusion=fusion)
     brute = scann.parent.parent / f"{name}_brute_force" / scann.name
     print(f"exported {scann} and {brute}")
     print("new friends for user 0:", np.asarray(tf.saved_model.load(str(brute)).signatures["serving_default"](

@@ -50,7 +50,7 @@ MISMATCHES = [
      "Accepted: dropout, embedding_dim, expert_units, num_experts, task_weights, tower_units"),
     (["train", "ssmtl", "--dataset", "twitch", "--option", "fanouts=[2]", "--option", "units=8"], 1,
      "Unknown option for model 'ssmtl'. Received: option='units'. Accepted: candidate_bias, cca_decorrelation, "
-     "cca_edge_drop, cca_feature_drop, cca_scale, cca_weight, dropout, embedding_dim, fanouts, hidden_dim, id_buckets, "
+     "cca_edge_drop, cca_feature_drop, cca_scale, cca_weight, dropout, embedding_dim, fanouts, fusion, hidden_dim, id_buckets, "
      "logq_correction, mae_decoder_dim, mae_edge_drop, mae_gamma, mae_scale, mae_weight, message_passing, num_heads, "
      "num_layers, readout, retrieval_weight, ssl_batch_size, temperature, uniform_negatives"),
     (["pretrain", "supermoe", "--dataset", "generated_sequences", "--option", "units=8"], 1,

@@ -86,6 +86,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     export.add_argument("--target-recall", type=float,
                         help="retrieval models: search the fewest ANN index leaves that reach this recall@10, "
                              "measured on a sample of the users (recorded in assets.extra/ann_index.json)")
+    export.add_argument("--no-fusion", action="store_true",
+                        help="retrieval models: serve the model's score alone, not fused with the heuristic "
+                             "the run chose on validation (metrics.json `fused`)")
 
     _add_serving_parsers(commands)
     return parser
@@ -183,12 +186,18 @@ def _train(args) -> int:
         print(f"best epoch: {metrics['best_epoch']} of {metrics['epochs_trained']} trained "
               f"({metrics['validation_metric']}, restored)")
     rows = [(f"{model} (validation)", metrics["validation"]), (f"{model} (test)", metrics["test"])]
+    if "fused" in metrics:
+        rows.append((f"{_fused_label(model, metrics['fused'])} (test, served)", metrics["fused"]["test"]))
     rows += [(f"{name} (test)", report) for name, report in metrics.get("baselines", {}).get("test", {}).items()]
     print(format_task_table(rows, metrics=family_for(model).metric_names))
     print(f"\nrun written to {args.out}")
     if args.command == "pretrain":
         print(f"fine-tune from it: tfzoo train {args.model} --init-from {args.out} ...")
     return 0
+
+
+def _fused_label(model: str, fused: dict) -> str:
+    return f"{model} + {fused['weight']:g} x log(1 + {fused['heuristic']})"
 
 
 def _evaluate(args) -> int:
@@ -199,6 +208,9 @@ def _evaluate(args) -> int:
     report = evaluate(args.run, split=args.split)
     print(f"split: {report['split_description']}")
     rows = [(f"{Path(args.run).name} ({args.split})", report["tasks"])]
+    if "fused" in report:
+        rows.append((f"{_fused_label(Path(args.run).name, report['fused'])} ({args.split}, served)",
+                     report["fused"]["report"]))
     rows += [(f"{name} ({args.split})", baseline) for name, baseline in report["baselines"].items()]
     print(format_task_table(rows, metrics=family_for(report["model"]).metric_names))
     (Path(args.run) / f"evaluation_{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -212,9 +224,19 @@ def _export(args) -> int:
     run = load_run(args.run)
     name = args.name or f"{run.config.model}_{run.config.dataset}"
     path = export_model(run.config.model, run.model, run.inputs, args.to, name, version=args.version,
-                        target_recall=args.target_recall)
+                        target_recall=args.target_recall, fusion=None if args.no_fusion else _run_fusion(run))
     print(f"exported {path}")
     return 0
+
+
+def _run_fusion(run):
+    """The fusion a run chose on validation (`metrics.json`'s `fused`), to serve; None where
+    it chose none (or weight 0) or its metrics predate fusion."""
+    from tfzoo.export.retrieval import Fusion
+    from tfzoo.training.run import METRICS_FILE
+
+    metrics_path = run.directory / METRICS_FILE
+    return Fusion.chosen(json.loads(metrics_path.read_text()).get("fused") if metrics_path.exists() else None)
 
 
 def _serve(args) -> int:

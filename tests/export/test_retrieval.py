@@ -1,12 +1,16 @@
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
-from tfzoo.evaluation import top_k_excluding
+from tfzoo.evaluation import ranked_candidates, top_k_excluding
+from tfzoo.evaluation.fusion import FusedScores
+from tfzoo.evaluation.heuristics import HeuristicScores
 from tfzoo.export import call_in_fresh_process
 from tfzoo.export.ann import scann_op_library_path
-from tfzoo.export.retrieval import export_friend_retrieval
+from tfzoo.export.retrieval import Fusion, export_friend_retrieval
 from tfzoo.graph import subgraph_spec
 from tfzoo.models.ssmtl import SSMTLRetrieval
 
@@ -81,3 +85,45 @@ def test_embed_signature_embeds_a_serialized_subgraph(exported):
     graph = tfgnn.parse_example(subgraph_spec(), tf.constant(serialized)).merge_batch_to_components()
     np.testing.assert_allclose(out["embedding"], model.query_embeddings(graph).numpy(), rtol=1e-4, atol=1e-5)
     assert out["embedding"].shape == (2, model.index_dim)
+
+
+FUSION = Fusion(heuristic="adamic_adar", weight=2.0)
+
+
+@pytest.fixture(scope="module")
+def fused_export(exported, tmp_path_factory):
+    # Brute force only: the fused rescoring is the same code behind either index (the
+    # unfused tests above cover ScaNN's part), and every export costs CI seconds.
+    model, _, graph, vectors, *_ = exported
+    return export_friend_retrieval(model, graph, tmp_path_factory.mktemp("fused"), "fused_brute_force",
+                                   index="brute_force", k=K, fanouts=(4, 3), vectors=vectors, fusion=FUSION)
+
+
+def _offline_fused(graph, queries, candidates, users):
+    """The fused ranking as `tfzoo.evaluation.fusion` scores it offline, over the export's graph."""
+    scores = FusedScores(queries, candidates, HeuristicScores(FUSION.heuristic, graph.edges, graph.num_users),
+                         FUSION.weight)
+    top = ranked_candidates(scores, graph.num_users, users, [graph.edges], K)
+    return top, np.take_along_axis(scores(users), top, axis=1)
+
+
+def test_fused_brute_force_serving_is_the_offline_fused_ranking(exported, fused_export):
+    _, _, graph, (queries, candidates), *_ = exported
+    brute = fused_export
+    users = np.array([0, 7, 123, 299, 42])
+    out = call_in_fresh_process(brute, {"user_ids": users})
+    expected, expected_scores = _offline_fused(graph, queries, candidates, users)
+    np.testing.assert_array_equal(out["friend_ids"], expected)
+    np.testing.assert_allclose(out["scores"], expected_scores, rtol=1e-4, atol=1e-4)
+    # The heuristic changed the ranking: the fused export is not the model alone.
+    alone = top_k_excluding(queries, users, [graph.edges], K, candidate_embeddings=candidates)
+    assert (alone != expected).any()
+    metadata = json.loads((brute / "assets.extra" / "ann_index.json").read_text())
+    assert metadata["fusion"] == {"heuristic": "adamic_adar", "weight": 2.0}
+
+
+def test_fusion_is_validated():
+    with pytest.raises(ValueError, match="fusion='popularity'"):
+        Fusion(heuristic="popularity", weight=1.0)
+    with pytest.raises(ValueError, match="weight=0"):
+        Fusion(heuristic="adamic_adar", weight=0)

@@ -9,6 +9,7 @@ import pytest
 
 from tfzoo import cli
 from tfzoo.evaluation import top_k_excluding
+from tfzoo.evaluation.fusion import FUSION_WEIGHTS
 from tfzoo.evaluation.heuristics import HEURISTICS
 from tfzoo.export import call_in_fresh_process
 from tfzoo.export.retrieval import export_friend_retrieval, run_graph
@@ -75,6 +76,29 @@ def test_export_serves_the_ranking_the_report_evaluates(ssmtl_run, tmp_path):
     assert own[0].shape == queries.shape and np.allclose(own[1][:, -1], candidates[:, -1])  # the same biases
 
 
+def test_run_chooses_the_served_fusion_on_validation(ssmtl_run):
+    run_dir, metrics = ssmtl_run
+    fused = metrics["fused"]
+    assert fused["heuristic"] == "adamic_adar"  # the default `fusion`
+    by_weight = {float(w): recall for w, recall in fused["validation_by_weight"].items()}
+    assert sorted(by_weight) == list(FUSION_WEIGHTS)
+    # Weight 0 is the model alone, scored on the same vectors as the run's own report.
+    assert by_weight[0.0] == pytest.approx(metrics["validation"]["all"]["recall@50"])
+    assert by_weight[fused["weight"]] == max(by_weight.values())
+    assert fused["validation"]["all"]["recall@50"] == pytest.approx(by_weight[fused["weight"]])
+    assert fused["test"]["all"]["users"] == metrics["test"]["all"]["users"]
+    # `tfzoo export` serves what the run chose (nothing to fuse at weight 0).
+    chosen = cli._run_fusion(load_run(run_dir))
+    assert (chosen is None) if fused["weight"] == 0 else (chosen.heuristic, chosen.weight) == ("adamic_adar", fused["weight"])
+
+
+def test_fusion_option_is_validated(tmp_path):
+    config = RunConfig(model="ssmtl", dataset="friend_graph", epochs=1, model_options={**TINY, "fusion": "jaccard"},
+                       data_options={"num_users": 100})
+    with pytest.raises(ValueError, match="fusion='jaccard'"):
+        train(config, tmp_path / "run", verbose=0)
+
+
 def test_cli_evaluate_prints_the_model_next_to_the_four_heuristics(ssmtl_run, capsys):
     run_dir, metrics = ssmtl_run
     assert cli.main(["evaluate", "--run", str(run_dir)]) == 0
@@ -82,6 +106,8 @@ def test_cli_evaluate_prints_the_model_next_to_the_four_heuristics(ssmtl_run, ca
     for name in HEURISTICS:
         assert f"{name} (test)" in out
     assert f"{metrics['test']['all']['recall@50']:.4f}" in out
+    fused = metrics["fused"]
+    assert f"x log(1 + adamic_adar) (test, served)" in out and f"{fused['test']['all']['recall@50']:.4f}" in out
 
 
 def test_export_rebuilds_the_graph_the_run_trained_on(ssmtl_run):

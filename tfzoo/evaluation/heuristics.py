@@ -27,6 +27,7 @@ import scipy.sparse as sparse
 from tfzoo.evaluation.retrieval import DEFAULT_KS, query_users, ranked_candidates, recall_of_rankings
 
 HEURISTICS = ("popularity", "common_neighbours", "adamic_adar", "resource_allocation")
+NEIGHBOURHOOD_HEURISTICS = HEURISTICS[1:]  # scores summed over common friends
 
 
 def adjacency(edges: np.ndarray, num_users: int) -> sparse.csr_matrix:
@@ -37,6 +38,21 @@ def adjacency(edges: np.ndarray, num_users: int) -> sparse.csr_matrix:
     matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(num_users, num_users))
     matrix.data[:] = 1.0  # a friendship listed twice still counts once
     return matrix
+
+
+def common_friend_weights(name: str, degree: np.ndarray) -> np.ndarray:
+    """[users] what each user adds, as a common friend, to a neighbourhood heuristic's
+    score (`common_neighbours`, `adamic_adar` or `resource_allocation`), from the users'
+    degrees: the score of (u, v) is the sum of these over the common friends of u and v."""
+    degree = np.asarray(degree, np.float64)
+    if name == "common_neighbours":
+        return np.ones_like(degree)
+    if name == "adamic_adar":
+        # A common friend with one friend cannot be common; log(1) = 0 is never used.
+        return 1.0 / np.log(np.maximum(degree, 2.0))
+    if name == "resource_allocation":
+        return 1.0 / np.maximum(degree, 1.0)
+    raise ValueError(f"`name` must be one of {NEIGHBOURHOOD_HEURISTICS}. Received: name={name!r}")
 
 
 class HeuristicScores:
@@ -57,13 +73,8 @@ class HeuristicScores:
         self.num_users = int(num_users)
         self.adjacency = adjacency(train_edges, num_users)
         self.degree = np.asarray(self.adjacency.sum(axis=1)).ravel()  # [users]
-        weights = {
-            "common_neighbours": np.ones(num_users),
-            # A common friend with one friend cannot be common; log(1) = 0 is never used.
-            "adamic_adar": 1.0 / np.log(np.maximum(self.degree, 2.0)),
-            "resource_allocation": 1.0 / np.maximum(self.degree, 1.0),
-        }
-        self._right = None if name == "popularity" else (sparse.diags(weights[name]) @ self.adjacency).tocsc()
+        self._right = None if name == "popularity" else (
+            sparse.diags(common_friend_weights(name, self.degree)) @ self.adjacency).tocsc()
 
     def __call__(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, np.int64)

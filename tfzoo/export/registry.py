@@ -33,7 +33,7 @@ EXPORTERS["ssmtl"] = export_retrieval_run  # ScaNN and brute-force friend retrie
 
 
 # Options an exporter takes beyond the common ones (`tfzoo export --target-recall ...`).
-EXPORT_OPTIONS: dict[str, tuple[str, ...]] = {"ssmtl": ("target_recall",)}
+EXPORT_OPTIONS: dict[str, tuple[str, ...]] = {"ssmtl": ("target_recall", "fusion")}
 
 
 def export_model(model_name: str, model: tf.keras.Model, inputs: Any, export_base: str | Path, name: str,

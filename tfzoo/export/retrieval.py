@@ -27,6 +27,7 @@ queried with their own query vectors, themselves excluded).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -38,6 +39,8 @@ import tensorflow_gnn as tfgnn
 
 from tfzoo.data.friend_graph import FriendGraph, neighbours
 from tfzoo.data.registry import load_dataset
+from tfzoo.evaluation.fusion import check_fusion
+from tfzoo.evaluation.heuristics import common_friend_weights
 from tfzoo.export.ann import ScannSettings, build_index, index_metadata
 from tfzoo.export.saved_model import next_version, save_version
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler
@@ -47,14 +50,46 @@ SCHEMA_FILE = "subgraph_schema.pbtxt"
 INDEX_METADATA_FILE = "ann_index.json"  # in assets.extra: files TF Serving leaves alone
 
 
+@dataclasses.dataclass(frozen=True)
+class Fusion:
+    """A neighbourhood heuristic's score added to the model's at retrieval time
+    (`tfzoo.evaluation.fusion`): `weight` x log(1 + `heuristic`(u, v))."""
+
+    heuristic: str
+    weight: float
+
+    def __post_init__(self):
+        check_fusion(self.heuristic)
+        if not self.weight > 0:
+            raise ValueError(f"`weight` must be > 0 (0 serves the model alone: pass no fusion). "
+                             f"Received: weight={self.weight}")
+
+    @classmethod
+    def chosen(cls, fused: Mapping[str, Any] | None) -> Fusion | None:
+        """The fusion a run chose on validation, from its metrics' `fused` entry
+        (`tfzoo.evaluation.fusion.fused_reports`); None where there is none to serve
+        (no entry, or weight 0: the model alone was best)."""
+        if not fused or not fused["weight"]:
+            return None
+        return cls(heuristic=fused["heuristic"], weight=float(fused["weight"]))
+
+
+def _ragged_rows(values: tf.Tensor, row_splits: tf.Tensor) -> tf.RaggedTensor:
+    """[users, (friends)] from the flat friend lists (a function, not a method: autograph
+    converts helper methods of a `tf.Module` inconsistently across traces)."""
+    return tf.RaggedTensor.from_row_splits(values, row_splits, validate=False)
+
+
 class FriendRetrievalModule(tf.Module):
     """What the SavedModel holds: the encoder (for `embed`), the index, and the known friends.
 
     Only the model's encoder is saved: the heads of the self-supervised objectives serve
-    no request.
+    no request. With a `fusion`, the candidate vectors and each user's weight as a common
+    friend are saved too: results are rescored exactly (see `recommend`).
     """
 
-    def __init__(self, model: tf.keras.Model, index: tf.keras.Model, graph: FriendGraph, queries: np.ndarray, *, k: int):
+    def __init__(self, model: tf.keras.Model, index: tf.keras.Model, graph: FriendGraph, queries: np.ndarray, *,
+                 k: int, candidates: np.ndarray | None = None, fusion: Fusion | None = None):
         super().__init__(name="friend_retrieval")
         self.encoder = model.encoder
         self.candidate_bias = bool(getattr(model, "candidate_bias", False))
@@ -66,10 +101,18 @@ class FriendRetrievalModule(tf.Module):
         self.friend_splits = tf.Variable(splits, trainable=False, name="friend_splits")  # [users + 1]
         self.friend_ids = tf.Variable(ids, trainable=False, name="friend_ids")  # [2 * friendships]
         self.spec = subgraph_spec()
+        self.fusion = fusion
+        if fusion is not None:
+            if candidates is None:
+                raise ValueError("A fused export rescores candidates exactly: pass `candidates` [users, d].")
+            self.candidate_embeddings = tf.Variable(np.asarray(candidates, np.float32), trainable=False,
+                                                    name="candidate_embeddings")  # [users, d]
+            weights = common_friend_weights(fusion.heuristic, np.diff(splits)).astype(np.float32)
+            self.common_friend_weights = tf.Variable(weights, trainable=False, name="common_friend_weights")  # [users]
 
     def _exclusions(self, user_ids: tf.Tensor) -> tf.Tensor:
         """[batch, width] each user's friends and itself, sorted, padded with the largest int64."""
-        friends = tf.RaggedTensor.from_row_splits(self.friend_ids, self.friend_splits, validate=False)
+        friends = _ragged_rows(self.friend_ids, self.friend_splits)  # [users, (friends)]
         own = tf.concat([tf.gather(friends, user_ids), tf.RaggedTensor.from_tensor(user_ids[:, tf.newaxis])], axis=1)
         return tf.sort(own.to_tensor(default_value=tf.int64.max), axis=1)
 
@@ -78,20 +121,64 @@ class FriendRetrievalModule(tf.Module):
         tf.debugging.Assert(known, [f"user_ids must lie in [0, {self.num_users}) (the indexed users); received:", user_ids])
         queries = tf.gather(self.user_embeddings, user_ids)  # [batch, d]
         excluded = self._exclusions(user_ids)  # [batch, width]
-        fetch = tf.minimum(self.k + tf.shape(excluded)[1], self.num_users)
-        scores, ids = self.index(queries, k=fetch)  # [batch, fetch]
-        # A candidate is excluded when it is found in its row of the sorted exclusion list.
-        position = tf.minimum(tf.searchsorted(excluded, ids), tf.shape(excluded)[1] - 1)  # [batch, fetch]
-        hit = tf.gather(excluded, position, batch_dims=1) == ids  # [batch, fetch]
-        kept_scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
-        k = tf.minimum(self.k, fetch)
-        top_scores, order = tf.math.top_k(kept_scores, k=k)  # [batch, k]
+        if self.fusion is not None:
+            scores, ids = self._fused_candidates(user_ids, queries, excluded)
+        else:
+            fetch = tf.minimum(self.k + tf.shape(excluded)[1], self.num_users)
+            scores, ids = self.index(queries, k=fetch)  # [batch, fetch]
+            # A candidate is excluded when it is found in its row of the sorted exclusion list.
+            position = tf.minimum(tf.searchsorted(excluded, ids), tf.shape(excluded)[1] - 1)  # [batch, fetch]
+            hit = tf.gather(excluded, position, batch_dims=1) == ids  # [batch, fetch]
+            scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
+        k = tf.minimum(self.k, tf.shape(scores)[1])
+        top_scores, order = tf.math.top_k(scores, k=k)  # [batch, k]
         top_ids = tf.where(tf.math.is_finite(top_scores), tf.gather(ids, order, batch_dims=1), tf.constant(-1, tf.int64))
         padding = [[0, 0], [0, self.k - k]]
         return {
             "friend_ids": tf.pad(top_ids, padding, constant_values=-1),
             "scores": tf.pad(top_scores, padding, constant_values=-np.inf),
         }
+
+    def _fused_candidates(self, user_ids: tf.Tensor, queries: tf.Tensor,
+                          excluded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(scores, ids) [batch, width]: every friend of a friend and the index's best
+        candidates, scored query . candidate + weight x log(1 + heuristic), known friends
+        and the user itself at -inf (rows padded with -inf).
+
+        Exact but for the index's own approximation: a candidate with no common friend
+        that belongs in the top k ranks, by the model alone, below fewer than k + (known
+        friends) + (friends of friends) others, so the index is asked for that many.
+        """
+        batch = tf.shape(user_ids, out_type=tf.int64)[0]
+        num_users = tf.constant(self.num_users, tf.int64)
+        friends = _ragged_rows(self.friend_ids, self.friend_splits)  # [users, (friends)]
+        own = tf.gather(friends, user_ids)  # [batch, (friends)]
+        two_hop = tf.gather(friends, own.flat_values)  # [friends in batch, (their friends)]
+        hop_rows = tf.gather(own.value_rowids(), two_hop.value_rowids())  # [paths] the query row of each path
+        hop_weights = tf.gather(tf.gather(self.common_friend_weights, own.flat_values), two_hop.value_rowids())
+        paths_per_row = tf.math.unsorted_segment_sum(tf.ones_like(hop_rows), hop_rows, batch)  # [batch]
+        fetch = tf.cast(tf.minimum(self.k + tf.cast(tf.shape(excluded)[1], tf.int64) + tf.reduce_max(paths_per_row),
+                                   num_users), tf.int32)
+        _, index_ids = self.index(queries, k=fetch)  # [batch, fetch]
+        # Candidates as keys row x num_users + id: one heuristic sum per (row, candidate).
+        index_keys = tf.reshape(tf.range(batch)[:, tf.newaxis] * num_users + index_ids, [-1])
+        keys = tf.concat([hop_rows * num_users + two_hop.flat_values, index_keys], axis=0)
+        values = tf.concat([hop_weights, tf.zeros(tf.shape(index_keys), hop_weights.dtype)], axis=0)
+        unique_keys, position = tf.unique(keys)
+        heuristic = tf.math.unsorted_segment_sum(values, position, tf.size(unique_keys))
+        order = tf.argsort(unique_keys)  # rows in order, for the ragged rows below
+        unique_keys, heuristic = tf.gather(unique_keys, order), tf.gather(heuristic, order)
+        rows, ids = unique_keys // num_users, unique_keys % num_users
+        excluded_keys = tf.reshape(tf.range(batch)[:, tf.newaxis] * num_users + excluded, [-1])
+        excluded_keys = tf.sort(tf.boolean_mask(excluded_keys, tf.reshape(excluded < num_users, [-1])))
+        at = tf.minimum(tf.searchsorted(excluded_keys, unique_keys, out_type=tf.int64), tf.size(excluded_keys, tf.int64) - 1)
+        kept = tf.gather(excluded_keys, at) != unique_keys
+        rows, ids, heuristic = tf.boolean_mask(rows, kept), tf.boolean_mask(ids, kept), tf.boolean_mask(heuristic, kept)
+        logits = tf.reduce_sum(tf.gather(queries, rows) * tf.gather(self.candidate_embeddings, ids), axis=1)
+        scores = logits + self.fusion.weight * tf.math.log1p(heuristic)
+        scores = tf.RaggedTensor.from_value_rowids(scores, rows, nrows=batch).to_tensor(default_value=-np.inf)
+        ids = tf.RaggedTensor.from_value_rowids(ids, rows, nrows=batch).to_tensor(default_value=-1)
+        return scores, ids
 
     def embed(self, subgraphs: tf.Tensor) -> dict[str, tf.Tensor]:
         graph = tfgnn.parse_example(self.spec, subgraphs).merge_batch_to_components()
@@ -115,6 +202,7 @@ def export_friend_retrieval(
     sampling_seed: int = 0,
     vectors: tuple[np.ndarray, np.ndarray] | None = None,
     target_recall: float | None = None,
+    fusion: Fusion | None = None,
 ) -> Path:
     """Exports `model` (a `tfzoo.models.SSMTLRetrieval`) with an index over `graph`'s users.
 
@@ -134,6 +222,9 @@ def export_friend_retrieval(
         on a sample of the users (see `tfzoo.export.ann.ScaNNIndex`); the choice and the
         recall are written to `assets.extra/ann_index.json`. Ignored by brute force
         (exact).
+      fusion: serve the model's score plus `fusion.weight` x log(1 + `fusion.heuristic`)
+        over `graph` (the run's choice: `metrics.json`'s `fused`); written to
+        `assets.extra/ann_index.json`.
     """
     if k < 1:
         raise ValueError(f"`k` must be >= 1. Received: k={k}")
@@ -144,7 +235,7 @@ def export_friend_retrieval(
     queries, candidates = (np.asarray(v, np.float32) for v in vectors)
     ids = tf.range(graph.num_users, dtype=tf.int64)
     top_k = build_index(index, candidates, ids, k=k, settings=scann, target_recall=target_recall, row_queries=queries)
-    module = FriendRetrievalModule(model, top_k, graph, queries, k=k)
+    module = FriendRetrievalModule(model, top_k, graph, queries, k=k, candidates=candidates, fusion=fusion)
     recommend = tf.function(module.recommend, input_signature=[tf.TensorSpec([None], tf.int64, name="user_ids")])
     embed = tf.function(module.embed, input_signature=[tf.TensorSpec([None], tf.string, name="subgraphs")])
     signatures = {"serving_default": recommend.get_concrete_function(), "embed": embed.get_concrete_function()}
@@ -154,12 +245,13 @@ def export_friend_retrieval(
         module.schema = tf.saved_model.Asset(str(schema_path))
         options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if index == "scann" else None)
         sampler = SubgraphSampler(graph, fanouts=fanouts, seed=sampling_seed)
+        metadata = {**index_metadata(top_k), "fusion": None if fusion is None else dataclasses.asdict(fusion)}
         users = np.arange(min(2, graph.num_users))
         warmup = {"serving_default": {"user_ids": users.astype(np.int64)},
                   "embed": {"subgraphs": np.array(sampler.serialized_subgraphs(users), dtype=object)}}
         return save_version(module, signatures, export_base, name, version=version, options=options,
                             warmup_inputs=warmup,
-                            extra_files={INDEX_METADATA_FILE: json.dumps(index_metadata(top_k), indent=2) + "\n"})
+                            extra_files={INDEX_METADATA_FILE: json.dumps(metadata, indent=2) + "\n"})
 
 
 def run_graph(inputs: Mapping[str, Any]) -> FriendGraph:
@@ -171,19 +263,21 @@ def run_graph(inputs: Mapping[str, Any]) -> FriendGraph:
 
 
 def export_retrieval_run(model: tf.keras.Model, inputs: Mapping[str, Any], export_base: str | Path, name: str,
-                         version: int | None, *, target_recall: float | None = None) -> Path:
+                         version: int | None, *, target_recall: float | None = None,
+                         fusion: Fusion | None = None) -> Path:
     """The `tfzoo export` entry of friend-retrieval runs.
 
     Writes `<name>/<version>` (ScaNN index) and `<name>_brute_force/<version>` (exact index,
     no ScaNN ops needed), both over the run's whole graph (every friendship is known at
     serving time); returns the ScaNN one. With `target_recall`, the ScaNN index searches
-    the fewest leaves that reach it (`export_friend_retrieval`).
+    the fewest leaves that reach it; with `fusion`, both serve the fused score
+    (`export_friend_retrieval`).
     """
     graph = run_graph(inputs)
     fanouts = inputs.get("fanouts", DEFAULT_FANOUTS)
     vectors = model.user_vectors(SubgraphSampler(graph, fanouts=fanouts, seed=0))
     path = export_friend_retrieval(model, graph, export_base, name, version=version, index="scann",
-                                   fanouts=fanouts, vectors=vectors, target_recall=target_recall)
+                                   fanouts=fanouts, vectors=vectors, target_recall=target_recall, fusion=fusion)
     export_friend_retrieval(model, graph, export_base, f"{name}_brute_force", version=int(path.name),
-                            index="brute_force", fanouts=fanouts, vectors=vectors)
+                            index="brute_force", fanouts=fanouts, vectors=vectors, fusion=fusion)
     return path

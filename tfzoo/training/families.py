@@ -25,8 +25,9 @@ from tfzoo.data.features import DatasetSpec
 from tfzoo.data.friend_graph import FriendshipSplits
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns
 from tfzoo.data.registry import BEHAVIOUR_SEQUENCE_DATASETS, DATASETS, FRIEND_GRAPH_DATASETS, check_dataset, load_dataset
-from tfzoo.evaluation.metrics import task_metrics
+from tfzoo.evaluation.fusion import check_fusion, fused_reports
 from tfzoo.evaluation.heuristics import heuristic_reports
+from tfzoo.evaluation.metrics import task_metrics
 from tfzoo.evaluation.logistic import task_logistic_regressions
 from tfzoo.evaluation.retrieval import DEFAULT_KS, recall_report
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler, directed_pairs
@@ -40,8 +41,9 @@ from tfzoo.training.registry import PRETRAINING, TASKS, task_for  # noqa: F401  
 EVAL_BATCH_SIZE = 4096
 EVALUATION_BATCH = 512  # subgraphs per encoder call when friend retrieval embeds every user
 
-# `tfzoo train ssmtl`'s model options where the user gives none (docs/ssmtl.md, "Levers",
-# shows what each one is worth); `id_buckets` defaults to one row per user of the graph.
+# `tfzoo train ssmtl`'s model options where the user gives none (`bench/ssmtl_ablation.py
+# --grid levers` measures what each one is worth); `id_buckets` defaults to one row per
+# user of the graph; `fusion` names the heuristic the export adds to the model's score.
 # `cca_scale` / `mae_scale` set eq. 6's beta / gamma by calibration (`SSMTL_CALIBRATION`);
 # an explicit `cca_weight` / `mae_weight` takes precedence.
 SSMTL_DEFAULTS = {
@@ -54,6 +56,7 @@ SSMTL_DEFAULTS = {
     "mae_scale": 0.1,
     "ssl_batch_size": 32,
     "mae_decoder_dim": 64,
+    "fusion": "adamic_adar",
 }
 # Batches over which the objectives' encoder-gradient norms are averaged at initialisation.
 SSMTL_CALIBRATION_BATCHES = 8
@@ -174,6 +177,12 @@ class ModelFamily(abc.ABC):
         """{name: report} of the strong simple baselines of the family on `split`, in the
         shape of `report` (none by default)."""
         return {}
+
+    def fused_reports(self, prepared: Prepared, *, per_user: bool = False) -> dict | None:
+        """Where the family's export serves the model's score fused with a baseline's
+        (`tfzoo.evaluation.fusion`): the fusion chosen on validation and its validation and
+        test reports; None where it serves the model alone (the default)."""
+        return None
 
 
 class RankingFamily(ModelFamily):
@@ -476,10 +485,12 @@ class FriendRetrievalFamily(ModelFamily):
     vectors the export serves (`SSMTLRetrieval.user_vectors`, the same sampling seed).
     The baselines are the link-prediction heuristics of `tfzoo.evaluation.heuristics`.
 
-    Model options: `fanouts` (default `[10, 5]`) sets the sampling and
-    `uniform_negatives` (default 0) adds uniformly drawn negatives to every batch; the
-    others go to the model's constructor, over `SSMTL_DEFAULTS` (with `id_buckets` one
-    per user).
+    Model options: `fanouts` (default `[10, 5]`) sets the sampling,
+    `uniform_negatives` (default 0) adds uniformly drawn negatives to every batch and
+    `fusion` (default `adamic_adar`; `none` to serve the model alone) names the
+    neighbourhood heuristic whose score the export adds to the model's, with the weight
+    chosen on validation after training (`fused_reports`); the others go to the model's
+    constructor, over `SSMTL_DEFAULTS` (with `id_buckets` one per user).
     """
 
     metric_names = tuple(f"recall@{k}" for k in DEFAULT_KS)
@@ -489,7 +500,7 @@ class FriendRetrievalFamily(ModelFamily):
     run_defaults = {"epochs": 12, "batch_size": 256, "patience": 2}
     accepted_datasets = FRIEND_GRAPH_DATASETS
     # Options of the run rather than of the model's constructor (see the class docstring).
-    run_options = ("fanouts", "uniform_negatives", "cca_scale", "mae_scale")
+    run_options = ("fanouts", "uniform_negatives", "cca_scale", "mae_scale", "fusion")
 
     def model_options(self, model: str) -> tuple[str, ...]:
         return tuple(sorted({*constructor_options(SSMTLRetrieval, set_by_family=("feature_dim",)), *self.run_options}))
@@ -500,6 +511,7 @@ class FriendRetrievalFamily(ModelFamily):
         options = {**SSMTL_DEFAULTS, "id_buckets": data.graph.num_users, **config.model_options}
         fanouts = [int(f) for f in options.pop("fanouts", DEFAULT_FANOUTS)]
         uniform_negatives = int(options.pop("uniform_negatives", 0))
+        fusion = self._fusion_heuristic(options.pop("fusion"))
         scales = {name: options.pop(f"{name}_scale") for name in ("cca", "mae") if f"{name}_scale" in options}
         first_batches = SubgraphSampler(data.train, fanouts=fanouts, seed=config.seed).friendship_dataset(
             directed_pairs(data.train.edges), batch_size=config.batch_size, shuffle_seed=config.seed,
@@ -509,6 +521,7 @@ class FriendRetrievalFamily(ModelFamily):
             options.update(self._calibrated_weights(config, options, scales, first_batches, data.graph.features.dim))
             inputs = {"dataset": config.dataset, "data_path": config.data_path, "split_seed": config.split_seed,
                       "data_options": dict(config.data_options), "fanouts": fanouts, "uniform_negatives": uniform_negatives,
+                      "fusion": fusion or "none",
                       "feature_dim": data.graph.features.dim, "model_options": options,
                       "calibration_scales": scales}
         model = SSMTLRetrieval(feature_dim=inputs["feature_dim"], **inputs.get("model_options", options))
@@ -581,6 +594,24 @@ class FriendRetrievalFamily(ModelFamily):
 
     def validation_score(self, prepared: Prepared) -> float:
         return float(self.report(prepared, "validation")["all"]["recall@50"])
+
+    def fused_reports(self, prepared: Prepared, *, per_user: bool = False) -> dict | None:
+        """The run's `fusion` heuristic fused with the model's score, the weight chosen on
+        validation Recall@50 (`tfzoo.evaluation.fusion.fused_reports`); None with
+        `fusion=none`. A run stored before the option existed takes the default."""
+        heuristic = self._fusion_heuristic(prepared.inputs.get("fusion", SSMTL_DEFAULTS["fusion"]))
+        if heuristic is None:
+            return None
+        data = prepared.data
+        queries, candidates = self.user_vectors(prepared)
+        return fused_reports(queries, candidates, heuristic=heuristic, train_edges=data.train.edges,
+                             validation=data.validation, test=data.test, slices=self._slices(data), per_user=per_user)
+
+    @staticmethod
+    def _fusion_heuristic(value: str | None) -> str | None:
+        heuristic = None if value in (None, "none") else value
+        check_fusion(heuristic)
+        return heuristic
 
     def baselines(self, prepared: Prepared, split: str, *, per_user: bool = False) -> dict[str, dict]:
         data = prepared.data

@@ -8,7 +8,9 @@ RUN/best/           the model of the epoch with the best validation score (early
 RUN/backup/         mid-training state while `fit` runs (BackupAndRestore), for recovery
 RUN/logs/           TensorBoard event files
 RUN/history.json    per-epoch training and validation logs, written after every epoch
-RUN/metrics.json    per-epoch history, and exact metrics on validation and test
+RUN/metrics.json    per-epoch history, and exact metrics on validation and test (with
+                    `fused`, those of the model's score fused with a baseline's, as
+                    the export serves it: `ModelFamily.fused_reports`)
 ```
 
 Under a multi-process strategy every process runs `train` with the same arguments; only
@@ -203,6 +205,9 @@ def train(
         "test": family.report(reported.prepared, "test"),
         "baselines": {"test": family.baselines(reported.prepared, "test")},
     }
+    fused = family.fused_reports(reported.prepared)
+    if fused is not None:
+        metrics["fused"] = fused  # what the export serves: the model fused with a baseline
     _write_json(metrics_path, metrics)
     return metrics
 
@@ -267,5 +272,10 @@ def evaluate(directory: str | Path, *, split: str = "test") -> dict:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
     run = load_run(directory)
     family = family_for(run.config.model)
-    return {"model": run.config.model, "split": split, "split_description": run.prepared.split,
-            "tasks": family.report(run.prepared, split), "baselines": family.baselines(run.prepared, split)}
+    report = {"model": run.config.model, "split": split, "split_description": run.prepared.split,
+              "tasks": family.report(run.prepared, split), "baselines": family.baselines(run.prepared, split)}
+    fused = family.fused_reports(run.prepared) if split in ("validation", "test") else None
+    if fused is not None:
+        report["fused"] = {key: value for key, value in fused.items() if key not in ("validation", "test")}
+        report["fused"]["report"] = fused[split]
+    return report
