@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python recipes/demo.py
 
-# Two pytest workers, a test file each at a time (module fixtures are built once): most
-# tests are single-threaded tracing, so two cores run the suite in about half the time.
+# Lint and format checks first (ruff, configured in pyproject.toml; `ruff format .` fixes
+# the format), then two pytest workers, a test file each at a time (module fixtures are
+# built once): most tests are single-threaded tracing, so two cores run the suite in about
+# half the time.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 clean:

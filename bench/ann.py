@@ -63,8 +63,8 @@ import gc
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -87,7 +87,7 @@ def latency_ms(search, queries: np.ndarray, batch: int, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = rng.integers(0, len(queries) - batch + 1)
-        block = tf.constant(queries[start:start + batch])
+        block = tf.constant(queries[start : start + batch])
         began = time.perf_counter()
         search(block)
         times.append(time.perf_counter() - began)
@@ -108,8 +108,12 @@ def served(index, dim: int, directory: str) -> Callable[[tf.Tensor], tuple[tf.Te
         return {"scores": scores, "ids": ids}
 
     module.search = search
-    tf.saved_model.save(module, directory, signatures={"serving_default": search.get_concrete_function()},
-                        options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]))
+    tf.saved_model.save(
+        module,
+        directory,
+        signatures={"serving_default": search.get_concrete_function()},
+        options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]),
+    )
     loaded = tf.saved_model.load(directory)
     signature = loaded.signatures["serving_default"]
 
@@ -130,11 +134,16 @@ class LibrarySearcher:
 
         spilling = {} if soar_lambda is None else {"soar_lambda": soar_lambda, "overretrieve_factor": 2.0}
         builder = scann.scann_ops_pybind.builder(candidates, K, "dot_product").tree(
-            num_leaves=settings.num_leaves, num_leaves_to_search=settings.num_leaves_to_search,
+            num_leaves=settings.num_leaves,
+            num_leaves_to_search=settings.num_leaves_to_search,
             training_sample_size=min(settings.training_sample_size, len(candidates)),
-            training_iterations=settings.training_iterations, **spilling)
-        builder = builder.score_ah(settings.dimensions_per_block,
-                                   anisotropic_quantization_threshold=settings.anisotropic_quantization_threshold)
+            training_iterations=settings.training_iterations,
+            **spilling,
+        )
+        builder = builder.score_ah(
+            settings.dimensions_per_block,
+            anisotropic_quantization_threshold=settings.anisotropic_quantization_threshold,
+        )
         if settings.num_reordering_candidates is not None:
             builder = builder.reorder(settings.num_reordering_candidates)
         self.searcher = builder.build()
@@ -145,16 +154,20 @@ class LibrarySearcher:
 
 
 def scann_label(settings: ScannSettings) -> str:
-    return (f"leaves {settings.num_leaves}/{settings.num_leaves_to_search} searched, "
-            f"reorder {settings.num_reordering_candidates}")
+    return (
+        f"leaves {settings.num_leaves}/{settings.num_leaves_to_search} searched, "
+        f"reorder {settings.num_reordering_candidates}"
+    )
 
 
 def tuned_label(index: ScaNNIndex) -> str:
     tuning = index.tuning
     reached = "" if tuning.target_reached else ", not reached"
-    return (f"scann leaves {index.settings.num_leaves}/{tuning.leaves_to_search} searched, "
-            f"reorder {index.settings.num_reordering_candidates}; target recall {tuning.target_recall:g}: "
-            f"sample recall {tuning.measured_recall:.4f}{reached} ({tuning.sample_queries} queries)")
+    return (
+        f"scann leaves {index.settings.num_leaves}/{tuning.leaves_to_search} searched, "
+        f"reorder {index.settings.num_reordering_candidates}; target recall {tuning.target_recall:g}: "
+        f"sample recall {tuning.measured_recall:.4f}{reached} ({tuning.sample_queries} queries)"
+    )
 
 
 @dataclasses.dataclass
@@ -168,8 +181,9 @@ class Entry:
 
 
 def search_all(search, queries: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.asarray(search(tf.constant(queries[s:s + 100]))[1])
-                           for s in range(0, len(queries), 100)])
+    return np.concatenate(
+        [np.asarray(search(tf.constant(queries[s : s + 100]))[1]) for s in range(0, len(queries), 100)]
+    )
 
 
 def compare(name: str, candidates: np.ndarray, queries: np.ndarray, entries: list[Entry], repeats: int):
@@ -194,16 +208,26 @@ def compare(name: str, candidates: np.ndarray, queries: np.ndarray, entries: lis
                 search = served(index, dim, f"{scratch}/{number}")
             else:
                 search = index
-            rows.append((label, recall(search_all(search, queries), exact), build_seconds,
-                         latency_ms(search, queries, 1, repeats), latency_ms(search, queries, 100, repeats)))
+            rows.append(
+                (
+                    label,
+                    recall(search_all(search, queries), exact),
+                    build_seconds,
+                    latency_ms(search, queries, 1, repeats),
+                    latency_ms(search, queries, 100, repeats),
+                )
+            )
             print(f"  measured {label}", flush=True)
             del index, search
             gc.collect()
     print("| index | recall@10 | build s | batch 1 ms | batch 100 ms | speed-up batch 1 | speed-up batch 100 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, found, build_seconds, ms_1, ms_100 in rows:
-        print(f"| {label} | {found:.4f} | {build_seconds:.1f} | {ms_1:.2f} | {ms_100:.2f} | "
-              f"{brute_1 / ms_1:.1f}x | {brute_100 / ms_100:.1f}x |", flush=True)
+        print(
+            f"| {label} | {found:.4f} | {build_seconds:.1f} | {ms_1:.2f} | {ms_100:.2f} | "
+            f"{brute_1 / ms_1:.1f}x | {brute_100 / ms_100:.1f}x |",
+            flush=True,
+        )
 
 
 def scann_entries(candidates: np.ndarray, grid, target_recall: float | None) -> list[Entry]:
@@ -213,18 +237,27 @@ def scann_entries(candidates: np.ndarray, grid, target_recall: float | None) -> 
     default = ScannSettings.for_size(len(candidates))
     fitting = [row for row in grid if row[0] * MIN_CANDIDATES_PER_LEAF <= len(candidates)]
     if len(fitting) < len(grid):
-        print(f"  grid settings with more than {len(candidates) // MIN_CANDIDATES_PER_LEAF} leaves skipped: "
-              f"{[row for row in grid if row not in fitting]}")
+        print(
+            f"  grid settings with more than {len(candidates) // MIN_CANDIDATES_PER_LEAF} leaves skipped: "
+            f"{[row for row in grid if row not in fitting]}"
+        )
     settings = [default] + [
-        dataclasses.replace(default, num_leaves=leaves, num_leaves_to_search=searched,
-                            num_reordering_candidates=reorder)
-        for leaves, searched, reorder in fitting]
-    entries = [Entry(f"scann {scann_label(s)}", lambda s=s: build_index("scann", candidates, ids, k=K, settings=s))
-               for s in settings]
+        dataclasses.replace(
+            default, num_leaves=leaves, num_leaves_to_search=searched, num_reordering_candidates=reorder
+        )
+        for leaves, searched, reorder in fitting
+    ]
+    entries = [
+        Entry(f"scann {scann_label(s)}", lambda s=s: build_index("scann", candidates, ids, k=K, settings=s))
+        for s in settings
+    ]
     if target_recall is not None:
-        entries.append(Entry(f"scann leaves {default.num_leaves}, target recall {target_recall:g}",
-                             lambda: build_index("scann", candidates, ids, k=K, settings=default,
-                                                 target_recall=target_recall)))
+        entries.append(
+            Entry(
+                f"scann leaves {default.num_leaves}, target recall {target_recall:g}",
+                lambda: build_index("scann", candidates, ids, k=K, settings=default, target_recall=target_recall),
+            )
+        )
     return entries
 
 
@@ -234,19 +267,25 @@ def library_entries(candidates: np.ndarray) -> list[Entry]:
     scaled = ScannSettings.for_size(len(candidates))
     entries = []
     share = scaled.num_leaves_to_search / scaled.num_leaves
-    for share, soar_lambda in ((share, None), (share / 2, None), (share / 2, 1.5), (share / 4, 1.5)):
-        settings = dataclasses.replace(scaled, num_leaves_to_search=max(1, round(share * scaled.num_leaves)))
+    for fraction, soar_lambda in ((share, None), (share / 2, None), (share / 2, 1.5), (share / 4, 1.5)):
+        settings = dataclasses.replace(scaled, num_leaves_to_search=max(1, round(fraction * scaled.num_leaves)))
         spill = "no spilling" if soar_lambda is None else f"SOAR lambda {soar_lambda}"
-        entries.append(Entry(f"library {scann_label(settings)}, {spill}",
-                             lambda s=settings, l=soar_lambda: LibrarySearcher(candidates, s, soar_lambda=l)))
+        entries.append(
+            Entry(
+                f"library {scann_label(settings)}, {spill}",
+                lambda s=settings, soar=soar_lambda: LibrarySearcher(candidates, s, soar_lambda=soar),
+            )
+        )
     return entries
 
 
 def held_out(vectors: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(candidates, queries): `count` rows drawn at random as queries, the rest indexed."""
     if not 1 <= count < len(vectors):
-        raise ValueError(f"`--queries` must be in [1, {len(vectors)}) to hold queries out of {len(vectors)} vectors. "
-                         f"Received: queries={count}")
+        raise ValueError(
+            f"`--queries` must be in [1, {len(vectors)}) to hold queries out of {len(vectors)} vectors. "
+            f"Received: queries={count}"
+        )
     chosen = np.zeros(len(vectors), bool)
     chosen[rng.choice(len(vectors), size=count, replace=False)] = True
     return vectors[~chosen], vectors[chosen]
@@ -258,8 +297,10 @@ def fitted_mixture(embeddings: np.ndarray, components: int, size: int, queries: 
     from sklearn.mixture import GaussianMixture
 
     if not 1 <= components <= len(embeddings):
-        raise ValueError(f"`--components` must be in [1, {len(embeddings)}] (the embeddings fitted). "
-                         f"Received: components={components}")
+        raise ValueError(
+            f"`--components` must be in [1, {len(embeddings)}] (the embeddings fitted). "
+            f"Received: components={components}"
+        )
     mixture = GaussianMixture(n_components=components, covariance_type="full", random_state=SEED)
     mixture.fit(embeddings.astype(np.float64))
     # One draw for both: with an integer seed every `sample` call replays the same stream,
@@ -272,8 +313,9 @@ def fitted_mixture(embeddings: np.ndarray, components: int, size: int, queries: 
 def load_vectors(path: str) -> np.ndarray:
     vectors = np.load(path)
     if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number):
-        raise ValueError(f"{path} must hold a 2-D numeric array [n, d]. Received: shape={vectors.shape}, "
-                         f"dtype={vectors.dtype}")
+        raise ValueError(
+            f"{path} must hold a 2-D numeric array [n, d]. Received: shape={vectors.shape}, dtype={vectors.dtype}"
+        )
     return np.ascontiguousarray(vectors, np.float32)
 
 
@@ -291,24 +333,40 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=1_000_000, help="random candidates (0: no random set)")
     parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--queries", type=int, default=1000,
-                        help="queries: random ones, held out of --vectors, or sampled fresh with --fit")
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=1000,
+        help="queries: random ones, held out of --vectors, or sampled fresh with --fit",
+    )
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--grid", type=lambda text: tuple(int(v) for v in text.split("/")), nargs="*",
-                        default=[(2000, 100, 200), (2000, 400, 200), (2000, 600, 1000), (2000, 1000, 1000), (1000, 400, 1000)],
-                        help="more ScaNN settings to compare, as LEAVES/SEARCHED/REORDER")
-    parser.add_argument("--target-recall", type=float,
-                        help="also the default tree with the leaves to search chosen for this recall@10")
-    parser.add_argument("--library", action="store_true",
-                        help="also the ScaNN library outside TensorFlow, with and without SOAR spilling")
+    parser.add_argument(
+        "--grid",
+        type=lambda text: tuple(int(v) for v in text.split("/")),
+        nargs="*",
+        default=[(2000, 100, 200), (2000, 400, 200), (2000, 600, 1000), (2000, 1000, 1000), (1000, 400, 1000)],
+        help="more ScaNN settings to compare, as LEAVES/SEARCHED/REORDER",
+    )
+    parser.add_argument(
+        "--target-recall", type=float, help="also the default tree with the leaves to search chosen for this recall@10"
+    )
+    parser.add_argument(
+        "--library",
+        action="store_true",
+        help="also the ScaNN library outside TensorFlow, with and without SOAR spilling",
+    )
     parser.add_argument("--vectors", help="a .npy of [n, d] embeddings to index")
     parser.add_argument("--query-vectors", help="a .npy of [m, d] queries for --vectors (default: held out of it)")
     parser.add_argument("--fit", help="a .npy of [n, d] embeddings to fit a Gaussian mixture to and sample from")
     parser.add_argument("--components", type=int, default=50, help="mixture components for --fit")
     parser.add_argument("--fitted-size", type=int, default=1_000_000, help="candidates sampled from the --fit mixture")
     parser.add_argument("--real", help="an exported brute-force friend-retrieval SavedModel version directory")
-    parser.add_argument("--dump-embeddings", nargs=2, metavar=("SAVEDMODEL_DIR", "OUT_NPY"),
-                        help="write the user embeddings of an exported friend-retrieval SavedModel and exit")
+    parser.add_argument(
+        "--dump-embeddings",
+        nargs=2,
+        metavar=("SAVEDMODEL_DIR", "OUT_NPY"),
+        help="write the user embeddings of an exported friend-retrieval SavedModel and exit",
+    )
     args = parser.parse_args(argv)
 
     if args.dump_embeddings:
@@ -339,19 +397,34 @@ def main(argv: list[str] | None = None) -> None:
             source = "queries held out of them"
         if queries.shape[1] != candidates.shape[1]:
             parser.error(f"--query-vectors has {queries.shape[1]} dims, --vectors {candidates.shape[1]}")
-        compare(f"{args.vectors}, {source}", candidates, queries,
-                scann_entries(candidates, args.grid, args.target_recall), args.repeats)
+        compare(
+            f"{args.vectors}, {source}",
+            candidates,
+            queries,
+            scann_entries(candidates, args.grid, args.target_recall),
+            args.repeats,
+        )
         del vectors, candidates, queries
     if args.fit:
         candidates, queries = fitted_mixture(load_vectors(args.fit), args.components, args.fitted_size, args.queries)
-        compare(f"{args.components}-component Gaussian mixture fitted to {args.fit}, fresh queries", candidates,
-                queries, scann_entries(candidates, args.grid, args.target_recall), args.repeats)
+        compare(
+            f"{args.components}-component Gaussian mixture fitted to {args.fit}, fresh queries",
+            candidates,
+            queries,
+            scann_entries(candidates, args.grid, args.target_recall),
+            args.repeats,
+        )
         del candidates, queries
     if args.real:
         embeddings = tf.saved_model.load(args.real).user_embeddings.numpy()
-        real_queries = embeddings[rng.permutation(len(embeddings))[:args.queries]]
-        compare(f"user embeddings of {args.real}", embeddings, real_queries,
-                scann_entries(embeddings, (), args.target_recall), args.repeats)
+        real_queries = embeddings[rng.permutation(len(embeddings))[: args.queries]]
+        compare(
+            f"user embeddings of {args.real}",
+            embeddings,
+            real_queries,
+            scann_entries(embeddings, (), args.target_recall),
+            args.repeats,
+        )
     print(f"\nlarge-index defaults: {LARGE_INDEX}")
 
 

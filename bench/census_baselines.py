@@ -25,11 +25,11 @@ MODELS = ("single_task", "shared_bottom", "mmoe", "ple")
 
 
 def reference_models(splits) -> dict[str, dict]:
+    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
-    from sklearn.compose import ColumnTransformer
 
     spec = splits.train.spec
     categorical = [f.name for f in spec.features if f.kind == "categorical"]
@@ -52,26 +52,41 @@ def reference_models(splits) -> dict[str, dict]:
         return x
 
     logistic = make_pipeline(
-        ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), columns[0]),
-                           ("scale", StandardScaler(), columns[1])]),
+        ColumnTransformer(
+            [("onehot", OneHotEncoder(handle_unknown="ignore"), columns[0]), ("scale", StandardScaler(), columns[1])]
+        ),
         LogisticRegression(max_iter=2000, C=1.0),
     )
     trees = make_pipeline(
-        ColumnTransformer([("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), columns[0]),
-                           ("pass", "passthrough", columns[1])]),
-        HistGradientBoostingClassifier(max_iter=500, learning_rate=0.05, categorical_features=list(columns[0]),
-                                       early_stopping=True, validation_fraction=0.1, random_state=0),
+        ColumnTransformer(
+            [
+                ("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), columns[0]),
+                ("pass", "passthrough", columns[1]),
+            ]
+        ),
+        HistGradientBoostingClassifier(
+            max_iter=500,
+            learning_rate=0.05,
+            categorical_features=list(columns[0]),
+            early_stopping=True,
+            validation_fraction=0.1,
+            random_state=0,
+        ),
     )
     results = {}
-    for name, estimator, x_train, x_test in (("logistic regression", logistic, impute(train_x), impute(test_x)),
-                                              ("gradient-boosted trees", trees, train_x, test_x)):
+    for name, estimator, x_train, x_test in (
+        ("logistic regression", logistic, impute(train_x), impute(test_x)),
+        ("gradient-boosted trees", trees, train_x, test_x),
+    ):
         started = time.perf_counter()
         predictions = {}
         for task in spec.labels:
             estimator.fit(x_train, splits.train.labels[task])
             predictions[task] = estimator.predict_proba(x_test)[:, 1]
-        results[name] = {"test": task_metrics(splits.test.labels, predictions, splits.test.label_masks),
-                         "seconds": time.perf_counter() - started}
+        results[name] = {
+            "test": task_metrics(splits.test.labels, predictions, splits.test.label_masks),
+            "seconds": time.perf_counter() - started,
+        }
         print(f"{name}: {json.dumps({t: round(v['auc'], 4) for t, v in results[name]['test'].items()})}", flush=True)
     return results
 
@@ -94,10 +109,16 @@ def main() -> None:
         for seed in args.seeds:
             run_dir = out / f"{model}-seed{seed}"
             config = RunConfig(model=model, dataset="census", epochs=args.epochs, batch_size=512, seed=seed)
-            metrics = (json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists()
-                       else train(config, run_dir, verbose=0))
+            metrics = (
+                json.loads((run_dir / "metrics.json").read_text())
+                if (run_dir / "metrics.json").exists()
+                else train(config, run_dir, verbose=0)
+            )
             runs.append(metrics)
-            print(f"{model} seed {seed}: " + json.dumps({t: round(v["auc"], 4) for t, v in metrics["test"].items()}), flush=True)
+            print(
+                f"{model} seed {seed}: " + json.dumps({t: round(v["auc"], 4) for t, v in metrics["test"].items()}),
+                flush=True,
+            )
         results["models"][model] = runs
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
@@ -106,7 +127,11 @@ def main() -> None:
     print("| model | " + " | ".join(f"{t} AUC | {t} AP" for t in tasks) + " |")
     print("|---|" + "---|" * (2 * len(tasks)))
     for name, reference in results["references"].items():
-        print(f"| {name} | " + " | ".join(f"{reference['test'][t]['auc']:.4f} | {reference['test'][t]['ap']:.4f}" for t in tasks) + " |")
+        print(
+            f"| {name} | "
+            + " | ".join(f"{reference['test'][t]['auc']:.4f} | {reference['test'][t]['ap']:.4f}" for t in tasks)
+            + " |"
+        )
     for model, runs in results["models"].items():
         cells = []
         for task in tasks:

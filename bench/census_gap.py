@@ -22,13 +22,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
-
-import tensorflow as tf
 
 from tfzoo.data import load_dataset, make_dataset
 from tfzoo.evaluation import roc_auc
@@ -65,8 +64,13 @@ def main() -> None:
 
     y_train, y_test = splits.train.labels[TASK], splits.test.labels[TASK]
     trees = lambda cat: HistGradientBoostingClassifier(  # noqa: E731
-        max_iter=500, learning_rate=0.05, categorical_features=cat, early_stopping=True,
-        validation_fraction=0.1, random_state=0)
+        max_iter=500,
+        learning_rate=0.05,
+        categorical_features=cat,
+        early_stopping=True,
+        validation_fraction=0.1,
+        random_state=0,
+    )
     ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1).fit(categories(splits.train))
     cat_train, cat_test = ordinal.transform(categories(splits.train)), ordinal.transform(categories(splits.test))
     num_train, num_test = numbers(splits.train, False), numbers(splits.test, False)
@@ -81,14 +85,21 @@ def main() -> None:
         results[name] = model.predict_proba(x_test)[:, 1]
 
     onehot = lambda: OneHotEncoder(handle_unknown="ignore")  # noqa: E731
-    for name, make_numeric in (("logistic, standardised numbers", lambda rows: numbers(rows)),
-                               ("logistic, numbers as quantile buckets", buckets)):
+    for name, make_numeric in (
+        ("logistic, standardised numbers", lambda rows: numbers(rows)),
+        ("logistic, numbers as quantile buckets", buckets),
+    ):
         x_train = np.c_[categories(splits.train), make_numeric(splits.train)].astype(object)
         x_test = np.c_[categories(splits.test), make_numeric(splits.test)].astype(object)
-        numeric_step = ("scale", StandardScaler(), list(range(n_cat, x_train.shape[1]))) if "standardised" in name \
+        numeric_step = (
+            ("scale", StandardScaler(), list(range(n_cat, x_train.shape[1])))
+            if "standardised" in name
             else ("onehot_buckets", onehot(), list(range(n_cat, x_train.shape[1])))
-        model = make_pipeline(ColumnTransformer([("onehot", onehot(), list(range(n_cat))), numeric_step]),
-                              LogisticRegression(max_iter=3000))
+        )
+        model = make_pipeline(
+            ColumnTransformer([("onehot", onehot(), list(range(n_cat))), numeric_step]),
+            LogisticRegression(max_iter=3000),
+        )
         results[name] = model.fit(x_train, y_train).predict_proba(x_test)[:, 1]
 
     runs = sorted(Path(args.mmoe_runs).glob("mmoe-seed*"))
@@ -96,10 +107,14 @@ def main() -> None:
         mmoe = []
         for run_dir in runs:
             run = load_run(run_dir)
-            predictions = run.model.predict(make_dataset(splits.test, spec, batch_size=4096, with_labels=False), verbose=0)
+            predictions = run.model.predict(
+                make_dataset(splits.test, spec, batch_size=4096, with_labels=False), verbose=0
+            )
             mmoe.append(np.asarray(predictions[TASK]))
         results[f"MMoE ({len(runs)} seeds, each)"] = mmoe
-        results["average of MMoE (mean of seeds) and trees"] = (np.mean(mmoe, axis=0) + results["trees, all features"]) / 2
+        results["average of MMoE (mean of seeds) and trees"] = (
+            np.mean(mmoe, axis=0) + results["trees, all features"]
+        ) / 2
 
     for fraction in args.fractions:
         rows = np.sort(np.random.default_rng(0).permutation(len(splits.train))[: int(fraction * len(splits.train))])
@@ -111,7 +126,9 @@ def main() -> None:
         mmoe_model = MMoE(feature_spec=subset_spec)
         mmoe_model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
         mmoe_model.fit(make_dataset(subset, subset_spec, batch_size=512, shuffle=True, seed=0), epochs=10, verbose=0)
-        predictions = mmoe_model.predict(make_dataset(splits.test, subset_spec, batch_size=4096, with_labels=False), verbose=0)
+        predictions = mmoe_model.predict(
+            make_dataset(splits.test, subset_spec, batch_size=4096, with_labels=False), verbose=0
+        )
         results[f"MMoE, {fraction:.0%} of training rows"] = np.asarray(predictions[TASK])
 
     print(f"Census-Income {TASK} test AUC; {splits.split}")
@@ -124,9 +141,16 @@ def main() -> None:
         else:
             print(f"| {name} | {roc_auc(y_test, scores):.4f} |")
     Path("bench/out").mkdir(parents=True, exist_ok=True)
-    Path("bench/out/census_gap.json").write_text(json.dumps(
-        {k: ([roc_auc(y_test, s) for s in v] if isinstance(v, list) else roc_auc(y_test, v)) for k, v in results.items()},
-        indent=2) + "\n")
+    Path("bench/out/census_gap.json").write_text(
+        json.dumps(
+            {
+                k: ([roc_auc(y_test, s) for s in v] if isinstance(v, list) else roc_auc(y_test, v))
+                for k, v in results.items()
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

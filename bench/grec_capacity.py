@@ -32,10 +32,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import tfzoo  # noqa: E402,F401  (Keras 2 switch)
+from tfzoo.data.features import DatasetSpec  # noqa: E402
 from tfzoo.data.pipeline import make_dataset  # noqa: E402
 from tfzoo.data.readers.census import census_token_groups  # noqa: E402
 from tfzoo.data.registry import load_dataset  # noqa: E402
-from tfzoo.data.features import DatasetSpec  # noqa: E402
 from tfzoo.evaluation.flops import flops_per_example_of_model  # noqa: E402
 from tfzoo.training import RunConfig, load_run, train  # noqa: E402
 
@@ -52,8 +52,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="data option, e.g. upsample_tasks=flow (value parsed as JSON)")
+    parser.add_argument(
+        "--data-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="data option, e.g. upsample_tasks=flow (value parsed as JSON)",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -65,46 +70,75 @@ def main() -> None:
         except json.JSONDecodeError:
             data_options[key] = value
     splits = load_dataset(args.dataset, options=data_options)
-    options = {"flow_feature": "flow", "num_experts": args.experts, "top_k": args.top_k, "model_dim": 32,
-               "num_heads": 4, "expert_units": [64], "tower_units": [32]}
+    options = {
+        "flow_feature": "flow",
+        "num_experts": args.experts,
+        "top_k": args.top_k,
+        "model_dim": 32,
+        "num_heads": 4,
+        "expert_units": [64],
+        "tower_units": [32],
+    }
     if args.dataset == "census_flows":
         options["token_features"] = census_token_groups(splits.train.spec.feature_names)
-    print(f"{args.dataset}: {len(splits.train)} training rows; {args.experts} experts, top-{args.top_k}; "
-          f"{args.epochs} epoch(s), batch {args.batch_size}; split: {splits.split}", flush=True)
+    print(
+        f"{args.dataset}: {len(splits.train)} training rows; {args.experts} experts, top-{args.top_k}; "
+        f"{args.epochs} epoch(s), batch {args.batch_size}; split: {splits.split}",
+        flush=True,
+    )
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         for routing in args.routings:
             for factor in args.factors:
                 for seed in range(args.seeds):
                     directory = Path(scratch) / f"{routing}_{factor}_{seed}"
-                    config = RunConfig(model="grec", dataset=args.dataset, epochs=args.epochs,
-                                       batch_size=args.batch_size, seed=seed, patience=0, data_options=data_options,
-                                       model_options={**options, "routing": routing, "capacity_factor": factor})
+                    config = RunConfig(
+                        model="grec",
+                        dataset=args.dataset,
+                        epochs=args.epochs,
+                        batch_size=args.batch_size,
+                        seed=seed,
+                        patience=0,
+                        data_options=data_options,
+                        model_options={**options, "routing": routing, "capacity_factor": factor},
+                    )
                     metrics = train(config, directory, verbose=0)
                     run = load_run(directory)
                     spec = DatasetSpec.from_config(run.inputs)
                     test = run.prepared.data.test
                     sample = test.take(np.arange(min(FLOPS_BATCH, len(test))))
                     features = next(iter(make_dataset(sample, spec, batch_size=len(sample), with_labels=False)))
-                    results.append({
-                        "routing": routing, "factor": factor, "seed": seed,
-                        "dropped": metrics["history"]["moe_dropped_fraction"][-1],
-                        "flops": flops_per_example_of_model(run.model, features),
-                        "auc": {t: m["auc"] for t, m in metrics["test"].items()},
-                        "seconds": metrics["train_seconds"],
-                    })
-                    print(f"{routing} x{factor} seed {seed}: dropped {results[-1]['dropped']:.4f}, "
-                          f"{results[-1]['flops'] / 1e6:.3f} MFLOPs/ex, " + ", ".join(
-                              f"{t} AUC {a:.4f}" for t, a in results[-1]["auc"].items()), flush=True)
+                    results.append(
+                        {
+                            "routing": routing,
+                            "factor": factor,
+                            "seed": seed,
+                            "dropped": metrics["history"]["moe_dropped_fraction"][-1],
+                            "flops": flops_per_example_of_model(run.model, features),
+                            "auc": {t: m["auc"] for t, m in metrics["test"].items()},
+                            "seconds": metrics["train_seconds"],
+                        }
+                    )
+                    print(
+                        f"{routing} x{factor} seed {seed}: dropped {results[-1]['dropped']:.4f}, "
+                        f"{results[-1]['flops'] / 1e6:.3f} MFLOPs/ex, "
+                        + ", ".join(f"{t} AUC {a:.4f}" for t, a in results[-1]["auc"].items()),
+                        flush=True,
+                    )
     tasks = list(results[0]["auc"])
-    print("\n| routing | capacity factor | dropped (last epoch) | MFLOPs/ex | " + " | ".join(
-        f"{t} AUC" for t in tasks) + " |")
+    print(
+        "\n| routing | capacity factor | dropped (last epoch) | MFLOPs/ex | "
+        + " | ".join(f"{t} AUC" for t in tasks)
+        + " |"
+    )
     print("|---|---:|---:|---:|" + "---:|" * len(tasks))
     for routing in args.routings:
         for factor in args.factors:
             rows = [r for r in results if r["routing"] == routing and r["factor"] == factor]
-            cells = [f"{statistics.mean(r['dropped'] for r in rows):.4f}",
-                     f"{statistics.mean(r['flops'] for r in rows) / 1e6:.3f}"]
+            cells = [
+                f"{statistics.mean(r['dropped'] for r in rows):.4f}",
+                f"{statistics.mean(r['flops'] for r in rows) / 1e6:.3f}",
+            ]
             cells += [f"{statistics.mean(r['auc'][t] for r in rows):.4f}" for t in tasks]
             print(f"| {routing} | {factor} | " + " | ".join(cells) + " |")
     if args.out:

@@ -38,10 +38,23 @@ def main() -> None:
         started = time.time()
         splits = load_dataset("twitch", path=str(args.data / region), options=options)
         slices = {"cold_start": splits.cold_start_users} if len(splits.cold_start_users) else {}
-        reports = heuristic_reports(splits.test, train_edges=splits.train.edges, num_users=splits.graph.num_users,
-                                    exclude_edges=[splits.validation], slices=slices)
-        rows.append({"region": region, "split": splits.split, "data_options": options, "heuristics": reports,
-                     "seconds": round(time.time() - started, 1), "command": " ".join(["python", *sys.argv])})
+        reports = heuristic_reports(
+            splits.test,
+            train_edges=splits.train.edges,
+            num_users=splits.graph.num_users,
+            exclude_edges=[splits.validation],
+            slices=slices,
+        )
+        rows.append(
+            {
+                "region": region,
+                "split": splits.split,
+                "data_options": options,
+                "heuristics": reports,
+                "seconds": round(time.time() - started, 1),
+                "command": " ".join(["python", *sys.argv]),
+            }
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as file:

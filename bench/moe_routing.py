@@ -56,10 +56,24 @@ def build_variants(num_experts: int, inputs: tf.Tensor, top_k: int, expert_units
 
     add("token", MixtureOfExperts(num_experts, expert_units, router="token", top_k=top_k, capacity_factor=2.0))
     add("sentence", MixtureOfExperts(num_experts, expert_units, router="sentence", top_k=top_k, capacity_factor=2.0))
-    add("task", MixtureOfExperts(num_experts, expert_units, router="task",
-                                 router_options={"num_tasks": NUM_FLOWS * NUM_USE_CASES}, top_k=top_k), task_ids)
-    task_sentence = MixtureOfExperts(num_experts, expert_units, router="task_sentence",
-                                     router_options={"vocabulary_size": NUM_FLOWS + NUM_USE_CASES}, top_k=top_k)
+    add(
+        "task",
+        MixtureOfExperts(
+            num_experts,
+            expert_units,
+            router="task",
+            router_options={"num_tasks": NUM_FLOWS * NUM_USE_CASES},
+            top_k=top_k,
+        ),
+        task_ids,
+    )
+    task_sentence = MixtureOfExperts(
+        num_experts,
+        expert_units,
+        router="task_sentence",
+        router_options={"vocabulary_size": NUM_FLOWS + NUM_USE_CASES},
+        top_k=top_k,
+    )
     add("task_sentence", task_sentence, sentences)
     add("dense_mmoe", MixtureOfExperts(num_experts, expert_units, router="dense", top_k=None))
     extracted = task_sentence.extract([[0, NUM_FLOWS + 0]])  # one task: (flow 0, use case 0)
@@ -106,16 +120,20 @@ def main() -> None:
     throughput = {e: {n: args.batch / statistics.median(s) for n, s in per.items()} for e, per in seconds.items()}
 
     names = list(next(iter(variants.values())))
-    print(f"MixtureOfExperts inference, batch {args.batch} x {args.tokens} tokens x d={args.dim}, "
-          f"experts {args.dim}->{args.hidden}->{args.dim}, top-{args.top_k}; load average {os.getloadavg()}")
+    print(
+        f"MixtureOfExperts inference, batch {args.batch} x {args.tokens} tokens x d={args.dim}, "
+        f"experts {args.dim}->{args.hidden}->{args.dim}, top-{args.top_k}; load average {os.getloadavg()}"
+    )
     print(f"{'routing':<26}" + "".join(f"{f'E={e} MFLOP/ex':>15}{'ex/s':>10}" for e in experts))
     for name in names:
         print(f"{name:<26}" + "".join(f"{flops[e][name] / 1e6:>15.3f}{throughput[e][name]:>10.0f}" for e in experts))
 
     lo, hi = experts[0], experts[-1]
     ratios = {
-        f"extracted E={hi} / E={lo} (FLOPs)": flops[hi]["extracted_task_sentence"] / flops[lo]["extracted_task_sentence"],
-        f"extracted E={hi} / E={lo} (time)": throughput[lo]["extracted_task_sentence"] / throughput[hi]["extracted_task_sentence"],
+        f"extracted E={hi} / E={lo} (FLOPs)": flops[hi]["extracted_task_sentence"]
+        / flops[lo]["extracted_task_sentence"],
+        f"extracted E={hi} / E={lo} (time)": throughput[lo]["extracted_task_sentence"]
+        / throughput[hi]["extracted_task_sentence"],
         f"token / extracted at E={lo} (FLOPs)": flops[lo]["token"] / flops[lo]["extracted_task_sentence"],
         f"token / extracted at E={lo} (time)": throughput[lo]["extracted_task_sentence"] / throughput[lo]["token"],
         f"dense MMoE E={hi} / E={lo} (FLOPs)": flops[hi]["dense_mmoe"] / flops[lo]["dense_mmoe"],
@@ -133,13 +151,28 @@ def main() -> None:
         target = targets.get(name)
         verdict = ""
         if target:
-            ok = value <= target[1] if target[0] == "<=" else value >= target[1] if target[0] == ">=" else value > target[1]
+            ok = (
+                value <= target[1]
+                if target[0] == "<="
+                else value >= target[1]
+                if target[0] == ">="
+                else value > target[1]
+            )
             verdict = f"  target {target[0]} {target[1]}: {'met' if ok else 'NOT met'}"
         print(f"  {name:<42}{value:8.2f}{verdict}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "flops": flops,
-                                         "examples_per_second": throughput, "ratios": ratios}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": vars(args) | {"json": str(args.json)},
+                    "flops": flops,
+                    "examples_per_second": throughput,
+                    "ratios": ratios,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -44,25 +44,42 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=2048)
     args = parser.parse_args()
-    train = ["train", args.model, "--dataset", args.dataset, "--epochs", str(args.epochs),
-             "--batch-size", str(args.batch_size)]
+    train = [
+        "train",
+        args.model,
+        "--dataset",
+        args.dataset,
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         subprocess.run([*TFZOO, *train, "--out", str(tmp / "default")], check=True, capture_output=True)
         results["default (1 device)"] = _throughput(tmp / "default", args.batch_size)
         log = io.StringIO()
-        code = launch([*TFZOO, *train, "--strategy", "multi_worker", "--out", str(tmp / "multi_worker")],
-                      workers=2, timeout=1800, sink=log)
+        code = launch(
+            [*TFZOO, *train, "--strategy", "multi_worker", "--out", str(tmp / "multi_worker")],
+            workers=2,
+            timeout=1800,
+            sink=log,
+        )
         if code:
             sys.exit(f"multi_worker run failed ({code}):\n{log.getvalue()[-3000:]}")
         results["multi_worker x2 (2 processes)"] = _throughput(tmp / "multi_worker", args.batch_size)
-        subprocess.run([*TFZOO, *train, "--strategy", "mirrored", "--cpu-devices", "2", "--out", str(tmp / "mirrored")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*TFZOO, *train, "--strategy", "mirrored", "--cpu-devices", "2", "--out", str(tmp / "mirrored")],
+            check=True,
+            capture_output=True,
+        )
         results["mirrored x2 (1 process)"] = _throughput(tmp / "mirrored", args.batch_size)
     base = results["default (1 device)"]
-    print(f"{args.model} on {args.dataset}, global batch {args.batch_size}, {os.cpu_count()} CPU cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.model} on {args.dataset}, global batch {args.batch_size}, {os.cpu_count()} CPU cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     print("| set-up | examples/s | vs 1 device |")
     print("|---|---:|---:|")
     for name, value in results.items():

@@ -34,9 +34,9 @@ import urllib.parse
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 import tfzoo  # noqa: F401  (Keras 2 before TensorFlow)
-import tensorflow as tf
 from tfzoo.data import read_census_income
 from tfzoo.export import export_saved_model
 from tfzoo.models.registry import build_model
@@ -74,8 +74,13 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=500, help="timed requests per transport and batch size")
     parser.add_argument("--warmup", type=int, default=30, help="untimed requests first")
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    parser.add_argument("--server-option", action="append", default=[], metavar="ARG",
-                        help="extra `tfzoo serve` argument, e.g. --server-option=--enable-batching")
+    parser.add_argument(
+        "--server-option",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra `tfzoo serve` argument, e.g. --server-option=--enable-batching",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.warmup = min(args.requests, 50), 5
@@ -85,8 +90,19 @@ def main(argv=None) -> int:
     model = build_model(args.model, spec)
     workdir = Path(tempfile.mkdtemp(prefix="tfzoo-bench-serving-"))
     path = export_saved_model(model, spec, workdir, args.model)
-    server = ServerProcess(["--model-base-path", str(workdir), "--port", str(_free_port()), "--rest-port",
-                            str(_free_port()), "--poll-seconds", "0", *args.server_option])
+    server = ServerProcess(
+        [
+            "--model-base-path",
+            str(workdir),
+            "--port",
+            str(_free_port()),
+            "--rest-port",
+            str(_free_port()),
+            "--poll-seconds",
+            "0",
+            *args.server_option,
+        ]
+    )
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     client = Client(server.grpc_target)
     rest = urllib.parse.urlsplit(server.rest_url)
@@ -97,16 +113,19 @@ def main(argv=None) -> int:
     try:
         for batch in args.batch_sizes:
             index = np.arange(batch) % len(data)
-            inputs = {k: (np.asarray(v[index], dtype=object) if v.dtype.kind in "OUS" else v[index]) for k, v in data.features.items()}
+            inputs = {
+                k: (np.asarray(v[index], dtype=object) if v.dtype.kind in "OUS" else v[index])
+                for k, v in data.features.items()
+            }
 
-            def direct():
+            def direct(inputs=inputs):
                 outputs = signature(**{k: tf.constant(v) for k, v in inputs.items()})
                 return {k: v.numpy() for k, v in outputs.items()}
 
-            def grpc_call():
+            def grpc_call(inputs=inputs):
                 return client.predict(args.model, inputs)
 
-            def rest_call():
+            def rest_call(inputs=inputs):
                 body = json.dumps({"inputs": {k: _to_json(v) for k, v in inputs.items()}})
                 connection.request("POST", route, body=body, headers={"Content-Type": "application/json"})
                 response = connection.getresponse()
@@ -118,11 +137,20 @@ def main(argv=None) -> int:
             reference = direct()
             for name, call in (("gRPC", grpc_call), ("REST", rest_call)):
                 got = call()
-                assert all(np.allclose(got[k], reference[k], atol=1e-5) for k in reference), f"{name} differs from direct"
+                assert all(np.allclose(got[k], reference[k], atol=1e-5) for k in reference), (
+                    f"{name} differs from direct"
+                )
             for name, call in (("direct", direct), ("gRPC", grpc_call), ("REST", rest_call)):
                 latencies = _measure(call, args.requests, args.warmup)
-                rows.append((batch, name, np.percentile(latencies, 50) * 1e3, np.percentile(latencies, 99) * 1e3,
-                             batch * len(latencies) / latencies.sum()))
+                rows.append(
+                    (
+                        batch,
+                        name,
+                        np.percentile(latencies, 50) * 1e3,
+                        np.percentile(latencies, 99) * 1e3,
+                        batch * len(latencies) / latencies.sum(),
+                    )
+                )
     finally:
         client.close()
         connection.close()
@@ -130,14 +158,18 @@ def main(argv=None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     load = os.getloadavg()
-    print(f"\nmodel {args.model} on Census ({len(spec.features)} raw features), {args.requests} sequential requests "
-          f"per cell after {args.warmup} untimed; server options {args.server_option or 'default'}")
+    print(
+        f"\nmodel {args.model} on Census ({len(spec.features)} raw features), {args.requests} sequential requests "
+        f"per cell after {args.warmup} untimed; server options {args.server_option or 'default'}"
+    )
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs\n")
     print("| batch | path   | p50 ms | p99 ms | rows/s    | p50 / direct |")
     print("| ----: | ------ | -----: | -----: | --------: | -----------: |")
     direct_p50 = {b: p50 for b, name, p50, _, _ in rows if name == "direct"}
     for batch, name, p50, p99, throughput in rows:
-        print(f"| {batch:5d} | {name:6s} | {p50:6.2f} | {p99:6.2f} | {throughput:9.0f} | {p50 / direct_p50[batch]:11.2f}x |")
+        print(
+            f"| {batch:5d} | {name:6s} | {p50:6.2f} | {p99:6.2f} | {throughput:9.0f} | {p50 / direct_p50[batch]:11.2f}x |"
+        )
     return 0
 
 

@@ -41,15 +41,21 @@ from pathlib import Path
 
 import numpy as np
 
-import tfzoo
 from tfzoo.evaluation.intervals import minimum_detectable_effect, paired_bootstrap
 from tfzoo.training import RunConfig, family_for, train
-from tfzoo.training.families import SSMTL_DEFAULTS
 
 # The previous model: features only, messages towards the root, last-round readout, plain
 # in-batch softmax, no dropout, no self-supervision (what docs/ssmtl.md measured before).
-PREVIOUS = {"id_buckets": 0, "readout": "last", "message_passing": "to_root", "candidate_bias": False,
-            "logq_correction": False, "dropout": 0.0, "cca_weight": 0.0, "mae_weight": 0.0}
+PREVIOUS = {
+    "id_buckets": 0,
+    "readout": "last",
+    "message_passing": "to_root",
+    "candidate_bias": False,
+    "logq_correction": False,
+    "dropout": 0.0,
+    "cca_weight": 0.0,
+    "mae_weight": 0.0,
+}
 RETRIEVAL = {"cca_weight": 0.0, "mae_weight": 0.0}  # the defaults, without self-supervision
 
 
@@ -68,9 +74,14 @@ GRIDS: dict[str, dict[str, dict]] = {
     # From the previous model to the default (retrieval only), one lever at a time, then
     # one more lever at a time on top of the default.
     "levers": {
-        **_ladder(("previous model", PREVIOUS), ("+ id embeddings", {"id_buckets": None}),
-                  ("+ concat readout", {"readout": "concat"}), ("+ log-Q correction", {"logq_correction": True}),
-                  ("+ candidate bias", {"candidate_bias": True}), ("+ dropout 0.2 (default)", {"dropout": 0.2})),
+        **_ladder(
+            ("previous model", PREVIOUS),
+            ("+ id embeddings", {"id_buckets": None}),
+            ("+ concat readout", {"readout": "concat"}),
+            ("+ log-Q correction", {"logq_correction": True}),
+            ("+ candidate bias", {"candidate_bias": True}),
+            ("+ dropout 0.2 (default)", {"dropout": 0.2}),
+        ),
         "default + messages both ways": {**RETRIEVAL, "message_passing": "both"},
         "default + 128 uniform negatives": {**RETRIEVAL, "uniform_negatives": 128},
         "default + 128-d embeddings": {**RETRIEVAL, "hidden_dim": 128, "embedding_dim": 128},
@@ -94,7 +105,13 @@ GRIDS: dict[str, dict[str, dict]] = {
         "+both, drops 0.4": {"cca_edge_drop": 0.4, "cca_feature_drop": 0.4, "mae_edge_drop": 0.4},
     },
 }
-REFERENCES = {"default": None, "levers": "+ dropout 0.2 (default)", "objectives": "retrieval", "weights": None, "augmentation": "+both, drops 0.2"}
+REFERENCES = {
+    "default": None,
+    "levers": "+ dropout 0.2 (default)",
+    "objectives": "retrieval",
+    "weights": None,
+    "augmentation": "+both, drops 0.2",
+}
 HIT_KS = (50, 100)
 
 
@@ -124,15 +141,35 @@ def _fused(run) -> dict | None:
     return {**fused, **_hits(fused["test"])}
 
 
-def run_one(data: str, region: str, grid: str, name: str, seed: int, *, data_options: dict, num_users: int,
-            patience: int | None, max_epochs: int | None, keep: Path | None = None) -> dict:
+def run_one(
+    data: str,
+    region: str,
+    grid: str,
+    name: str,
+    seed: int,
+    *,
+    data_options: dict,
+    num_users: int,
+    patience: int | None,
+    max_epochs: int | None,
+    keep: Path | None = None,
+) -> dict:
     from tfzoo.training import load_run
 
     options, settings = run_settings(GRIDS[grid][name], num_users=num_users)
     # `tfzoo train ssmtl --dataset twitch --data DATA --seed SEED [--option ...]`: the run
     # defaults (batch size, most epochs, patience) are the family's unless overridden.
-    config = RunConfig(model="ssmtl", dataset="twitch", data_path=data, epochs=max_epochs, seed=seed,
-                       model_options=options, patience=patience, data_options=data_options, **settings)
+    config = RunConfig(
+        model="ssmtl",
+        dataset="twitch",
+        data_path=data,
+        epochs=max_epochs,
+        seed=seed,
+        model_options=options,
+        patience=patience,
+        data_options=data_options,
+        **settings,
+    )
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = keep if keep is not None else Path(scratch) / "run"
         started = time.time()
@@ -142,13 +179,26 @@ def run_one(data: str, region: str, grid: str, name: str, seed: int, *, data_opt
         fused = _fused(run)
         trained_options = run.inputs["model_options"]  # with the calibrated weights
     return {
-        "kind": "run", "region": region, "grid": grid, "variant": name, "seed": seed, "model_options": options,
+        "kind": "run",
+        "region": region,
+        "grid": grid,
+        "variant": name,
+        "seed": seed,
+        "model_options": options,
         "trained_options": trained_options,
-        **settings, "data_options": data_options, "patience": config.patience, "max_epochs": config.epochs,
+        **settings,
+        "data_options": data_options,
+        "patience": config.patience,
+        "max_epochs": config.epochs,
         "batch_size": config.batch_size,
-        "best_epoch": metrics["best_epoch"], "epochs_trained": metrics["epochs_trained"],
-        "seconds": round(time.time() - started, 1), "train_seconds": round(metrics["train_seconds"], 1),
-        "validation": metrics["validation"], "test": metrics["test"], **_hits(test), "fused": fused,
+        "best_epoch": metrics["best_epoch"],
+        "epochs_trained": metrics["epochs_trained"],
+        "seconds": round(time.time() - started, 1),
+        "train_seconds": round(metrics["train_seconds"], 1),
+        "validation": metrics["validation"],
+        "test": metrics["test"],
+        **_hits(test),
+        "fused": fused,
     }
 
 
@@ -167,8 +217,11 @@ def fill_fusion(path: Path, keep: Path) -> None:
             print(f"no kept run at {run_dir}: {row['region']} {row['variant']} seed {row['seed']} left without fusion")
             continue
         row["fused"] = _fused(load_run(run_dir))
-        print(f"{row['region']} {row['variant']} seed {row['seed']}: fused weight {row['fused']['weight']}, "
-              f"test {row['fused']['test']['all']}", flush=True)
+        print(
+            f"{row['region']} {row['variant']} seed {row['seed']}: fused weight {row['fused']['weight']}, "
+            f"test {row['fused']['test']['all']}",
+            flush=True,
+        )
     scratch = path.with_suffix(".tmp")
     scratch.write_text("".join(json.dumps(row) + "\n" for row in rows))
     scratch.replace(path)
@@ -180,18 +233,33 @@ def baselines_row(data: str, region: str, data_options: dict) -> dict:
 
     splits = load_dataset("twitch", path=data, split_seed=0, options=data_options)
     slices = {"cold_start": splits.cold_start_users} if len(splits.cold_start_users) else {}
-    reports = heuristic_reports(splits.test, train_edges=splits.train.edges, num_users=splits.graph.num_users,
-                                exclude_edges=[splits.validation], slices=slices, per_user=True)
+    reports = heuristic_reports(
+        splits.test,
+        train_edges=splits.train.edges,
+        num_users=splits.graph.num_users,
+        exclude_edges=[splits.validation],
+        slices=slices,
+        per_user=True,
+    )
     per_user = {name: report["per_user"] for name, report in reports.items()}
     first = next(iter(per_user.values()))
     return {
-        "kind": "baselines", "region": region, "data_options": data_options, "split": splits.split,
-        "num_users": splits.graph.num_users, "users": first["users"], "targets": first["targets"],
+        "kind": "baselines",
+        "region": region,
+        "data_options": data_options,
+        "split": splits.split,
+        "num_users": splits.graph.num_users,
+        "users": first["users"],
+        "targets": first["targets"],
         "low_degree_users": _low_degree_users(splits, first["users"]),
         "cold_start_users": splits.cold_start_users.tolist(),
-        "heuristics": {name: {**{key: value for key, value in report.items() if key != "per_user"},
-                              **{f"hits@{k}": per_user[name][f"hits@{k}"] for k in HIT_KS}}
-                       for name, report in reports.items()},
+        "heuristics": {
+            name: {
+                **{key: value for key, value in report.items() if key != "per_user"},
+                **{f"hits@{k}": per_user[name][f"hits@{k}"] for k in HIT_KS},
+            }
+            for name, report in reports.items()
+        },
     }
 
 
@@ -223,17 +291,27 @@ def main() -> None:
     parser.add_argument("--grid", choices=sorted(GRIDS), default="objectives")
     parser.add_argument("--variants", nargs="+", help="a subset of the grid's variants (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--cold-start-share", type=float, default=0.0,
-                        help="users kept with one training friendship (the split's cold-start slice)")
+    parser.add_argument(
+        "--cold-start-share",
+        type=float,
+        default=0.0,
+        help="users kept with one training friendship (the split's cold-start slice)",
+    )
     parser.add_argument("--patience", type=int, help="default: tfzoo train ssmtl's")
     parser.add_argument("--max-epochs", type=int, help="default: tfzoo train ssmtl's")
     parser.add_argument("--out", type=Path, default=Path("ssmtl_ablation.jsonl"))
-    parser.add_argument("--keep-runs", type=Path, metavar="DIR",
-                        help="keep each run directory as DIR/REGION/GRID/VARIANT/seedN (e.g. to export it)")
+    parser.add_argument(
+        "--keep-runs",
+        type=Path,
+        metavar="DIR",
+        help="keep each run directory as DIR/REGION/GRID/VARIANT/seedN (e.g. to export it)",
+    )
     parser.add_argument("--table", type=Path, help="print the tables of this file and stop")
-    parser.add_argument("--fill-fusion", action="store_true",
-                        help="add the served fusion to --out's rows that lack it, from the runs kept in --keep-runs, "
-                             "and stop")
+    parser.add_argument(
+        "--fill-fusion",
+        action="store_true",
+        help="add the served fusion to --out's rows that lack it, from the runs kept in --keep-runs, and stop",
+    )
     args = parser.parse_args()
     if args.table:
         print(tables(_read(args.table)))
@@ -262,15 +340,30 @@ def main() -> None:
             rows = [r for r in _read(args.out) if _same_split(r, region, data_options)]
             num_users = next(r["num_users"] for r in rows if r["kind"] == "baselines")
             for name in variants:
-                if any(r["kind"] == "run" and r["grid"] == args.grid and r["variant"] == name and r["seed"] == seed
-                       for r in rows):
+                if any(
+                    r["kind"] == "run" and r["grid"] == args.grid and r["variant"] == name and r["seed"] == seed
+                    for r in rows
+                ):
                     continue
                 keep = None if args.keep_runs is None else args.keep_runs / region / args.grid / name / f"seed{seed}"
-                row = run_one(data, region, args.grid, name, seed, data_options=data_options, num_users=num_users,
-                              patience=args.patience, max_epochs=args.max_epochs, keep=keep)
+                row = run_one(
+                    data,
+                    region,
+                    args.grid,
+                    name,
+                    seed,
+                    data_options=data_options,
+                    num_users=num_users,
+                    patience=args.patience,
+                    max_epochs=args.max_epochs,
+                    keep=keep,
+                )
                 _append(args.out, {**row, "command": command})
-                print(f"{region} {name} seed {seed}: best epoch {row['best_epoch']}/{row['epochs_trained']}, "
-                      f"{row['seconds']:.0f} s, test {row['test']['all']}", flush=True)
+                print(
+                    f"{region} {name} seed {seed}: best epoch {row['best_epoch']}/{row['epochs_trained']}, "
+                    f"{row['seconds']:.0f} s, test {row['test']['all']}",
+                    flush=True,
+                )
 
 
 def _recall(hits: list[int], targets: np.ndarray) -> np.ndarray:
@@ -284,7 +377,11 @@ def tables(rows: list[dict]) -> str:
     out = []
     splits = list(dict.fromkeys((r["region"], json.dumps(r.get("data_options", {}), sort_keys=True)) for r in rows))
     for region, options in splits:
-        here = [r for r in rows if r["region"] == region and json.dumps(r.get("data_options", {}), sort_keys=True) == options]
+        here = [
+            r
+            for r in rows
+            if r["region"] == region and json.dumps(r.get("data_options", {}), sort_keys=True) == options
+        ]
         base = next(r for r in here if r["kind"] == "baselines")
         targets = np.asarray(base["targets"], np.float64)
         users = np.asarray(base["users"])
@@ -296,8 +393,9 @@ def tables(rows: list[dict]) -> str:
         out.append(f"\n### {region} {json.loads(options) or ''}\n\nsplit: {base['split']}\n")
         for grid in dict.fromkeys(r["grid"] for r in here if r["kind"] == "run"):
             runs = [r for r in here if r["kind"] == "run" and r["grid"] == grid]
-            out.append(f"\ngrid `{grid}`\n\n| variant | seeds | best epoch | {header} |\n|"
-                       + " --- |" * (3 + len(columns)))
+            out.append(
+                f"\ngrid `{grid}`\n\n| variant | seeds | best epoch | {header} |\n|" + " --- |" * (3 + len(columns))
+            )
             for name, report in base["heuristics"].items():
                 cells = [f"{_recall(report[f'hits@{k}'], targets)[slices[part]].mean():.3f}" for part, k in columns]
                 out.append(f"| {name} (heuristic) | - | - | " + " | ".join(cells) + " |")
@@ -314,22 +412,33 @@ def tables(rows: list[dict]) -> str:
                 if all(r.get("fused") for r in mine):  # what the export serves
                     cells = []
                     for part, k in columns:
-                        values = np.array([_recall(r["fused"][f"hits@{k}"], targets)[slices[part]].mean() for r in mine])
+                        values = np.array(
+                            [_recall(r["fused"][f"hits@{k}"], targets)[slices[part]].mean() for r in mine]
+                        )
                         spread = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
                         cells.append(f"{values.mean():.3f}{spread}")
                     weights = "/".join(f"{r['fused']['weight']:g}" for r in mine)
-                    out.append(f"| {name}, served: + w x log(1 + {mine[0]['fused']['heuristic']}), w = {weights} | "
-                               f"{len(mine)} | {epochs:.1f} | " + " | ".join(cells) + " |")
+                    out.append(
+                        f"| {name}, served: + w x log(1 + {mine[0]['fused']['heuristic']}), w = {weights} | "
+                        f"{len(mine)} | {epochs:.1f} | " + " | ".join(cells) + " |"
+                    )
             reference = REFERENCES.get(grid)
             if reference in variants:
-                out.append(f"\ndifferences from `{reference}` (paired bootstrap 95% interval over users; MDE: the "
-                           "smallest difference this design detects with 80% power)\n")
+                out.append(
+                    f"\ndifferences from `{reference}` (paired bootstrap 95% interval over users; MDE: the "
+                    "smallest difference this design detects with 80% power)\n"
+                )
                 out.append(f"| variant | seeds | {header} |\n|" + " --- |" * (2 + len(columns)))
                 for name in variants:
                     if name == reference:
                         continue
-                    pairs = [(r, s) for r in runs if r["variant"] == name
-                             for s in runs if s["variant"] == reference and s["seed"] == r["seed"]]
+                    pairs = [
+                        (r, s)
+                        for r in runs
+                        if r["variant"] == name
+                        for s in runs
+                        if s["variant"] == reference and s["seed"] == r["seed"]
+                    ]
                     if not pairs:
                         continue
                     cells = []
@@ -337,8 +446,10 @@ def tables(rows: list[dict]) -> str:
                         a = np.array([_recall(r[f"hits@{k}"], targets)[slices[part]] for r, _ in pairs])
                         b = np.array([_recall(s[f"hits@{k}"], targets)[slices[part]] for _, s in pairs])
                         interval = paired_bootstrap(a, b)
-                        cells.append(f"{interval['difference']:+.3f} [{interval['low']:+.3f}, {interval['high']:+.3f}]"
-                                     f" (MDE {minimum_detectable_effect(a, b):.3f})")
+                        cells.append(
+                            f"{interval['difference']:+.3f} [{interval['low']:+.3f}, {interval['high']:+.3f}]"
+                            f" (MDE {minimum_detectable_effect(a, b):.3f})"
+                        )
                     out.append(f"| {name} | {len(pairs)} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 

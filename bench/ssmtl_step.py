@@ -79,9 +79,14 @@ def measure(name: str, *, data: str | None, steps: int, warmup: int, batch_size:
     model.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[clock])
     seconds = (clock.end - clock.start) / steps
     steps_per_epoch = len(pairs) // batch_size
-    return {"configuration": name, "options": options, "seconds_per_step": round(seconds, 4),
-            "steps_per_epoch": steps_per_epoch, "epoch_seconds": round(seconds * steps_per_epoch, 1),
-            "tfzoo": str(Path(tfzoo.__file__).parent.parent.name)}
+    return {
+        "configuration": name,
+        "options": options,
+        "seconds_per_step": round(seconds, 4),
+        "steps_per_epoch": steps_per_epoch,
+        "epoch_seconds": round(seconds * steps_per_epoch, 1),
+        "tfzoo": str(Path(tfzoo.__file__).parent.parent.name),
+    }
 
 
 def main() -> None:
@@ -95,8 +100,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=CONFIGURATIONS, help="configurations to measure (default: all)")
     parser.add_argument("--measure", choices=CONFIGURATIONS, help=argparse.SUPPRESS)  # one, in this process
     args = parser.parse_args()
-    settings = {"data": args.data and str(Path(args.data).resolve()), "steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
-                "seed": args.seed}
+    settings = {
+        "data": args.data and str(Path(args.data).resolve()),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
     if args.measure:
         print(json.dumps(measure(args.measure, **settings)), flush=True)
         return
@@ -121,8 +131,10 @@ def main() -> None:
     if "previous" in results:
         base = results["previous"]["seconds_per_step"]
         for name, result in results.items():
-            print(f"{name}: {result['epoch_seconds']:.0f} s per epoch ({result['seconds_per_step']:.3f} s per step), "
-                  f"{base / result['seconds_per_step']:.2f}x the previous code's speed")
+            print(
+                f"{name}: {result['epoch_seconds']:.0f} s per epoch ({result['seconds_per_step']:.3f} s per step), "
+                f"{base / result['seconds_per_step']:.2f}x the previous code's speed"
+            )
 
 
 if __name__ == "__main__":

@@ -61,18 +61,29 @@ def main() -> None:
     tasks = (*BEHAVIOUR_TASKS, "noise")
     order = np.random.default_rng(0).permutation(len(data))
     train, validation = data.take(order[:900]), data.take(order[900:])
-    encoder = dict(units=16, category_channels=sizes.category_channels, id_channels=sizes.id_channels,
-                   dense_channels=sizes.dense_channels, num_heads=2, key_dim=8, ffn_units=16, num_experts=2)
-    print(f"{len(train)} training / {len(validation)} validation sequences; tasks {list(tasks)}; "
-          f"task_weight_rate {args.rate}, batch {args.batch_size}")
+    encoder = dict(
+        units=16,
+        category_channels=sizes.category_channels,
+        id_channels=sizes.id_channels,
+        dense_channels=sizes.dense_channels,
+        num_heads=2,
+        key_dim=8,
+        ffn_units=16,
+        num_experts=2,
+    )
+    print(
+        f"{len(train)} training / {len(validation)} validation sequences; tasks {list(tasks)}; "
+        f"task_weight_rate {args.rate}, batch {args.batch_size}"
+    )
     finals = []
     for seed in range(args.seeds):
         tf.keras.utils.set_random_seed(seed)
         model = SuperMoE(encoder=encoder, tasks=tasks, task_weight_rate=args.rate)
         model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
         trajectory = Trajectory()
-        data_pairs = tf.data.Dataset.zip((batches(train, tasks, args.batch_size, seed),
-                                          batches(validation, tasks, args.batch_size, seed).repeat()))
+        data_pairs = tf.data.Dataset.zip(
+            (batches(train, tasks, args.batch_size, seed), batches(validation, tasks, args.batch_size, seed).repeat())
+        )
         model.fit(data_pairs, epochs=args.epochs, verbose=0, callbacks=[trajectory])
         print(f"\nseed {seed}: lambda per step")
         print("| step | " + " | ".join(tasks) + " |")

@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from serve_and_query import serve_and_query  # recipes/serve_and_query.py, beside this file
 
 from tfzoo.data import DatasetSpec, make_dataset
 from tfzoo.evaluation import format_task_table
 from tfzoo.export import call_in_fresh_process, export_model
 from tfzoo.training import RunConfig, load_run, train
-
-from serve_and_query import serve_and_query  # recipes/serve_and_query.py, beside this file
 
 BASELINES = ("single_task", "shared_bottom", "mmoe", "ple")
 
@@ -30,22 +29,30 @@ def step(message: str) -> None:
 
 
 def census_baselines(work: Path, export_base: Path, epochs: int) -> list[tuple[str, dict]]:
-    step(f"Training the multi-task baselines on Census-Income (bundled UCI data; tasks: income > 50K, "
-         f"never married; at most {epochs} epochs each, the best by validation AUC kept)")
+    step(
+        f"Training the multi-task baselines on Census-Income (bundled UCI data; tasks: income > 50K, "
+        f"never married; at most {epochs} epochs each, the best by validation AUC kept)"
+    )
     rows = []
     for name in BASELINES:
         run_dir = work / "runs" / f"{name}_census"
         print(f"\n--- {name} -> {run_dir}", flush=True)
         # `train` reports the restored best epoch on the test split (exact AUC / AP), as
         # `tfzoo evaluate` would, without loading the run again.
-        metrics = train(RunConfig(model=name, dataset="census", epochs=epochs, batch_size=512, seed=0), run_dir,
-                        verbose=2)
+        metrics = train(
+            RunConfig(model=name, dataset="census", epochs=epochs, batch_size=512, seed=0), run_dir, verbose=2
+        )
         rows.append((name, metrics["test"]))
-        print(f"{name} (best epoch {metrics['best_epoch']}, test): "
-              + ", ".join(f"{task} AUC {m['auc']:.4f}" for task, m in metrics["test"].items()), flush=True)
+        print(
+            f"{name} (best epoch {metrics['best_epoch']}, test): "
+            + ", ".join(f"{task} AUC {m['auc']:.4f}" for task, m in metrics["test"].items()),
+            flush=True,
+        )
 
-    step(f"Exporting each model to {export_base}/ (TF Serving layout) and reloading it in a fresh process "
-         "that imports TensorFlow only")
+    step(
+        f"Exporting each model to {export_base}/ (TF Serving layout) and reloading it in a fresh process "
+        "that imports TensorFlow only"
+    )
     for name in BASELINES:
         run = load_run(work / "runs" / f"{name}_census")
         path = export_model(name, run.model, run.inputs, export_base, f"{name}_census")
@@ -59,13 +66,22 @@ def census_baselines(work: Path, export_base: Path, epochs: int) -> list[tuple[s
 
 
 RECIPE_DEMOS = (
-    ("grec_census.py", "GRec (task-sentence routing, 8 experts, top-4) on Census-Income flows x use cases; "
-                       "exported with extracted per-task experts"),
-    ("ssmtl_twitch.py", "SSMTL friend retrieval (GATv2 on sampled 2-hop subgraphs with user-id embeddings; "
-                        "retrieval + CCA-SSG + GraphMAE) on a generated friend graph, next to the graph heuristics; "
-                        "exported with its ScaNN index"),
-    ("supermoe_movielens.py", "SUPER-MoE: masked channel pre-training, then multi-task fine-tuning, on generated "
-                              "behaviour sequences; exported with its user_embedding signature"),
+    (
+        "grec_census.py",
+        "GRec (task-sentence routing, 8 experts, top-4) on Census-Income flows x use cases; "
+        "exported with extracted per-task experts",
+    ),
+    (
+        "ssmtl_twitch.py",
+        "SSMTL friend retrieval (GATv2 on sampled 2-hop subgraphs with user-id embeddings; "
+        "retrieval + CCA-SSG + GraphMAE) on a generated friend graph, next to the graph heuristics; "
+        "exported with its ScaNN index",
+    ),
+    (
+        "supermoe_movielens.py",
+        "SUPER-MoE: masked channel pre-training, then multi-task fine-tuning, on generated "
+        "behaviour sequences; exported with its user_embedding signature",
+    ),
 )
 
 
@@ -73,8 +89,10 @@ def recipe_demos(export_base: Path) -> None:
     """Each zoo recipe's `--demo`, as a user would run it, exporting next to the baselines."""
     for recipe, what in RECIPE_DEMOS:
         step(f"{what}  [python recipes/{recipe} --demo]")
-        subprocess.run([sys.executable, str(Path(__file__).parent / recipe), "--demo", "--export-base", str(export_base)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, str(Path(__file__).parent / recipe), "--demo", "--export-base", str(export_base)],
+            check=True,
+        )
 
 
 def main() -> None:

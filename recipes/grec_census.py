@@ -23,12 +23,11 @@ a Markdown table. The bundled file (99,762 rows) is split 80/10/10 with seed 0.
 
 import argparse
 
+import grec_table
 import numpy as np
 
 import tfzoo
 from tfzoo.data.readers.census import census_token_groups
-
-import grec_table
 
 
 def main() -> None:
@@ -44,7 +43,7 @@ def main() -> None:
     train, validation, test = splits.train, splits.validation, splits.test
     print(f"split: {splits.split}")
     if args.train_rows:
-        train = train.take(np.random.default_rng(0).permutation(len(train))[:args.train_rows])
+        train = train.take(np.random.default_rng(0).permutation(len(train))[: args.train_rows])
     spec = train.spec.fit(train.features)  # vocabularies and statistics: training rows only
     options = {
         "flow_feature": "flow",

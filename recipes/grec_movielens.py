@@ -24,11 +24,10 @@ checks the export in a fresh TensorFlow-only process. With `--table`: the Table 
 
 import argparse
 
+import grec_table
 import numpy as np
 
 import tfzoo
-
-import grec_table
 
 USER = ["user_id", "occupation", "age_group", "zip_prefix"]
 ITEM = ["item_id", "genres", "release_year", "title_embedding"]

@@ -17,8 +17,9 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -38,8 +39,18 @@ EVAL_BATCH = 4096
 FLOPS_BATCH = 256
 
 
-def train_variant(train: TabularData, validation: TabularData, spec, options: Mapping[str, Any], *, seed: int,
-                  epochs: int, batch_size: int, learning_rate: float = 1e-3, verbose: int = 0) -> tfzoo.models.GRec:
+def train_variant(
+    train: TabularData,
+    validation: TabularData,
+    spec,
+    options: Mapping[str, Any],
+    *,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float = 1e-3,
+    verbose: int = 0,
+) -> tfzoo.models.GRec:
     """A GRec trained on `train`, restored to its epoch of best mean validation AUC."""
     tf.keras.utils.set_random_seed(seed)
     model = tfzoo.models.GRec(feature_spec=spec, **options)
@@ -90,12 +101,23 @@ def flops(model, rows: TabularData, spec) -> dict[str, float]:
         # One task's serving function, divided by the use cases so that it is comparable
         # with the full model's float ops per (row, every use case).
         result["extracted_per_task"] = float_ops_per_example(
-            lambda f: extracted.task_probability(f, flow, use_case), features)
+            lambda f: extracted.task_probability(f, flow, use_case), features
+        )
     return result
 
 
-def run_grid(name: str, splits, spec, base_options: Mapping[str, Any], *, seeds: int, epochs: int,
-             batch_size: int, out: Path, variants: Mapping[str, Mapping[str, Any]] = VARIANTS) -> dict:
+def run_grid(
+    name: str,
+    splits,
+    spec,
+    base_options: Mapping[str, Any],
+    *,
+    seeds: int,
+    epochs: int,
+    batch_size: int,
+    out: Path,
+    variants: Mapping[str, Mapping[str, Any]] = VARIANTS,
+) -> dict:
     """Every seed x variant; results written to `out` (JSON) as they come, so a stopped
     grid keeps what it finished, and a restarted one skips it."""
     train, validation, test = splits
@@ -106,18 +128,28 @@ def run_grid(name: str, splits, spec, base_options: Mapping[str, Any], *, seeds:
             if key in results:
                 continue
             started = time.perf_counter()
-            model = train_variant(train, validation, spec, {**base_options, **options}, seed=seed, epochs=epochs,
-                                  batch_size=batch_size)
+            model = train_variant(
+                train, validation, spec, {**base_options, **options}, seed=seed, epochs=epochs, batch_size=batch_size
+            )
             results[key] = {
-                "variant": variant, "seed": seed, "options": {**base_options, **options},
-                "test": score(model, test, spec), "flops_per_example": flops(model, test, spec),
-                "seconds": time.perf_counter() - started, "load_average": os.getloadavg(),
+                "variant": variant,
+                "seed": seed,
+                "options": {**base_options, **options},
+                "test": score(model, test, spec),
+                "flops_per_example": flops(model, test, spec),
+                "seconds": time.perf_counter() - started,
+                "load_average": os.getloadavg(),
             }
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(results, indent=1))
-            print(f"{name}: {key}: " + ", ".join(
-                f"{t} AUC {m['auc']:.4f} AP {m['ap']:.4f}" for t, m in results[key]["test"]["use_cases"].items())
-                + f" ({results[key]['seconds']:.0f} s)", flush=True)
+            print(
+                f"{name}: {key}: "
+                + ", ".join(
+                    f"{t} AUC {m['auc']:.4f} AP {m['ap']:.4f}" for t, m in results[key]["test"]["use_cases"].items()
+                )
+                + f" ({results[key]['seconds']:.0f} s)",
+                flush=True,
+            )
     print(markdown_table(results))
     print(task_auc_table(results))
     return results
@@ -137,8 +169,11 @@ def markdown_table(results: Mapping[str, Any]) -> str:
     for entry in results.values():
         by_variant.setdefault(entry["variant"], []).append(entry)
     tasks = list(next(iter(results.values()))["test"]["use_cases"])
-    header = (["model", "seeds"] + [f"{t} {m}" for t in tasks for m in ("AP", "AUC")]
-              + ["MFLOPs/ex (full)", "MFLOPs/ex (extracted task)"])
+    header = (
+        ["model", "seeds"]
+        + [f"{t} {m}" for t in tasks for m in ("AP", "AUC")]
+        + ["MFLOPs/ex (full)", "MFLOPs/ex (extracted task)"]
+    )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant, entries in by_variant.items():
         cells = [variant, str(len(entries))]
@@ -147,7 +182,10 @@ def markdown_table(results: Mapping[str, Any]) -> str:
                 cells.append(_mean_std([e["test"]["use_cases"][t][metric] for e in entries]))
         full = [e["flops_per_example"]["full"] / 1e6 for e in entries]
         extracted = [e["flops_per_example"].get("extracted_per_task", float("nan")) / 1e6 for e in entries]
-        cells += [f"{statistics.mean(full):.3f}", f"{statistics.mean(extracted):.3f}" if extracted[0] == extracted[0] else "-"]
+        cells += [
+            f"{statistics.mean(full):.3f}",
+            f"{statistics.mean(extracted):.3f}" if extracted[0] == extracted[0] else "-",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -178,8 +216,11 @@ def export_and_check(model, spec, rows: TabularData, export_base: str, name: str
     difference = max(float(np.abs(served[t] - np.asarray(in_process[t])).max()) for t in served)
     if difference > 1e-5:
         raise RuntimeError(f"{path}: served outputs differ from the trained model's by {difference:.1e}")
-    print(f"exported {path}; a fresh TensorFlow-only process serves the same outputs (max abs difference "
-          f"{difference:.1e})", flush=True)
+    print(
+        f"exported {path}; a fresh TensorFlow-only process serves the same outputs (max abs difference "
+        f"{difference:.1e})",
+        flush=True,
+    )
     return path
 
 
@@ -206,12 +247,21 @@ def add_arguments(parser, name: str) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=Path(f"results/grec_{name}.json"))
     parser.add_argument("--export-base", default="savedmodels")
-    parser.add_argument("--demo", action="store_true", help="tiny model, 6,000 training rows, one epoch of batches of 128")
-    parser.add_argument("--capacity-factor", type=float, default=tfzoo.models.grec.DEFAULT_CAPACITY_FACTOR,
-                        help="expert capacity factor of token and sentence routing (the tables of docs/grec.md's "
-                             "Table 1 section were measured with 2.0)")
-    parser.add_argument("--upsample-tasks", action="store_true",
-                        help="upsample the training rows by (flow, use case) task (the paper's data preparation)")
+    parser.add_argument(
+        "--demo", action="store_true", help="tiny model, 6,000 training rows, one epoch of batches of 128"
+    )
+    parser.add_argument(
+        "--capacity-factor",
+        type=float,
+        default=tfzoo.models.grec.DEFAULT_CAPACITY_FACTOR,
+        help="expert capacity factor of token and sentence routing (the tables of docs/grec.md's "
+        "Table 1 section were measured with 2.0)",
+    )
+    parser.add_argument(
+        "--upsample-tasks",
+        action="store_true",
+        help="upsample the training rows by (flow, use case) task (the paper's data preparation)",
+    )
 
 
 def model_sizes(demo: bool) -> dict[str, Any]:
@@ -225,12 +275,14 @@ def run(args, name: str, splits, spec, options: Mapping[str, Any]) -> None:
     """`--table`: the grid; otherwise train one GRec, report it, export it and check the export."""
     options = {**options, **model_sizes(args.demo), "capacity_factor": args.capacity_factor}
     if args.table:
-        run_grid(name, splits, spec, options, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
-                 out=args.json)
+        run_grid(
+            name, splits, spec, options, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, out=args.json
+        )
         return
     train, validation, test = splits
     options.update(routing=args.routing, num_experts=args.experts, top_k=args.top_k)
-    model = train_variant(train, validation, spec, options, seed=args.seed, epochs=args.epochs,
-                          batch_size=args.batch_size, verbose=2)
+    model = train_variant(
+        train, validation, spec, options, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, verbose=2
+    )
     print_report(f"grec {args.routing} {args.experts}/{args.top_k}", score(model, test, spec))
     export_and_check(model, spec, test, args.export_base, f"grec_{name}")

@@ -41,10 +41,16 @@ def main() -> None:
     # The batch size is global: split across the replicas of every step.
     columns = tfzoo.data.model_columns(train, spec)
     model.fit(
-        distribute.fit_input(strategy, lambda: tfzoo.data.dataset_from_columns(
-            columns, batch_size=args.batch_size, shuffle=True, seed=0, repeat=True)),
+        distribute.fit_input(
+            strategy,
+            lambda: tfzoo.data.dataset_from_columns(
+                columns, batch_size=args.batch_size, shuffle=True, seed=0, repeat=True
+            ),
+        ),
         steps_per_epoch=-(-len(train) // args.batch_size),
-        validation_data=None if args.strategy == "parameter_server" else tfzoo.data.make_dataset(validation, spec, batch_size=4096),
+        validation_data=None
+        if args.strategy == "parameter_server"
+        else tfzoo.data.make_dataset(validation, spec, batch_size=4096),
         epochs=epochs,
         verbose=2 if args.strategy == "parameter_server" else "auto",
     )

@@ -40,7 +40,9 @@ def _export_demo_model(base: Path) -> None:
 
 def _show(value: np.ndarray, limit: int = 6) -> str:
     flat = value.reshape(-1)[:limit].tolist()
-    flat = [v.decode(errors="replace") if isinstance(v, bytes) else round(v, 4) if isinstance(v, float) else v for v in flat]
+    flat = [
+        v.decode(errors="replace") if isinstance(v, bytes) else round(v, 4) if isinstance(v, float) else v for v in flat
+    ]
     more = " ..." if value.size > limit else ""
     return f"{list(value.shape)} {flat}{more}"
 
@@ -53,7 +55,9 @@ def serve_and_query(model_base_path: str | Path, *, batch_size: int = 2) -> dict
     answers: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     started = time.perf_counter()
     with ModelServer(ServerOptions(model_base_path=model_base_path, port=0, rest_port=None, poll_seconds=0)) as server:
-        print(f"server up on {server.grpc_target} in {time.perf_counter() - started:.1f} s: {server.manager.model_names()}")
+        print(
+            f"server up on {server.grpc_target} in {time.perf_counter() - started:.1f} s: {server.manager.model_names()}"
+        )
         with Client(server.grpc_target) as client:
             for model in server.manager.model_names():
                 try:

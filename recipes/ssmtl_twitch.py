@@ -30,8 +30,14 @@ from tfzoo.export.retrieval import Fusion
 from tfzoo.training import RunConfig, load_run, train
 
 METRICS = ("recall@10", "recall@50", "recall@100")
-DEMO_OPTIONS = {"hidden_dim": 16, "embedding_dim": 16, "num_heads": 2, "fanouts": [4, 3], "ssl_batch_size": 16,
-                "mae_decoder_dim": 16}
+DEMO_OPTIONS = {
+    "hidden_dim": 16,
+    "embedding_dim": 16,
+    "num_heads": 2,
+    "fanouts": [4, 3],
+    "ssl_batch_size": 16,
+    "mae_decoder_dim": 16,
+}
 DEMO_DATA = {"num_users": 1500}  # a generated graph half the default size keeps `make demo` short
 
 
@@ -39,15 +45,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="a Twitch region folder (DE, ENGB, ES)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, help="most epochs (default: tfzoo train ssmtl's; early stopping ends sooner)")
+    parser.add_argument(
+        "--epochs", type=int, help="most epochs (default: tfzoo train ssmtl's; early stopping ends sooner)"
+    )
     parser.add_argument("--out", help="run directory (default: runs/ssmtl_<region>; recreated)")
     parser.add_argument("--export-base", default="savedmodels")
     parser.add_argument("--demo", action="store_true", help="the generated friend graph and tiny sizes")
     args = parser.parse_args()
 
     if args.demo:
-        config = RunConfig(model="ssmtl", dataset="friend_graph", epochs=3, batch_size=256, seed=args.seed,
-                           model_options=DEMO_OPTIONS, patience=2, data_options=DEMO_DATA)
+        config = RunConfig(
+            model="ssmtl",
+            dataset="friend_graph",
+            epochs=3,
+            batch_size=256,
+            seed=args.seed,
+            model_options=DEMO_OPTIONS,
+            patience=2,
+            data_options=DEMO_DATA,
+        )
     elif args.data:
         config = RunConfig(model="ssmtl", dataset="twitch", data_path=args.data, epochs=args.epochs, seed=args.seed)
     else:
@@ -72,8 +88,14 @@ def main() -> None:
     scann = export_model("ssmtl", run.model, run.inputs, args.export_base, name, fusion=fusion)
     brute = scann.parent.parent / f"{name}_brute_force" / scann.name
     print(f"exported {scann} and {brute}")
-    print("new friends for user 0:", np.asarray(tf.saved_model.load(str(brute)).signatures["serving_default"](
-        user_ids=tf.constant([0], tf.int64))["friend_ids"])[0][:10])
+    print(
+        "new friends for user 0:",
+        np.asarray(
+            tf.saved_model.load(str(brute)).signatures["serving_default"](user_ids=tf.constant([0], tf.int64))[
+                "friend_ids"
+            ]
+        )[0][:10],
+    )
 
 
 if __name__ == "__main__":

@@ -49,13 +49,25 @@ from tfzoo.export.registry import export_model
 from tfzoo.models.supermoe import dense_counterpart, encoder_parameters, masked_max_pool
 from tfzoo.training import RunConfig, family_for, load_run, train
 
-FINE_TUNED = ("supermoe", "supermoe_no_pretrain", "supermoe_auc_weights", "supermoe_paper_gate", "bert",
-              "bert_parameter_matched")
+FINE_TUNED = (
+    "supermoe",
+    "supermoe_no_pretrain",
+    "supermoe_auc_weights",
+    "supermoe_paper_gate",
+    "bert",
+    "bert_parameter_matched",
+)
 TABULAR = ("mmoe", "ple")
 MODELS = (*FINE_TUNED, *TABULAR, "logistic_regression")
 # The pre-training each fine-tuned model starts from (None: from scratch).
-PRETRAINED_FROM = {"supermoe": "moe", "supermoe_auc_weights": "moe", "supermoe_paper_gate": "moe_paper_gate",
-                   "bert": "dense_compute", "bert_parameter_matched": "dense_parameters", "supermoe_no_pretrain": None}
+PRETRAINED_FROM = {
+    "supermoe": "moe",
+    "supermoe_auc_weights": "moe",
+    "supermoe_paper_gate": "moe_paper_gate",
+    "bert": "dense_compute",
+    "bert_parameter_matched": "dense_parameters",
+    "supermoe_no_pretrain": None,
+}
 
 
 def recall_at_top(labels, scores, fraction, mask):
@@ -78,18 +90,36 @@ def trained(config: RunConfig, directory: Path) -> dict:
 
 def encoders(args, sample) -> dict[str, dict]:
     """Encoder options of the four pre-trainings (the channels come from the data)."""
-    moe = dict(units=args.units, category_dim=8, id_dim=args.units, num_blocks=1, num_heads=2,
-               key_dim=args.units // 2, ffn_units=2 * args.units, num_experts=args.experts)
-    channels = {"category_channels": sample["category_channels"], "id_channels": sample["id_channels"],
-                "dense_channels": sample["dense_channels"]}
+    moe = dict(
+        units=args.units,
+        category_dim=8,
+        id_dim=args.units,
+        num_blocks=1,
+        num_heads=2,
+        key_dim=args.units // 2,
+        ffn_units=2 * args.units,
+        num_experts=args.experts,
+    )
+    channels = {
+        "category_channels": sample["category_channels"],
+        "id_channels": sample["id_channels"],
+        "dense_channels": sample["dense_channels"],
+    }
     features = sample["features"]
     with_channels = {**moe, **channels}
     parameter_matched = dense_counterpart(with_channels, features, match="parameters")
-    result = {"moe": moe, "moe_paper_gate": {**moe, "ffn_gate": "paper"}, "dense_compute": {**moe, "num_experts": 1},
-              "dense_parameters": {**moe, "num_experts": 1, "ffn_units": parameter_matched["ffn_units"]}}
+    result = {
+        "moe": moe,
+        "moe_paper_gate": {**moe, "ffn_gate": "paper"},
+        "dense_compute": {**moe, "num_experts": 1},
+        "dense_parameters": {**moe, "num_experts": 1, "ffn_units": parameter_matched["ffn_units"]},
+    }
     for name, options in result.items():
-        print(f"encoder {name}: {encoder_parameters({**options, **channels}, features):,} parameters "
-              f"(ffn_units {options['ffn_units']}, experts {options['num_experts']})", flush=True)
+        print(
+            f"encoder {name}: {encoder_parameters({**options, **channels}, features):,} parameters "
+            f"(ffn_units {options['ffn_units']}, experts {options['num_experts']})",
+            flush=True,
+        )
     return result
 
 
@@ -98,7 +128,7 @@ def embeddings(encoder, rows, batch_size: int = 1024) -> np.ndarray:
     columns = channel_columns(rows)
     parts = []
     for start in range(0, len(rows), batch_size):
-        batch = {k: v[start:start + batch_size] for k, v in columns.items()}
+        batch = {k: v[start : start + batch_size] for k, v in columns.items()}
         parts.append(masked_max_pool(encoder(batch), encoder.padding_mask(batch)).numpy())
     return np.concatenate(parts)
 
@@ -111,18 +141,30 @@ def probe(pretraining_dir: Path) -> dict[str, np.ndarray]:
     mean, std = train_h.mean(0), train_h.std(0) + 1e-6
     scores = {}
     for task in BEHAVIOUR_TASKS:
-        model, _ = tuned_logistic_regression((train_h - mean) / std, data.train.labels[task],
-                                             (validation_h - mean) / std, data.validation.labels[task],
-                                             train_weight=data.train.label_masks[task],
-                                             validation_weight=data.validation.label_masks[task])
+        model, _ = tuned_logistic_regression(
+            (train_h - mean) / std,
+            data.train.labels[task],
+            (validation_h - mean) / std,
+            data.validation.labels[task],
+            train_weight=data.train.label_masks[task],
+            validation_weight=data.validation.label_masks[task],
+        )
         scores[task] = model.decision_function((test_h - mean) / std)
     return scores
 
 
 def one_fold(args, dataset, data_path, data_options, seed, root: Path) -> dict:
     """Every run of one (fold, seed): test predictions per model, MCP metrics, probe scores."""
-    common = dict(dataset=dataset, data_path=data_path, data_options=data_options, split_seed=args.split_seed,
-                  seed=seed, batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience)
+    common = dict(
+        dataset=dataset,
+        data_path=data_path,
+        data_options=data_options,
+        split_seed=args.split_seed,
+        seed=seed,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+    )
     wanted = [m for m in MODELS if not args.only or m in args.only]
     pretrainings = sorted({PRETRAINED_FROM[m] for m in wanted if PRETRAINED_FROM.get(m)})
     # The channels and a batch of this fold's data fix the encoders' sizes.
@@ -131,19 +173,31 @@ def one_fold(args, dataset, data_path, data_options, seed, root: Path) -> dict:
     train_rows = sample_run.data.train
     sample = {**sample_run.inputs, "features": channel_columns(train_rows.take(np.arange(min(8, len(train_rows)))))}
     test = sample_run.data.test
-    result = {"test": {"labels": test.labels, "masks": test.label_masks,
-                       "users": test.features["user_id"]}, "predictions": {}, "mcp": {}, "probe": {}, "seconds": {},
-              "split": sample_run.split}
+    result = {
+        "test": {"labels": test.labels, "masks": test.label_masks, "users": test.features["user_id"]},
+        "predictions": {},
+        "mcp": {},
+        "probe": {},
+        "seconds": {},
+        "split": sample_run.split,
+    }
     options = encoders(args, sample)
     mcp_options = {"mask_rate": args.mask_rate, "num_sampled": args.num_sampled}
     for name in pretrainings:
         began = time.perf_counter()
-        config = RunConfig(model="supermoe_mcp", epochs=args.pretrain_epochs,
-                           model_options={"encoder": options[name], **mcp_options}, **common)
+        config = RunConfig(
+            model="supermoe_mcp",
+            epochs=args.pretrain_epochs,
+            model_options={"encoder": options[name], **mcp_options},
+            **common,
+        )
         metrics = trained(config, root / f"mcp_{name}")
-        result["mcp"][name] = {"validation": metrics["validation"], "test": metrics["test"],
-                               "frequency (test)": metrics["baselines"]["test"]["frequency"],
-                               "best_epoch": metrics["best_epoch"]}
+        result["mcp"][name] = {
+            "validation": metrics["validation"],
+            "test": metrics["test"],
+            "frequency (test)": metrics["baselines"]["test"]["frequency"],
+            "best_epoch": metrics["best_epoch"],
+        }
         if not args.demo:
             result["probe"][name] = probe(root / f"mcp_{name}")
         result["seconds"][f"mcp_{name}"] = time.perf_counter() - began
@@ -154,13 +208,22 @@ def one_fold(args, dataset, data_path, data_options, seed, root: Path) -> dict:
             model_options = {"task_weight_rate": args.task_weight_rate} if name == "supermoe_auc_weights" else {}
             if source is None:
                 model_options["encoder"] = options["moe"]
-            config = RunConfig(model="supermoe", epochs=args.epochs, model_options=model_options,
-                               init_from=str(root / f"mcp_{source}") if source else None, **common)
+            config = RunConfig(
+                model="supermoe",
+                epochs=args.epochs,
+                model_options=model_options,
+                init_from=str(root / f"mcp_{source}") if source else None,
+                **common,
+            )
             model_name = "supermoe"
         elif name in TABULAR:
             sizes = {"expert_units": [32], "tower_units": [16]}
-            config = RunConfig(model=name, epochs=args.epochs, **common,
-                               model_options={"num_experts": 4, **sizes} if name == "mmoe" else sizes)
+            config = RunConfig(
+                model=name,
+                epochs=args.epochs,
+                **common,
+                model_options={"num_experts": 4, **sizes} if name == "mmoe" else sizes,
+            )
             model_name = name
         else:  # logistic regression: the SUPER-MoE family's baseline, on this fold's bag features
             result["predictions"][name] = family.baseline_predictions(sample_run, "test")["logistic_regression"]
@@ -170,9 +233,15 @@ def one_fold(args, dataset, data_path, data_options, seed, root: Path) -> dict:
         run = load_run(root / name)
         result["predictions"][name] = family_for(model_name).predictions(run.prepared, "test")
         result["seconds"][name] = time.perf_counter() - began
-        print(f"  {name}: " + ", ".join(f"{t} {roc_auc(test.labels[t], p, test.label_masks[t]):.4f}"
-                                        for t, p in result["predictions"][name].items())
-              + f" ({result['seconds'][name]:.0f} s)", flush=True)
+        print(
+            f"  {name}: "
+            + ", ".join(
+                f"{t} {roc_auc(test.labels[t], p, test.label_masks[t]):.4f}"
+                for t, p in result["predictions"][name].items()
+            )
+            + f" ({result['seconds'][name]:.0f} s)",
+            flush=True,
+        )
     return result
 
 
@@ -203,41 +272,66 @@ def tables(results: dict[int, list[dict]]) -> dict[str, str]:
     lines = ["| model | " + " | ".join(BEHAVIOUR_TASKS) + " |", "|---|" + "---|" * len(BEHAVIOUR_TASKS)]
     for model in models:
         per_seed = [pooled(results[s], lambda f, m=model: f["predictions"][m]) for s in seeds]
-        per_fold = [task_metrics(f["test"]["labels"], f["predictions"][model], f["test"]["masks"])
-                    for s in seeds for f in results[s]]
-        cells = [f"{_mean_std([r[t]['auc'] for r in per_seed])} (folds {_mean_std([r[t]['auc'] for r in per_fold])})"
-                 for t in BEHAVIOUR_TASKS]
+        per_fold = [
+            task_metrics(f["test"]["labels"], f["predictions"][model], f["test"]["masks"])
+            for s in seeds
+            for f in results[s]
+        ]
+        cells = [
+            f"{_mean_std([r[t]['auc'] for r in per_seed])} (folds {_mean_std([r[t]['auc'] for r in per_fold])})"
+            for t in BEHAVIOUR_TASKS
+        ]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     auc = "\n".join(lines)
-    lines = ["| pre-training | channel | validation loss | validation accuracy | test accuracy | frequency accuracy "
-             "(test) | frequency loss (test) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| pre-training | channel | validation loss | validation accuracy | test accuracy | frequency accuracy "
+        "(test) | frequency loss (test) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in results[seeds[0]][0]["mcp"]:
         for channel in results[seeds[0]][0]["mcp"][name]["validation"]:
             entries = [f["mcp"][name] for s in seeds for f in results[s]]
-            lines.append(f"| {name} | {channel} | " + " | ".join(_mean_std(values) for values in (
-                [e["validation"][channel]["loss"] for e in entries],
-                [e["validation"][channel]["accuracy"] for e in entries],
-                [e["test"][channel]["accuracy"] for e in entries],
-                [e["frequency (test)"][channel]["accuracy"] for e in entries],
-                [e["frequency (test)"][channel]["loss"] for e in entries])) + " |")
+            lines.append(
+                f"| {name} | {channel} | "
+                + " | ".join(
+                    _mean_std(values)
+                    for values in (
+                        [e["validation"][channel]["loss"] for e in entries],
+                        [e["validation"][channel]["accuracy"] for e in entries],
+                        [e["test"][channel]["accuracy"] for e in entries],
+                        [e["frequency (test)"][channel]["accuracy"] for e in entries],
+                        [e["frequency (test)"][channel]["loss"] for e in entries],
+                    )
+                )
+                + " |"
+            )
     mcp = "\n".join(lines)
     lines = ["| frozen H of | task | AUC | recall@10% | recall@50% |", "|---|---|---|---|---|"]
     for name in results[seeds[0]][0]["probe"]:
         per_seed = [pooled(results[s], lambda f, n=name: f["probe"][n]) for s in seeds]
         for t in BEHAVIOUR_TASKS:
-            lines.append(f"| {name} | {t} | " + " | ".join(_mean_std([r[t][m] for r in per_seed])
-                                                          for m in ("auc", "recall@10%", "recall@50%")) + " |")
+            lines.append(
+                f"| {name} | {t} | "
+                + " | ".join(_mean_std([r[t][m] for r in per_seed]) for m in ("auc", "recall@10%", "recall@50%"))
+                + " |"
+            )
     probes = "\n".join(lines) if len(lines) > 2 else ""
-    return {"auc": f"pooled test AUC over {folds} fold(s), mean ± std over {len(seeds)} seed(s) "
-                   f"(per-fold AUC: mean ± std over folds and seeds)\n\n{auc}",
-            "mcp": mcp, "probe": probes}
+    return {
+        "auc": f"pooled test AUC over {folds} fold(s), mean ± std over {len(seeds)} seed(s) "
+        f"(per-fold AUC: mean ± std over folds and seeds)\n\n{auc}",
+        "mcp": mcp,
+        "probe": probes,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="the ml-100k folder (its derived/ title embeddings beside it)")
-    parser.add_argument("--demo", action="store_true",
-                        help="generated sequences, one fold of 5, tiny models, SUPER-MoE and logistic regression only")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="generated sequences, one fold of 5, tiny models, SUPER-MoE and logistic regression only",
+    )
     parser.add_argument("--folds", type=int, default=5, help="user-level cross-validation folds (0: the time split)")
     parser.add_argument("--fold", type=int, nargs="+", help="run only these folds (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -289,8 +383,13 @@ def main() -> None:
             print(f"exported {export_model('supermoe', run.model, run.inputs, args.export_base, 'supermoe')}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "tables": report,
-                                        "folds": summary(results)}, indent=1, default=_json))
+        args.out.write_text(
+            json.dumps(
+                {"args": {k: str(v) for k, v in vars(args).items()}, "tables": report, "folds": summary(results)},
+                indent=1,
+                default=_json,
+            )
+        )
 
 
 def summary(results: dict[int, list[dict]]) -> list[dict]:
@@ -299,11 +398,22 @@ def summary(results: dict[int, list[dict]]) -> list[dict]:
     for seed, folds in results.items():
         for fold in folds:
             test = fold["test"]
-            rows.append({"seed": seed, "split": fold["split"], "mcp": fold["mcp"], "seconds": fold["seconds"],
-                         "test": {model: task_metrics(test["labels"], predictions, test["masks"])
-                                  for model, predictions in fold["predictions"].items()},
-                         "probe": {name: task_metrics(test["labels"], scores, test["masks"])
-                                   for name, scores in fold["probe"].items()}})
+            rows.append(
+                {
+                    "seed": seed,
+                    "split": fold["split"],
+                    "mcp": fold["mcp"],
+                    "seconds": fold["seconds"],
+                    "test": {
+                        model: task_metrics(test["labels"], predictions, test["masks"])
+                        for model, predictions in fold["predictions"].items()
+                    },
+                    "probe": {
+                        name: task_metrics(test["labels"], scores, test["masks"])
+                        for name, scores in fold["probe"].items()
+                    },
+                }
+            )
     return rows
 
 

@@ -71,8 +71,12 @@ def friendship_batches(small_friend_graph, small_sampler):
     batches = []
     for chunk in np.split(pairs[order], 4):
         query, candidate = tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1])
-        batches.append({"query": remove_edges_between(small_sampler(query), query, candidate),
-                        "candidate": remove_edges_between(small_sampler(candidate), query, candidate)})
+        batches.append(
+            {
+                "query": remove_edges_between(small_sampler(query), query, candidate),
+                "candidate": remove_edges_between(small_sampler(candidate), query, candidate),
+            }
+        )
     return batches
 
 

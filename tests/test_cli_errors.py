@@ -23,12 +23,19 @@ def test_model_dataset_mismatch_is_one_line_without_traceback(tmp_path):
     # The example: it used to end in an AttributeError traceback.
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-m", "tfzoo", "train", "mmoe", "--dataset", "twitch", "--out", str(out)],
-                            capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "tfzoo", "train", "mmoe", "--dataset", "twitch", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO,
+    )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"tfzoo train: error: Model 'mmoe' does not train on dataset 'twitch'. Received: dataset='twitch'. "
-        f"Accepted: {TABULAR}"]
+        f"Accepted: {TABULAR}"
+    ]
     assert not out.exists()
 
 
@@ -36,51 +43,92 @@ def test_model_dataset_mismatch_is_one_line_without_traceback(tmp_path):
 # need files (aliexpress, twitch) are named without --data: the mismatch is found before
 # anything is read, or the error would be the missing path.
 MISMATCHES = [
-    (["train", "ssmtl", "--dataset", "aliexpress"], 1,
-     "Model 'ssmtl' does not train on dataset 'aliexpress'. Received: dataset='aliexpress'. "
-     "Accepted: twitch, friend_graph"),
-    (["train", "supermoe", "--dataset", "census"], 1,
-     "Model 'supermoe' does not train on dataset 'census'. Received: dataset='census'. "
-     "Accepted: movielens_sequences, generated_sequences"),
-    (["pretrain", "supermoe", "--dataset", "synthetic"], 1,
-     "Model 'supermoe_mcp' does not train on dataset 'synthetic'. Received: dataset='synthetic'. "
-     "Accepted: movielens_sequences, generated_sequences"),
-    (["train", "mmoe", "--dataset", "aliexpress", "--option", "nonsense=1"], 1,
-     "Unknown option for model 'mmoe'. Received: option='nonsense'. "
-     "Accepted: dropout, embedding_dim, expert_units, num_experts, task_weights, tower_units"),
-    (["train", "ssmtl", "--dataset", "twitch", "--option", "fanouts=[2]", "--option", "units=8"], 1,
-     "Unknown option for model 'ssmtl'. Received: option='units'. Accepted: candidate_bias, cca_decorrelation, "
-     "cca_edge_drop, cca_feature_drop, cca_scale, cca_weight, dropout, embedding_dim, fanouts, fusion, hidden_dim, id_buckets, "
-     "logq_correction, mae_decoder_dim, mae_edge_drop, mae_gamma, mae_scale, mae_weight, message_passing, num_heads, "
-     "num_layers, readout, retrieval_weight, ssl_batch_size, temperature, uniform_negatives"),
-    (["pretrain", "supermoe", "--dataset", "generated_sequences", "--option", "units=8"], 1,
-     "Unknown option for model 'supermoe_mcp'. Received: option='units'. "
-     "Accepted: channel_weights, encoder, mask_rate, masked_channels, num_sampled, seed"),
-    (["train", "ssmtl", "--dataset", "twitch", "--data-option", "fold=1"], 1,
-     "Unknown data option for dataset 'twitch'. Received: data_option='fold'. Accepted: cold_start_share"),
-    (["train", "mmoe", "--dataset", "synthetic", "--data-option", "fold=1", "--data-option", "a=2"], 1,
-     "Unknown data option for dataset 'synthetic'. Received: data_option='a', data_option='fold'. "
-     "Accepted: upsample_tasks, upsample_max_factor"),
-    (["train", "mmoe", "--dataset", "synthetic", "--init-from", "elsewhere"], 1,
-     "mmoe has no pre-training to start from. Received: init_from='elsewhere'. Accepted: init_from with model supermoe"),
-    (["train", "nonsense", "--dataset", "synthetic"], 2,
-     f"unknown model. Received: model='nonsense'. Accepted: {RANKERS} (see tfzoo train --help)"),
-    (["train", "mmoe", "--dataset", "nowhere"], 2,
-     "unknown dataset. Received: dataset='nowhere'. Accepted: aliexpress, census, census_flows, friend_graph, "
-     "generated_sequences, movielens, movielens_sequences, synthetic, twitch (see tfzoo train --help)"),
-    (["train", "mmoe", "--dataset", "synthetic", "--option", "nonsense"], 2,
-     "argument --option: expected KEY=VALUE, got 'nonsense' (see tfzoo train --help)"),
-    (["pretrain", "mmoe", "--dataset", "synthetic"], 2,
-     "unknown model. Received: model='mmoe'. Accepted: supermoe (see tfzoo pretrain --help)"),
-    (["train", "mmoe", "--dataset", "synthetic", "--strategy", "tpu"], 2,
-     "unknown strategy. Received: strategy='tpu'. Accepted: default, mirrored, multi_worker, parameter_server "
-     "(see tfzoo train --help)"),
+    (
+        ["train", "ssmtl", "--dataset", "aliexpress"],
+        1,
+        "Model 'ssmtl' does not train on dataset 'aliexpress'. Received: dataset='aliexpress'. "
+        "Accepted: twitch, friend_graph",
+    ),
+    (
+        ["train", "supermoe", "--dataset", "census"],
+        1,
+        "Model 'supermoe' does not train on dataset 'census'. Received: dataset='census'. "
+        "Accepted: movielens_sequences, generated_sequences",
+    ),
+    (
+        ["pretrain", "supermoe", "--dataset", "synthetic"],
+        1,
+        "Model 'supermoe_mcp' does not train on dataset 'synthetic'. Received: dataset='synthetic'. "
+        "Accepted: movielens_sequences, generated_sequences",
+    ),
+    (
+        ["train", "mmoe", "--dataset", "aliexpress", "--option", "nonsense=1"],
+        1,
+        "Unknown option for model 'mmoe'. Received: option='nonsense'. "
+        "Accepted: dropout, embedding_dim, expert_units, num_experts, task_weights, tower_units",
+    ),
+    (
+        ["train", "ssmtl", "--dataset", "twitch", "--option", "fanouts=[2]", "--option", "units=8"],
+        1,
+        "Unknown option for model 'ssmtl'. Received: option='units'. Accepted: candidate_bias, cca_decorrelation, "
+        "cca_edge_drop, cca_feature_drop, cca_scale, cca_weight, dropout, embedding_dim, fanouts, fusion, hidden_dim, id_buckets, "
+        "logq_correction, mae_decoder_dim, mae_edge_drop, mae_gamma, mae_scale, mae_weight, message_passing, num_heads, "
+        "num_layers, readout, retrieval_weight, ssl_batch_size, temperature, uniform_negatives",
+    ),
+    (
+        ["pretrain", "supermoe", "--dataset", "generated_sequences", "--option", "units=8"],
+        1,
+        "Unknown option for model 'supermoe_mcp'. Received: option='units'. "
+        "Accepted: channel_weights, encoder, mask_rate, masked_channels, num_sampled, seed",
+    ),
+    (
+        ["train", "ssmtl", "--dataset", "twitch", "--data-option", "fold=1"],
+        1,
+        "Unknown data option for dataset 'twitch'. Received: data_option='fold'. Accepted: cold_start_share",
+    ),
+    (
+        ["train", "mmoe", "--dataset", "synthetic", "--data-option", "fold=1", "--data-option", "a=2"],
+        1,
+        "Unknown data option for dataset 'synthetic'. Received: data_option='a', data_option='fold'. "
+        "Accepted: upsample_tasks, upsample_max_factor",
+    ),
+    (
+        ["train", "mmoe", "--dataset", "synthetic", "--init-from", "elsewhere"],
+        1,
+        "mmoe has no pre-training to start from. Received: init_from='elsewhere'. Accepted: init_from with model supermoe",
+    ),
+    (
+        ["train", "nonsense", "--dataset", "synthetic"],
+        2,
+        f"unknown model. Received: model='nonsense'. Accepted: {RANKERS} (see tfzoo train --help)",
+    ),
+    (
+        ["train", "mmoe", "--dataset", "nowhere"],
+        2,
+        "unknown dataset. Received: dataset='nowhere'. Accepted: aliexpress, census, census_flows, friend_graph, "
+        "generated_sequences, movielens, movielens_sequences, synthetic, twitch (see tfzoo train --help)",
+    ),
+    (
+        ["train", "mmoe", "--dataset", "synthetic", "--option", "nonsense"],
+        2,
+        "argument --option: expected KEY=VALUE, got 'nonsense' (see tfzoo train --help)",
+    ),
+    (
+        ["pretrain", "mmoe", "--dataset", "synthetic"],
+        2,
+        "unknown model. Received: model='mmoe'. Accepted: supermoe (see tfzoo pretrain --help)",
+    ),
+    (
+        ["train", "mmoe", "--dataset", "synthetic", "--strategy", "tpu"],
+        2,
+        "unknown strategy. Received: strategy='tpu'. Accepted: default, mirrored, multi_worker, parameter_server "
+        "(see tfzoo train --help)",
+    ),
 ]
 
 
 @pytest.mark.parametrize("arguments, code, message", MISMATCHES, ids=[" ".join(m[0][:4]) for m in MISMATCHES])
-def test_mismatch_is_one_line_naming_what_was_received_and_what_is_accepted(arguments, code, message, tmp_path,
-                                                                            capsys):
+def test_mismatch_is_one_line_naming_what_was_received_and_what_is_accepted(arguments, code, message, tmp_path, capsys):
     out = tmp_path / "run"
     try:
         returned = cli.main([*arguments, "--out", str(out)])

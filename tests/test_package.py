@@ -34,7 +34,8 @@ def test_import_tfzoo_sets_the_keras_switch_and_imports_subpackages_on_first_use
         "import tensorflow as tf\n"
         "keras = tf.keras.__name__.split('.')[0]\n"
         "models = tfzoo.models.MMoE\n"
-        "print(json.dumps([light, switch, keras, 'tfzoo.models' in sys.modules, 'models' in dir(tfzoo)]))\n")
+        "print(json.dumps([light, switch, keras, 'tfzoo.models' in sys.modules, 'models' in dir(tfzoo)]))\n"
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == [[], "1", "tf_keras", True, True]
 
@@ -49,8 +50,15 @@ def test_import_tfzoo_after_tf_keras_resolved_to_keras_3_fails_clearly():
 def test_every_model_kind_has_a_family():
     assert set(MODELS) <= set(TASKS)
     assert families.MODEL_FAMILIES == {
-        "single_task": "ranking", "shared_bottom": "ranking", "mmoe": "ranking", "ple": "ranking", "grec": "ranking",
-        "supermoe": "behaviour_sequences", "supermoe_mcp": "behaviour_pretraining", "ssmtl": "friend_retrieval"}
+        "single_task": "ranking",
+        "shared_bottom": "ranking",
+        "mmoe": "ranking",
+        "ple": "ranking",
+        "grec": "ranking",
+        "supermoe": "behaviour_sequences",
+        "supermoe_mcp": "behaviour_pretraining",
+        "ssmtl": "friend_retrieval",
+    }
     assert all(task_for(model) is families.FAMILIES[name] for model, name in families.MODEL_FAMILIES.items())
     assert trained_models() == sorted(set(TASKS) - set(PRETRAINING.values()))
     with pytest.raises(ValueError, match="Unknown model. Received: model='nope'"):

@@ -7,8 +7,9 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -25,7 +26,9 @@ class _OneLineErrors(argparse.ArgumentParser):
     """Usage errors in one line that names what was received and what is accepted; the
     usage itself is under `--help`."""
 
-    _INVALID_CHOICE = re.compile(r"argument (?P<argument>\S+): invalid choice: (?P<value>.+) \(choose from (?P<choices>.*)\)")
+    _INVALID_CHOICE = re.compile(
+        r"argument (?P<argument>\S+): invalid choice: (?P<value>.+) \(choose from (?P<choices>.*)\)"
+    )
 
     def error(self, message: str):
         invalid = self._INVALID_CHOICE.fullmatch(message)
@@ -54,27 +57,36 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model into a run directory")
     train.add_argument("model", choices=trained_models())
     _add_run_arguments(train, DATASETS, STRATEGIES)
-    train.add_argument("--init-from", metavar="RUN",
-                       help="start from the encoder of a pre-training run (`tfzoo pretrain MODEL`), e.g. supermoe")
+    train.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start from the encoder of a pre-training run (`tfzoo pretrain MODEL`), e.g. supermoe",
+    )
 
     pretrain = commands.add_parser(
-        "pretrain", help="pre-train a model's encoder into a run directory (supermoe: masked channel prediction)",
-        description="Writes a run like `tfzoo train`; `tfzoo train MODEL --init-from RUN` fine-tunes from it.")
+        "pretrain",
+        help="pre-train a model's encoder into a run directory (supermoe: masked channel prediction)",
+        description="Writes a run like `tfzoo train`; `tfzoo train MODEL --init-from RUN` fine-tunes from it.",
+    )
     pretrain.add_argument("model", choices=sorted(PRETRAINING))
     _add_run_arguments(pretrain, DATASETS, STRATEGIES)
 
     launch = commands.add_parser(
-        "launch", help="run a command as a local tf.distribute cluster (workers, parameter servers, chief)",
+        "launch",
+        help="run a command as a local tf.distribute cluster (workers, parameter servers, chief)",
         description="Starts the command after `--` once per task with its TF_CONFIG, on free 127.0.0.1 ports.",
     )
     launch.add_argument("--workers", type=int, required=True)
     launch.add_argument("--ps", type=int, default=0, help="parameter servers (adds a chief task that coordinates)")
     launch.add_argument("--timeout", type=float, default=3600.0, help="seconds before every task is stopped (exit 124)")
     launch.add_argument("--max-restarts", type=int, default=0, help="start the whole cluster again after a task fails")
-    launch.add_argument("task_command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command every task runs")
+    launch.add_argument(
+        "task_command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command every task runs"
+    )
 
     evaluate = commands.add_parser(
-        "evaluate", help="exact metrics of a run's best (or latest) checkpoint, beside the family's simple baselines")
+        "evaluate", help="exact metrics of a run's best (or latest) checkpoint, beside the family's simple baselines"
+    )
     evaluate.add_argument("--run", required=True)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
 
@@ -83,12 +95,18 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     export.add_argument("--to", default="savedmodels", help="model base path (default: savedmodels)")
     export.add_argument("--name", help="model name under the base path (default: MODEL_DATASET)")
     export.add_argument("--version", type=int, help="version number (default: next free)")
-    export.add_argument("--target-recall", type=float,
-                        help="retrieval models: search the fewest ANN index leaves that reach this recall@10, "
-                             "measured on a sample of the users (recorded in assets.extra/ann_index.json)")
-    export.add_argument("--no-fusion", action="store_true",
-                        help="retrieval models: serve the model's score alone, not fused with the heuristic "
-                             "the run chose on validation (metrics.json `fused`)")
+    export.add_argument(
+        "--target-recall",
+        type=float,
+        help="retrieval models: search the fewest ANN index leaves that reach this recall@10, "
+        "measured on a sample of the users (recorded in assets.extra/ann_index.json)",
+    )
+    export.add_argument(
+        "--no-fusion",
+        action="store_true",
+        help="retrieval models: serve the model's score alone, not fused with the heuristic "
+        "the run chose on validation (metrics.json `fused`)",
+    )
 
     _add_serving_parsers(commands)
     return parser
@@ -99,38 +117,81 @@ def _add_run_arguments(parser, datasets, strategies) -> None:
     parser.add_argument("--dataset", required=True, choices=None if datasets is None else sorted(datasets))
     parser.add_argument("--data", help="path of the dataset's files (for datasets not bundled with tfzoo)")
     parser.add_argument("--tasks", help="comma-separated labels to train on (default: the dataset's)")
-    parser.add_argument("--data-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                        help="option of the dataset's split, e.g. --data-option cold_start_share=0.1 (friend graphs), "
-                             "--data-option fold=2 (behaviour sequences: user-level cross-validation)")
-    parser.add_argument("--epochs", type=int, help="most epochs (default: the model's, e.g. 5 for rankers, 12 for ssmtl)")
+    parser.add_argument(
+        "--data-option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of the dataset's split, e.g. --data-option cold_start_share=0.1 (friend graphs), "
+        "--data-option fold=2 (behaviour sequences: user-level cross-validation)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, help="most epochs (default: the model's, e.g. 5 for rankers, 12 for ssmtl)"
+    )
     parser.add_argument("--batch-size", type=int, help="global batch size (default: the model's, e.g. 512; ssmtl 256)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the data split (kept across --seed)")
-    parser.add_argument("--patience", type=int,
-                        help="stop after PATIENCE epochs without a better validation score and keep the best epoch "
-                             "(0: train every epoch, keep the last; default: the model's, 3 for rankers, 2 for ssmtl)")
-    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
-                        help="learning-rate schedule (cosine: decays to 0 over --epochs)")
-    parser.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                        help="model hyper-parameter, e.g. --option num_experts=8 (value parsed as JSON)")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        help="stop after PATIENCE epochs without a better validation score and keep the best epoch "
+        "(0: train every epoch, keep the last; default: the model's, 3 for rankers, 2 for ssmtl)",
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        default="constant",
+        choices=["constant", "cosine"],
+        help="learning-rate schedule (cosine: decays to 0 over --epochs)",
+    )
+    parser.add_argument(
+        "--option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model hyper-parameter, e.g. --option num_experts=8 (value parsed as JSON)",
+    )
     parser.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--strategy", default="default", choices=None if strategies is None else list(strategies),
-                        help="tf.distribute strategy (multi_worker / parameter_server read TF_CONFIG; see `tfzoo launch`)")
-    parser.add_argument("--cpu-devices", type=int, metavar="N",
-                        help="split the CPU into N logical devices (replicas for --strategy mirrored without GPUs)")
-    parser.add_argument("--backup-every", type=int, metavar="STEPS",
-                        help="back up the training state every STEPS steps (default: every epoch) for recovery")
-    parser.add_argument("--min-shard-bytes", type=int, default=256 << 10, metavar="BYTES",
-                        help="under parameter_server, split variables of at least BYTES across the parameter servers")
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        choices=None if strategies is None else list(strategies),
+        help="tf.distribute strategy (multi_worker / parameter_server read TF_CONFIG; see `tfzoo launch`)",
+    )
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        metavar="N",
+        help="split the CPU into N logical devices (replicas for --strategy mirrored without GPUs)",
+    )
+    parser.add_argument(
+        "--backup-every",
+        type=int,
+        metavar="STEPS",
+        help="back up the training state every STEPS steps (default: every epoch) for recovery",
+    )
+    parser.add_argument(
+        "--min-shard-bytes",
+        type=int,
+        default=256 << 10,
+        metavar="BYTES",
+        help="under parameter_server, split variables of at least BYTES across the parameter servers",
+    )
 
 
 def _add_serving_parsers(commands) -> None:
     serve = commands.add_parser("serve", help="serve SavedModels over TF Serving's gRPC (and REST) API")
-    serve.add_argument("--model-base-path", required=True,
-                       help="directory of <model>/<version>/ SavedModels (its models.config, if any, says what to serve)")
-    serve.add_argument("--model-config-file", help="text-format ModelServerConfig (default: <model-base-path>/models.config)")
+    serve.add_argument(
+        "--model-base-path",
+        required=True,
+        help="directory of <model>/<version>/ SavedModels (its models.config, if any, says what to serve)",
+    )
+    serve.add_argument(
+        "--model-config-file", help="text-format ModelServerConfig (default: <model-base-path>/models.config)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
     serve.add_argument("--rest-port", type=int, default=8501, help="REST port (0: no REST API, as in TF Serving)")
@@ -138,19 +199,31 @@ def _add_serving_parsers(commands) -> None:
     serve.add_argument("--threads", type=int, default=16, help="worker threads per endpoint")
     serve.add_argument("--max-message-mb", type=float, default=64, help="largest request accepted, in MiB")
     serve.add_argument("--enable-batching", action="store_true", help="merge concurrent requests into batches")
-    serve.add_argument("--batching-parameters-file", help="TF Serving batching parameters (text format); implies batching")
+    serve.add_argument(
+        "--batching-parameters-file", help="TF Serving batching parameters (text format); implies batching"
+    )
     serve.add_argument("--max-batch-size", type=int, help="batching: most rows per batch (default 64)")
     serve.add_argument("--batch-timeout-micros", type=int, help="batching: wait for more requests (default 1000)")
     serve.add_argument("--tls-cert", help="PEM certificate chain: serve over TLS")
     serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
-    serve.add_argument("--custom-op-library", action="append", default=[], metavar="SO",
-                       help="op library to register when a graph needs unknown ops (ScaNN's is found automatically)")
+    serve.add_argument(
+        "--custom-op-library",
+        action="append",
+        default=[],
+        metavar="SO",
+        help="op library to register when a graph needs unknown ops (ScaNN's is found automatically)",
+    )
 
     query = commands.add_parser("query", help="call a served model over gRPC and print its outputs")
     query.add_argument("model")
-    query.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
-                       help="an input (value as JSON: 42, \"text\", [1, 2]; bare words are strings); one row "
-                            "unless the value carries the batch dimension")
+    query.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help='an input (value as JSON: 42, "text", [1, 2]; bare words are strings); one row '
+        "unless the value carries the batch dimension",
+    )
     query.add_argument("--signature", default="serving_default")
     query.add_argument("--version", type=int)
     query.add_argument("--label", help="version label (instead of --version)")
@@ -171,20 +244,38 @@ def _train(args) -> int:
         configure_cpu_devices(args.cpu_devices)  # before any TensorFlow op
     model = PRETRAINING[args.model] if args.command == "pretrain" else args.model
     config = RunConfig(
-        model=model, dataset=args.dataset, data_path=args.data,
-        tasks=args.tasks.split(",") if args.tasks else None, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, split_seed=args.split_seed, model_options=dict(args.option),
-        patience=args.patience, learning_rate_schedule=args.lr_schedule, data_options=dict(args.data_option),
+        model=model,
+        dataset=args.dataset,
+        data_path=args.data,
+        tasks=args.tasks.split(",") if args.tasks else None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        model_options=dict(args.option),
+        patience=args.patience,
+        learning_rate_schedule=args.lr_schedule,
+        data_options=dict(args.data_option),
         init_from=getattr(args, "init_from", None),
     )
-    metrics = train(config, args.out, resume=args.resume, verbose=1, strategy=args.strategy,
-                    backup_every=args.backup_every, min_shard_bytes=args.min_shard_bytes)
+    metrics = train(
+        config,
+        args.out,
+        resume=args.resume,
+        verbose=1,
+        strategy=args.strategy,
+        backup_every=args.backup_every,
+        min_shard_bytes=args.min_shard_bytes,
+    )
     if not metrics:
         return 0  # a non-chief task of a cluster: the chief reports
     print(f"\nsplit: {metrics['split']}")
     if metrics.get("best_epoch"):
-        print(f"best epoch: {metrics['best_epoch']} of {metrics['epochs_trained']} trained "
-              f"({metrics['validation_metric']}, restored)")
+        print(
+            f"best epoch: {metrics['best_epoch']} of {metrics['epochs_trained']} trained "
+            f"({metrics['validation_metric']}, restored)"
+        )
     rows = [(f"{model} (validation)", metrics["validation"]), (f"{model} (test)", metrics["test"])]
     if "fused" in metrics:
         rows.append((f"{_fused_label(model, metrics['fused'])} (test, served)", metrics["fused"]["test"]))
@@ -209,8 +300,9 @@ def _evaluate(args) -> int:
     print(f"split: {report['split_description']}")
     rows = [(f"{Path(args.run).name} ({args.split})", report["tasks"])]
     if "fused" in report:
-        rows.append((f"{_fused_label(Path(args.run).name, report['fused'])} ({args.split}, served)",
-                     report["fused"]["report"]))
+        rows.append(
+            (f"{_fused_label(Path(args.run).name, report['fused'])} ({args.split}, served)", report["fused"]["report"])
+        )
     rows += [(f"{name} ({args.split})", baseline) for name, baseline in report["baselines"].items()]
     print(format_task_table(rows, metrics=family_for(report["model"]).metric_names))
     (Path(args.run) / f"evaluation_{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -223,8 +315,16 @@ def _export(args) -> int:
 
     run = load_run(args.run)
     name = args.name or f"{run.config.model}_{run.config.dataset}"
-    path = export_model(run.config.model, run.model, run.inputs, args.to, name, version=args.version,
-                        target_recall=args.target_recall, fusion=None if args.no_fusion else _run_fusion(run))
+    path = export_model(
+        run.config.model,
+        run.model,
+        run.inputs,
+        args.to,
+        name,
+        version=args.version,
+        target_recall=args.target_recall,
+        fusion=None if args.no_fusion else _run_fusion(run),
+    )
     print(f"exported {path}")
     return 0
 
@@ -253,14 +353,25 @@ def _serve(args) -> int:
         overrides = {"max_batch_size": args.max_batch_size, "batch_timeout_micros": args.batch_timeout_micros}
         batching = dataclasses.replace(batching, **{k: v for k, v in overrides.items() if v is not None})
     options = ServerOptions(
-        model_base_path=args.model_base_path, model_config_file=args.model_config_file, host=args.host,
-        port=args.port, rest_port=args.rest_port or None, poll_seconds=args.poll_seconds, num_threads=args.threads,
-        max_message_bytes=int(args.max_message_mb * 1024 * 1024), batching=batching, tls_cert_file=args.tls_cert,
-        tls_key_file=args.tls_key, custom_op_libraries=args.custom_op_library,
+        model_base_path=args.model_base_path,
+        model_config_file=args.model_config_file,
+        host=args.host,
+        port=args.port,
+        rest_port=args.rest_port or None,
+        poll_seconds=args.poll_seconds,
+        num_threads=args.threads,
+        max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+        batching=batching,
+        tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key,
+        custom_op_libraries=args.custom_op_library,
     )
     server = ModelServer(options).start()
     rest = f", REST {server.rest_url}" if server.rest_port else ""
-    print(f"tfzoo serve: gRPC {server.grpc_target}{rest}; models {server.manager.model_names()} (Ctrl-C stops)", flush=True)
+    print(
+        f"tfzoo serve: gRPC {server.grpc_target}{rest}; models {server.manager.model_names()} (Ctrl-C stops)",
+        flush=True,
+    )
     server.wait()
     return 0
 
@@ -293,7 +404,9 @@ def _query(args) -> int:
                             print(f"  {direction} {spec.key}: {spec.describe()}")
                 return 0
             if args.signature not in metadata.signatures:
-                raise KeyError(f"model {args.model!r} has no signature {args.signature!r}; it has {sorted(metadata.signatures)}")
+                raise KeyError(
+                    f"model {args.model!r} has no signature {args.signature!r}; it has {sorted(metadata.signatures)}"
+                )
             specs = metadata.signatures[args.signature].inputs
             inputs = {}
             for item in args.input:
@@ -301,17 +414,23 @@ def _query(args) -> int:
                     raise ValueError(f"--input takes NAME=VALUE, got {item!r}")
                 name, text = item.split("=", 1)
                 if name not in specs:
-                    raise KeyError(f"signature {args.signature!r} has no input {name!r}; inputs: "
-                                   + ", ".join(f"{k} ({s.describe()})" for k, s in specs.items()))
+                    raise KeyError(
+                        f"signature {args.signature!r} has no input {name!r}; inputs: "
+                        + ", ".join(f"{k} ({s.describe()})" for k, s in specs.items())
+                    )
                 spec = specs[name]
-                value = np.asarray(_query_value(text), dtype=object if spec.dtype.name == "string" else spec.dtype.as_numpy_dtype)
+                value = np.asarray(
+                    _query_value(text), dtype=object if spec.dtype.name == "string" else spec.dtype.as_numpy_dtype
+                )
                 if spec.shape.rank is not None and value.ndim == spec.shape.rank - 1:
                     value = value[np.newaxis]  # one row
                 inputs[name] = value
             missing = [f"{k} ({s.describe()})" for k, s in specs.items() if k not in inputs]
             if missing:
                 raise ValueError(f"missing --input for: {', '.join(missing)}")
-            prediction = client.predict(args.model, inputs, signature=args.signature, version=args.version, label=args.label)
+            prediction = client.predict(
+                args.model, inputs, signature=args.signature, version=args.version, label=args.label
+            )
         except grpc.RpcError as error:
             print(f"tfzoo query: error: {error.code().name}: {error.details()}", file=sys.stderr)
             return 1
@@ -335,7 +454,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("tensorflow").propagate = False  # it has its own handler
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser(argv[0] if argv else None).parse_args(argv)
-    handlers = {"train": _train, "pretrain": _train, "evaluate": _evaluate, "export": _export, "launch": _launch, "serve": _serve, "query": _query}
+    handlers = {
+        "train": _train,
+        "pretrain": _train,
+        "evaluate": _evaluate,
+        "export": _export,
+        "launch": _launch,
+        "serve": _serve,
+        "query": _query,
+    }
     # Bad data (`DataFormatError`) is a ValueError; missing or existing runs are OSErrors.
     expected: tuple[type[Exception], ...] = (ValueError, KeyError, OSError)
     if args.command in ("train", "pretrain"):

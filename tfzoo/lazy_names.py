@@ -7,11 +7,13 @@ that e.g. `tfzoo query` loads the client without the server, the models or ScaNN
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 
-def lazy_attributes(package: str, exports: Mapping[str, str], submodules: Sequence[str] = ()
-                    ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_attributes(
+    package: str, exports: Mapping[str, str], submodules: Sequence[str] = ()
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """(`__getattr__`, `__dir__`) for `package`: `exports` maps a name to the submodule
     that defines it; `submodules` are returned as modules themselves."""
 

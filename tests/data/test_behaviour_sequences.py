@@ -16,14 +16,22 @@ from tfzoo.data.registry import load_dataset
 def test_examples_hold_history_then_masked_target():
     # User 1 rates items 3, 1, 2 at t = 0, 2 days, 3 days; user 2 rates item 2 once.
     data, sizes = build_behaviour_sequences(
-        user_id=np.array([1, 1, 2, 1]), item_id=np.array([3, 1, 2, 2]), rating=np.array([5, 2, 4, 4]),
+        user_id=np.array([1, 1, 2, 1]),
+        item_id=np.array([3, 1, 2, 2]),
+        rating=np.array([5, 2, 4, 4]),
         timestamp=np.array([0, 2 * 86400, 0, 3 * 86400]),
-        item_genres=np.array([[0, 0], [1, 0], [2, 1], [3, 0]]), item_titles=np.eye(4, 2, dtype=np.float32),
-        user_female=np.array([0, 1, 0]), user_over_34=np.array([0, 0, 1]), length=3)
+        item_genres=np.array([[0, 0], [1, 0], [2, 1], [3, 0]]),
+        item_titles=np.eye(4, 2, dtype=np.float32),
+        user_female=np.array([0, 1, 0]),
+        user_over_34=np.array([0, 0, 1]),
+        length=3,
+    )
     assert len(data) == 2  # first behaviours have no history
     order = np.argsort(data.features["timestamp"])
     np.testing.assert_array_equal(data.features["item"][order], [[0, 3, 1], [3, 1, 2]])
-    np.testing.assert_array_equal(data.features["rating"][order], [[0, 5, RATING_VOCABULARY], [5, 2, RATING_VOCABULARY]])
+    np.testing.assert_array_equal(
+        data.features["rating"][order], [[0, 5, RATING_VOCABULARY], [5, 2, RATING_VOCABULARY]]
+    )
     np.testing.assert_allclose(data.features["interval"][order][1, :, 0], np.log1p([0.0, 2.0, 1.0]), atol=1e-6)
     np.testing.assert_array_equal(data.features["genres"][order][1, 2], [2, 1])
     np.testing.assert_array_equal(data.labels["like"][order], [0, 1])
@@ -38,8 +46,9 @@ def test_generated_sequences_hide_some_attributes():
 
 
 def test_movielens_sequences(shared_data):
-    movielens = read_movielens_100k(shared_data / "movielens_100k" / "ml-100k",
-                                    embeddings_dir=shared_data / "movielens_100k" / "derived")
+    movielens = read_movielens_100k(
+        shared_data / "movielens_100k" / "ml-100k", embeddings_dir=shared_data / "movielens_100k" / "derived"
+    )
     data, sizes = movielens_behaviour_sequences(movielens, length=5, stride=20)
     assert sizes.num_items == 1682 and sizes.title_dim == 16
     assert data.features["title"].shape[1:] == (5, 16)
@@ -51,10 +60,16 @@ def test_movielens_sequences(shared_data):
 def test_bag_features_by_hand():
     # One example of 3 steps: history items 3 (rated 5) and 1 (rated 2), target item 2.
     data, sizes = build_behaviour_sequences(
-        user_id=np.array([1, 1, 1]), item_id=np.array([3, 1, 2]), rating=np.array([5, 2, 4]),
+        user_id=np.array([1, 1, 1]),
+        item_id=np.array([3, 1, 2]),
+        rating=np.array([5, 2, 4]),
         timestamp=np.array([0, 86400, 2 * 86400]),
-        item_genres=np.array([[0, 0], [1, 0], [2, 1], [3, 1]]), item_titles=np.eye(4, 2, dtype=np.float32),
-        user_female=np.array([0, 1]), user_over_34=np.array([0, 0]), length=3)
+        item_genres=np.array([[0, 0], [1, 0], [2, 1], [3, 1]]),
+        item_titles=np.eye(4, 2, dtype=np.float32),
+        user_female=np.array([0, 1]),
+        user_over_34=np.array([0, 0]),
+        length=3,
+    )
     last = data.take(np.array([int(np.argmax(data.features["timestamp"]))]))
     x = bag_features(last, sizes).toarray()[0]
     # Blocks: window items [0, 4), liked items [4, 8), target [8, 12), window genres [12, 16),
@@ -74,7 +89,9 @@ def test_user_level_folds_test_every_user_once():
     tested = []
     for fold in range(5):
         splits = load_dataset("generated_sequences", options={"fold": fold})
-        users = {part: set(getattr(splits, part).features["user_id"].tolist()) for part in ("train", "validation", "test")}
+        users = {
+            part: set(getattr(splits, part).features["user_id"].tolist()) for part in ("train", "validation", "test")
+        }
         assert not (users["train"] & users["test"]) and not (users["train"] & users["validation"])
         assert not (users["validation"] & users["test"])
         assert 55 <= len(users["test"]) <= 65 and len(users["validation"]) == 30  # 300 users: 60 per fold
@@ -96,10 +113,16 @@ def test_user_level_folds_test_every_user_once():
 def test_flat_view_for_the_tabular_baselines():
     # User 1 rates items 3 (5 stars), 1 (2 stars), 2 (4 stars) at days 0, 2, 3; length 4.
     data, _ = build_behaviour_sequences(
-        user_id=np.array([1, 1, 1]), item_id=np.array([3, 1, 2]), rating=np.array([5, 2, 4]),
+        user_id=np.array([1, 1, 1]),
+        item_id=np.array([3, 1, 2]),
+        rating=np.array([5, 2, 4]),
         timestamp=np.array([0, 2 * 86400, 3 * 86400]),
-        item_genres=np.array([[0, 0], [1, 0], [2, 1], [3, 1]]), item_titles=np.arange(8, dtype=np.float32).reshape(4, 2),
-        user_female=np.array([0, 1]), user_over_34=np.array([0, 0]), length=4)
+        item_genres=np.array([[0, 0], [1, 0], [2, 1], [3, 1]]),
+        item_titles=np.arange(8, dtype=np.float32).reshape(4, 2),
+        user_female=np.array([0, 1]),
+        user_over_34=np.array([0, 0]),
+        length=4,
+    )
     last = int(np.argmax(data.features["timestamp"]))
     f = {k: v[last] for k, v in data.features.items()}
     # Window (history) items 3, 1, left-aligned, then padding; the flat spec's sequences.

@@ -69,7 +69,10 @@ def test_missing_numeric_is_nan_in_memory_and_zero_after_preprocessing(tmp_path)
     [
         (GOOD_ROW.replace("38, Private", "38 Private"), r":2: expected 42 comma-separated fields, found 41"),
         (GOOD_ROW.replace("- 50000.", "maybe."), r":2: field 'income': class must be"),
-        (GOOD_ROW.replace("38, Private", "thirty, Private"), r":2: field 'age': expected a number or '\?', found 'thirty'"),
+        (
+            GOOD_ROW.replace("38, Private", "thirty, Private"),
+            r":2: field 'age': expected a number or '\?', found 'thirty'",
+        ),
     ],
 )
 def test_malformed_row_names_file_line_and_field(tmp_path, row, match):

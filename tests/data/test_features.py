@@ -90,7 +90,9 @@ def test_serving_signature_has_raw_dtypes_and_batch_dimension():
     ],
 )
 def test_invalid_definitions_name_the_argument(make, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
+    ):
         make()
 
 

@@ -56,8 +56,13 @@ def test_friend_graph_validates_edges_and_features():
         FriendGraph(num_users=2, edges=[[1, 1]], feature_splits=[0, 0, 0], feature_indices=[], features=features)
     with pytest.raises(ValueError, match=r"\[0, 4\)"):
         FriendGraph(num_users=2, edges=[[0, 1]], feature_splits=[0, 1, 1], feature_indices=[7], features=features)
-    graph = FriendGraph(num_users=3, edges=[[2, 0], [0, 2], [1, 2]], feature_splits=[0, 1, 1, 2],
-                        feature_indices=[3, 0], features=features)
+    graph = FriendGraph(
+        num_users=3,
+        edges=[[2, 0], [0, 2], [1, 2]],
+        feature_splits=[0, 1, 1, 2],
+        feature_indices=[3, 0],
+        features=features,
+    )
     assert graph.edges.tolist() == [[0, 2], [1, 2]]
     splits, ids = neighbours(graph.edges, 3)
     assert splits.tolist() == [0, 1, 2, 4] and ids.tolist() == [2, 2, 0, 1]
@@ -72,7 +77,9 @@ def test_graph_datasets_are_registered():
         load_dataset("friend_graph", tasks=["income"])
     smaller = load_dataset("friend_graph", options={"num_users": 500})
     assert smaller.graph.num_users == 500
-    np.testing.assert_array_equal(smaller.graph.edges, load_dataset("friend_graph", options={"num_users": 500}).graph.edges)
+    np.testing.assert_array_equal(
+        smaller.graph.edges, load_dataset("friend_graph", options={"num_users": 500}).graph.edges
+    )
     for bad in (50, 2.5, "many", True):
         with pytest.raises(ValueError, match=f"Received: num_users={bad!r}"):
             load_dataset("friend_graph", options={"num_users": bad})

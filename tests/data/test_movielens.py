@@ -43,8 +43,13 @@ RATINGS = [
 def write_folder(tmp_path, *, ratings=RATINGS, users=USERS, items=ITEMS, genres=GENRES, occupations=OCCUPATIONS):
     folder = tmp_path / "ml-100k"
     folder.mkdir(exist_ok=True)
-    for name, lines in (("u.data", ratings), ("u.user", users), ("u.item", items),
-                        ("u.genre", genres + [""]), ("u.occupation", occupations)):
+    for name, lines in (
+        ("u.data", ratings),
+        ("u.user", users),
+        ("u.item", items),
+        ("u.genre", genres + [""]),
+        ("u.occupation", occupations),
+    ):
         (folder / name).write_text("\n".join(lines) + "\n", encoding="latin-1")
     return folder
 
@@ -103,7 +108,7 @@ def test_real_ranking_rows_and_histories(ranking, movielens):
         rows = np.flatnonzero(ratings["user_id"] == user)
         ordered = rows[np.lexsort((rows, ratings["timestamp"][rows]))]
         for position, row in enumerate(ordered):
-            earlier = ordered[max(0, position - 20):position]
+            earlier = ordered[max(0, position - 20) : position]
             expected = np.full(20, -1)
             expected[: len(earlier)] = ratings["item_id"][earlier]
             np.testing.assert_array_equal(history[row], expected)
@@ -165,8 +170,21 @@ def test_toy_features_labels_and_spec(tmp_path):
 def test_age_buckets():
     ages = [1, 7, 17, 18, 24, 25, 34, 35, 44, 45, 49, 50, 55, 56, 73]
     assert age_groups(np.array(ages)).tolist() == [
-        "under_18", "under_18", "under_18", "18-24", "18-24", "25-34", "25-34", "35-44", "35-44",
-        "45-49", "45-49", "50-55", "50-55", "56+", "56+",
+        "under_18",
+        "under_18",
+        "under_18",
+        "18-24",
+        "18-24",
+        "25-34",
+        "25-34",
+        "35-44",
+        "35-44",
+        "45-49",
+        "45-49",
+        "50-55",
+        "50-55",
+        "56+",
+        "56+",
     ]
     assert len(set(AGE_GROUPS)) == 7
 
@@ -206,14 +224,30 @@ def replaced(lines, index, line):
         ("users", 1, "2|530|F|other|94043", r"u\.user:2: field 'age': expected an integer in \[0, 120\]"),
         ("users", 2, "1|17|M|doctor|02139", r"u\.user:3: field 'user_id': duplicate user_id 1 \(first on line 1\)"),
         ("users", 1, "2|53|F|pilot|94043", r"u\.user:2: field 'occupation': occupation 'pilot' is not listed"),
-        ("items", 0, "1|Toy Story (1995)|1995||http://x|0|0|1|0",
-         r"u\.item:1: field 'release_date': expected a date like '01-Jan-1995' or nothing, found '1995'"),
-        ("items", 3, "4|Heat (1995)|01-Jan-1995||http://x|0|2|0|1",
-         r"u\.item:4: field 'Action': expected 0 or 1, found '2'"),
-        ("items", 3, "4|Heat (1995)|01-Jan-1995||http://x|0|1|0",
-         r"u\.item:4: expected 9 '\|'-separated fields, found 8"),
-        ("items", 3, "0|Heat (1995)|01-Jan-1995||http://x|0|1|0|1",
-         r"u\.item:4: field 'item_id': expected an integer >= 1, found '0'"),
+        (
+            "items",
+            0,
+            "1|Toy Story (1995)|1995||http://x|0|0|1|0",
+            r"u\.item:1: field 'release_date': expected a date like '01-Jan-1995' or nothing, found '1995'",
+        ),
+        (
+            "items",
+            3,
+            "4|Heat (1995)|01-Jan-1995||http://x|0|2|0|1",
+            r"u\.item:4: field 'Action': expected 0 or 1, found '2'",
+        ),
+        (
+            "items",
+            3,
+            "4|Heat (1995)|01-Jan-1995||http://x|0|1|0",
+            r"u\.item:4: expected 9 '\|'-separated fields, found 8",
+        ),
+        (
+            "items",
+            3,
+            "0|Heat (1995)|01-Jan-1995||http://x|0|1|0|1",
+            r"u\.item:4: field 'item_id': expected an integer >= 1, found '0'",
+        ),
         ("genres", 2, "Comedy|3", r"u\.genre:3: field 'index': expected 'name\|2'"),
         ("occupations", 1, "doctor", r"u\.occupation:3: field 'occupation': duplicate occupation 'doctor'"),
     ],
@@ -225,17 +259,25 @@ def test_malformed_files_name_file_line_and_field(tmp_path, file, index, line, m
         read_movielens_100k(folder)
 
 
-
 @pytest.mark.parametrize(
     "ids, vectors, match",
     [
-        ([1, 2, 3], np.ones((3, 2)),
-         r"titles_item_ids\.npy: field 'item_id': 1 item\(s\) of u\.item have no embedding, e\.g\. item_id \[4\]"),
-        ([1, 2, 3, 4, 9], np.ones((5, 2)),
-         r"titles_item_ids\.npy: field 'item_id': row 4: item_id 9 is not in u\.item"),
+        (
+            [1, 2, 3],
+            np.ones((3, 2)),
+            r"titles_item_ids\.npy: field 'item_id': 1 item\(s\) of u\.item have no embedding, e\.g\. item_id \[4\]",
+        ),
+        (
+            [1, 2, 3, 4, 9],
+            np.ones((5, 2)),
+            r"titles_item_ids\.npy: field 'item_id': row 4: item_id 9 is not in u\.item",
+        ),
         ([1, 2, 2, 4], np.ones((4, 2)), r"titles_item_ids\.npy: field 'item_id': duplicate item ids \[2\]"),
-        ([1, 2, 3, 4], np.array([[1, 1], [1, np.inf], [1, 1], [1, 1]]),
-         r"titles\.npy: row 1 \(item_id 2\) holds a non-finite value"),
+        (
+            [1, 2, 3, 4],
+            np.array([[1, 1], [1, np.inf], [1, 1], [1, 1]]),
+            r"titles\.npy: row 1 \(item_id 2\) holds a non-finite value",
+        ),
         ([1, 2, 3], np.ones((4, 2)), r"titles_item_ids\.npy: field 'item_id': expected 4 integer item ids"),
     ],
 )

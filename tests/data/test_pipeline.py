@@ -42,7 +42,9 @@ def test_shuffle_is_seeded_and_covers_every_row_once_per_epoch():
     spec = data.spec.fit(data.features)
 
     def epoch(seed):
-        return np.concatenate([b[0]["x"].numpy() for b in make_dataset(data, spec, batch_size=16, shuffle=True, seed=seed)])
+        return np.concatenate(
+            [b[0]["x"].numpy() for b in make_dataset(data, spec, batch_size=16, shuffle=True, seed=seed)]
+        )
 
     first, again, other = epoch(1), epoch(1), epoch(2)
     np.testing.assert_array_equal(first, again)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.harness import assert_allclose
 from tfzoo.data import (
     CategoricalFeature,
     DatasetSpec,
@@ -11,20 +12,21 @@ from tfzoo.data import (
     NumericFeature,
     SequenceFeature,
 )
-from tests.harness import assert_allclose
 
 
 def spec():
-    return DatasetSpec(features=(
-        CategoricalFeature("color", vocabulary=("red", "blue"), num_oov_buckets=1),
-        CategoricalFeature("size", vocabulary=(10, 20), dtype="int64"),
-        IdFeature("item", num_ids=5),
-        NumericFeature("price", mean=2.0, std=4.0),
-        NumericFeature("amount", mean=1.0, std=0.5, log1p=True),
-        SequenceFeature("history", IdFeature("history", num_ids=5), max_length=3),
-        SequenceFeature("gaps", NumericFeature("gaps", mean=0.0, std=2.0), max_length=3),
-        EmbeddingFeature("title", dim=2),
-    ))
+    return DatasetSpec(
+        features=(
+            CategoricalFeature("color", vocabulary=("red", "blue"), num_oov_buckets=1),
+            CategoricalFeature("size", vocabulary=(10, 20), dtype="int64"),
+            IdFeature("item", num_ids=5),
+            NumericFeature("price", mean=2.0, std=4.0),
+            NumericFeature("amount", mean=1.0, std=0.5, log1p=True),
+            SequenceFeature("history", IdFeature("history", num_ids=5), max_length=3),
+            SequenceFeature("gaps", NumericFeature("gaps", mean=0.0, std=2.0), max_length=3),
+            EmbeddingFeature("title", dim=2),
+        )
+    )
 
 
 def raw():

@@ -19,7 +19,9 @@ def write_region(tmp_path, *, targets=TARGETS, features=FEATURES, edges=EDGES, r
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("region, users, friendships", [("DE", 9498, 153_138), ("ENGB", 7126, 35_324), ("ES", 4648, 59_382)])
+@pytest.mark.parametrize(
+    "region, users, friendships", [("DE", 9498, 153_138), ("ENGB", 7126, 35_324), ("ES", 4648, 59_382)]
+)
 def test_real_regions_match_their_published_counts(shared_data, region, users, friendships):
     graph = read_twitch(shared_data / "twitch_musae" / region)
     assert (graph.num_users, graph.num_friendships) == (users, friendships)
@@ -39,8 +41,33 @@ def test_real_rows_become_the_documented_structure(shared_data):
     assert graph.node_targets["twitch_id"][2299] == 73045350
     assert graph.node_targets["days"][2299] == 1459 and graph.node_targets["mature"][2299] == 0.0
     # ENGB.json: node 3032's list, deduplicated and sorted.
-    assert graph.user_features(3032).tolist() == sorted({2605, 1191, 357, 2120, 861, 231, 3164, 920, 1907, 1612, 2327,
-                                                         2549, 2524, 2912, 139, 83, 276, 2645, 2424, 2501, 2737, 1525, 751})
+    assert graph.user_features(3032).tolist() == sorted(
+        {
+            2605,
+            1191,
+            357,
+            2120,
+            861,
+            231,
+            3164,
+            920,
+            1907,
+            1612,
+            2327,
+            2549,
+            2524,
+            2912,
+            139,
+            83,
+            276,
+            2645,
+            2424,
+            2501,
+            2737,
+            1525,
+            751,
+        }
+    )
     # ENGB_edges.csv line 2: "6194,255" (stored as the pair (255, 6194)).
     assert ((graph.edges[:, 0] == 255) & (graph.edges[:, 1] == 6194)).any()
 
@@ -64,7 +91,11 @@ def test_small_region_reads_with_repeats_and_reversed_duplicates(tmp_path):
         ("edges", "source,target\n0,1\n", r"XX_edges\.csv:1: expected the header 'from,to'"),
         ("targets", TARGETS.replace("True,5", "yes,5", 1), r"XX_target\.csv:2: field 'mature': expected True or False"),
         ("targets", TARGETS.replace(",2\n", ",1\n"), r"XX_target\.csv:4: field 'new_id': node 1 is described twice"),
-        ("features", '{"0": [1],\n "1": [9999]}', r"XX\.json:2: field 'node 1': feature index 9999 is outside \[0, 8\)"),
+        (
+            "features",
+            '{"0": [1],\n "1": [9999]}',
+            r"XX\.json:2: field 'node 1': feature index 9999 is outside \[0, 8\)",
+        ),
         ("features", '{"0": "abc"}', r"XX\.json:1: field 'node 0': expected a list of integer feature indices"),
         ("features", '{"0": [1],\n "1": [2,]}', r"XX\.json:2: not valid JSON"),
     ],

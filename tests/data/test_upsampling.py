@@ -11,9 +11,12 @@ def _rows():
     # Flow a: 6 rows, flow b: 2 rows. Use case `buy` observed on rows 0, 1 (flow a) and 6 (flow b).
     flows = np.array(["a"] * 6 + ["b"] * 2)
     spec = DatasetSpec(features=(NumericFeature("x"),), labels=("click", "buy"))
-    return TabularData(features={"x": np.arange(8, dtype=np.float32), "flow": flows},
-                       labels={"click": np.ones(8), "buy": np.ones(8)},
-                       label_masks={"click": np.ones(8), "buy": np.array([1, 1, 0, 0, 0, 0, 1, 0])}, spec=spec)
+    return TabularData(
+        features={"x": np.arange(8, dtype=np.float32), "flow": flows},
+        labels={"click": np.ones(8), "buy": np.ones(8)},
+        label_masks={"click": np.ones(8), "buy": np.array([1, 1, 0, 0, 0, 0, 1, 0])},
+        spec=spec,
+    )
 
 
 def test_every_task_reaches_the_largest():

@@ -26,14 +26,24 @@ def test_fused_score_is_the_logit_plus_the_weighted_log_heuristic():
     assert scores[0, 3] == pytest.approx(0.3 + 2 * math.log1p(2 / math.log(3)))
     assert scores[1, 3] == pytest.approx(0.3 + 2 * math.log1p(1 / math.log(2)))
     assert scores[0, 7] == pytest.approx(0.7)  # no common friend: the model's logit alone
-    np.testing.assert_allclose(FusedScores(QUERIES, CANDIDATES, heuristic, 0.0)(np.array([0])),
-                               QUERIES[[0]] @ CANDIDATES.T)
+    np.testing.assert_allclose(
+        FusedScores(QUERIES, CANDIDATES, heuristic, 0.0)(np.array([0])), QUERIES[[0]] @ CANDIDATES.T
+    )
 
 
 def test_weight_is_chosen_on_validation_and_reported_on_test():
     validation, test = np.array([[0, 3]]), np.array([[5, 6]])
-    fused = fused_reports(QUERIES, CANDIDATES, heuristic="adamic_adar", train_edges=EDGES, validation=validation,
-                          test=test, ks=(1,), per_user=True, select_by_k=1)
+    fused = fused_reports(
+        QUERIES,
+        CANDIDATES,
+        heuristic="adamic_adar",
+        train_edges=EDGES,
+        validation=validation,
+        test=test,
+        ks=(1,),
+        per_user=True,
+        select_by_k=1,
+    )
     # Validation queries 0 and 3. 0's candidates (0, 1, 2 excluded) are 7 > 6 > 5 > 4 > 3 by
     # the model alone; from weight 0.5 on, 3 scores 0.3 + w x log(1 + 2 / log 3) > 0.7: found.
     # 3's candidates (1, 2, 4 excluded): 0 scores w x 1.04 (friends 1, 2) and 5 scores
@@ -51,26 +61,39 @@ def test_weight_zero_reports_the_model_alone():
     rng = np.random.default_rng(0)
     queries, candidates = rng.normal(size=(USERS, 3)), rng.normal(size=(USERS, 3))
     validation, test = np.array([[0, 3], [5, 6]]), np.array([[1, 4], [2, 5]])
-    fused = fused_reports(queries, candidates, heuristic="resource_allocation", train_edges=EDGES,
-                          validation=validation, test=test, weights=(0.0,), ks=(1, 2), select_by_k=2)
-    alone = recall_report(queries, test, train_edges=EDGES, exclude_edges=[validation], ks=(1, 2),
-                          candidate_embeddings=candidates)
+    fused = fused_reports(
+        queries,
+        candidates,
+        heuristic="resource_allocation",
+        train_edges=EDGES,
+        validation=validation,
+        test=test,
+        weights=(0.0,),
+        ks=(1, 2),
+        select_by_k=2,
+    )
+    alone = recall_report(
+        queries, test, train_edges=EDGES, exclude_edges=[validation], ks=(1, 2), candidate_embeddings=candidates
+    )
     assert fused["weight"] == 0.0 and fused["test"] == alone
+
+
+def _fused_on_the_hand_graph(**options):
+    arguments = {"heuristic": "adamic_adar", "train_edges": EDGES, "validation": EDGES[:1], "test": EDGES[1:2]}
+    return fused_reports(QUERIES, CANDIDATES, **{**arguments, **options})
 
 
 @pytest.mark.parametrize("heuristic", ["popularity", "jaccard"])
 def test_only_neighbourhood_heuristics_fuse(heuristic):
     with pytest.raises(ValueError, match=f"fusion='{heuristic}'"):
-        fused_reports(QUERIES, CANDIDATES, heuristic=heuristic, train_edges=EDGES, validation=EDGES[:1], test=EDGES[1:2])
+        _fused_on_the_hand_graph(heuristic=heuristic)
 
 
-def test_weights_must_be_non_negative():
+def test_options_are_validated():
     with pytest.raises(ValueError, match=r"weights=\[0.0, -1.0\]"):
-        fused_reports(QUERIES, CANDIDATES, heuristic="adamic_adar", train_edges=EDGES, validation=EDGES[:1],
-                      test=EDGES[1:2], weights=(0.0, -1.0))
+        _fused_on_the_hand_graph(weights=(0.0, -1.0))
+    with pytest.raises(ValueError, match="select_by_k=50"):
+        _fused_on_the_hand_graph(ks=(1, 2))
     with pytest.raises(ValueError, match="weight=-1"):
         FusedScores(QUERIES, CANDIDATES, HeuristicScores("adamic_adar", EDGES, USERS), -1)
     assert 0.0 in FUSION_WEIGHTS
-    with pytest.raises(ValueError, match="select_by_k=50"):
-        fused_reports(QUERIES, CANDIDATES, heuristic="adamic_adar", train_edges=EDGES, validation=EDGES[:1],
-                      test=EDGES[1:2], ks=(1, 2))

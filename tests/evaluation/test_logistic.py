@@ -53,10 +53,16 @@ def test_one_model_per_task_and_bad_arguments():
     x, y = _problem(rows=300)
     labels = {"a": y, "b": 1 - y}
     masks = {"a": np.ones_like(y), "b": np.r_[np.ones(150), np.zeros(150)]}
-    models = task_logistic_regressions(x[:200], {k: v[:200] for k, v in labels.items()},
-                                       {k: v[:200] for k, v in masks.items()}, x[200:],
-                                       {k: v[200:] for k, v in labels.items()}, {"a": np.ones(100)}, ["a", "b"],
-                                       cs=(1.0,))
+    models = task_logistic_regressions(
+        x[:200],
+        {k: v[:200] for k, v in labels.items()},
+        {k: v[:200] for k, v in masks.items()},
+        x[200:],
+        {k: v[200:] for k, v in labels.items()},
+        {"a": np.ones(100)},
+        ["a", "b"],
+        cs=(1.0,),
+    )
     assert set(models) == {"a", "b"}
     with pytest.raises(ValueError, match="c=0"):
         LogisticRegression(c=0)

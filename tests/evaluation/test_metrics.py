@@ -25,8 +25,9 @@ def test_hand_derived_values_and_masks():
 
 
 def test_task_metrics_and_table():
-    report = task_metrics({"a": np.array([1, 0, 1, 0])}, {"a": np.array([0.9, 0.5, 0.4, 0.1])},
-                          {"a": np.array([1, 1, 1, 1])})
+    report = task_metrics(
+        {"a": np.array([1, 0, 1, 0])}, {"a": np.array([0.9, 0.5, 0.4, 0.1])}, {"a": np.array([1, 1, 1, 1])}
+    )
     assert report["a"] == {"auc": 0.75, "ap": pytest.approx(0.5 + 1 / 3), "rows": 4, "positive_rate": 0.5}
     table = format_task_table([("mmoe", report)])
     assert "a AUC" in table and "0.7500" in table

@@ -41,8 +41,13 @@ def test_scann_index_finds_the_exact_top_k_and_returns_more_than_its_reordering_
     queries = candidates[:50] + 0.01
     ids = tf.constant(np.arange(2000, dtype=np.int64) + 10_000)
     exact = np.argsort(-(queries @ candidates.T), axis=1)[:, :10] + 10_000
-    index = build_index("scann", candidates, ids, k=10,
-                        settings=ScannSettings(num_leaves=20, num_leaves_to_search=10, num_reordering_candidates=100))
+    index = build_index(
+        "scann",
+        candidates,
+        ids,
+        k=10,
+        settings=ScannSettings(num_leaves=20, num_leaves_to_search=10, num_reordering_candidates=100),
+    )
     scores, found = index(tf.constant(queries))
     recall = np.mean([len(np.intersect1d(f, e)) / 10 for f, e in zip(found.numpy(), exact)])
     assert recall >= 0.95
@@ -94,7 +99,7 @@ def test_target_recall_keeps_the_fewest_leaves_that_reach_it(tuned):
     assert index.leaves_to_search == tuning.leaves_to_search == tuning.recall_by_leaves[-1][0]
     # The cheapest: every setting tried before the chosen one falls short, in increasing order.
     tried = [leaves for leaves, _ in tuning.recall_by_leaves]
-    assert tried == leaves_to_try(141)[:len(tried)] and tried == sorted(tried)
+    assert tried == leaves_to_try(141)[: len(tried)] and tried == sorted(tried)
     assert all(found < 0.9 for _, found in tuning.recall_by_leaves[:-1])
     # Clustered vectors: far fewer leaves than the size defaults' half.
     assert tuning.leaves_to_search <= 14
@@ -130,9 +135,13 @@ def test_the_chosen_leaves_are_what_call_searches(tuned):
     searcher = scann_ops.searcher_from_module(index._serialized_searcher)
     queries = tf.constant(fresh[:200])
     _, found = index(queries)
-    at = {leaves: searcher.search_batched_parallel(queries, final_num_neighbors=10, pre_reorder_num_neighbors=200,
-                                                   leaves_to_search=leaves).indices.numpy() + 10_000
-          for leaves in (index.leaves_to_search, index.settings.num_leaves_to_search)}
+    at = {
+        leaves: searcher.search_batched_parallel(
+            queries, final_num_neighbors=10, pre_reorder_num_neighbors=200, leaves_to_search=leaves
+        ).indices.numpy()
+        + 10_000
+        for leaves in (index.leaves_to_search, index.settings.num_leaves_to_search)
+    }
     np.testing.assert_array_equal(found.numpy(), at[index.leaves_to_search])
     assert (at[index.leaves_to_search] != at[index.settings.num_leaves_to_search]).any()
 
@@ -160,8 +169,14 @@ def test_tuning_measures_the_row_queries_without_their_own_rows():
     candidates = draw(3000)
     # Queries that differ from their candidates: row i's query is far from candidate i.
     row_queries = draw(3000)
-    index = build_index("scann", candidates, k=10, target_recall=0.95, row_queries=row_queries,
-                        settings=ScannSettings(num_leaves=50, num_leaves_to_search=25))
+    index = build_index(
+        "scann",
+        candidates,
+        k=10,
+        target_recall=0.95,
+        row_queries=row_queries,
+        settings=ScannSettings(num_leaves=50, num_leaves_to_search=25),
+    )
     tuning = index.tuning
     assert tuning.sample_queries == 300  # a tenth of a small index
     rows = np.sort(np.random.default_rng(tuning.seed).choice(3000, 300, replace=False))
@@ -179,8 +194,9 @@ def test_the_chosen_leaves_survive_a_saved_model(tuned, tmp_path):
     candidates, fresh, index = tuned
     module = tf.Module()
     module.index = index
-    module.search = tf.function(lambda queries: index(queries),
-                                input_signature=[tf.TensorSpec([None, DIM], tf.float32)])
+    module.search = tf.function(
+        lambda queries: index(queries), input_signature=[tf.TensorSpec([None, DIM], tf.float32)]
+    )
     queries = tf.constant(fresh[:100])
     scores, found = module.search(queries)
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])  # the ScaNN ops
@@ -206,8 +222,9 @@ def test_friend_retrieval_export_writes_the_index_metadata(small_friend_graph, s
     tf.keras.utils.set_random_seed(0)
     model = SSMTLRetrieval(feature_dim=60, hidden_dim=8, embedding_dim=8, num_layers=1, num_heads=2)
     vectors = model.user_vectors(small_sampler)
-    path = export_friend_retrieval(model, graph, tmp_path, "friends", k=5, fanouts=(4, 3), vectors=vectors,
-                                   target_recall=0.9)
+    path = export_friend_retrieval(
+        model, graph, tmp_path, "friends", k=5, fanouts=(4, 3), vectors=vectors, target_recall=0.9
+    )
     meta = json.loads((path / "assets.extra" / "ann_index.json").read_text())
     assert (path / "assets.extra" / "tf_serving_warmup_requests").is_file()
     assert [p.name for p in (tmp_path / "friends").iterdir()] == ["1"]  # no staging directory left behind
@@ -218,6 +235,15 @@ def test_friend_retrieval_export_writes_the_index_metadata(small_friend_graph, s
     last_tried = meta["recall_by_leaves_to_search"][-1]
     assert (meta["leaves_to_search"], meta["measured_recall"]) == (last_tried["leaves_to_search"], last_tried["recall"])
     assert meta["target_reached"] or meta["leaves_to_search"] == settings.num_leaves
-    brute = export_friend_retrieval(model, graph, tmp_path, "friends_brute_force", k=5, fanouts=(4, 3),
-                                    vectors=vectors, index="brute_force", target_recall=0.9)
+    brute = export_friend_retrieval(
+        model,
+        graph,
+        tmp_path,
+        "friends_brute_force",
+        k=5,
+        fanouts=(4, 3),
+        vectors=vectors,
+        index="brute_force",
+        target_recall=0.9,
+    )
     assert json.loads((brute / "assets.extra" / "ann_index.json").read_text()) == {"kind": "brute_force", "exact": True}

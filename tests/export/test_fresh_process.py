@@ -6,8 +6,12 @@ from tfzoo.export import call_in_fresh_process
 
 
 class Echo(tf.Module):
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="blobs"),
-                                  tf.TensorSpec([None, 2], tf.float32, name="values")])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="blobs"),
+            tf.TensorSpec([None, 2], tf.float32, name="values"),
+        ]
+    )
     def serve(self, blobs, values):
         return {"blobs": blobs, "lengths": tf.strings.length(blobs), "doubled": 2.0 * values}
 
@@ -31,8 +35,9 @@ def test_bytes_reach_the_child_and_come_back_unchanged(echo_model):
 
 
 def test_unicode_strings_are_sent_as_utf8(echo_model):
-    out = call_in_fresh_process(echo_model, {"blobs": np.array(["né", "x"], dtype=object),
-                                             "values": np.zeros([2, 2], np.float32)})
+    out = call_in_fresh_process(
+        echo_model, {"blobs": np.array(["né", "x"], dtype=object), "values": np.zeros([2, 2], np.float32)}
+    )
     assert list(out["blobs"]) == ["né".encode(), b"x"]
     np.testing.assert_array_equal(out["lengths"], [3, 1])
 

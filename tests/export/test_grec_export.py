@@ -35,8 +35,17 @@ print(json.dumps({
 def test_task_sentence_grec_exports_its_extracted_experts_for_plain_tensorflow(synthetic_small, tmp_path):
     data, spec = synthetic_small
     assert MODEL_FAMILIES["grec"] == "ranking" and EXPORTERS["grec"] is export_grec
-    model = GRec(feature_spec=spec, tasks=("ctr", "cvr"), token_features={"user": ["cat_0", "num_0"], "item": ["item_vector"]},
-                 model_dim=8, num_heads=2, num_experts=32, top_k=2, expert_units=(8,), tower_units=(4,))
+    model = GRec(
+        feature_spec=spec,
+        tasks=("ctr", "cvr"),
+        token_features={"user": ["cat_0", "num_0"], "item": ["item_vector"]},
+        model_dim=8,
+        num_heads=2,
+        num_experts=32,
+        top_k=2,
+        expert_units=(8,),
+        tower_units=(4,),
+    )
     rows = data.take(np.arange(40))
     features = next(iter(make_dataset(rows, spec, batch_size=40, with_labels=False)))
     expected = {k: v.numpy() for k, v in model(features).items()}
@@ -44,8 +53,13 @@ def test_task_sentence_grec_exports_its_extracted_experts_for_plain_tensorflow(s
     path = export_model("grec", model, spec.to_config(), tmp_path, "grec")
     raw = tmp_path / "raw.npz"
     np.savez(raw, **{name: rows.features[name] for name in spec.feature_names})
-    result = subprocess.run([sys.executable, "-c", LOAD_AND_SERVE, str(path), str(raw)],
-                            capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_SERVE, str(path), str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     served = json.loads(result.stdout.strip().splitlines()[-1])
 
     assert not served["tfzoo_imported"]

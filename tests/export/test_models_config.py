@@ -15,8 +15,11 @@ def test_add_creates_then_updates_keeping_other_entries_and_policies(tmp_path):
     path = add_to_models_config(tmp_path, "mmoe_census")
     config = read_models_config(path)
     (entry,) = config.model_config_list.config
-    assert (entry.name, entry.base_path, entry.model_platform) == ("mmoe_census", str((tmp_path / "mmoe_census").resolve()),
-                                                                    "tensorflow")
+    assert (entry.name, entry.base_path, entry.model_platform) == (
+        "mmoe_census",
+        str((tmp_path / "mmoe_census").resolve()),
+        "tensorflow",
+    )
     # A hand-edited policy and label survive later exports of the same model.
     entry.model_version_policy.specific.versions.extend([1, 2])
     entry.version_labels["stable"] = 1
@@ -30,7 +33,9 @@ def test_add_creates_then_updates_keeping_other_entries_and_policies(tmp_path):
     assert mmoe.base_path == "/models/mmoe_census"
     # The file is what TF Serving's --model_config_file parses.
     assert text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig()) == config
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".models.config.lock")) == ["models.config"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".models.config.lock")) == [
+        "models.config"
+    ]
 
 
 def test_concurrent_exports_lose_no_entry(tmp_path):

@@ -23,16 +23,35 @@ def exported(small_friend_graph, small_sampler, tmp_path_factory):
     tf.keras.utils.set_random_seed(0)
     # Id embeddings and a candidate bias: the index serves query . candidate, not a plain
     # dot product of one embedding with itself.
-    model = SSMTLRetrieval(feature_dim=60, hidden_dim=8, embedding_dim=8, num_layers=2, num_heads=2,
-                           id_buckets=graph.num_users, candidate_bias=True, readout="concat")
+    model = SSMTLRetrieval(
+        feature_dim=60,
+        hidden_dim=8,
+        embedding_dim=8,
+        num_layers=2,
+        num_heads=2,
+        id_buckets=graph.num_users,
+        candidate_bias=True,
+        readout="concat",
+    )
     sampler = small_sampler
     model.candidate_embeddings(sampler(tf.constant([0], tf.int64)))  # builds the encoder and the bias
-    model.bias_embedding.embeddings.assign(np.random.default_rng(0).normal(size=(graph.num_users, 1)).astype(np.float32))
+    model.bias_embedding.embeddings.assign(
+        np.random.default_rng(0).normal(size=(graph.num_users, 1)).astype(np.float32)
+    )
     vectors = model.user_vectors(sampler)
     base = tmp_path_factory.mktemp("savedmodels")
     scann = export_friend_retrieval(model, graph, base, "ssmtl_retrieval", k=K, fanouts=(4, 3), vectors=vectors)
-    brute = export_friend_retrieval(model, graph, base, "ssmtl_retrieval_brute_force", version=int(scann.name),
-                                    index="brute_force", k=K, fanouts=(4, 3), vectors=vectors)
+    brute = export_friend_retrieval(
+        model,
+        graph,
+        base,
+        "ssmtl_retrieval_brute_force",
+        version=int(scann.name),
+        index="brute_force",
+        k=K,
+        fanouts=(4, 3),
+        vectors=vectors,
+    )
     return model, sampler, graph, vectors, scann, brute
 
 
@@ -61,8 +80,9 @@ def test_brute_force_serving_is_exact_and_excludes_known_friends(exported):
     out = call_in_fresh_process(brute, {"user_ids": users})  # TensorFlow only
     expected = top_k_excluding(queries, users, [graph.edges], K, candidate_embeddings=candidates)
     np.testing.assert_array_equal(out["friend_ids"], expected)
-    np.testing.assert_allclose(out["scores"], np.take_along_axis(queries[users] @ candidates.T, expected, 1),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        out["scores"], np.take_along_axis(queries[users] @ candidates.T, expected, 1), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_scann_serving_loads_with_the_op_library_and_excludes_known_friends(exported):
@@ -70,7 +90,9 @@ def test_scann_serving_loads_with_the_op_library_and_excludes_known_friends(expo
     users = np.arange(0, 300, 10)
     out = call_in_fresh_process(scann, {"user_ids": users}, op_libraries=[scann_op_library_path()])
     exact = top_k_excluding(queries, users, [graph.edges], K, candidate_embeddings=candidates)
-    friends = {u: set(graph.edges[graph.edges[:, 0] == u, 1]) | set(graph.edges[graph.edges[:, 1] == u, 0]) for u in users}
+    friends = {
+        u: set(graph.edges[graph.edges[:, 0] == u, 1]) | set(graph.edges[graph.edges[:, 1] == u, 0]) for u in users
+    }
     for user, row in zip(users, out["friend_ids"]):
         assert user not in row and not friends[user] & set(row.tolist())
     overlap = np.mean([len(set(a) & set(b)) / K for a, b in zip(out["friend_ids"], exact)])
@@ -95,14 +117,24 @@ def fused_export(exported, tmp_path_factory):
     # Brute force only: the fused rescoring is the same code behind either index (the
     # unfused tests above cover ScaNN's part), and every export costs CI seconds.
     model, _, graph, vectors, *_ = exported
-    return export_friend_retrieval(model, graph, tmp_path_factory.mktemp("fused"), "fused_brute_force",
-                                   index="brute_force", k=K, fanouts=(4, 3), vectors=vectors, fusion=FUSION)
+    return export_friend_retrieval(
+        model,
+        graph,
+        tmp_path_factory.mktemp("fused"),
+        "fused_brute_force",
+        index="brute_force",
+        k=K,
+        fanouts=(4, 3),
+        vectors=vectors,
+        fusion=FUSION,
+    )
 
 
 def _offline_fused(graph, queries, candidates, users):
     """The fused ranking as `tfzoo.evaluation.fusion` scores it offline, over the export's graph."""
-    scores = FusedScores(queries, candidates, HeuristicScores(FUSION.heuristic, graph.edges, graph.num_users),
-                         FUSION.weight)
+    scores = FusedScores(
+        queries, candidates, HeuristicScores(FUSION.heuristic, graph.edges, graph.num_users), FUSION.weight
+    )
     top = ranked_candidates(scores, graph.num_users, users, [graph.edges], K)
     return top, np.take_along_axis(scores(users), top, axis=1)
 

@@ -10,7 +10,14 @@ from tfzoo.models import PLE
 def test_export_answers_raw_features_in_a_process_without_tfzoo(census_small, tmp_path, monkeypatch):
     data, spec = census_small
     monkeypatch.chdir(tmp_path)  # a relative export base, as `make demo` and the CLI use
-    model = PLE(feature_spec=spec, embedding_dim=2, num_task_experts=1, num_shared_experts=1, expert_units=(4,), tower_units=(4,))
+    model = PLE(
+        feature_spec=spec,
+        embedding_dim=2,
+        num_task_experts=1,
+        num_shared_experts=1,
+        expert_units=(4,),
+        tower_units=(4,),
+    )
     rows = np.arange(7)
     expected = model(next(iter(make_dataset(data.take(rows), spec, batch_size=7)))[0])
     path = export_saved_model(model, spec, "savedmodels", "ple_census")
@@ -31,7 +38,14 @@ def test_export_answers_raw_features_in_a_process_without_tfzoo(census_small, tm
 
 def test_versions_are_numbered_and_immutable(synthetic_small, tmp_path):
     data, spec = synthetic_small
-    model = PLE(feature_spec=spec, embedding_dim=2, num_task_experts=1, num_shared_experts=0, expert_units=(4,), tower_units=(2,))
+    model = PLE(
+        feature_spec=spec,
+        embedding_dim=2,
+        num_task_experts=1,
+        num_shared_experts=0,
+        expert_units=(4,),
+        tower_units=(2,),
+    )
     model(next(iter(make_dataset(data, spec, batch_size=4)))[0])
     assert next_version(tmp_path / "m") == 1
     export_saved_model(model, spec, tmp_path, "m")

@@ -30,17 +30,20 @@ from tfzoo.export import (
 from tfzoo.export.warmup import WARMUP_DIRECTORY, WARMUP_FILE
 from tfzoo.models.registry import build_model
 
-SPEC = DatasetSpec(features=(
-    CategoricalFeature("city", vocabulary=("paris", "rome")),
-    CategoricalFeature("code", vocabulary=(7, 9, 11), dtype="int64"),
-    CategoricalFeature("hashed", hash_buckets=10),
-    IdFeature("user", num_ids=3),
-    NumericFeature("amount", mean=2.0, std=0.5, log1p=True),
-    NumericFeature("age", mean=40.0, std=10.0),
-    SequenceFeature("history", CategoricalFeature("item", vocabulary=("a", "b")), max_length=5),
-    SequenceFeature("prices", NumericFeature("price", mean=1.0, std=2.0), max_length=2),
-    EmbeddingFeature("text", dim=3),
-), labels=("click",))
+SPEC = DatasetSpec(
+    features=(
+        CategoricalFeature("city", vocabulary=("paris", "rome")),
+        CategoricalFeature("code", vocabulary=(7, 9, 11), dtype="int64"),
+        CategoricalFeature("hashed", hash_buckets=10),
+        IdFeature("user", num_ids=3),
+        NumericFeature("amount", mean=2.0, std=0.5, log1p=True),
+        NumericFeature("age", mean=40.0, std=10.0),
+        SequenceFeature("history", CategoricalFeature("item", vocabulary=("a", "b")), max_length=5),
+        SequenceFeature("prices", NumericFeature("price", mean=1.0, std=2.0), max_length=2),
+        EmbeddingFeature("text", dim=3),
+    ),
+    labels=("click",),
+)
 
 
 def test_example_rows_are_valid_raw_features_of_the_spec():
@@ -62,19 +65,34 @@ def test_example_rows_are_valid_raw_features_of_the_spec():
 
 
 def test_neutral_inputs_follow_any_signature():
-    inputs = synthesize_inputs({"ids": tf.TensorSpec([None], tf.int64), "query": tf.TensorSpec([None, 4], tf.float32),
-                                "k": tf.TensorSpec([], tf.int32), "tags": tf.TensorSpec([None, None], tf.string)}, 3)
+    inputs = synthesize_inputs(
+        {
+            "ids": tf.TensorSpec([None], tf.int64),
+            "query": tf.TensorSpec([None, 4], tf.float32),
+            "k": tf.TensorSpec([], tf.int32),
+            "tags": tf.TensorSpec([None, None], tf.string),
+        },
+        3,
+    )
     assert {k: (v.shape, v.dtype.kind) for k, v in inputs.items()} == {
-        "ids": ((3,), "i"), "query": ((3, 4), "f"), "k": ((), "i"), "tags": ((3, 1), "O")}
+        "ids": ((3,), "i"),
+        "query": ((3, 4), "f"),
+        "k": ((), "i"),
+        "tags": ((3, 1), "O"),
+    }
 
 
 def test_warmup_file_round_trips_as_tf_serving_reads_it(tmp_path):
-    logs = [predict_log("m", "serving_default", {"x": np.array([1.0, 2.0], np.float32)}),
-            predict_log("m", "other", {"s": np.array([b"a"], dtype=object)})]
+    logs = [
+        predict_log("m", "serving_default", {"x": np.array([1.0, 2.0], np.float32)}),
+        predict_log("m", "other", {"s": np.array([b"a"], dtype=object)}),
+    ]
     path = write_warmup_requests(tmp_path, logs)
     assert path == tmp_path / WARMUP_DIRECTORY / WARMUP_FILE
     # The file is a TFRecord of serialized PredictionLog protos.
-    records = [prediction_log_pb2.PredictionLog.FromString(r) for r in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()]
+    records = [
+        prediction_log_pb2.PredictionLog.FromString(r) for r in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()
+    ]
     assert records == logs == read_warmup_requests(tmp_path)
     assert tf.make_ndarray(records[0].predict_log.request.inputs["x"]).tolist() == [1.0, 2.0]
     assert read_warmup_requests(tmp_path / "elsewhere") == []
@@ -86,8 +104,10 @@ def test_warmup_file_round_trips_as_tf_serving_reads_it(tmp_path):
 def test_signature_inputs_use_the_names_the_saved_signature_takes():
     spec = {"a": tf.TensorSpec([None], tf.float32, name="a"), "b": tf.TensorSpec([None], tf.string, name="b")}
     as_dict = tf.function(lambda features: {"y": features["a"]}, input_signature=[spec]).get_concrete_function()
-    as_args = tf.function(lambda user_id, query: {"y": query}, input_signature=[
-        tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, 2], tf.float32)]).get_concrete_function()
+    as_args = tf.function(
+        lambda user_id, query: {"y": query},
+        input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, 2], tf.float32)],
+    ).get_concrete_function()
     assert set(signature_inputs(as_dict)) == {"a", "b"}
     assert list(signature_inputs(as_args)) == ["user_id", "query"]
 
@@ -108,16 +128,19 @@ def test_a_warmup_request_that_fails_stops_the_export(tmp_path):
 def test_export_writes_warmup_for_every_signature_and_registers_the_model(tmp_path, synthetic_small):
     _, spec = synthetic_small
     model = build_model("shared_bottom", spec, options={"bottom_units": [4], "tower_units": [2]})
-    extra = {"flow_only": lambda module: tf.function(
-        lambda flow: {"n": tf.strings.length(flow)},
-        input_signature=[tf.TensorSpec([None], tf.string, name="flow")]).get_concrete_function()}
+    extra = {
+        "flow_only": lambda module: tf.function(
+            lambda flow: {"n": tf.strings.length(flow)}, input_signature=[tf.TensorSpec([None], tf.string, name="flow")]
+        ).get_concrete_function()
+    }
     path = export_saved_model(model, spec, tmp_path, "ranker", extra_signatures=extra)
     logs = read_warmup_requests(path)
     by_signature = {}
     for log in logs:
         request = log.predict_log.request
         by_signature.setdefault(request.model_spec.signature_name, []).append(
-            {k: tf.make_ndarray(v) for k, v in request.inputs.items()})
+            {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        )
     assert sorted(by_signature) == ["flow_only", "serving_default"]
     assert [len(r["flow"]) for r in by_signature["serving_default"]] == [1, 4]  # batch sizes 1 and 4
     assert set(by_signature["serving_default"][0]) == set(spec.feature_names)
@@ -129,5 +152,7 @@ def test_export_writes_warmup_for_every_signature_and_registers_the_model(tmp_pa
     loaded = tf.saved_model.load(str(path))
     for log in logs:
         request = log.predict_log.request
-        loaded.signatures[request.model_spec.signature_name](**{k: tf.make_ndarray(v) for k, v in request.inputs.items()})
+        loaded.signatures[request.model_spec.signature_name](
+            **{k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        )
     assert tfzoo.export.next_version(tmp_path / "ranker") == 2

@@ -33,10 +33,17 @@ def test_input_states_are_the_linear_map_of_the_multi_hot_features(subgraphs, sm
 def test_root_embedding_depends_on_the_sampled_neighbourhood(subgraphs):
     encoder = GraphEncoder(feature_dim=60, hidden_dim=8, output_dim=8, num_layers=2, num_heads=2)
     with_friends = root_embeddings(subgraphs, encoder(subgraphs))
-    alone = subgraphs.replace_features(node_sets={USERS: {
-        NODE_ID: subgraphs.node_sets[USERS][NODE_ID],
-        FEATURES: tf.ragged.boolean_mask(subgraphs.node_sets[USERS][FEATURES],
-                                         tf.ragged.map_flat_values(tf.zeros_like, subgraphs.node_sets[USERS][FEATURES]) > 0)}})
+    alone = subgraphs.replace_features(
+        node_sets={
+            USERS: {
+                NODE_ID: subgraphs.node_sets[USERS][NODE_ID],
+                FEATURES: tf.ragged.boolean_mask(
+                    subgraphs.node_sets[USERS][FEATURES],
+                    tf.ragged.map_flat_values(tf.zeros_like, subgraphs.node_sets[USERS][FEATURES]) > 0,
+                ),
+            }
+        }
+    )
     # Removing every neighbour's (and the root's) features changes the root's embedding.
     assert not np.allclose(with_friends, root_embeddings(alone, encoder(alone)))
 
@@ -61,8 +68,9 @@ def test_id_embeddings_tell_apart_users_with_the_same_features(small_sampler):
     with_ids(plain)
     ids = plain.node_sets[USERS][NODE_ID].numpy()
     shared = with_ids.feature_embedding.numpy()[0] + with_ids.feature_bias.numpy()
-    np.testing.assert_allclose(with_ids.input_states(plain).numpy(), shared + with_ids.id_embedding.numpy()[ids],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        with_ids.input_states(plain).numpy(), shared + with_ids.id_embedding.numpy()[ids], atol=1e-5
+    )
 
 
 def test_input_states_are_computed_once_per_user_and_equal_per_node_ones(subgraphs, small_friend_graph):
@@ -70,7 +78,9 @@ def test_input_states_are_computed_once_per_user_and_equal_per_node_ones(subgrap
     encoder(subgraphs)
     ids = subgraphs.node_sets[USERS][NODE_ID].numpy()
     x = small_friend_graph.train.multi_hot(ids)
-    expected = x @ encoder.feature_embedding.numpy() + encoder.feature_bias.numpy() + encoder.id_embedding.numpy()[ids % 7]
+    expected = (
+        x @ encoder.feature_embedding.numpy() + encoder.feature_bias.numpy() + encoder.id_embedding.numpy()[ids % 7]
+    )
     np.testing.assert_allclose(encoder.input_states(subgraphs).numpy(), expected, atol=1e-5)
 
 
@@ -83,8 +93,9 @@ def test_messages_both_ways_reach_the_last_hop(subgraphs):
     leaf = int(np.setdiff1d(adjacency.target.numpy(), adjacency.source.numpy())[0])
     for passing, changes in (("to_root", False), ("both", True)):
         tf.keras.utils.set_random_seed(0)
-        encoder = GraphEncoder(feature_dim=60, hidden_dim=8, output_dim=8, num_layers=1, num_heads=2,
-                               message_passing=passing)
+        encoder = GraphEncoder(
+            feature_dim=60, hidden_dim=8, output_dim=8, num_layers=1, num_heads=2, message_passing=passing
+        )
         states = encoder(subgraphs).numpy()
         parent = int(adjacency.source.numpy()[adjacency.target.numpy() == leaf][0])
         features = dict(subgraphs.node_sets[USERS].features)
@@ -92,15 +103,26 @@ def test_messages_both_ways_reach_the_last_hop(subgraphs):
         # Drop the parent's features: only a message from the parent can move the leaf's state.
         keep = tf.ragged.map_flat_values(tf.ones_like, flat, dtype=tf.bool)
         keep = tf.RaggedTensor.from_row_splits(
-            tf.repeat(tf.range(flat.nrows()) != parent, tf.cast(flat.row_lengths(), tf.int32)), flat.row_splits)
-        changed = subgraphs.replace_features(node_sets={USERS: {**features, FEATURES: tf.ragged.boolean_mask(flat, keep)}})
+            tf.repeat(tf.range(flat.nrows()) != parent, tf.cast(flat.row_lengths(), tf.int32)), flat.row_splits
+        )
+        changed = subgraphs.replace_features(
+            node_sets={USERS: {**features, FEATURES: tf.ragged.boolean_mask(flat, keep)}}
+        )
         moved = not np.allclose(encoder(changed).numpy()[leaf], states[leaf], atol=1e-6)
         assert moved == changes, passing
 
 
 def test_concat_readout_round_trips_and_rejects_unknown_options(subgraphs, tmp_path):
-    encoder = GraphEncoder(feature_dim=60, hidden_dim=8, output_dim=6, num_layers=2, num_heads=2, readout="concat",
-                           message_passing="both", id_buckets=50)
+    encoder = GraphEncoder(
+        feature_dim=60,
+        hidden_dim=8,
+        output_dim=6,
+        num_layers=2,
+        num_heads=2,
+        readout="concat",
+        message_passing="both",
+        id_buckets=50,
+    )
     assert check_layer(encoder, subgraphs, tmp_path).shape[1] == 6
     with pytest.raises(ValueError, match="readout='mean'"):
         GraphEncoder(feature_dim=5, readout="mean")
@@ -112,7 +134,15 @@ def test_concat_readout_round_trips_and_rejects_unknown_options(subgraphs, tmp_p
 
 @pytest.mark.parametrize("readout, passing", [("last", "to_root"), ("concat", "to_root"), ("concat", "both")])
 def test_root_states_equal_the_whole_encoder_at_the_roots(subgraphs, readout, passing):
-    encoder = GraphEncoder(feature_dim=60, hidden_dim=8, output_dim=6, num_layers=2, num_heads=2, readout=readout,
-                           message_passing=passing, id_buckets=20)
+    encoder = GraphEncoder(
+        feature_dim=60,
+        hidden_dim=8,
+        output_dim=6,
+        num_layers=2,
+        num_heads=2,
+        readout=readout,
+        message_passing=passing,
+        id_buckets=20,
+    )
     whole = root_embeddings(subgraphs, encoder(subgraphs)).numpy()
     np.testing.assert_allclose(encoder(subgraphs, roots_only=True).numpy(), whole, atol=1e-5)

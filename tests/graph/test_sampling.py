@@ -72,10 +72,17 @@ def test_symmetrize_adds_each_reverse_next_to_its_edge(small_sampler):
 
     graph = small_sampler(tf.constant([1, 2, 3], tf.int64))
     both = symmetrize(graph)
-    source, target = (graph.edge_sets[FRIENDS].adjacency.source.numpy(), graph.edge_sets[FRIENDS].adjacency.target.numpy())
+    source, target = (
+        graph.edge_sets[FRIENDS].adjacency.source.numpy(),
+        graph.edge_sets[FRIENDS].adjacency.target.numpy(),
+    )
     np.testing.assert_array_equal(both.edge_sets[FRIENDS].sizes.numpy(), 2 * graph.edge_sets[FRIENDS].sizes.numpy())
-    np.testing.assert_array_equal(both.edge_sets[FRIENDS].adjacency.source.numpy(), np.stack([source, target], 1).ravel())
-    np.testing.assert_array_equal(both.edge_sets[FRIENDS].adjacency.target.numpy(), np.stack([target, source], 1).ravel())
+    np.testing.assert_array_equal(
+        both.edge_sets[FRIENDS].adjacency.source.numpy(), np.stack([source, target], 1).ravel()
+    )
+    np.testing.assert_array_equal(
+        both.edge_sets[FRIENDS].adjacency.target.numpy(), np.stack([target, source], 1).ravel()
+    )
 
 
 def test_first_components_is_the_subgraphs_of_the_first_users(small_sampler):
@@ -86,10 +93,13 @@ def test_first_components_is_the_subgraphs_of_the_first_users(small_sampler):
     assert root_ids(first).numpy().tolist() == [5, 6]
     nodes = int(graph.node_sets[USERS].sizes[:2].numpy().sum())
     edges = int(graph.edge_sets[FRIENDS].sizes[:2].numpy().sum())
-    np.testing.assert_array_equal(first.node_sets[USERS][NODE_ID].numpy(), graph.node_sets[USERS][NODE_ID].numpy()[:nodes])
+    np.testing.assert_array_equal(
+        first.node_sets[USERS][NODE_ID].numpy(), graph.node_sets[USERS][NODE_ID].numpy()[:nodes]
+    )
     assert first.node_sets[USERS][FEATURES].to_list() == graph.node_sets[USERS][FEATURES][:nodes].to_list()
-    np.testing.assert_array_equal(first.edge_sets[FRIENDS].adjacency.source.numpy(),
-                                  graph.edge_sets[FRIENDS].adjacency.source.numpy()[:edges])
+    np.testing.assert_array_equal(
+        first.edge_sets[FRIENDS].adjacency.source.numpy(), graph.edge_sets[FRIENDS].adjacency.source.numpy()[:edges]
+    )
     assert int(first_components(graph, 10).num_components) == 4  # fewer than asked: all of them
 
 
@@ -98,12 +108,21 @@ def test_batches_carry_the_mixed_sampler_probabilities_and_uniform_negatives(sma
     batch = next(iter(small_sampler.friendship_dataset(pairs, batch_size=16, uniform_negatives=4)))
     share = np.bincount(pairs[:, 1], minlength=300) / len(pairs)
     mixed = (16 * share + 4 / 300) / 20  # one draw of the mixed sampler
-    candidates = batch["candidate"].node_sets["users"]["#id"].numpy()[
-        np.cumsum(np.r_[0, batch["candidate"].node_sets["users"].sizes.numpy()[:-1]])]
+    candidates = (
+        batch["candidate"]
+        .node_sets["users"]["#id"]
+        .numpy()[np.cumsum(np.r_[0, batch["candidate"].node_sets["users"].sizes.numpy()[:-1]])]
+    )
     np.testing.assert_allclose(batch["candidate_probability"].numpy(), mixed[candidates], rtol=1e-5)
     assert int(batch["negatives"].num_components) == 4
-    np.testing.assert_allclose(batch["negative_probability"].numpy(),
-                               mixed[batch["negatives"].node_sets["users"]["#id"].numpy()[
-                                   np.cumsum(np.r_[0, batch["negatives"].node_sets["users"].sizes.numpy()[:-1]])]], rtol=1e-5)
+    np.testing.assert_allclose(
+        batch["negative_probability"].numpy(),
+        mixed[
+            batch["negatives"]
+            .node_sets["users"]["#id"]
+            .numpy()[np.cumsum(np.r_[0, batch["negatives"].node_sets["users"].sizes.numpy()[:-1]])]
+        ],
+        rtol=1e-5,
+    )
     with pytest.raises(ValueError, match="uniform_negatives=-1"):
         small_sampler.friendship_dataset(pairs, batch_size=16, uniform_negatives=-1)

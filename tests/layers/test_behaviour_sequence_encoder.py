@@ -5,10 +5,12 @@ from tests.harness import check_layer
 from tfzoo.data import CategoricalFeature, DatasetSpec, IdFeature, NumericFeature, SequenceFeature
 from tfzoo.layers import BehaviourSequenceEncoder
 
-SPEC = DatasetSpec(features=(
-    SequenceFeature("history", IdFeature("item", num_ids=6), max_length=3),
-    SequenceFeature("history_rating", NumericFeature("rating", mean=0.0, std=1.0), max_length=3),
-))
+SPEC = DatasetSpec(
+    features=(
+        SequenceFeature("history", IdFeature("item", num_ids=6), max_length=3),
+        SequenceFeature("history_rating", NumericFeature("rating", mean=0.0, std=1.0), max_length=3),
+    )
+)
 # Row 0: two real steps then padding; row 1: no history at all.
 FEATURES = {
     "history": np.array([[2, 5, 0], [0, 0, 0]], np.int64),
@@ -23,9 +25,13 @@ def test_token_is_the_masked_mean_of_channel_and_position_embeddings(tmp_path):
     items = encoder.channel_embeddings["history"].embeddings.numpy()
     rating = encoder.channel_embeddings["history_rating"]
     positions = encoder.position_embedding.embeddings.numpy()
-    steps = [items[FEATURES["history"][0, t]]
-             + FEATURES["history_rating"][0, t] * rating.kernel.numpy()[0] + rating.bias.numpy() + positions[t]
-             for t in (0, 1)]
+    steps = [
+        items[FEATURES["history"][0, t]]
+        + FEATURES["history_rating"][0, t] * rating.kernel.numpy()[0]
+        + rating.bias.numpy()
+        + positions[t]
+        for t in (0, 1)
+    ]
     np.testing.assert_allclose(out[0], np.mean(steps, axis=0), atol=1e-6)
     np.testing.assert_allclose(out[1], np.zeros(4), atol=1e-7)  # empty sequence -> zeros
 
@@ -44,7 +50,11 @@ def test_channels_are_validated():
     numeric_only = DatasetSpec(features=(SPEC.features[1],))
     with pytest.raises(ValueError, match="tell padding apart"):
         BehaviourSequenceEncoder(numeric_only)
-    uneven = DatasetSpec(features=(SPEC.features[0], SequenceFeature(
-        "history_rating", NumericFeature("rating", mean=0.0, std=1.0), max_length=5)))
+    uneven = DatasetSpec(
+        features=(
+            SPEC.features[0],
+            SequenceFeature("history_rating", NumericFeature("rating", mean=0.0, std=1.0), max_length=5),
+        )
+    )
     with pytest.raises(ValueError, match="share `max_length`"):
         BehaviourSequenceEncoder(uneven)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfzoo.layers import CustomizedGateControl
 from tests.harness import check_layer
+from tfzoo.layers import CustomizedGateControl
 
 
 def softmax(z):
@@ -24,8 +24,12 @@ def test_matches_numpy_reference(tmp_path, shared_output):
     out = check_layer(layer, tf.constant(streams), tmp_path).numpy()
 
     task_kernel, task_bias = layer.task_experts.kernels[0].numpy(), layer.task_experts.biases[0].numpy()
-    shared = relu_experts(streams[:, t], layer.shared_experts.kernels[0].numpy(), layer.shared_experts.biases[0].numpy())
-    own = [relu_experts(streams[:, i], task_kernel[i * m:(i + 1) * m], task_bias[i * m:(i + 1) * m]) for i in range(t)]
+    shared = relu_experts(
+        streams[:, t], layer.shared_experts.kernels[0].numpy(), layer.shared_experts.biases[0].numpy()
+    )
+    own = [
+        relu_experts(streams[:, i], task_kernel[i * m : (i + 1) * m], task_bias[i * m : (i + 1) * m]) for i in range(t)
+    ]
     for i in range(t):
         gate = softmax(streams[:, i] @ layer.gate_kernel.numpy()[i] + layer.gate_bias.numpy()[i])  # [batch, m+s]
         expected = np.einsum("be,beh->bh", gate, np.concatenate([own[i], shared], axis=1))

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfzoo.layers import Experts
 from tests.harness import check_layer
+from tfzoo.layers import Experts
 
 
 def reference(x, kernels, biases):
@@ -83,6 +83,9 @@ def test_grouped_dispatch_equals_per_unit_experts_and_skips_invalid_units(num_un
             expected = numpy_expert(experts, indices[u, j], units[u]) if valid[u] else np.zeros((2, 3))
             np.testing.assert_allclose(out[u, j], expected, atol=1e-5)
     # Without `valid` every unit is computed; under tf.function with unknown batch too.
-    traced = tf.function(experts.grouped, input_signature=[tf.TensorSpec([None, 2, 6]), tf.TensorSpec([None, 2], tf.int32)])
-    np.testing.assert_allclose(traced(units, indices.astype(np.int32)).numpy()[1, 0],
-                               numpy_expert(experts, indices[1, 0], units[1]), atol=1e-5)
+    traced = tf.function(
+        experts.grouped, input_signature=[tf.TensorSpec([None, 2, 6]), tf.TensorSpec([None, 2], tf.int32)]
+    )
+    np.testing.assert_allclose(
+        traced(units, indices.astype(np.int32)).numpy()[1, 0], numpy_expert(experts, indices[1, 0], units[1]), atol=1e-5
+    )

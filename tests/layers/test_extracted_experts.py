@@ -8,7 +8,9 @@ from tfzoo.layers import ExtractedExperts
 def test_fixed_routes_mix_their_experts_with_their_gates(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 2, 4)).astype(np.float32)
-    layer = ExtractedExperts((5,), route_experts=[[0, 2], [1, 2]], route_gates=[[0.75, 0.25], [0.5, 0.5]], name="extracted")
+    layer = ExtractedExperts(
+        (5,), route_experts=[[0, 2], [1, 2]], route_gates=[[0.75, 0.25], [0.5, 0.5]], name="extracted"
+    )
     out = check_layer(layer, x, tmp_path, route=1).numpy()
     kernel, bias = layer.experts.kernels[0].numpy(), layer.experts.biases[0].numpy()
     expert = [np.maximum(x @ kernel[e] + bias[e], 0.0) for e in range(3)]

@@ -1,18 +1,20 @@
 import numpy as np
 import tensorflow as tf
 
+from tests.harness import check_layer
 from tfzoo.data import CategoricalFeature, DatasetSpec, EmbeddingFeature, IdFeature, NumericFeature, SequenceFeature
 from tfzoo.layers import FeatureEncoder
-from tests.harness import check_layer
 
-SPEC = DatasetSpec(features=(
-    CategoricalFeature("color", vocabulary=("red", "blue")),
-    IdFeature("item", num_ids=4, embedding_dim=3),
-    NumericFeature("price", mean=0.0, std=1.0),
-    SequenceFeature("history", IdFeature("history", num_ids=4), max_length=3),
-    SequenceFeature("gaps", NumericFeature("gaps", mean=0.0, std=1.0), max_length=3),
-    EmbeddingFeature("title", dim=2),
-))
+SPEC = DatasetSpec(
+    features=(
+        CategoricalFeature("color", vocabulary=("red", "blue")),
+        IdFeature("item", num_ids=4, embedding_dim=3),
+        NumericFeature("price", mean=0.0, std=1.0),
+        SequenceFeature("history", IdFeature("history", num_ids=4), max_length=3),
+        SequenceFeature("gaps", NumericFeature("gaps", mean=0.0, std=1.0), max_length=3),
+        EmbeddingFeature("title", dim=2),
+    )
+)
 
 
 def inputs():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfzoo.layers import MLP
 from tests.harness import check_layer
+from tfzoo.layers import MLP
 
 
 def test_round_trips_and_matches_numpy(tmp_path):
@@ -22,7 +22,9 @@ def test_dropout_only_in_training():
     assert not np.allclose(layer(x, training=True), layer(x, training=False))
 
 
-@pytest.mark.parametrize("kwargs, message", [({"units": ()}, "units=()"), ({"units": (4,), "dropout": 1.0}, "dropout=1.0")])
+@pytest.mark.parametrize(
+    "kwargs, message", [({"units": ()}, "units=()"), ({"units": (4,), "dropout": 1.0}, "dropout=1.0")]
+)
 def test_validation(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         MLP(**kwargs)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfzoo.layers import MultiGateMixtureOfExperts
 from tests.harness import check_layer
+from tfzoo.layers import MultiGateMixtureOfExperts
 
 
 def softmax(z):
@@ -31,10 +31,13 @@ def test_uniform_gates_average_the_experts():
     np.testing.assert_allclose(layer(x)[:, 0], layer.experts(x).numpy().mean(axis=1), atol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"num_tasks": 0, "num_experts": 2, "expert_units": (4,)}, "num_tasks=0"),
-    ({"num_tasks": 2, "num_experts": 0, "expert_units": (4,)}, "num_experts=0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_tasks": 0, "num_experts": 2, "expert_units": (4,)}, "num_tasks=0"),
+        ({"num_tasks": 2, "num_experts": 0, "expert_units": (4,)}, "num_experts=0"),
+    ],
+)
 def test_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MultiGateMixtureOfExperts(**kwargs)

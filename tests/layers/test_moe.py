@@ -55,7 +55,9 @@ def test_token_routing_matches_numpy_and_masks_padding(tokens):
     np.testing.assert_allclose(out, reference(moe, x, mask, logits, per_token=True), atol=1e-5)
     assert np.all(out[mask == 0] == 0.0)
     decisions = moe.route(x, mask=mask)
-    np.testing.assert_array_equal(np.sort(decisions["expert_indices"].numpy(), -1), np.sort(top_k_gates(logits, 2)[1], -1))
+    np.testing.assert_array_equal(
+        np.sort(decisions["expert_indices"].numpy(), -1), np.sort(top_k_gates(logits, 2)[1], -1)
+    )
     np.testing.assert_allclose(decisions["gates"].numpy().sum(-1), 1.0, atol=1e-6)
 
 
@@ -128,8 +130,9 @@ def test_padding_takes_no_capacity_with_top1_on_token_sequences():
     # SUPER-MoE use: [batch, tokens, d] with a padding mask, top-1, Switch gates.
     x = np.random.default_rng(3).normal(size=(2, 4, 3)).astype(np.float32)
     mask = np.array([[1, 1, 0, 0], [1, 1, 0, 0]], np.float32)
-    moe = MixtureOfExperts(2, (5, 3), router="token", top_k=1, capacity_factor=0.5, normalize_gates=False,
-                           activate_output=False)
+    moe = MixtureOfExperts(
+        2, (5, 3), router="token", top_k=1, capacity_factor=0.5, normalize_gates=False, activate_output=False
+    )
     moe(x, mask=mask)
     moe._router_layer.kernel.assign(np.zeros((3, 2), np.float32))
     moe._router_layer.bias.assign(np.array([1.0, 0.0], np.float32))
@@ -180,7 +183,8 @@ def test_expert_cost_grows_with_k_not_with_the_number_of_experts():
         moe = MixtureOfExperts(num_experts, (128,), **options)
         moe(x, routing_ids=ids if options["router"] == "task_sentence" else None)
         return float_ops_per_example(
-            lambda a: moe(a, routing_ids=ids if options["router"] == "task_sentence" else None), x)
+            lambda a: moe(a, routing_ids=ids if options["router"] == "task_sentence" else None), x
+        )
 
     sparse = {e: flops(e, router="task_sentence", router_options={"vocabulary_size": 3}, top_k=2) for e in (4, 32)}
     capacity = {e: flops(e, router="token", top_k=2, capacity_factor=2.0) for e in (4, 32)}
@@ -199,7 +203,7 @@ def test_extraction_keeps_each_tasks_experts_and_gates(tokens):
     assert extracted.num_experts <= 8 and len(extracted.route_experts[0]) == 2
     assert_allclose(extracted(x, route=np.arange(4), mask=mask), full)
     for r in range(4):
-        assert_allclose(extracted(x[r:r + 1], route=r, mask=mask[r:r + 1]), full[r:r + 1])
+        assert_allclose(extracted(x[r : r + 1], route=r, mask=mask[r : r + 1]), full[r : r + 1])
     with pytest.raises(ValueError, match="task-level"):
         token = MixtureOfExperts(8, (4,), router="token")
         token(x)
@@ -225,7 +229,8 @@ def test_saved_and_restored_with_each_kind_of_router(tmp_path, tokens):
     token = MixtureOfExperts(4, (6, 3), router="token", top_k=2, capacity_factor=1.5, name="token_moe")
     check_layer(token, x, tmp_path, mask=mask)
     custom = MixtureOfExperts(
-        4, (3,), router=TaskSentenceRouter(4, vocabulary_size=3, embedding_dim=2), top_k=1, name="custom_moe")
+        4, (3,), router=TaskSentenceRouter(4, vocabulary_size=3, embedding_dim=2), top_k=1, name="custom_moe"
+    )
     check_layer(custom, x, tmp_path, mask=mask, routing_ids=tf.constant([[0, 1], [1, 2], [2, 0], [0, 0]]))
     dense = MixtureOfExperts(3, (4,), router="dense", router_options={"num_gates": 2}, top_k=None, name="dense_moe")
     check_layer(dense, x[:, 0], tmp_path)

@@ -26,7 +26,9 @@ def test_matches_numpy_reference_with_padding(tmp_path):
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.float32)
     attention = MoEMultiHeadSelfAttention(2, 3, num_experts=3, top_k=1)
     out = check_layer(attention, x, tmp_path, mask=mask).numpy()
-    q, k, v = (moe_projection(m, x).reshape(2, 5, 2, 3) for m in (attention.query_moe, attention.key_moe, attention.value_moe))
+    q, k, v = (
+        moe_projection(m, x).reshape(2, 5, 2, 3) for m in (attention.query_moe, attention.key_moe, attention.value_moe)
+    )
     scores = np.einsum("bqhk,bshk->bhqs", q, k) / np.sqrt(3) + (1 - mask)[:, None, None, :] * -1e9
     context = np.einsum("bhqs,bshk->bqhk", softmax(scores), v).reshape(2, 5, 6)
     dense = attention.output_dense
@@ -44,8 +46,9 @@ def test_one_expert_is_dense_attention_and_training_adds_balance_losses():
     dense = MoEMultiHeadSelfAttention(1, 4, num_experts=1)
     dense(x)
     kernel = dense.query_moe.experts.kernels[0].numpy()[0]
-    np.testing.assert_allclose(moe_projection(dense.query_moe, x), x @ kernel + dense.query_moe.experts.biases[0].numpy()[0],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        moe_projection(dense.query_moe, x), x @ kernel + dense.query_moe.experts.biases[0].numpy()[0], atol=1e-5
+    )
     sparse = MoEMultiHeadSelfAttention(1, 4, num_experts=4)
     sparse(x, training=True)
     assert len(sparse.losses) == 3  # one load-balancing loss per projection

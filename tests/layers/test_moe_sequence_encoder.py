@@ -9,11 +9,22 @@ def test_projection_then_blocks_with_padding(tmp_path):
     rng = np.random.default_rng(0)
     item = rng.integers(1, 20, size=(3, 5))
     item[0, 3:] = 0  # padding
-    inputs = {"item": item, "rating": rng.integers(1, 6, size=(3, 5)),
-              "interval": rng.normal(size=(3, 5, 1)).astype(np.float32)}
-    encoder = MoESequenceEncoder(8, id_channels={"item": 20}, category_channels={"rating": 5},
-                                       dense_channels={"interval": 1}, num_blocks=2, num_heads=2, key_dim=4,
-                                       ffn_units=16, num_experts=3)
+    inputs = {
+        "item": item,
+        "rating": rng.integers(1, 6, size=(3, 5)),
+        "interval": rng.normal(size=(3, 5, 1)).astype(np.float32),
+    }
+    encoder = MoESequenceEncoder(
+        8,
+        id_channels={"item": 20},
+        category_channels={"rating": 5},
+        dense_channels={"interval": 1},
+        num_blocks=2,
+        num_heads=2,
+        key_dim=4,
+        ffn_units=16,
+        num_experts=3,
+    )
     out = check_layer(encoder, inputs, tmp_path).numpy()
     valid = encoder.padding_mask(inputs).numpy()
     x = encoder.projection(inputs, mask=valid)
@@ -32,8 +43,9 @@ def test_validation():
 
 def test_paper_gate_reaches_every_block(tmp_path):
     inputs = {"item": np.array([[1, 2, 0], [3, 4, 5]])}
-    encoder = MoESequenceEncoder(8, id_channels={"item": 6}, num_blocks=2, num_heads=1, key_dim=4, ffn_units=8,
-                                 num_experts=2, ffn_gate="paper")
+    encoder = MoESequenceEncoder(
+        8, id_channels={"item": 6}, num_blocks=2, num_heads=1, key_dim=4, ffn_units=8, num_experts=2, ffn_gate="paper"
+    )
     check_layer(encoder, inputs, tmp_path)
     assert encoder.get_config()["ffn_gate"] == "paper"
     assert all(block.ffn_gate == "paper" and block.feed_forward.normalize_gates for block in encoder.blocks)

@@ -21,8 +21,14 @@ def channels(seed=0):
 
 def layer():
     return MultiChannelProjection(
-        6, category_channels={"rating": 3, "genres": 5}, id_channels={"item": 10}, dense_channels={"interval": 1},
-        category_dim=2, id_dim=3, activation="relu")
+        6,
+        category_channels={"rating": 3, "genres": 5},
+        id_channels={"item": 10},
+        dense_channels={"interval": 1},
+        category_dim=2,
+        id_dim=3,
+        activation="relu",
+    )
 
 
 def test_matches_numpy_reference(tmp_path):

@@ -11,7 +11,9 @@ def test_attention_and_feed_forward_read_the_same_normalised_input(tmp_path):
     block = ParallelTransformerBlock(num_heads=2, ffn_units=16, name="parallel_block")
     out = check_layer(block, x, tmp_path, mask=mask).numpy()
     normed = block.norm(x)
-    expected = x + block.attention(normed, mask=mask).numpy() + block.ffn_output(block.ffn_hidden(normed)).numpy()  # eq. 4
+    expected = (
+        x + block.attention(normed, mask=mask).numpy() + block.ffn_output(block.ffn_hidden(normed)).numpy()
+    )  # eq. 4
     np.testing.assert_allclose(out[mask > 0], expected[mask > 0], atol=1e-5)
     np.testing.assert_allclose(out[1, 2], x[1, 2])  # padding passes through
     mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)

@@ -18,11 +18,17 @@ def test_input_routers_give_logits_per_token_or_per_sentence(tokens):
     np.testing.assert_allclose(logits, x @ token.kernel.numpy() + token.bias.numpy(), atol=1e-5)  # [3, 4, 6]
     sentence = SentenceRouter(6)
     mean = np.stack([x[i][mask[i]].mean(0) for i in range(3)])  # padding excluded
-    np.testing.assert_allclose(sentence(x, mask=mask).numpy(), mean @ sentence.kernel.numpy() + sentence.bias.numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        sentence(x, mask=mask).numpy(), mean @ sentence.kernel.numpy() + sentence.bias.numpy(), atol=1e-5
+    )
     dense = DenseRouter(6, num_gates=2)
     every = dense(x, mask=mask).numpy()  # [3, 2, 6]
-    np.testing.assert_allclose(every, np.einsum("bd,gde->bge", mean, dense.kernel.numpy()) + dense.bias.numpy(), atol=1e-5)
-    np.testing.assert_allclose(dense(x, mask=mask, routing_ids=np.array([1, 1, 0])).numpy(), every[[0, 1, 2], [1, 1, 0]], atol=1e-5)
+    np.testing.assert_allclose(
+        every, np.einsum("bd,gde->bge", mean, dense.kernel.numpy()) + dense.bias.numpy(), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        dense(x, mask=mask, routing_ids=np.array([1, 1, 0])).numpy(), every[[0, 1, 2], [1, 1, 0]], atol=1e-5
+    )
 
 
 def test_task_routers_ignore_the_input(tokens, tmp_path):
@@ -36,7 +42,9 @@ def test_task_routers_ignore_the_input(tokens, tmp_path):
     token_ids = np.array([[0, 3], [1, 3], [0, 4]])
     logits = check_layer(sentence, x, tmp_path, routing_ids=token_ids).numpy()
     embedding = sentence.task_token_embedding.numpy()
-    expected = (embedding[token_ids[:, 0]] + embedding[token_ids[:, 1]]) / 2 @ sentence.kernel.numpy() + sentence.bias.numpy()
+    expected = (
+        embedding[token_ids[:, 0]] + embedding[token_ids[:, 1]]
+    ) / 2 @ sentence.kernel.numpy() + sentence.bias.numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-5)
     with pytest.raises(ValueError, match="routing_ids"):
         task(x)

@@ -4,22 +4,32 @@ from tests.harness import check_layer
 from tfzoo.data import CategoricalFeature, DatasetSpec, IdFeature, NumericFeature, SequenceFeature
 from tfzoo.layers import RowTokens
 
-SPEC = DatasetSpec(features=(
-    CategoricalFeature("country", vocabulary=("de", "fr")),
-    NumericFeature("age", mean=0.0, std=1.0),
-    IdFeature("item_id", num_ids=6, embedding_dim=3),
-    SequenceFeature("history", IdFeature("item", num_ids=6), max_length=3),
-))
+SPEC = DatasetSpec(
+    features=(
+        CategoricalFeature("country", vocabulary=("de", "fr")),
+        NumericFeature("age", mean=0.0, std=1.0),
+        IdFeature("item_id", num_ids=6, embedding_dim=3),
+        SequenceFeature("history", IdFeature("item", num_ids=6), max_length=3),
+    )
+)
 FEATURES = {
-    "country": np.array([1, 2], np.int64), "age": np.array([0.5, -1.0], np.float32),
-    "item_id": np.array([0, 5], np.int64), "history": np.array([[2, 5, 0], [0, 0, 0]], np.int64),
+    "country": np.array([1, 2], np.int64),
+    "age": np.array([0.5, -1.0], np.float32),
+    "item_id": np.array([0, 5], np.int64),
+    "history": np.array([[2, 5, 0], [0, 0, 0]], np.int64),
 }
 
 
 def test_one_token_per_group_then_one_per_behaviour_sequence(tmp_path):
-    layer = RowTokens(SPEC, token_features={"user": ["country", "age"], "item": ["item_id"]},
-                      behaviour_sequences={"history": ["history"]}, model_dim=4, embedding_dim=2, num_heads=2,
-                      name="row_tokens")
+    layer = RowTokens(
+        SPEC,
+        token_features={"user": ["country", "age"], "item": ["item_id"]},
+        behaviour_sequences={"history": ["history"]},
+        model_dim=4,
+        embedding_dim=2,
+        num_heads=2,
+        name="row_tokens",
+    )
     out = check_layer(layer, FEATURES, tmp_path).numpy()
     assert out.shape == (2, layer.num_tokens, 4) == (2, 3, 4)
     # Token order: the feature groups as given, then the sequences; each is its own encoder.

@@ -6,17 +6,22 @@ from tfzoo.layers import WideDeepEncoder
 
 
 def test_item_parts_are_id_deep_wide_and_precomputed_concatenated(tmp_path):
-    spec = DatasetSpec(features=(
-        IdFeature("item_id", num_ids=5, embedding_dim=3),
-        CategoricalFeature("brand", vocabulary=("a", "b")),
-        SequenceFeature("genres", CategoricalFeature("genre", vocabulary=("x", "y", "z")), max_length=3),
-        NumericFeature("price", mean=0.0, std=1.0),
-        NumericFeature("year", mean=0.0, std=1.0),
-        EmbeddingFeature("clip", dim=4),
-    ))
+    spec = DatasetSpec(
+        features=(
+            IdFeature("item_id", num_ids=5, embedding_dim=3),
+            CategoricalFeature("brand", vocabulary=("a", "b")),
+            SequenceFeature("genres", CategoricalFeature("genre", vocabulary=("x", "y", "z")), max_length=3),
+            NumericFeature("price", mean=0.0, std=1.0),
+            NumericFeature("year", mean=0.0, std=1.0),
+            EmbeddingFeature("clip", dim=4),
+        )
+    )
     features = {
-        "item_id": np.array([0, 4]), "brand": np.array([1, 2]), "genres": np.array([[1, 2, 0], [3, 0, 0]]),
-        "price": np.array([0.5, -1.0], np.float32), "year": np.array([1.0, 2.0], np.float32),
+        "item_id": np.array([0, 4]),
+        "brand": np.array([1, 2]),
+        "genres": np.array([[1, 2, 0], [3, 0, 0]]),
+        "price": np.array([0.5, -1.0], np.float32),
+        "year": np.array([1.0, 2.0], np.float32),
         "clip": np.arange(8, dtype=np.float32).reshape(2, 4),
     }
     encoder = WideDeepEncoder(spec, units=6, embedding_dim=2, name="item_encoder")

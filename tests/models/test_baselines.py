@@ -2,18 +2,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfzoo
+from tests.harness import check_model
 from tfzoo.data import make_dataset
 from tfzoo.evaluation import roc_auc
-from tfzoo.models import MMoE, PLE, SharedBottom, SingleTaskTowers
-from tests.harness import check_model
+from tfzoo.models import PLE, MMoE, SharedBottom, SingleTaskTowers
 
 TINY = {
     SingleTaskTowers: {"embedding_dim": 2, "hidden_units": (8,)},
     SharedBottom: {"embedding_dim": 2, "bottom_units": (8,), "tower_units": (4,)},
     MMoE: {"embedding_dim": 2, "num_experts": 3, "expert_units": (8,), "tower_units": (4,)},
-    PLE: {"embedding_dim": 2, "num_levels": 2, "num_task_experts": 1, "num_shared_experts": 1,
-          "expert_units": (8,), "tower_units": (4,)},
+    PLE: {
+        "embedding_dim": 2,
+        "num_levels": 2,
+        "num_task_experts": 1,
+        "num_shared_experts": 1,
+        "expert_units": (8,),
+        "tower_units": (4,),
+    },
 }
 
 
@@ -92,7 +97,15 @@ def test_fit_learns_and_reports_per_task_metrics(census_small):
     model = MMoE(feature_spec=spec, **TINY[MMoE])
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
     history = model.fit(make_dataset(data, spec, batch_size=128, shuffle=True, seed=0), epochs=3, verbose=0).history
-    for key in ("loss", "income_loss", "never_married_loss", "income_auc", "income_ap", "never_married_auc", "never_married_ap"):
+    for key in (
+        "loss",
+        "income_loss",
+        "never_married_loss",
+        "income_auc",
+        "income_ap",
+        "never_married_auc",
+        "never_married_ap",
+    ):
         assert key in history
     assert history["loss"][-1] < 0.7 * history["loss"][0]
     predictions = model.predict(make_dataset(data, spec, batch_size=512, with_labels=False), verbose=0)

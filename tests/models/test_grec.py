@@ -3,18 +3,38 @@ import pytest
 import tensorflow as tf
 
 from tests.harness import assert_allclose, check_layer, check_model
-from tfzoo.data import CategoricalFeature, DatasetSpec, IdFeature, NumericFeature, SequenceFeature, TabularData, make_dataset
+from tfzoo.data import (
+    CategoricalFeature,
+    DatasetSpec,
+    IdFeature,
+    NumericFeature,
+    SequenceFeature,
+    TabularData,
+    make_dataset,
+)
 from tfzoo.evaluation import float_ops_per_example, roc_auc
 from tfzoo.models import GRec
 from tfzoo.models.grec import DEFAULT_CAPACITY_FACTOR
 
-TOKENS = {"user": ["cat_0", "cat_1", "num_0", "num_1"], "context": ["cat_2", "cat_3", "num_2", "num_3"],
-          "item": ["item_vector"]}
+TOKENS = {
+    "user": ["cat_0", "cat_1", "num_0", "num_1"],
+    "context": ["cat_2", "cat_3", "num_2", "num_3"],
+    "item": ["item_vector"],
+}
 
 
 def tiny(spec, **options):
-    defaults = dict(feature_spec=spec, token_features=TOKENS, model_dim=8, embedding_dim=4, num_heads=2,
-                    num_experts=4, top_k=2, expert_units=(8,), tower_units=(8,))
+    defaults = dict(
+        feature_spec=spec,
+        token_features=TOKENS,
+        model_dim=8,
+        embedding_dim=4,
+        num_heads=2,
+        num_experts=4,
+        top_k=2,
+        expert_units=(8,),
+        tower_units=(8,),
+    )
     return GRec(**{**defaults, **options})
 
 
@@ -91,8 +111,10 @@ def test_extracted_cost_does_not_grow_with_the_number_of_experts(synthetic_small
         model = tiny(spec, num_experts=experts, top_k=2, expert_units=(64,))
         model(features)
         extracted = model.extract()
-        costs[experts] = float_ops_per_example(lambda f: extracted.task_probability(f, 1, "ctr"), features)
-        full_costs[experts] = float_ops_per_example(lambda f: model(f), features)
+        costs[experts] = float_ops_per_example(
+            lambda f, extracted=extracted: extracted.task_probability(f, 1, "ctr"), features
+        )
+        full_costs[experts] = float_ops_per_example(lambda f, model=model: model(f), features)
     assert costs[32] == costs[4]
     # The full model is sparse too: only its router grows with E, and its grouped
     # dispatch pads each expert's group by at most ~25% (less as groups shrink).
@@ -117,13 +139,27 @@ def test_behaviour_sequences_become_tokens_and_padding_is_ignored(tmp_path):
         history[row, :length] = rng.integers(0, 10, length)
         rating[row, :length] = rng.integers(1, 6, length)
     data = TabularData(
-        features={"gender": np.array(list("FMFMFM"), object), "age": rng.uniform(18, 60, 6).astype(np.float32),
-                  "history": history, "history_rating": rating, "flow": np.array(["young", "old"] * 3, object)},
+        features={
+            "gender": np.array(list("FMFMFM"), object),
+            "age": rng.uniform(18, 60, 6).astype(np.float32),
+            "history": history,
+            "history_rating": rating,
+            "flow": np.array(["young", "old"] * 3, object),
+        },
         labels={"like": np.array([1, 0, 1, 0, 1, 1], np.float32), "love": np.array([0, 0, 1, 0, 0, 1], np.float32)},
-        spec=spec)
-    model = GRec(feature_spec=spec, token_features={"user": ["gender", "age"]},
-                 behaviour_sequences={"history": ["history", "history_rating"]}, model_dim=8, num_heads=2,
-                 num_experts=4, top_k=2, expert_units=(8,), tower_units=(4,))
+        spec=spec,
+    )
+    model = GRec(
+        feature_spec=spec,
+        token_features={"user": ["gender", "age"]},
+        behaviour_sequences={"history": ["history", "history_rating"]},
+        model_dim=8,
+        num_heads=2,
+        num_experts=4,
+        top_k=2,
+        expert_units=(8,),
+        tower_units=(4,),
+    )
     features = next(iter(make_dataset(data, spec, batch_size=6, with_labels=False)))
     assert set(model(features)) == {"like", "love"}
     sequence = model.row_encoder.sequences["history"]

@@ -69,8 +69,9 @@ print(json.dumps({
 @pytest.mark.parametrize("routing", ["task_sentence"])
 def test_one_step_on_two_replicas_equals_one_step_on_one_device(routing):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-c", SCRIPT, routing], capture_output=True, text=True, timeout=200,
-                            env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, routing], capture_output=True, text=True, timeout=200, env=env, check=False
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["replicas"] == 2

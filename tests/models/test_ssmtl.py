@@ -19,8 +19,16 @@ def test_model_round_trips_and_embeds_roots(friendship_batches, tmp_path):
     # `check_model`'s steps, except that the objectives' heads are built by a first loss
     # evaluation (a plain call only runs the encoder), as the training family does.
     batch = friendship_batches[0]
-    model = _model(cca_weight=0.5, mae_weight=2.0, id_buckets=300, readout="concat", message_passing="both",
-                   candidate_bias=True, ssl_batch_size=16, mae_decoder_dim=8)
+    model = _model(
+        cca_weight=0.5,
+        mae_weight=2.0,
+        id_buckets=300,
+        readout="concat",
+        message_passing="both",
+        candidate_bias=True,
+        ssl_batch_size=16,
+        mae_decoder_dim=8,
+    )
     model.compute_loss(batch)
     embeddings = model(batch["query"])
     assert embeddings.shape == (32, 8)
@@ -42,20 +50,26 @@ def test_model_round_trips_and_embeds_roots(friendship_batches, tmp_path):
     assert tf.keras.utils.get_registered_object("tfzoo>SSMTLRetrieval") is SSMTLRetrieval
 
 
-@pytest.mark.parametrize("weights, parts", [
-    ({}, ["retrieval_loss"]),
-    ({"cca_weight": 0.5}, ["retrieval_loss", "cca_loss"]),
-    ({"mae_weight": 2.0}, ["retrieval_loss", "mae_loss"]),
-    ({"cca_weight": 0.5, "mae_weight": 2.0}, ["retrieval_loss", "cca_loss", "mae_loss"]),
-    ({"retrieval_weight": 0.0, "mae_weight": 1.0}, ["mae_loss"]),
-])
+@pytest.mark.parametrize(
+    "weights, parts",
+    [
+        ({}, ["retrieval_loss"]),
+        ({"cca_weight": 0.5}, ["retrieval_loss", "cca_loss"]),
+        ({"mae_weight": 2.0}, ["retrieval_loss", "mae_loss"]),
+        ({"cca_weight": 0.5, "mae_weight": 2.0}, ["retrieval_loss", "cca_loss", "mae_loss"]),
+        ({"retrieval_weight": 0.0, "mae_weight": 1.0}, ["mae_loss"]),
+    ],
+)
 def test_each_enabled_part_is_logged_and_the_total_is_eq_6(friendship_batches, weights, parts):
     model = _model(**weights)
     total = float(model.compute_loss(friendship_batches[0], training=True))
     logged = {m.name: float(m.result()) for m in model.metrics}
     assert sorted(logged) == sorted(["loss", *parts])
-    weight_of = {"retrieval_loss": weights.get("retrieval_weight", 1.0), "cca_loss": weights.get("cca_weight", 0.0),
-                 "mae_loss": weights.get("mae_weight", 0.0)}
+    weight_of = {
+        "retrieval_loss": weights.get("retrieval_weight", 1.0),
+        "cca_loss": weights.get("cca_weight", 0.0),
+        "mae_loss": weights.get("mae_weight", 0.0),
+    }
     assert total == pytest.approx(sum(weight_of[p] * logged[p] for p in parts), rel=1e-5)
     assert logged["loss"] == pytest.approx(total, rel=1e-5)
     # A switched-off objective builds nothing: no CCA head or GraphMAE decoder weights.
@@ -79,8 +93,10 @@ def test_fitting_reduces_every_loss(friendship_batches):
     tf.keras.utils.set_random_seed(0)
     model = _model(cca_weight=0.05, mae_weight=10.0)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
-    spec = {name: graph.spec.relax(num_components=True, num_nodes=True, num_edges=True)
-            for name, graph in friendship_batches[0].items()}
+    spec = {
+        name: graph.spec.relax(num_components=True, num_nodes=True, num_edges=True)
+        for name, graph in friendship_batches[0].items()
+    }
     data = tf.data.Dataset.from_generator(lambda: _fit_generator(friendship_batches, 100), output_signature=spec)
     history = model.fit(data, steps_per_epoch=4, epochs=4, verbose=0).history
     for name in ("loss", "retrieval_loss", "cca_loss", "mae_loss"):
@@ -106,7 +122,11 @@ def _expected_retrieval_loss(queries, candidates, query_ids, candidate_ids, prob
     for row in range(batch):
         accidental = (candidate_ids == candidate_ids[row]) & (np.arange(len(candidate_ids)) != row)
         scores[row, accidental] = -np.inf
-    log_softmax = scores - np.log(np.exp(scores - scores.max(1, keepdims=True)).sum(1, keepdims=True)) - scores.max(1, keepdims=True)
+    log_softmax = (
+        scores
+        - np.log(np.exp(scores - scores.max(1, keepdims=True)).sum(1, keepdims=True))
+        - scores.max(1, keepdims=True)
+    )
     return -log_softmax[np.arange(batch), np.arange(batch)].sum()
 
 
@@ -123,12 +143,14 @@ def test_retrieval_loss_is_eq_5_with_bias_log_q_and_uniform_negatives(friendship
     model.compute_loss(batch)
     model.bias_embedding.embeddings.assign(rng.normal(size=(300, 1)).astype(np.float32))
     queries = model.query_embeddings(batch["query"]).numpy()
-    candidates = np.concatenate([model.candidate_embeddings(batch["candidate"]).numpy(),
-                                 model.candidate_embeddings(batch["negatives"]).numpy()])
+    candidates = np.concatenate(
+        [model.candidate_embeddings(batch["candidate"]).numpy(), model.candidate_embeddings(batch["negatives"]).numpy()]
+    )
     ids = np.concatenate([root_ids(batch["candidate"]).numpy(), [7, 8, 9, 10, 11]])
     probability = np.concatenate([batch["candidate_probability"].numpy(), batch["negative_probability"].numpy()])
-    expected = _expected_retrieval_loss(queries, candidates, root_ids(batch["query"]).numpy(), ids,
-                                        probability if logq else None)
+    expected = _expected_retrieval_loss(
+        queries, candidates, root_ids(batch["query"]).numpy(), ids, probability if logq else None
+    )
     assert float(model.retrieval_loss(batch, training=False)) == pytest.approx(expected, rel=1e-4)
 
 

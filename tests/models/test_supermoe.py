@@ -11,8 +11,8 @@ from tfzoo.data.behaviour_sequences import (
     with_noise_task,
 )
 from tfzoo.evaluation.metrics import roc_auc
-from tfzoo.export.fresh_process import call_in_fresh_process
 from tfzoo.export import read_warmup_requests
+from tfzoo.export.fresh_process import call_in_fresh_process
 from tfzoo.export.supermoe import export_supermoe
 from tfzoo.models.supermoe import (
     MaskedChannelPretrainer,
@@ -30,8 +30,16 @@ def sequences():
 
 
 def encoder_options(sizes, experts=3):
-    return dict(units=16, category_channels=sizes.category_channels, id_channels=sizes.id_channels,
-                dense_channels=sizes.dense_channels, num_heads=2, key_dim=8, ffn_units=16, num_experts=experts)
+    return dict(
+        units=16,
+        category_channels=sizes.category_channels,
+        id_channels=sizes.id_channels,
+        dense_channels=sizes.dense_channels,
+        num_heads=2,
+        key_dim=8,
+        ffn_units=16,
+        num_experts=experts,
+    )
 
 
 def batches(data, labels=True):
@@ -41,11 +49,14 @@ def batches(data, labels=True):
 
 def test_hinge_surrogate_and_max_pool_by_hand():
     # Pairs (+0: 2.0, -: 1.5 and 3.0): hinge 1 - 0.5 = 0.5 and 1 + 1 = 2; masked row ignored -> 1.25.
-    loss = pairwise_hinge_auc_loss(tf.constant([2.0, 1.5, 3.0, 9.0]), tf.constant([1.0, 0.0, 0.0, 0.0]),
-                                   tf.constant([1.0, 1.0, 1.0, 0.0]))
+    loss = pairwise_hinge_auc_loss(
+        tf.constant([2.0, 1.5, 3.0, 9.0]), tf.constant([1.0, 0.0, 0.0, 0.0]), tf.constant([1.0, 1.0, 1.0, 0.0])
+    )
     assert float(loss) == pytest.approx(1.25)
-    pooled = masked_max_pool(tf.constant([[[1.0, -5.0], [3.0, -7.0], [9.0, 9.0]], [[4.0, 4.0], [5.0, 5.0], [6.0, 6.0]]]),
-                             tf.constant([[True, True, False], [False, False, False]]))
+    pooled = masked_max_pool(
+        tf.constant([[[1.0, -5.0], [3.0, -7.0], [9.0, 9.0]], [[4.0, 4.0], [5.0, 5.0], [6.0, 6.0]]]),
+        tf.constant([[True, True, False], [False, False, False]]),
+    )
     # Row 1 has no real step (no history): the zero vector, not the -1e9 floor.
     np.testing.assert_allclose(pooled.numpy(), [[3.0, -5.0], [0.0, 0.0]])
 
@@ -57,8 +68,9 @@ def test_a_masked_step_hides_every_channel(sequences):
     # encoder computes from it, must be the same.
     data, sizes = sequences
     features = {k: np.asarray(v) for k, v in channel_columns(data.take(np.arange(64))).items()}
-    pretrainer = MaskedChannelPretrainer(encoder=encoder_options(sizes), masked_channels=["item", "rating"],
-                                         mask_rate=0.3, seed=1)
+    pretrainer = MaskedChannelPretrainer(
+        encoder=encoder_options(sizes), masked_channels=["item", "rating"], mask_rate=0.3, seed=1
+    )
     chosen = pretrainer.draw_masked_steps(features).numpy()  # [64, L]
     valid = features["item"] > 0
     assert chosen.sum() > 20 and not (chosen & ~valid).any()
@@ -89,8 +101,9 @@ def test_a_masked_step_hides_every_channel(sequences):
 
 def test_pretrainer_evaluation_masks_the_same_steps_every_time(sequences):
     data, sizes = sequences
-    pretrainer = MaskedChannelPretrainer(encoder=encoder_options(sizes), masked_channels=["item", "rating"],
-                                         mask_rate=0.3, num_sampled=8)
+    pretrainer = MaskedChannelPretrainer(
+        encoder=encoder_options(sizes), masked_channels=["item", "rating"], mask_rate=0.3, num_sampled=8
+    )
     pretrainer.compile(optimizer="adam")
     first = pretrainer.evaluate(batches(data.take(np.arange(128)), labels=False), return_dict=True, verbose=0)
     second = pretrainer.evaluate(batches(data.take(np.arange(128)), labels=False), return_dict=True, verbose=0)
@@ -108,8 +121,9 @@ def test_pretraining_predicts_masked_items_from_their_context():
     frequencies /= frequencies.sum()
     unigram_entropy = -(frequencies * np.log(frequencies)).sum()
     tf.keras.utils.set_random_seed(0)
-    pretrainer = MaskedChannelPretrainer(encoder=encoder_options(sizes), masked_channels=["item", "rating"],
-                                         mask_rate=0.3, num_sampled=32)
+    pretrainer = MaskedChannelPretrainer(
+        encoder=encoder_options(sizes), masked_channels=["item", "rating"], mask_rate=0.3, num_sampled=32
+    )
     pretrainer.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
     before = pretrainer.evaluate(batches(held_out, labels=False), return_dict=True, verbose=0)
     pretrainer.fit(batches(train, labels=False), epochs=3, verbose=0)
@@ -123,8 +137,9 @@ def test_pretraining_then_fine_tuning(sequences, tmp_path):
     order = np.random.default_rng(0).permutation(len(data))
     train, test = data.take(order[:1000]), data.take(order[1000:])
     tf.keras.utils.set_random_seed(0)
-    pretrainer = MaskedChannelPretrainer(encoder=encoder_options(sizes), masked_channels=["item", "rating"],
-                                         mask_rate=0.3, num_sampled=16)
+    pretrainer = MaskedChannelPretrainer(
+        encoder=encoder_options(sizes), masked_channels=["item", "rating"], mask_rate=0.3, num_sampled=16
+    )
     pretrainer.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
     pretrainer.fit(batches(train, labels=False), epochs=1, verbose=0)
     checkpoint = tf.train.Checkpoint(encoder=pretrainer.encoder).write(str(tmp_path / "encoder"))
@@ -133,8 +148,9 @@ def test_pretraining_then_fine_tuning(sequences, tmp_path):
     sample = channel_columns(test.take(np.arange(4)))
     model(sample)
     model.load_encoder(checkpoint)
-    np.testing.assert_allclose(model.encoder.projection.tables["item"].numpy(),
-                               pretrainer.encoder.projection.tables["item"].numpy())
+    np.testing.assert_allclose(
+        model.encoder.projection.tables["item"].numpy(), pretrainer.encoder.projection.tables["item"].numpy()
+    )
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
     model.fit(batches(train), epochs=3, verbose=0)
     predictions = model.predict(batches(test, labels=False), verbose=0)
@@ -145,11 +161,14 @@ def test_pretraining_then_fine_tuning(sequences, tmp_path):
     path = export_supermoe(model, None, tmp_path / "savedmodels", "supermoe")
     assert path.name == "1"
     inputs = {k: np.asarray(v) for k, v in sample.items()}
-    served = tf.saved_model.load(str(path)).signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+    served = tf.saved_model.load(str(path)).signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in inputs.items()}
+    )
     np.testing.assert_allclose(served["female"].numpy(), model(sample)["female"].numpy(), atol=1e-5)
     # The warm-up requests hold real histories (not all padding), so warm-up runs the encoder.
-    warmup = {log.predict_log.request.model_spec.signature_name: log.predict_log.request
-              for log in read_warmup_requests(path)}
+    warmup = {
+        log.predict_log.request.model_spec.signature_name: log.predict_log.request for log in read_warmup_requests(path)
+    }
     assert set(warmup) == {"serving_default", "user_embedding"}
     warm_items = tf.make_ndarray(warmup["user_embedding"].inputs["item"])
     assert (warm_items[0] > 0).all() and (warm_items > 0).sum(axis=1).tolist() == [3, 2]

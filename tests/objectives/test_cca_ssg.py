@@ -37,7 +37,9 @@ def test_cca_loss_matches_numpy_reference(lam):
 def test_cca_loss_by_hand_on_whitened_identical_views():
     # Two identical views whose standardised columns are orthonormal: every term is 0.
     z = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
-    assert cca_ssg_loss(tf.constant(z), tf.constant(z), decorrelation_weight=1.0).numpy() == pytest.approx(0.0, abs=1e-6)
+    assert cca_ssg_loss(tf.constant(z), tf.constant(z), decorrelation_weight=1.0).numpy() == pytest.approx(
+        0.0, abs=1e-6
+    )
     # Standardised columns are +-0.5. Swapping the columns of one view: A - B has rows
     # 0, (1, -1), (-1, 1), 0, so the invariance term is 4 and the views stay whitened.
     swapped = z[:, ::-1]

@@ -38,9 +38,15 @@ def zoo_models(tmp_path_factory) -> tuple[Path, dict[str, Reference]]:
 def zoo_server(zoo_models):
     """One server (gRPC + REST, batching on) over the zoo models; 1 MiB message limit."""
     base, _ = zoo_models
-    options = ServerOptions(model_base_path=base, port=0, rest_port=0, poll_seconds=0, num_threads=8,
-                            max_message_bytes=ZOO_MAX_MESSAGE_BYTES,
-                            batching=BatchingOptions(max_batch_size=32, batch_timeout_micros=2000))
+    options = ServerOptions(
+        model_base_path=base,
+        port=0,
+        rest_port=0,
+        poll_seconds=0,
+        num_threads=8,
+        max_message_bytes=ZOO_MAX_MESSAGE_BYTES,
+        batching=BatchingOptions(max_batch_size=32, batch_timeout_micros=2000),
+    )
     server = ModelServer(options).start()
     yield server
     server.stop()
@@ -66,19 +72,26 @@ def tls_files(tmp_path_factory) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     directory = tmp_path_factory.mktemp("tls")
     cert, key_file = directory / "server.crt", directory / "server.key"
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert, key_file

@@ -15,8 +15,9 @@ import json
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -35,7 +36,10 @@ def saved_model_reference(path: Path) -> Reference:
     loaded = tf.saved_model.load(str(path))
 
     def reference(signature, inputs):
-        return {k: v.numpy() for k, v in loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+        return {
+            k: v.numpy()
+            for k, v in loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()}).items()
+        }
 
     return reference
 
@@ -53,9 +57,17 @@ TINY_OPTIONS: dict[str, dict] = {
     "shared_bottom": {"bottom_units": [8], "tower_units": [4]},
     "mmoe": {"num_experts": 2, "expert_units": [8], "tower_units": [4]},
     "ple": {"num_levels": 1, "num_task_experts": 1, "num_shared_experts": 1, "expert_units": [8], "tower_units": [4]},
-    "grec": {"token_features": {"user": ["cat_0", "num_0"], "item": ["item_vector"]}, "model_dim": 8, "num_heads": 2,
-             "num_experts": 4, "top_k": 2, "expert_units": [8], "tower_units": [4]},
+    "grec": {
+        "token_features": {"user": ["cat_0", "num_0"], "item": ["item_vector"]},
+        "model_dim": 8,
+        "num_heads": 2,
+        "num_experts": 4,
+        "top_k": 2,
+        "expert_units": [8],
+        "tower_units": [4],
+    },
 }
+
 
 # Models outside the tabular ranking family: `model name -> () -> (model, inputs)`, the
 # model and the model-inputs description a run hands to the model's exporter.
@@ -70,11 +82,25 @@ def _prepared_run(model: str, dataset: str, options: dict) -> tuple[tf.keras.Mod
 ZOO_MODEL_BUILDERS: dict[str, Callable[[], tuple[tf.keras.Model, Any]]] = {
     # Explicit eq. 6 weights: the objectives' heads exist (the export leaves them out), and
     # no calibration runs.
-    "ssmtl": lambda: _prepared_run("ssmtl", "friend_graph", {"hidden_dim": 8, "embedding_dim": 8, "num_heads": 2,
-                                                              "fanouts": [3, 2], "cca_weight": 0.1, "mae_weight": 1.0,
-                                                              "ssl_batch_size": 16, "mae_decoder_dim": 8}),
-    "supermoe": lambda: _prepared_run("supermoe", "generated_sequences", {
-        "encoder": {"units": 8, "num_heads": 2, "key_dim": 4, "ffn_units": 8, "num_experts": 2}}),
+    "ssmtl": lambda: _prepared_run(
+        "ssmtl",
+        "friend_graph",
+        {
+            "hidden_dim": 8,
+            "embedding_dim": 8,
+            "num_heads": 2,
+            "fanouts": [3, 2],
+            "cca_weight": 0.1,
+            "mae_weight": 1.0,
+            "ssl_batch_size": 16,
+            "mae_decoder_dim": 8,
+        },
+    ),
+    "supermoe": lambda: _prepared_run(
+        "supermoe",
+        "generated_sequences",
+        {"encoder": {"units": 8, "num_heads": 2, "key_dim": 4, "ffn_units": 8, "num_experts": 2}},
+    ),
 }
 
 # Every model with a registered exporter is served in the end-to-end tests.
@@ -87,20 +113,25 @@ def build_zoo_model(model_name: str, *, seed: int = 0) -> tuple[tf.keras.Model, 
     if model_name in ZOO_MODEL_BUILDERS:
         return ZOO_MODEL_BUILDERS[model_name]()
     if MODEL_FAMILIES.get(model_name) != "ranking":
-        raise LookupError(f"Model {model_name!r} has an exporter but the serving tests cannot build it: add a "
-                          f"builder of a tiny {model_name} to ZOO_MODEL_BUILDERS in {Path(__file__).name}.")
+        raise LookupError(
+            f"Model {model_name!r} has an exporter but the serving tests cannot build it: add a "
+            f"builder of a tiny {model_name} to ZOO_MODEL_BUILDERS in {Path(__file__).name}."
+        )
     try:
         model = build_model(model_name, SYNTHETIC_SPEC, options=TINY_OPTIONS.get(model_name))
     except (TypeError, ValueError) as error:
-        raise LookupError(f"Cannot build a tiny {model_name!r} on the synthetic spec ({error}): add its options to "
-                          f"TINY_OPTIONS (or a builder to ZOO_MODEL_BUILDERS) in {Path(__file__).name}.") from error
+        raise LookupError(
+            f"Cannot build a tiny {model_name!r} on the synthetic spec ({error}): add its options to "
+            f"TINY_OPTIONS (or a builder to ZOO_MODEL_BUILDERS) in {Path(__file__).name}."
+        ) from error
     # Called once, as a run's model is before training (exporters may need built layers).
     model(next(iter(tfzoo.data.make_dataset(_SYNTHETIC.take(np.arange(2)), SYNTHETIC_SPEC, batch_size=2)))[0])
     return model, SYNTHETIC_SPEC.to_config()
 
 
-def export_zoo_model(model_name: str, base: Path, name: str | None = None, *, seed: int = 0,
-                     version: int | None = None) -> Path:
+def export_zoo_model(
+    model_name: str, base: Path, name: str | None = None, *, seed: int = 0, version: int | None = None
+) -> Path:
     """A tiny `model_name` exported by its registered exporter (warm-up records, models.config)."""
     model, inputs = build_zoo_model(model_name, seed=seed)
     return export_model(model_name, model, inputs, base, name or model_name, version=version)
@@ -121,7 +152,7 @@ def export_ranker(model_name: str, base: Path, name: str, *, seed: int = 0, vers
 
 
 def ranker_rows(signature: str, start: int = 0, rows: int = 3) -> dict[str, np.ndarray]:
-    return {k: v[start:start + rows] for k, v in SYNTHETIC_ROWS.items()}
+    return {k: v[start : start + rows] for k, v in SYNTHETIC_ROWS.items()}
 
 
 def request_inputs(signature, warmup, *, start: int = 0, rows: int = 3) -> dict[str, np.ndarray]:
@@ -131,9 +162,13 @@ def request_inputs(signature, warmup, *, start: int = 0, rows: int = 3) -> dict[
     signature takes the spec's raw features, else the rows of the version's warm-up records.
     """
     names = set(signature.inputs)
-    if names <= set(SYNTHETIC_ROWS) and all(signature.inputs[k].dtype.is_compatible_with(
-            tf.string if SYNTHETIC_ROWS[k].dtype == object else tf.as_dtype(SYNTHETIC_ROWS[k].dtype)) for k in names):
-        return {k: SYNTHETIC_ROWS[k][start:start + rows] for k in names}
+    if names <= set(SYNTHETIC_ROWS) and all(
+        signature.inputs[k].dtype.is_compatible_with(
+            tf.string if SYNTHETIC_ROWS[k].dtype == object else tf.as_dtype(SYNTHETIC_ROWS[k].dtype)
+        )
+        for k in names
+    ):
+        return {k: SYNTHETIC_ROWS[k][start : start + rows] for k in names}
     return example_inputs(signature, warmup, batch_size=rows)
 
 
@@ -165,11 +200,15 @@ def build_tf1_model(path: Path) -> None:
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
             builder = signature.Builder(str(path))
-            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={
-                "serving_default": signature.predict_signature_def({"x": x}, {"y": y}),
-                "classify": signature.classification_signature_def(serialized, classes, scores),
-                "regress": signature.regression_signature_def(serialized, y_parsed),
-            })
+            builder.add_meta_graph_and_variables(
+                session,
+                ["serve"],
+                signature_def_map={
+                    "serving_default": signature.predict_signature_def({"x": x}, {"y": y}),
+                    "classify": signature.classification_signature_def(serialized, classes, scores),
+                    "regress": signature.regression_signature_def(serialized, y_parsed),
+                },
+            )
             builder.save()
 
 
@@ -203,8 +242,12 @@ def _json_string(value):
 def rest_call(url: str, path: str, body=None, *, raw: bytes | None = None, context=None) -> tuple[int, dict]:
     """(HTTP status, JSON body) of a REST call: GET without a body, POST with one."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url + path, data=data, method="POST" if data is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + path,
+        data=data,
+        method="POST" if data is not None else "GET",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30, context=context) as response:
             return response.status, json.loads(response.read())
@@ -215,5 +258,10 @@ def rest_call(url: str, path: str, body=None, *, raw: bytes | None = None, conte
 def assert_outputs_close(actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray]) -> None:
     assert set(actual) == set(expected)
     for key in expected:
-        np.testing.assert_allclose(np.asarray(actual[key], dtype=np.float64), np.asarray(expected[key], dtype=np.float64),
-                                   rtol=1e-6, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(
+            np.asarray(actual[key], dtype=np.float64),
+            np.asarray(expected[key], dtype=np.float64),
+            rtol=1e-6,
+            atol=1e-6,
+            err_msg=key,
+        )

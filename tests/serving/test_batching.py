@@ -47,8 +47,10 @@ def test_concurrent_requests_are_merged_and_split_back():
     recorder = Recorder()
     batcher = SignatureBatcher(recorder, BatchingOptions(max_batch_size=16, batch_timeout_micros=200_000), name="test")
     rng = np.random.default_rng(0)
-    requests = [{"x": rng.normal(size=n).astype(np.float32), "z": rng.normal(size=(n, 3)).astype(np.float32)}
-                for n in (1, 2, 3, 1, 2, 3)]
+    requests = [
+        {"x": rng.normal(size=n).astype(np.float32), "z": rng.normal(size=(n, 3)).astype(np.float32)}
+        for n in (1, 2, 3, 1, 2, 3)
+    ]
     results = _run_concurrently(batcher, requests)
     batcher.close()
     for request, result in zip(requests, results):
@@ -61,9 +63,11 @@ def test_concurrent_requests_are_merged_and_split_back():
 def test_incompatible_shapes_never_share_a_batch_and_large_requests_run_alone():
     recorder = Recorder()
     batcher = SignatureBatcher(recorder, BatchingOptions(max_batch_size=4, batch_timeout_micros=50_000), name="test")
-    requests = [{"x": np.ones(2, np.float32), "z": np.ones((2, 3), np.float32)},
-                {"x": np.ones(2, np.float32), "z": np.ones((2, 5), np.float32)},
-                {"x": np.ones(9, np.float32), "z": np.ones((9, 1), np.float32)}]
+    requests = [
+        {"x": np.ones(2, np.float32), "z": np.ones((2, 3), np.float32)},
+        {"x": np.ones(2, np.float32), "z": np.ones((2, 5), np.float32)},
+        {"x": np.ones(9, np.float32), "z": np.ones((9, 1), np.float32)},
+    ]
     results = _run_concurrently(batcher, requests)
     batcher.close()
     assert [r["y"].tolist() for r in results] == [[5.0, 5.0], [7.0, 7.0], [3.0] * 9]
@@ -102,11 +106,18 @@ def test_a_failing_batch_fails_each_of_its_requests_and_the_batcher_goes_on():
 
 def test_tf_serving_batching_parameters_file(tmp_path):
     path = tmp_path / "batching_parameters.txt"
-    path.write_text("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 500 }\n"
-                    "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 10 }\n"
-                    "allowed_batch_sizes: 8\nallowed_batch_sizes: 32\npad_variable_length_inputs: true\n")
+    path.write_text(
+        "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 500 }\n"
+        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 10 }\n"
+        "allowed_batch_sizes: 8\nallowed_batch_sizes: 32\npad_variable_length_inputs: true\n"
+    )
     assert read_batching_parameters(path) == BatchingOptions(
-        max_batch_size=32, batch_timeout_micros=500, num_batch_threads=2, max_enqueued_batches=10, allowed_batch_sizes=(8, 32))
+        max_batch_size=32,
+        batch_timeout_micros=500,
+        num_batch_threads=2,
+        max_enqueued_batches=10,
+        allowed_batch_sizes=(8, 32),
+    )
     path.write_text("max_batch_size { value: 32 }\nmax_batch_sise { value: 3 }\n")
     with pytest.raises(ValueError, match=r"batching_parameters.txt.*2:1"):
         read_batching_parameters(path)

@@ -40,8 +40,12 @@ def export_scann_index(path: Path) -> None:
     index = tfrs.layers.factorized_top_k.ScaNN(k=5, num_leaves=4, num_leaves_to_search=4, num_reordering_candidates=100)
     index.index(tf.constant(SCANN_CANDIDATES), tf.range(100, dtype=tf.int64))
     module = _Index(index)
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.search},
-                        options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]))
+    tf.saved_model.save(
+        module,
+        str(path),
+        signatures={"serving_default": module.search},
+        options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +55,29 @@ def served_process(small_models, tmp_path_factory):
     for name in ("ranker", "half_plus_two"):
         os.symlink(small_models / name, base / name)
     export_scann_index(base / "scann_index" / "1")
-    with ServerProcess(["--model-base-path", str(base), "--port", "0", "--rest-port", "0", "--poll-seconds", "0"],
-                       timeout=90) as server:
+    with ServerProcess(
+        ["--model-base-path", str(base), "--port", "0", "--rest-port", "0", "--poll-seconds", "0"], timeout=90
+    ) as server:
         yield server
 
 
 # What `tfzoo query` must not load: the model libraries, and tfzoo's models, data pipelines,
 # server and exporters (of the export package only the neutral input values, which import
 # nothing of tfzoo).
-HEAVY_MODULES = ("tensorflow_recommenders", "tensorflow_gnn", "scann", "tfzoo.models", "tfzoo.graph", "tfzoo.data",
-                 "tfzoo.serving.server", "tfzoo.training.families")
-IMPORTED = (f"sorted(m for m in sys.modules if m in {HEAVY_MODULES!r}"
-            " or (m.startswith('tfzoo.export.') and m != 'tfzoo.export.signature_values'))")
+HEAVY_MODULES = (
+    "tensorflow_recommenders",
+    "tensorflow_gnn",
+    "scann",
+    "tfzoo.models",
+    "tfzoo.graph",
+    "tfzoo.data",
+    "tfzoo.serving.server",
+    "tfzoo.training.families",
+)
+IMPORTED = (
+    f"sorted(m for m in sys.modules if m in {HEAVY_MODULES!r}"
+    " or (m.startswith('tfzoo.export.') and m != 'tfzoo.export.signature_values'))"
+)
 
 
 def _fresh_python(code: str) -> subprocess.CompletedProcess:
@@ -74,16 +89,20 @@ def _fresh_python(code: str) -> subprocess.CompletedProcess:
 @pytest.mark.timeout(300)
 def test_tfzoo_query_imports_neither_tfrs_tfgnn_nor_scann(served_process):
     query = ["query", "half_plus_two", "--server", served_process.grpc_target, "--input", "x=[1.0, 3.0]"]
-    result = _fresh_python(f"import json, sys\nfrom tfzoo import cli\ncode = cli.main({query!r})\n"
-                           f"print(json.dumps({{'code': code, 'imported': {IMPORTED}}}))")
+    result = _fresh_python(
+        f"import json, sys\nfrom tfzoo import cli\ncode = cli.main({query!r})\n"
+        f"print(json.dumps({{'code': code, 'imported': {IMPORTED}}}))"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert json.loads(lines[-1]) == {"code": 0, "imported": []}, result.stderr[-2000:]
     assert "y: [2.5, 3.5]" in lines  # y = 0.5 x + 2
 
     # `--help` needs no TensorFlow at all.
-    result = _fresh_python("import json, sys\nfrom tfzoo import cli\ntry:\n    cli.main(['query', '--help'])\n"
-                           f"except SystemExit as stop:\n    print(json.dumps([stop.code, 'tensorflow' in sys.modules, {IMPORTED}]))")
+    result = _fresh_python(
+        "import json, sys\nfrom tfzoo import cli\ntry:\n    cli.main(['query', '--help'])\n"
+        f"except SystemExit as stop:\n    print(json.dumps([stop.code, 'tensorflow' in sys.modules, {IMPORTED}]))"
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == [0, False, []]
 
@@ -93,7 +112,9 @@ def test_tfzoo_serve_process_serves_a_scann_index_and_answers_tfzoo_query(served
     target = served_process.grpc_target
     assert served_process.rest_url is None  # --rest-port 0: no REST API, as in TF Serving
     with Client(target) as client:
-        assert {s.state for name in ("ranker", "half_plus_two", "scann_index") for s in client.status(name)} == {"AVAILABLE"}
+        assert {s.state for name in ("ranker", "half_plus_two", "scann_index") for s in client.status(name)} == {
+            "AVAILABLE"
+        }
         # The ScaNN ops were registered by the server process for this graph; exact top-5 by dot product.
         ids = client.predict("scann_index", {"queries": SCANN_CANDIDATES[:2]})["ids"]
         np.testing.assert_array_equal(ids, np.argsort(-(SCANN_CANDIDATES[:2] @ SCANN_CANDIDATES.T), axis=1)[:, :5])
@@ -137,8 +158,9 @@ def test_recipe_queries_every_signature_of_every_model(small_models, capsys):
 @pytest.mark.timeout(180)
 def test_tls_on_grpc_and_rest(small_models, tls_files):
     cert, key = tls_files
-    options = ServerOptions(model_base_path=small_models, port=0, rest_port=0, poll_seconds=0,
-                            tls_cert_file=cert, tls_key_file=key)
+    options = ServerOptions(
+        model_base_path=small_models, port=0, rest_port=0, poll_seconds=0, tls_cert_file=cert, tls_key_file=key
+    )
     inputs = {"x": np.array([2.0], np.float32)}
     with ModelServer(options) as server:
         with Client(server.grpc_target, root_certificates=cert.read_bytes()) as client:
@@ -149,7 +171,9 @@ def test_tls_on_grpc_and_rest(small_models, tls_files):
             assert error.value.code() == grpc.StatusCode.UNAVAILABLE
         assert server.rest_url.startswith("https://")
         context = ssl.create_default_context(cafile=str(cert))
-        status, body = rest_call(server.rest_url, "/v1/models/half_plus_two:predict", {"instances": [2.0]}, context=context)
+        status, body = rest_call(
+            server.rest_url, "/v1/models/half_plus_two:predict", {"instances": [2.0]}, context=context
+        )
         assert (status, body) == (200, {"predictions": [3.0]})
 
 
@@ -159,11 +183,13 @@ def test_server_binds_loopback_by_default_and_refuses_a_taken_port(tmp_path):
     # No models yet is a valid state: the server starts and answers NOT_FOUND until some arrive.
     with ModelServer(ServerOptions(model_base_path=tmp_path, port=0, rest_port=0, poll_seconds=0)) as server:
         with pytest.raises(OSError, match="Cannot listen"):
-            ModelServer(ServerOptions(model_base_path=tmp_path, port=server.grpc_port, rest_port=None,
-                                      poll_seconds=0)).start()
+            ModelServer(
+                ServerOptions(model_base_path=tmp_path, port=server.grpc_port, rest_port=None, poll_seconds=0)
+            ).start()
         with pytest.raises(OSError):
-            ModelServer(ServerOptions(model_base_path=tmp_path, port=0, rest_port=server.rest_port,
-                                      poll_seconds=0)).start()
+            ModelServer(
+                ServerOptions(model_base_path=tmp_path, port=0, rest_port=server.rest_port, poll_seconds=0)
+            ).start()
         with Client(server.grpc_target) as client, pytest.raises(grpc.RpcError) as error:
             client.status("anything")
         assert error.value.code() == grpc.StatusCode.NOT_FOUND

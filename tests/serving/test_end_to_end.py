@@ -6,7 +6,14 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.serving.helpers import ZOO_MODELS, assert_outputs_close, predict_signatures, request_inputs, rest_call, to_json
+from tests.serving.helpers import (
+    ZOO_MODELS,
+    assert_outputs_close,
+    predict_signatures,
+    request_inputs,
+    rest_call,
+    to_json,
+)
 from tfzoo.export import read_models_config, read_warmup_requests
 from tfzoo.serving import Client, ModelServer, ServerOptions
 from tfzoo.serving.servable import read_saved_model
@@ -44,16 +51,20 @@ def test_rest_predict_row_and_column_formats_equal_in_process(model, zoo_server,
         expected = reference(signature, inputs)
         rows = len(next(iter(inputs.values())))
         instances = [{k: to_json(v[i]) for k, v in inputs.items()} for i in range(rows)]
-        status, body = rest_call(zoo_server.rest_url, f"/v1/models/{model}:predict",
-                                 {"signature_name": signature, "instances": instances})
+        status, body = rest_call(
+            zoo_server.rest_url, f"/v1/models/{model}:predict", {"signature_name": signature, "instances": instances}
+        )
         assert status == 200, body
         predictions = body["predictions"]
         if len(expected) == 1:  # one output: its values directly (TF Serving's row format)
             predictions = [{next(iter(expected)): p} for p in predictions]
         assert_outputs_close({k: np.array([p[k] for p in predictions]) for k in expected}, expected)
 
-        status, body = rest_call(zoo_server.rest_url, f"/v1/models/{model}/versions/1:predict",
-                                 {"signature_name": signature, "inputs": {k: to_json(v) for k, v in inputs.items()}})
+        status, body = rest_call(
+            zoo_server.rest_url,
+            f"/v1/models/{model}/versions/1:predict",
+            {"signature_name": signature, "inputs": {k: to_json(v) for k, v in inputs.items()}},
+        )
         assert status == 200, body
         outputs = body["outputs"] if len(expected) > 1 else {next(iter(expected)): body["outputs"]}
         assert_outputs_close({k: np.array(v) for k, v in outputs.items()}, expected)
@@ -69,15 +80,19 @@ def test_metadata_and_status_over_grpc_and_rest(model, zoo_server):
         assert set(metadata.signatures) == set(servable.signatures)
         for name in signatures:
             served = servable.signature(name)
-            assert {k: (s.dtype, s.shape.as_list()) for k, s in metadata.signatures[name].inputs.items()} == \
-                {k: (s.dtype, s.shape.as_list()) for k, s in served.inputs.items()}
+            assert {k: (s.dtype, s.shape.as_list()) for k, s in metadata.signatures[name].inputs.items()} == {
+                k: (s.dtype, s.shape.as_list()) for k, s in served.inputs.items()
+            }
         states = client.status(model)
         assert [(s.version, s.state, s.error_code) for s in states] == [(1, "AVAILABLE", "OK")]
 
     status, body = rest_call(zoo_server.rest_url, f"/v1/models/{model}")
     assert status == 200
-    assert body == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
-                                              "status": {"error_code": "OK", "error_message": ""}}]}
+    assert body == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     status, body = rest_call(zoo_server.rest_url, f"/v1/models/{model}/versions/1/metadata")
     assert status == 200
     assert body["model_spec"]["name"] == model and body["model_spec"]["version"] == "1"
@@ -97,8 +112,11 @@ def test_wrong_inputs_are_invalid_argument_naming_the_input(model, zoo_server):
                 "not_an_input": {**inputs, "not_an_input": np.zeros(3, np.float32)},
                 first: {k: v for k, v in inputs.items() if k != first},
             }
-            for named, bad in [*bad_requests.items(), (first, {**inputs, first: wrong_dtype}),
-                               (first, {**inputs, first: inputs[first][..., np.newaxis]})]:
+            for named, bad in [
+                *bad_requests.items(),
+                (first, {**inputs, first: wrong_dtype}),
+                (first, {**inputs, first: inputs[first][..., np.newaxis]}),
+            ]:
                 with pytest.raises(grpc.RpcError) as error:
                     client.predict(model, bad, signature=signature)
                 assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (signature, named)
@@ -140,11 +158,17 @@ def test_classify_and_regress_on_tf1_signatures(small_server):
         np.testing.assert_allclose([score for _, score in classes[0]], [sigmoid(2.0), 1 - sigmoid(2.0)], rtol=1e-6)
         assert client.predict("half_plus_two", {"x": np.array([1.0, 3.0], np.float32)})["y"].tolist() == [2.5, 3.5]
 
-    status, body = rest_call(small_server.rest_url, "/v1/models/half_plus_two:regress",
-                             {"signature_name": "regress", "examples": [{"x": 2.0}, {"x": 4.0}]})
+    status, body = rest_call(
+        small_server.rest_url,
+        "/v1/models/half_plus_two:regress",
+        {"signature_name": "regress", "examples": [{"x": 2.0}, {"x": 4.0}]},
+    )
     assert (status, body) == (200, {"results": [3.0, 4.0]})
-    status, body = rest_call(small_server.rest_url, "/v1/models/half_plus_two:classify",
-                             {"signature_name": "classify", "examples": [{"x": 0.0}]})
+    status, body = rest_call(
+        small_server.rest_url,
+        "/v1/models/half_plus_two:classify",
+        {"signature_name": "classify", "examples": [{"x": 0.0}]},
+    )
     assert status == 200 and [label for label, _ in body["results"][0]] == ["high", "low"]
     status, body = rest_call(small_server.rest_url, "/v1/models/half_plus_two:predict", {"instances": [1.0, 3.0]})
     assert (status, body) == (200, {"predictions": [2.5, 3.5]})

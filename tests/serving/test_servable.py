@@ -25,8 +25,11 @@ def test_graph_op_names_include_function_bodies():
 def test_scann_ops_are_registered_from_the_scann_package_when_missing(monkeypatch):
     registered, loaded = set(), []
     # Pretend this process has not registered the ScaNN ops yet (importing TFRS does it).
-    monkeypatch.setattr(servable_module, "unregistered_ops",
-                        lambda ops: sorted(o for o in ops if o.startswith("Scann>") and o not in registered))
+    monkeypatch.setattr(
+        servable_module,
+        "unregistered_ops",
+        lambda ops: sorted(o for o in ops if o.startswith("Scann>") and o not in registered),
+    )
     monkeypatch.setattr(servable_module, "_loaded_op_libraries", set())
 
     def load_op_library(path):
@@ -62,6 +65,11 @@ def test_json_values_become_arrays_of_the_signature_dtype():
 def test_outputs_to_json_follow_tf_serving_formats():
     outputs = {"scores": np.array([0.5, 0.25], np.float32), "ids_bytes": np.array([b"\xff", b"a"], dtype=object)}
     row = predict_outputs_to_json(outputs, "row")
-    assert row == {"predictions": [{"scores": 0.5, "ids_bytes": {"b64": "/w=="}}, {"scores": 0.25, "ids_bytes": {"b64": "YQ=="}}]}
+    assert row == {
+        "predictions": [{"scores": 0.5, "ids_bytes": {"b64": "/w=="}}, {"scores": 0.25, "ids_bytes": {"b64": "YQ=="}}]
+    }
     assert predict_outputs_to_json({"y": np.array([[1, 2]], np.int64)}, "column") == {"outputs": [[1, 2]]}
-    assert json.loads(json.dumps(predict_outputs_to_json({"y": np.array([np.nan], np.float32)}, "row")))["predictions"][0] != 0
+    assert (
+        json.loads(json.dumps(predict_outputs_to_json({"y": np.array([np.nan], np.float32)}, "row")))["predictions"][0]
+        != 0
+    )

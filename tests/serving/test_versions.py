@@ -14,7 +14,13 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from tests.serving.helpers import copy_version, export_ranker, ranker_rows, rest_call, to_json
-from tfzoo.export import add_to_models_config, predict_log, read_models_config, write_models_config, write_warmup_requests
+from tfzoo.export import (
+    add_to_models_config,
+    predict_log,
+    read_models_config,
+    write_models_config,
+    write_warmup_requests,
+)
 from tfzoo.serving import Client, ModelServer, ServerOptions
 from tfzoo.serving.servable import read_saved_model
 
@@ -51,8 +57,10 @@ def test_new_version_takes_traffic_while_clients_run_without_a_failed_request(tm
                 results.append(("rest", None, {k: np.array(v) for k, v in answer["outputs"].items()}))
 
     with ModelServer(ServerOptions(model_base_path=tmp_path, port=0, rest_port=0, poll_seconds=0.1)) as server:
-        threads = [threading.Thread(target=grpc_loop, args=(server.grpc_target,)),
-                   threading.Thread(target=rest_loop, args=(server.rest_url,))]
+        threads = [
+            threading.Thread(target=grpc_loop, args=(server.grpc_target,)),
+            threading.Thread(target=rest_loop, args=(server.rest_url,)),
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -109,11 +117,17 @@ def _config(text: str) -> model_server_config_pb2.ModelServerConfig:
 
 def test_removed_version_is_unloaded(tmp_path, one_model):
     base = _base_with_versions(tmp_path, one_model, [1, 2])
-    write_models_config(base / "models.config", _config(
-        f'model_config_list {{ config {{ name: "ranker" base_path: "{base / "ranker"}" '
-        'model_platform: "tensorflow" model_version_policy { all {} } } }'))
-    with ModelServer(ServerOptions(model_base_path=base, port=0, rest_port=None, poll_seconds=0)) as server, \
-            Client(server.grpc_target) as client:
+    write_models_config(
+        base / "models.config",
+        _config(
+            f'model_config_list {{ config {{ name: "ranker" base_path: "{base / "ranker"}" '
+            'model_platform: "tensorflow" model_version_policy { all {} } } }'
+        ),
+    )
+    with (
+        ModelServer(ServerOptions(model_base_path=base, port=0, rest_port=None, poll_seconds=0)) as server,
+        Client(server.grpc_target) as client,
+    ):
         assert _served_versions(server, "ranker") == [1, 2]
         assert client.predict("ranker", INPUTS).version == 2
         shutil.rmtree(base / "ranker" / "2")
@@ -129,10 +143,14 @@ def test_removed_version_is_unloaded(tmp_path, one_model):
 def test_version_policies_labels_and_config_reloads(tmp_path, one_model):
     base = _base_with_versions(tmp_path, one_model, [1, 2, 3])
     config_file = tmp_path / "serving.config"  # explicit --model-config-file, relative base path
-    write_models_config(config_file, _config(
-        'model_config_list { config { name: "ranker" base_path: "ranker" model_platform: "tensorflow" '
-        'model_version_policy { specific { versions: 1 versions: 3 } } '
-        'version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 3 } } }'))
+    write_models_config(
+        config_file,
+        _config(
+            'model_config_list { config { name: "ranker" base_path: "ranker" model_platform: "tensorflow" '
+            "model_version_policy { specific { versions: 1 versions: 3 } } "
+            'version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 3 } } }'
+        ),
+    )
     options = ServerOptions(model_base_path=base, model_config_file=config_file, port=0, rest_port=0, poll_seconds=0)
     with ModelServer(options) as server, Client(server.grpc_target) as client:
         assert _served_versions(server, "ranker") == [1, 3]
@@ -146,18 +164,25 @@ def test_version_policies_labels_and_config_reloads(tmp_path, one_model):
         assert status == 200 and body["model_spec"]["version"] == "3"
 
         # Editing the config file: the next poll serves the two latest versions.
-        write_models_config(config_file, _config(
-            'model_config_list { config { name: "ranker" base_path: "ranker" '
-            'model_version_policy { latest { num_versions: 2 } } } }'))
+        write_models_config(
+            config_file,
+            _config(
+                'model_config_list { config { name: "ranker" base_path: "ranker" '
+                "model_version_policy { latest { num_versions: 2 } } } }"
+            ),
+        )
         server.manager.poll()
         assert _served_versions(server, "ranker") == [2, 3]
         assert {s.version: s.state for s in client.status("ranker")}[1] == "END"
 
         # ModelService.HandleReloadConfigRequest replaces the config.
-        client.reload_config(_config(
-            f'model_config_list {{ config {{ name: "ranker" base_path: "{base / "ranker"}" '
-            'model_version_policy { all {} } } '
-            f'config {{ name: "renamed" base_path: "{base / "ranker"}" }} }}'))
+        client.reload_config(
+            _config(
+                f'model_config_list {{ config {{ name: "ranker" base_path: "{base / "ranker"}" '
+                "model_version_policy { all {} } } "
+                f'config {{ name: "renamed" base_path: "{base / "ranker"}" }} }}'
+            )
+        )
         assert _served_versions(server, "ranker") == [1, 2, 3]
         assert client.predict("renamed", INPUTS).version == 3
         with pytest.raises(grpc.RpcError) as error:
@@ -169,8 +194,10 @@ def test_export_adds_models_the_running_server_picks_up_and_removal_unloads(tmp_
     source, expected = one_model
     add_to_models_config(tmp_path, "first")
     shutil.copytree(source, tmp_path / "first" / "1")
-    with ModelServer(ServerOptions(model_base_path=tmp_path, port=0, rest_port=None, poll_seconds=0)) as server, \
-            Client(server.grpc_target) as client:
+    with (
+        ModelServer(ServerOptions(model_base_path=tmp_path, port=0, rest_port=None, poll_seconds=0)) as server,
+        Client(server.grpc_target) as client,
+    ):
         assert server.manager.model_names() == ["first"]
         shutil.copytree(source, tmp_path / "second" / "4")
         add_to_models_config(tmp_path, "second")
@@ -197,10 +224,14 @@ def test_export_adds_models_the_running_server_picks_up_and_removal_unloads(tmp_
 
 def test_failed_warmup_keeps_the_version_out_of_traffic(tmp_path, one_model):
     base = _base_with_versions(tmp_path, one_model, [1])
-    with ModelServer(ServerOptions(model_base_path=base, port=0, rest_port=None, poll_seconds=0)) as server, \
-            Client(server.grpc_target) as client:
+    with (
+        ModelServer(ServerOptions(model_base_path=base, port=0, rest_port=None, poll_seconds=0)) as server,
+        Client(server.grpc_target) as client,
+    ):
         bad = copy_version(base, "ranker", 1, 2)
-        write_warmup_requests(bad, [predict_log("ranker", "serving_default", {"not_an_input": np.zeros(1, np.float32)})])
+        write_warmup_requests(
+            bad, [predict_log("ranker", "serving_default", {"not_an_input": np.zeros(1, np.float32)})]
+        )
         server.manager.poll()
         states = {s.version: s for s in client.status("ranker")}
         assert states[1].state == "AVAILABLE"
@@ -220,10 +251,16 @@ def test_graph_with_an_unknown_op_fails_to_load_naming_the_op(tmp_path, one_mode
     proto = read_saved_model(base / "ranker" / "1")
     proto.meta_graphs[0].graph_def.node.add(name="custom", op="Bogus>Lookup")
     (base / "ranker" / "1" / "saved_model.pb").write_bytes(proto.SerializeToString())
-    with ModelServer(ServerOptions(model_base_path=base, port=0, rest_port=None, poll_seconds=0)) as server, \
-            Client(server.grpc_target) as client:
+    with (
+        ModelServer(ServerOptions(model_base_path=base, port=0, rest_port=None, poll_seconds=0)) as server,
+        Client(server.grpc_target) as client,
+    ):
         (state,) = client.status("ranker")
-        assert state.state == "END" and "Bogus>Lookup" in state.error_message and "--custom-op-library" in state.error_message
+        assert (
+            state.state == "END"
+            and "Bogus>Lookup" in state.error_message
+            and "--custom-op-library" in state.error_message
+        )
         with pytest.raises(grpc.RpcError) as error:
             client.predict("ranker", INPUTS)
         assert error.value.code() == grpc.StatusCode.NOT_FOUND

@@ -27,8 +27,17 @@ EPOCHS = 2
 BATCH_SIZE = 2048
 STEPS_PER_EPOCH = 8  # 16,000 synthetic training rows
 TRAIN_ARGS = [
-    "mmoe", "--dataset", "synthetic", "--epochs", str(EPOCHS), "--batch-size", str(BATCH_SIZE),
-    "--option", "num_experts=2", "--option", "expert_units=[16]",
+    "mmoe",
+    "--dataset",
+    "synthetic",
+    "--epochs",
+    str(EPOCHS),
+    "--batch-size",
+    str(BATCH_SIZE),
+    "--option",
+    "num_experts=2",
+    "--option",
+    "expert_units=[16]",
 ]
 TFZOO = [sys.executable, "-m", "tfzoo"]
 
@@ -54,8 +63,13 @@ def _launch(command, *, workers, ps=0, timeout=480, **kwargs) -> tuple[int, str]
 def single_device_run(tmp_path_factory):
     """MMoE trained on one device, in this process: the reference of every strategy."""
     out = tmp_path_factory.mktemp("single") / "run"
-    config = RunConfig(model="mmoe", dataset="synthetic", epochs=EPOCHS, batch_size=BATCH_SIZE,
-                       model_options={"num_experts": 2, "expert_units": [16]})
+    config = RunConfig(
+        model="mmoe",
+        dataset="synthetic",
+        epochs=EPOCHS,
+        batch_size=BATCH_SIZE,
+        model_options={"num_experts": 2, "expert_units": [16]},
+    )
     train(config, out, verbose=0)
     return out
 
@@ -64,7 +78,9 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(single_device_run, tm
     run = tmp_path / "run"
     result = subprocess.run(
         [*TFZOO, "train", *TRAIN_ARGS, "--strategy", "mirrored", "--cpu-devices", "2", "--out", str(run)],
-        capture_output=True, text=True, timeout=420,
+        capture_output=True,
+        text=True,
+        timeout=420,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert json.loads((run / "config.json").read_text())["distribute"] == {"strategy": "mirrored", "replicas": 2}
@@ -81,21 +97,43 @@ def test_two_worker_multi_worker_mirrored_matches_one_device(single_device_run, 
     _assert_same_training(run, single_device_run)
 
 
-GREC_OPTIONS = {"token_features": {"user": ["cat_0", "num_0"], "item": ["item_vector"]}, "model_dim": 8,
-                "num_heads": 2, "num_experts": 4, "top_k": 2, "expert_units": [8], "tower_units": [4]}
+GREC_OPTIONS = {
+    "token_features": {"user": ["cat_0", "num_0"], "item": ["item_vector"]},
+    "model_dim": 8,
+    "num_heads": 2,
+    "num_experts": 4,
+    "top_k": 2,
+    "expert_units": [8],
+    "tower_units": [4],
+}
 
 
 def test_grec_under_two_workers_matches_one_device(tmp_path):
     # Task-sentence routing is dropless, so replicas route their rows exactly as one device
     # does; only the load-balancing loss (computed per replica, on half the rows) differs,
     # by its small weight: hence a looser tolerance than MMoE's.
-    config = RunConfig(model="grec", dataset="synthetic", epochs=EPOCHS, batch_size=BATCH_SIZE,
-                       model_options=GREC_OPTIONS)
+    config = RunConfig(
+        model="grec", dataset="synthetic", epochs=EPOCHS, batch_size=BATCH_SIZE, model_options=GREC_OPTIONS
+    )
     train(config, tmp_path / "single", verbose=0)
     options = [arg for key, value in GREC_OPTIONS.items() for arg in ("--option", f"{key}={json.dumps(value)}")]
     code, log = _launch(
-        [*TFZOO, "train", "grec", "--dataset", "synthetic", "--epochs", str(EPOCHS), "--batch-size", str(BATCH_SIZE),
-         *options, "--strategy", "multi_worker", "--out", str(tmp_path / "multi_worker")],
+        [
+            *TFZOO,
+            "train",
+            "grec",
+            "--dataset",
+            "synthetic",
+            "--epochs",
+            str(EPOCHS),
+            "--batch-size",
+            str(BATCH_SIZE),
+            *options,
+            "--strategy",
+            "multi_worker",
+            "--out",
+            str(tmp_path / "multi_worker"),
+        ],
         workers=2,
     )
     assert code == 0, log[-5000:]
@@ -110,8 +148,10 @@ def _latest_backup_position(backup_dir) -> tuple[int, int] | None:
         reader = tf.train.load_checkpoint(latest)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError):
         return None  # being written
-    return (int(reader.get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")),
-            int(reader.get_tensor("ckpt_saved_batch/.ATTRIBUTES/VARIABLE_VALUE")))
+    return (
+        int(reader.get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")),
+        int(reader.get_tensor("ckpt_saved_batch/.ATTRIBUTES/VARIABLE_VALUE")),
+    )
 
 
 def test_worker_killed_mid_epoch_recovers_without_losing_steps(single_device_run, tmp_path):
@@ -138,7 +178,9 @@ def test_worker_killed_mid_epoch_recovers_without_losing_steps(single_device_run
 
     code, log = _launch(
         [*TFZOO, "train", *TRAIN_ARGS, "--strategy", "multi_worker", "--backup-every", "2", "--out", str(run)],
-        workers=2, max_restarts=1, on_start=kill_worker_1_in_second_epoch,
+        workers=2,
+        max_restarts=1,
+        on_start=kill_worker_1_in_second_epoch,
     )
     assert code == 0, log[-5000:]
     assert len(attempts) == 2 and killed_at, "worker 1 was not killed mid-training"
@@ -159,9 +201,19 @@ def test_parameter_server_shards_tables_across_both_servers(single_device_run, t
     run = tmp_path / "run"
     # 1 KiB threshold: the MMoE's larger weights split across the 2 parameter servers.
     code, log = _launch(
-        [*TFZOO, "train", *TRAIN_ARGS, "--strategy", "parameter_server",
-         "--min-shard-bytes", "1024", "--out", str(run)],
-        workers=2, ps=2,
+        [
+            *TFZOO,
+            "train",
+            *TRAIN_ARGS,
+            "--strategy",
+            "parameter_server",
+            "--min-shard-bytes",
+            "1024",
+            "--out",
+            str(run),
+        ],
+        workers=2,
+        ps=2,
     )
     assert code == 0, log[-5000:]
     placement = json.loads((run / "config.json").read_text())["distribute"]["placement"]

@@ -22,17 +22,36 @@ def test_supermoe_id_tables_sharded_over_two_parameter_servers(tmp_path):
     # larger dense weights) split over both servers, small layers stay whole.
     run = tmp_path / "run"
     code, log = _launch(
-        [*TFZOO, "train", "supermoe", "--dataset", "generated_sequences", "--epochs", "2", "--batch-size", "64",
-         "--option", 'encoder={"units": 16, "num_heads": 2, "key_dim": 8, "ffn_units": 16, "num_experts": 2}',
-         "--strategy", "parameter_server", "--min-shard-bytes", "4096", "--out", str(run)],
-        workers=2, ps=2,
+        [
+            *TFZOO,
+            "train",
+            "supermoe",
+            "--dataset",
+            "generated_sequences",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--option",
+            'encoder={"units": 16, "num_heads": 2, "key_dim": 8, "ffn_units": 16, "num_experts": 2}',
+            "--strategy",
+            "parameter_server",
+            "--min-shard-bytes",
+            "4096",
+            "--out",
+            str(run),
+        ],
+        workers=2,
+        ps=2,
     )
     assert code == 0, log[-5000:]
     placement = json.loads((run / "config.json").read_text())["distribute"]["placement"]
     item_tables = {name: devices for name, devices in placement.items() if "item" in name and len(devices) > 1}
     assert item_tables, sorted(placement)
     for name, devices in item_tables.items():
-        assert sorted(devices) == ["/job:ps/replica:0/task:0/device:CPU:0", "/job:ps/replica:0/task:1/device:CPU:0"], name
+        assert sorted(devices) == ["/job:ps/replica:0/task:0/device:CPU:0", "/job:ps/replica:0/task:1/device:CPU:0"], (
+            name
+        )
     losses = _metrics(run)["history"]["loss"]
     assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
 
@@ -43,10 +62,35 @@ def test_ssmtl_trains_with_per_replica_subgraph_batches(strategy, tmp_path):
     # replicas, so each replica (or parameter-server worker) builds its own batches
     # (`FitData.replica_fn`) from the NumPy graph.
     run = tmp_path / "run"
-    command = [*TFZOO, "train", "ssmtl", "--dataset", "friend_graph", "--data-option", "num_users=1000",
-               "--epochs", "2", "--batch-size", "256",
-               "--option", "hidden_dim=8", "--option", "embedding_dim=8", "--option", "num_heads=2",
-               "--option", "mae_weight=1.0", "--option", "cca_weight=0", "--option", "fanouts=[3, 2]", "--strategy", strategy, "--out", str(run)]
+    command = [
+        *TFZOO,
+        "train",
+        "ssmtl",
+        "--dataset",
+        "friend_graph",
+        "--data-option",
+        "num_users=1000",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "256",
+        "--option",
+        "hidden_dim=8",
+        "--option",
+        "embedding_dim=8",
+        "--option",
+        "num_heads=2",
+        "--option",
+        "mae_weight=1.0",
+        "--option",
+        "cca_weight=0",
+        "--option",
+        "fanouts=[3, 2]",
+        "--strategy",
+        strategy,
+        "--out",
+        str(run),
+    ]
     if strategy == "mirrored":
         result = subprocess.run([*command, "--cpu-devices", "2"], capture_output=True, text=True, timeout=420)
         code, log = result.returncode, result.stdout + result.stderr

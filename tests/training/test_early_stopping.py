@@ -16,8 +16,9 @@ def test_training_stops_after_patience_and_the_best_epoch_is_what_the_run_keeps(
     # patience 1, ends training before epochs 4 and 5.
     scores = iter([0.50, 0.70, 0.60, 0.90, 0.95])
     monkeypatch.setattr(RankingFamily, "validation_score", lambda self, prepared: next(scores))
-    config = RunConfig(model="mmoe", dataset="synthetic", epochs=5, batch_size=1024, seed=3, model_options=TINY_MMOE,
-                       patience=1)
+    config = RunConfig(
+        model="mmoe", dataset="synthetic", epochs=5, batch_size=1024, seed=3, model_options=TINY_MMOE, patience=1
+    )
     metrics = train(config, tmp_path / "run", verbose=0)
     assert metrics["epochs_trained"] == 3 and metrics["best_epoch"] == 2
     assert metrics["validation_metric"] == "val_mean_auc"
@@ -28,9 +29,9 @@ def test_training_stops_after_patience_and_the_best_epoch_is_what_the_run_keeps(
     # The run's model is epoch 2's: the per-epoch checkpoint 2 holds the same weights.
     run = load_run(tmp_path / "run")
     epoch_two = load_run(tmp_path / "run")
-    tf.train.Checkpoint(model=epoch_two.model, optimizer=epoch_two.model.optimizer,
-                        epochs_done=epoch_two.checkpoint.epochs_done).restore(
-        str(tmp_path / "run" / "checkpoints" / "ckpt-2")).expect_partial()
+    tf.train.Checkpoint(
+        model=epoch_two.model, optimizer=epoch_two.model.optimizer, epochs_done=epoch_two.checkpoint.epochs_done
+    ).restore(str(tmp_path / "run" / "checkpoints" / "ckpt-2")).expect_partial()
     for best, two in zip(run.model.get_weights(), epoch_two.model.get_weights()):
         np.testing.assert_array_equal(best, two)
     # ... and not epoch 3's.
@@ -42,13 +43,15 @@ def test_training_stops_after_patience_and_the_best_epoch_is_what_the_run_keeps(
 def _weights_of_checkpoint(tmp_path, number):
     run = load_run(tmp_path / "run")
     tf.train.Checkpoint(model=run.model, optimizer=run.model.optimizer, epochs_done=run.checkpoint.epochs_done).restore(
-        str(tmp_path / "run" / "checkpoints" / f"ckpt-{number}")).expect_partial()
+        str(tmp_path / "run" / "checkpoints" / f"ckpt-{number}")
+    ).expect_partial()
     return run.model.get_weights()
 
 
 def test_patience_zero_trains_every_epoch_and_keeps_the_last(tmp_path):
-    config = RunConfig(model="mmoe", dataset="synthetic", epochs=2, batch_size=1024, seed=3, model_options=TINY_MMOE,
-                       patience=0)
+    config = RunConfig(
+        model="mmoe", dataset="synthetic", epochs=2, batch_size=1024, seed=3, model_options=TINY_MMOE, patience=0
+    )
     metrics = train(config, tmp_path / "run", verbose=0)
     assert metrics["epochs_trained"] == 2 and metrics["best_epoch"] is None
     assert "val_mean_auc" not in metrics["history"]
@@ -73,7 +76,9 @@ def test_cosine_schedule_decays_to_zero_over_the_run():
     from tfzoo.training.config import make_optimizer
 
     config = RunConfig(model="mmoe", dataset="synthetic", epochs=4, learning_rate=0.01, learning_rate_schedule="cosine")
-    rate = tf.keras.optimizers.schedules.deserialize(make_optimizer(config, steps_per_epoch=10).get_config()["learning_rate"])
+    rate = tf.keras.optimizers.schedules.deserialize(
+        make_optimizer(config, steps_per_epoch=10).get_config()["learning_rate"]
+    )
     assert float(rate(0)) == pytest.approx(0.01)
     assert float(rate(20)) == pytest.approx(0.005)  # halfway: cos(pi / 2)
     assert float(rate(40)) == pytest.approx(0.0, abs=1e-9)

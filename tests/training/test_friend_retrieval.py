@@ -17,15 +17,29 @@ from tfzoo.graph import SubgraphSampler
 from tfzoo.training import RunConfig, family_for, load_run, train
 
 NUM_USERS = 1000  # the generated graph's size (3,000 by default): small keeps the suite fast
-TINY = {"hidden_dim": 8, "embedding_dim": 8, "num_heads": 2, "fanouts": [3, 2], "ssl_batch_size": 16,
-        "mae_decoder_dim": 8}
+TINY = {
+    "hidden_dim": 8,
+    "embedding_dim": 8,
+    "num_heads": 2,
+    "fanouts": [3, 2],
+    "ssl_batch_size": 16,
+    "mae_decoder_dim": 8,
+}
 
 
 @pytest.fixture(scope="module")
 def ssmtl_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "ssmtl"
-    config = RunConfig(model="ssmtl", dataset="friend_graph", epochs=2, batch_size=512, seed=1, model_options=TINY,
-                       patience=1, data_options={"num_users": NUM_USERS})
+    config = RunConfig(
+        model="ssmtl",
+        dataset="friend_graph",
+        epochs=2,
+        batch_size=512,
+        seed=1,
+        model_options=TINY,
+        patience=1,
+        data_options={"num_users": NUM_USERS},
+    )
     return run_dir, train(config, run_dir, verbose=0)
 
 
@@ -65,8 +79,16 @@ def test_export_serves_the_ranking_the_report_evaluates(ssmtl_run, tmp_path):
     # Exported over the training graph with the report's vectors, the served top K is the
     # report's ranking (known friends excluded), through the SavedModel alone.
     train_graph = run.prepared.data.train
-    path = export_friend_retrieval(run.model, train_graph, tmp_path, "ssmtl", index="brute_force", k=20,
-                                   fanouts=run.inputs["fanouts"], vectors=(queries, candidates))
+    path = export_friend_retrieval(
+        run.model,
+        train_graph,
+        tmp_path,
+        "ssmtl",
+        index="brute_force",
+        k=20,
+        fanouts=run.inputs["fanouts"],
+        vectors=(queries, candidates),
+    )
     users = np.array([0, 5, 17, 600, NUM_USERS - 1])
     served = call_in_fresh_process(path, {"user_ids": users})
     expected = top_k_excluding(queries, users, [train_graph.edges], 20, candidate_embeddings=candidates)
@@ -89,12 +111,21 @@ def test_run_chooses_the_served_fusion_on_validation(ssmtl_run):
     assert fused["test"]["all"]["users"] == metrics["test"]["all"]["users"]
     # `tfzoo export` serves what the run chose (nothing to fuse at weight 0).
     chosen = cli._run_fusion(load_run(run_dir))
-    assert (chosen is None) if fused["weight"] == 0 else (chosen.heuristic, chosen.weight) == ("adamic_adar", fused["weight"])
+    assert (
+        (chosen is None)
+        if fused["weight"] == 0
+        else (chosen.heuristic, chosen.weight) == ("adamic_adar", fused["weight"])
+    )
 
 
 def test_fusion_option_is_validated(tmp_path):
-    config = RunConfig(model="ssmtl", dataset="friend_graph", epochs=1, model_options={**TINY, "fusion": "jaccard"},
-                       data_options={"num_users": 100})
+    config = RunConfig(
+        model="ssmtl",
+        dataset="friend_graph",
+        epochs=1,
+        model_options={**TINY, "fusion": "jaccard"},
+        data_options={"num_users": 100},
+    )
     with pytest.raises(ValueError, match="fusion='jaccard'"):
         train(config, tmp_path / "run", verbose=0)
 
@@ -107,7 +138,7 @@ def test_cli_evaluate_prints_the_model_next_to_the_four_heuristics(ssmtl_run, ca
         assert f"{name} (test)" in out
     assert f"{metrics['test']['all']['recall@50']:.4f}" in out
     fused = metrics["fused"]
-    assert f"x log(1 + adamic_adar) (test, served)" in out and f"{fused['test']['all']['recall@50']:.4f}" in out
+    assert "x log(1 + adamic_adar) (test, served)" in out and f"{fused['test']['all']['recall@50']:.4f}" in out
 
 
 def test_export_rebuilds_the_graph_the_run_trained_on(ssmtl_run):

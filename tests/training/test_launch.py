@@ -68,7 +68,10 @@ def test_parameter_server_jobs_end_with_the_chief():
 
 def test_timeout_stops_every_task():
     started = time.monotonic()
-    assert launch([sys.executable, "-c", "import time; time.sleep(60)"], workers=2, sink=io.StringIO(), timeout=2) == TIMED_OUT
+    assert (
+        launch([sys.executable, "-c", "import time; time.sleep(60)"], workers=2, sink=io.StringIO(), timeout=2)
+        == TIMED_OUT
+    )
     assert time.monotonic() - started < 20
 
 
@@ -84,4 +87,3 @@ def test_rejects_bad_arguments():
         launch([], workers=1)
     with pytest.raises(ValueError, match="Received: max_restarts=-1"):
         launch(["true"], workers=1, max_restarts=-1)
-

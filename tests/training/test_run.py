@@ -66,7 +66,9 @@ def test_existing_run_needs_resume(one_epoch_run):
         train(config(epochs=1), one_epoch_run[0], verbose=0)
 
 
-def test_nan_loss_stops_training_with_a_clear_message_and_keeps_the_good_checkpoint(one_epoch_run, tmp_path, monkeypatch):
+def test_nan_loss_stops_training_with_a_clear_message_and_keeps_the_good_checkpoint(
+    one_epoch_run, tmp_path, monkeypatch
+):
     run_dir = copy_of(one_epoch_run[0], tmp_path)
     original = MultiTaskModel.compute_loss
 
@@ -84,7 +86,10 @@ def test_nan_loss_stops_training_with_a_clear_message_and_keeps_the_good_checkpo
 def test_cli_train_evaluate_export(one_epoch_run, tmp_path, capsys):
     options = [f"--option={k}={json.dumps(v)}" for k, v in TINY_MMOE.items()]
     # Training through the CLI: an argument error is reported before anything runs.
-    assert cli.main(["train", "mmoe", "--dataset", "synthetic", "--epochs", "0", "--out", str(tmp_path / "x"), *options]) == 1
+    assert (
+        cli.main(["train", "mmoe", "--dataset", "synthetic", "--epochs", "0", "--out", str(tmp_path / "x"), *options])
+        == 1
+    )
     assert "epochs=0" in capsys.readouterr().err
     run_dir = str(copy_of(one_epoch_run[0], tmp_path))
     assert cli.main(["train", "mmoe", "--dataset", "synthetic", "--epochs", "2", "--out", run_dir, "--resume"]) == 0

@@ -9,7 +9,6 @@ from tfzoo.data.behaviour_sequences import make_behaviour_sequences
 from tfzoo.evaluation.logistic import DEFAULT_CS
 from tfzoo.training import RunConfig, family_for, load_run, train
 
-
 TINY_ENCODER = {"units": 8, "num_experts": 2, "num_heads": 1, "key_dim": 8, "ffn_units": 8}
 
 
@@ -19,8 +18,27 @@ def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
     # starts from its encoder and reports logistic regression beside the model.
     pre_dir, run_dir = str(tmp_path / "pretrain"), str(tmp_path / "finetune")
     encoder = f"--option=encoder={json.dumps(TINY_ENCODER)}"
-    assert cli.main(["pretrain", "supermoe", "--dataset", "generated_sequences", "--epochs", "2", "--batch-size",
-                     "512", "--learning-rate", "0.01", "--option=num_sampled=16", encoder, "--out", pre_dir]) == 0
+    assert (
+        cli.main(
+            [
+                "pretrain",
+                "supermoe",
+                "--dataset",
+                "generated_sequences",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "512",
+                "--learning-rate",
+                "0.01",
+                "--option=num_sampled=16",
+                encoder,
+                "--out",
+                pre_dir,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "supermoe_mcp (validation)" in out and "frequency (test)" in out and "item ACCURACY" in out
     metrics = json.loads((tmp_path / "pretrain" / "metrics.json").read_text())
@@ -29,8 +47,25 @@ def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
     # Held-out rating prediction beats the training frequencies after two epochs.
     assert metrics["validation"]["rating"]["loss"] < metrics["baselines"]["test"]["frequency"]["rating"]["loss"] + 0.05
 
-    assert cli.main(["train", "supermoe", "--dataset", "generated_sequences", "--epochs", "1", "--batch-size", "512",
-                     "--init-from", pre_dir, "--out", run_dir]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "supermoe",
+                "--dataset",
+                "generated_sequences",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "512",
+                "--init-from",
+                pre_dir,
+                "--out",
+                run_dir,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "supermoe (test)" in out and "logistic_regression (test)" in out
     stored = json.loads((tmp_path / "finetune" / "config.json").read_text())
@@ -56,8 +91,11 @@ def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     # The Python API's alternative: a checkpoint of the encoder alone (`pretrained_encoder`).
     checkpoint = tf.train.Checkpoint(encoder=pretrained).write(str(tmp_path / "encoder" / "encoder"))
-    config = RunConfig(model="supermoe", dataset="generated_sequences",
-                       model_options={"encoder": TINY_ENCODER, "pretrained_encoder": checkpoint})
+    config = RunConfig(
+        model="supermoe",
+        dataset="generated_sequences",
+        model_options={"encoder": TINY_ENCODER, "pretrained_encoder": checkpoint},
+    )
     prepared = family_for("supermoe").prepare(config, None)
     for a, b in zip(prepared.model.encoder.weights, pretrained.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -67,18 +105,42 @@ def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
 
 def test_init_from_is_checked(tmp_path):
     pre_dir = tmp_path / "pretrain"
-    train(RunConfig(model="supermoe_mcp", dataset="generated_sequences", epochs=1, batch_size=2048,
-                    model_options={"encoder": TINY_ENCODER, "num_sampled": 8}), pre_dir, verbose=0)
+    train(
+        RunConfig(
+            model="supermoe_mcp",
+            dataset="generated_sequences",
+            epochs=1,
+            batch_size=2048,
+            model_options={"encoder": TINY_ENCODER, "num_sampled": 8},
+        ),
+        pre_dir,
+        verbose=0,
+    )
     family = family_for("supermoe")
     with pytest.raises(ValueError, match="contradict"):
-        family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir),
-                                 model_options={"encoder": {"units": 16}}), None)
+        family.prepare(
+            RunConfig(
+                model="supermoe",
+                dataset="generated_sequences",
+                init_from=str(pre_dir),
+                model_options={"encoder": {"units": 16}},
+            ),
+            None,
+        )
     with pytest.raises(ValueError, match="ffn_gate"):  # pre-trained with the default gate, "switch"
-        family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir),
-                                 model_options={"encoder": {"ffn_gate": "paper"}}), None)
+        family.prepare(
+            RunConfig(
+                model="supermoe",
+                dataset="generated_sequences",
+                init_from=str(pre_dir),
+                model_options={"encoder": {"ffn_gate": "paper"}},
+            ),
+            None,
+        )
     with pytest.raises(ValueError, match="split generated_sequences differently"):
-        family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir),
-                                 split_seed=1), None)
+        family.prepare(
+            RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir), split_seed=1), None
+        )
     with pytest.raises(ValueError, match="no pre-training"):
         RunConfig(model="mmoe", dataset="synthetic", init_from=str(pre_dir))
     with pytest.raises(FileNotFoundError, match="config.json"):
@@ -88,8 +150,11 @@ def test_init_from_is_checked(tmp_path):
 def test_tabular_baselines_train_on_the_flat_view(tmp_path):
     # MMoE reads every flat feature of the behaviour sequences (bags of items, liked items
     # and genres, pooled title vectors and intervals) and learns the attribute tasks.
-    metrics = train(RunConfig(model="mmoe", dataset="generated_sequences", epochs=2, batch_size=256, patience=0),
-                    tmp_path / "mmoe", verbose=0)
+    metrics = train(
+        RunConfig(model="mmoe", dataset="generated_sequences", epochs=2, batch_size=256, patience=0),
+        tmp_path / "mmoe",
+        verbose=0,
+    )
     assert metrics["test"]["female"]["auc"] > 0.7
     stored = json.loads((tmp_path / "mmoe" / "config.json").read_text())
     names = {feature["name"] for feature in stored["inputs"]["features"]}

@@ -1,7 +1,6 @@
 """Feature specs, readers, splits and `tf.data` pipelines."""
 
 from tfzoo.data.errors import DataFormatError
-from tfzoo.data.friend_graph import FriendGraph, FriendshipSplits, MultiHotFeatures, split_friendships
 from tfzoo.data.features import (
     CategoricalFeature,
     DatasetSpec,
@@ -10,6 +9,7 @@ from tfzoo.data.features import (
     NumericFeature,
     SequenceFeature,
 )
+from tfzoo.data.friend_graph import FriendGraph, FriendshipSplits, MultiHotFeatures, split_friendships
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns, preprocess_columns
 from tfzoo.data.preprocessing import FeaturePreprocessor
 from tfzoo.data.readers import (

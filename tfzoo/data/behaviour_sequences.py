@@ -56,11 +56,15 @@ class ChannelSizes:
     title_dim: int
 
     @classmethod
-    def from_channels(cls, *, category_channels: dict[str, int], id_channels: dict[str, int],
-                      dense_channels: dict[str, int]) -> "ChannelSizes":
+    def from_channels(
+        cls, *, category_channels: dict[str, int], id_channels: dict[str, int], dense_channels: dict[str, int]
+    ) -> ChannelSizes:
         """The inverse of the three properties below (e.g. from a run's stored inputs)."""
-        return cls(num_items=int(id_channels["item"]) - 1, num_genres=int(category_channels["genres"]) - 1,
-                   title_dim=int(dense_channels["title"]))
+        return cls(
+            num_items=int(id_channels["item"]) - 1,
+            num_genres=int(category_channels["genres"]) - 1,
+            title_dim=int(dense_channels["title"]),
+        )
 
     @property
     def category_channels(self) -> dict[str, int]:
@@ -126,7 +130,8 @@ def build_behaviour_sequences(
         raise ValueError(f"`stride` must be >= 1. Received: stride={stride}")
     n = len(user_id)
     history_items, history_ratings, history_times = user_histories(
-        user_id, timestamp, [item_id, rating, timestamp.astype(np.float64)], [0, 0, np.nan], length - 1)
+        user_id, timestamp, [item_id, rating, timestamp.astype(np.float64)], [0, 0, np.nan], length - 1
+    )
     # Position of each event within its user's timeline, to pick every stride-th one.
     order = np.lexsort((np.arange(n), timestamp, user_id))
     rank = np.empty(n, np.int64)
@@ -174,34 +179,44 @@ def build_behaviour_sequences(
     real = window > 0
     liked = real & (ratings[:, :-1] >= LIKED_RATING)
     real_steps = np.maximum(real.sum(axis=1, keepdims=True), 1)
-    features.update({
-        "history": _left_aligned(window, real, -1),
-        "history_rating": _left_aligned(ratings[:, :-1].astype(np.float32), real, np.nan),
-        "liked_history": _left_aligned(window, liked, -1),
-        "history_genres": _left_aligned(window_genres.reshape(len(keep), -1), window_genres.reshape(len(keep), -1) > 0,
-                                        -1),
-        "history_title": ((features["title"][:, :-1] * real[..., None]).sum(axis=1) / real_steps).astype(np.float32),
-        "history_interval": (interval[:, :-1, 0].sum(axis=1) / real_steps[:, 0]).astype(np.float32),
-        "item_id": item_id[keep].astype(np.int64),
-        "item_genres": _left_aligned(features["genres"][:, -1], features["genres"][:, -1] > 0, -1),
-        "title_embedding": item_titles[item_id[keep]].astype(np.float32),
-        "target_interval": interval[:, -1, 0],
-    })
+    features.update(
+        {
+            "history": _left_aligned(window, real, -1),
+            "history_rating": _left_aligned(ratings[:, :-1].astype(np.float32), real, np.nan),
+            "liked_history": _left_aligned(window, liked, -1),
+            "history_genres": _left_aligned(
+                window_genres.reshape(len(keep), -1), window_genres.reshape(len(keep), -1) > 0, -1
+            ),
+            "history_title": ((features["title"][:, :-1] * real[..., None]).sum(axis=1) / real_steps).astype(
+                np.float32
+            ),
+            "history_interval": (interval[:, :-1, 0].sum(axis=1) / real_steps[:, 0]).astype(np.float32),
+            "item_id": item_id[keep].astype(np.int64),
+            "item_genres": _left_aligned(features["genres"][:, -1], features["genres"][:, -1] > 0, -1),
+            "title_embedding": item_titles[item_id[keep]].astype(np.float32),
+            "target_interval": interval[:, -1, 0],
+        }
+    )
     history_ids = IdFeature("history", num_ids=num_items + 1)
     genre_ids = IdFeature("genres", num_ids=num_genres + 1)
     spec = DatasetSpec(
         features=(
             SequenceFeature("history", history_ids, max_length=length - 1),
             SequenceFeature("history_rating", NumericFeature("history_rating"), max_length=length - 1),
-            SequenceFeature("liked_history", dataclasses.replace(history_ids, name="liked_history"),
-                            max_length=length - 1),
-            SequenceFeature("history_genres", dataclasses.replace(genre_ids, name="history_genres"),
-                            max_length=(length - 1) * item_genres.shape[1]),
+            SequenceFeature(
+                "liked_history", dataclasses.replace(history_ids, name="liked_history"), max_length=length - 1
+            ),
+            SequenceFeature(
+                "history_genres",
+                dataclasses.replace(genre_ids, name="history_genres"),
+                max_length=(length - 1) * item_genres.shape[1],
+            ),
             EmbeddingFeature("history_title", dim=title_dim),
             NumericFeature("history_interval"),
             IdFeature("item_id", num_ids=num_items + 1),
-            SequenceFeature("item_genres", dataclasses.replace(genre_ids, name="item_genres"),
-                            max_length=item_genres.shape[1]),
+            SequenceFeature(
+                "item_genres", dataclasses.replace(genre_ids, name="item_genres"), max_length=item_genres.shape[1]
+            ),
             EmbeddingFeature("title_embedding", dim=title_dim),
             NumericFeature("target_interval"),
         ),
@@ -211,12 +226,14 @@ def build_behaviour_sequences(
     return data, ChannelSizes(num_items=num_items, num_genres=num_genres, title_dim=title_dim)
 
 
-def movielens_behaviour_sequences(movielens: MovieLens100K, *, length: int = 20, stride: int = 1,
-                                  title_dim: int = 16) -> tuple[TabularData, ChannelSizes]:
+def movielens_behaviour_sequences(
+    movielens: MovieLens100K, *, length: int = 20, stride: int = 1, title_dim: int = 16
+) -> tuple[TabularData, ChannelSizes]:
     """MovieLens-100K as behaviour sequences; needs the title embeddings (`embeddings_dir`)."""
     if movielens.title_embeddings is None:
-        raise ValueError(f"{movielens.source}: behaviour sequences need title embeddings; "
-                         "read the folder with `embeddings_dir`.")
+        raise ValueError(
+            f"{movielens.source}: behaviour sequences need title embeddings; read the folder with `embeddings_dir`."
+        )
     items, users = movielens.items, movielens.users
     genre_index = {name: i + 1 for i, name in enumerate(movielens.genre_names)}
     item_genres = np.zeros((movielens.num_items + 1, MAX_GENRES), np.int64)
@@ -228,10 +245,17 @@ def movielens_behaviour_sequences(movielens: MovieLens100K, *, length: int = 20,
     over_34[users["user_id"]] = users["age"] >= 35
     ratings = movielens.ratings
     return build_behaviour_sequences(
-        user_id=ratings["user_id"], item_id=ratings["item_id"], rating=ratings["rating"],
-        timestamp=ratings["timestamp"], item_genres=item_genres,
+        user_id=ratings["user_id"],
+        item_id=ratings["item_id"],
+        rating=ratings["rating"],
+        timestamp=ratings["timestamp"],
+        item_genres=item_genres,
         item_titles=reduce_title_embeddings(movielens.title_embeddings, title_dim),
-        user_female=female, user_over_34=over_34, length=length, stride=stride, source=movielens.source,
+        user_female=female,
+        user_over_34=over_34,
+        length=length,
+        stride=stride,
+        source=movielens.source,
     )
 
 
@@ -282,10 +306,17 @@ def make_behaviour_sequences(
         item_ids.append(watched)
     observed = (rng.random(num_users + 1) < attribute_observed).astype(np.float32)
     return build_behaviour_sequences(
-        user_id=np.concatenate(user_ids), item_id=np.concatenate(item_ids), rating=np.concatenate(ratings),
-        timestamp=np.concatenate(times), item_genres=item_genres, item_titles=item_titles,
-        user_female=female, user_over_34=over_34, length=length,
-        attribute_masks={"female": observed, "over_34": observed}, source="generated behaviour sequences",
+        user_id=np.concatenate(user_ids),
+        item_id=np.concatenate(item_ids),
+        rating=np.concatenate(ratings),
+        timestamp=np.concatenate(times),
+        item_genres=item_genres,
+        item_titles=item_titles,
+        user_female=female,
+        user_over_34=over_34,
+        length=length,
+        attribute_masks={"female": observed, "over_34": observed},
+        source="generated behaviour sequences",
     )
 
 
@@ -308,10 +339,11 @@ def channel_columns(data: TabularData) -> dict[str, np.ndarray]:
 
 def channel_sizes(data: TabularData) -> ChannelSizes:
     """The `ChannelSizes` of behaviour-sequence rows, from their spec and columns."""
-    return ChannelSizes(num_items=data.spec.feature("item_id").num_ids - 1,
-                        num_genres=int(data.features["genres"].max(initial=0)),
-                        title_dim=int(data.features["title"].shape[-1]))
-
+    return ChannelSizes(
+        num_items=data.spec.feature("item_id").num_ids - 1,
+        num_genres=int(data.features["genres"].max(initial=0)),
+        title_dim=int(data.features["title"].shape[-1]),
+    )
 
 
 def bag_features(data: TabularData, sizes: ChannelSizes) -> sparse.csr_matrix:

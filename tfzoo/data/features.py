@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, ClassVar, Iterable, Mapping, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -74,8 +75,7 @@ class CategoricalFeature:
             )
         if self.hash_buckets is not None and self.hash_buckets < 1:
             raise ValueError(
-                f"`hash_buckets` of {self.name!r} must be >= 1. "
-                f"Received: hash_buckets={self.hash_buckets}"
+                f"`hash_buckets` of {self.name!r} must be >= 1. Received: hash_buckets={self.hash_buckets}"
             )
         if self.num_oov_buckets < 1:
             raise ValueError(
@@ -102,7 +102,7 @@ class CategoricalFeature:
             raise ValueError(f"Categorical feature {self.name!r} has no vocabulary yet; fit the spec first.")
         return len(self.vocabulary) + self.num_oov_buckets
 
-    def fitted(self, values: np.ndarray) -> "CategoricalFeature":
+    def fitted(self, values: np.ndarray) -> CategoricalFeature:
         if self.is_fitted:
             return self
         counts = collections.Counter(values.tolist())
@@ -132,7 +132,7 @@ class IdFeature:
     def cardinality(self) -> int:
         return self.num_ids + 1
 
-    def fitted(self, values: np.ndarray) -> "IdFeature":
+    def fitted(self, values: np.ndarray) -> IdFeature:
         return self
 
 
@@ -167,7 +167,9 @@ class NumericFeature:
         if self.boundaries is not None:
             boundaries = tuple(float(b) for b in self.boundaries)
             if list(boundaries) != sorted(set(boundaries)):
-                raise ValueError(f"`boundaries` of {self.name!r} must be strictly increasing. Received: boundaries={boundaries}")
+                raise ValueError(
+                    f"`boundaries` of {self.name!r} must be strictly increasing. Received: boundaries={boundaries}"
+                )
             object.__setattr__(self, "boundaries", boundaries)
 
     @property
@@ -183,7 +185,7 @@ class NumericFeature:
         values = np.asarray(values, dtype=np.float64)
         return np.sign(values) * np.log1p(np.abs(values)) if self.log1p else values
 
-    def fitted(self, values: np.ndarray) -> "NumericFeature":
+    def fitted(self, values: np.ndarray) -> NumericFeature:
         if self.is_fitted:
             return self
         transformed = self.transform_np(values)
@@ -201,7 +203,7 @@ class NumericFeature:
         return dataclasses.replace(self, mean=mean, std=std, boundaries=boundaries)
 
 
-ElementFeature = Union[CategoricalFeature, IdFeature, NumericFeature]
+ElementFeature = CategoricalFeature | IdFeature | NumericFeature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +261,7 @@ class SequenceFeature:
             return values >= 0
         return values != ""
 
-    def fitted(self, values: np.ndarray) -> "SequenceFeature":
+    def fitted(self, values: np.ndarray) -> SequenceFeature:
         if self.is_fitted:
             return self
         valid = values[self.valid_mask_np(values)]
@@ -281,16 +283,13 @@ class EmbeddingFeature:
         if self.dim < 1:
             raise ValueError(f"`dim` of {self.name!r} must be >= 1. Received: dim={self.dim}")
 
-    def fitted(self, values: np.ndarray) -> "EmbeddingFeature":
+    def fitted(self, values: np.ndarray) -> EmbeddingFeature:
         return self
 
 
-Feature = Union[CategoricalFeature, IdFeature, NumericFeature, SequenceFeature, EmbeddingFeature]
+Feature = CategoricalFeature | IdFeature | NumericFeature | SequenceFeature | EmbeddingFeature
 
-_KINDS = {
-    cls.kind: cls
-    for cls in (CategoricalFeature, IdFeature, NumericFeature, SequenceFeature, EmbeddingFeature)
-}
+_KINDS = {cls.kind: cls for cls in (CategoricalFeature, IdFeature, NumericFeature, SequenceFeature, EmbeddingFeature)}
 
 
 def feature_to_config(feature: Feature) -> dict[str, Any]:
@@ -354,7 +353,7 @@ class DatasetSpec:
                 return f
         raise KeyError(f"No feature named {name!r}; the spec has {list(self.feature_names)}.")
 
-    def select(self, names: Iterable[str]) -> "DatasetSpec":
+    def select(self, names: Iterable[str]) -> DatasetSpec:
         """The spec restricted to `names` (in that order), labels kept."""
         return dataclasses.replace(self, features=tuple(self.feature(n) for n in names))
 
@@ -362,16 +361,14 @@ class DatasetSpec:
     def is_fitted(self) -> bool:
         return all(f.is_fitted for f in self.features)
 
-    def fit(self, columns: Mapping[str, np.ndarray]) -> "DatasetSpec":
+    def fit(self, columns: Mapping[str, np.ndarray]) -> DatasetSpec:
         """Learns vocabularies and normalisation statistics from `columns`.
 
         Pass the training split only: validation and test rows must not leak into the
         statistics. Features that are already fitted are kept as they are.
         """
         self.check_columns(columns)
-        return dataclasses.replace(
-            self, features=tuple(f.fitted(np.asarray(columns[f.name])) for f in self.features)
-        )
+        return dataclasses.replace(self, features=tuple(f.fitted(np.asarray(columns[f.name])) for f in self.features))
 
     def check_columns(self, columns: Mapping[str, Any], *, source: str = "") -> int:
         """Checks that `columns` hold every feature with a usable dtype and shape.
@@ -387,8 +384,7 @@ class DatasetSpec:
             rank = _expected_rank(feature)
             if values.ndim != rank:
                 raise ValueError(
-                    f"Feature {feature.name!r}{where} must have rank {rank} "
-                    f"({feature.kind}); got shape {values.shape}."
+                    f"Feature {feature.name!r}{where} must have rank {rank} ({feature.kind}); got shape {values.shape}."
                 )
             if isinstance(feature, EmbeddingFeature) and values.shape[1] != feature.dim:
                 raise ValueError(
@@ -396,14 +392,14 @@ class DatasetSpec:
                 )
             dtype = feature.dtype
             ok = (
-                values.dtype.kind in "USO" if dtype == STRING
-                else values.dtype.kind in "iu" if dtype == INT64
+                values.dtype.kind in "USO"
+                if dtype == STRING
+                else values.dtype.kind in "iu"
+                if dtype == INT64
                 else values.dtype.kind in "fiub"
             )
             if not ok:
-                raise TypeError(
-                    f"Feature {feature.name!r}{where} must hold {dtype} values; got dtype {values.dtype}."
-                )
+                raise TypeError(f"Feature {feature.name!r}{where} must hold {dtype} values; got dtype {values.dtype}.")
             if num_rows is None:
                 num_rows = len(values)
             elif len(values) != num_rows:
@@ -429,13 +425,13 @@ class DatasetSpec:
         return {"features": [feature_to_config(f) for f in self.features], "labels": list(self.labels)}
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "DatasetSpec":
+    def from_config(cls, config: Mapping[str, Any]) -> DatasetSpec:
         return cls(
             features=tuple(feature_from_config(c) for c in config["features"]),
             labels=tuple(config.get("labels", ())),
         )
 
 
-def as_spec(spec: "DatasetSpec | Mapping[str, Any]") -> DatasetSpec:
+def as_spec(spec: DatasetSpec | Mapping[str, Any]) -> DatasetSpec:
     """Accepts a spec or its config (as stored in layer and model configs)."""
     return spec if isinstance(spec, DatasetSpec) else DatasetSpec.from_config(spec)

@@ -9,6 +9,7 @@ and samples subgraphs from it.
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 
 
@@ -61,8 +62,12 @@ class FriendGraph:
         if self.feature_splits.shape != (self.num_users + 1,) or self.feature_splits[-1] != len(self.feature_indices):
             raise ValueError(
                 f"`feature_splits` must have num_users + 1 = {self.num_users + 1} entries ending at "
-                f"len(feature_indices) = {len(self.feature_indices)}. Received: shape={self.feature_splits.shape}")
-        if len(self.feature_indices) and not 0 <= self.feature_indices.min() <= self.feature_indices.max() < self.features.dim:
+                f"len(feature_indices) = {len(self.feature_indices)}. Received: shape={self.feature_splits.shape}"
+            )
+        if (
+            len(self.feature_indices)
+            and not 0 <= self.feature_indices.min() <= self.feature_indices.max() < self.features.dim
+        ):
             raise ValueError(f"feature indices must lie in [0, {self.features.dim}) in {self.source or 'graph'}.")
 
     @property
@@ -74,7 +79,7 @@ class FriendGraph:
         return degrees(self.edges, self.num_users)
 
     def user_features(self, user: int) -> np.ndarray:
-        return self.feature_indices[self.feature_splits[user]:self.feature_splits[user + 1]]
+        return self.feature_indices[self.feature_splits[user] : self.feature_splits[user + 1]]
 
     def multi_hot(self, users: np.ndarray) -> np.ndarray:
         """[len(users), features.dim] float32 0/1 rows of `users`."""
@@ -84,7 +89,7 @@ class FriendGraph:
             rows[row, self.user_features(user)] = 1.0
         return rows
 
-    def with_edges(self, edges: np.ndarray) -> "FriendGraph":
+    def with_edges(self, edges: np.ndarray) -> FriendGraph:
         """The same users and features with other friendships (e.g. the training ones)."""
         return dataclasses.replace(self, edges=edges)
 
@@ -171,7 +176,8 @@ def split_friendships(
     if validation_share < 0 or test_share <= 0 or held_share >= 1:
         raise ValueError(
             "`validation_share` must be >= 0, `test_share` > 0 and their sum < 1. "
-            f"Received: validation_share={validation_share}, test_share={test_share}")
+            f"Received: validation_share={validation_share}, test_share={test_share}"
+        )
     if not 0.0 <= cold_start_share < 1.0:
         raise ValueError(f"`cold_start_share` must be in [0, 1). Received: cold_start_share={cold_start_share}")
     rng = np.random.default_rng(seed)
@@ -197,14 +203,18 @@ def split_friendships(
     description = (
         f"per-user friendship split, seed {seed}: {int((~held).sum())} train / {len(validation)} validation / "
         f"{len(test)} test friendships of {graph.num_users} users (each user holds out about "
-        f"{validation_share:g} + {test_share:g} of its friends and keeps at least one")
+        f"{validation_share:g} + {test_share:g} of its friends and keeps at least one"
+    )
     if len(cold):
-        description += f"; {len(cold)} cold-start users ({cold_start_share:g} of those with 2+ friends) keep exactly one"
+        description += (
+            f"; {len(cold)} cold-start users ({cold_start_share:g} of those with 2+ friends) keep exactly one"
+        )
     return FriendshipSplits(graph, graph.with_edges(edges[~held]), validation, test, description + ")", cold)
 
 
-def _cold_start_users(edges: np.ndarray, held: np.ndarray, to_test: np.ndarray, degree: np.ndarray, share: float,
-                      rng: np.random.Generator) -> np.ndarray:
+def _cold_start_users(
+    edges: np.ndarray, held: np.ndarray, to_test: np.ndarray, degree: np.ndarray, share: float, rng: np.random.Generator
+) -> np.ndarray:
     """Picks the cold-start users and moves their friendships (all but one training one)
     to test, in place on `held` / `to_test`; returns the users, sorted."""
     num_users = len(degree)
@@ -220,8 +230,9 @@ def _cold_start_users(edges: np.ndarray, held: np.ndarray, to_test: np.ndarray, 
         # Keep a training friendship whose other user is not cold and keeps another one
         # after this user's move (else the friendship to a cold user, or any).
         training = own[~held[own]]
-        options = training[(train_degree[edges[training].sum(axis=1) - user] >= 2)
-                           & ~is_cold[edges[training].sum(axis=1) - user]]
+        options = training[
+            (train_degree[edges[training].sum(axis=1) - user] >= 2) & ~is_cold[edges[training].sum(axis=1) - user]
+        ]
         if not len(options):
             options = training if len(training) else own
         keep = rng.choice(options)
@@ -247,5 +258,4 @@ def _cold_start_users(edges: np.ndarray, held: np.ndarray, to_test: np.ndarray, 
 def friend_sets(edges: np.ndarray, num_users: int) -> list[np.ndarray]:
     """Per user, the sorted ids of its friends in `edges`."""
     splits, ids = neighbours(edges, num_users)
-    return [ids[splits[u]:splits[u + 1]] for u in range(num_users)]
-
+    return [ids[splits[u] : splits[u + 1]] for u in range(num_users)]

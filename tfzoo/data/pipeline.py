@@ -55,8 +55,13 @@ def make_dataset(
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
     return dataset_from_columns(
-        model_columns(data, spec, with_labels=with_labels), batch_size=batch_size, shuffle=shuffle, seed=seed,
-        repeat=repeat, first_epoch=first_epoch, drop_remainder=drop_remainder,
+        model_columns(data, spec, with_labels=with_labels),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        repeat=repeat,
+        first_epoch=first_epoch,
+        drop_remainder=drop_remainder,
     )
 
 
@@ -113,4 +118,3 @@ def dataset_from_columns(
 
     dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
-

@@ -7,7 +7,8 @@ every exported serving signature, so training and serving cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import tensorflow as tf
 
@@ -31,12 +32,17 @@ def _lookup_layer(feature: CategoricalFeature) -> tf.keras.layers.Layer:
         return tf.keras.layers.Hashing(num_bins=feature.hash_buckets, name=name)
     if feature.dtype == STRING:
         return tf.keras.layers.StringLookup(
-            vocabulary=list(feature.vocabulary), num_oov_indices=feature.num_oov_buckets,
-            mask_token=None, name=name,
+            vocabulary=list(feature.vocabulary),
+            num_oov_indices=feature.num_oov_buckets,
+            mask_token=None,
+            name=name,
         )
     return tf.keras.layers.IntegerLookup(
-        vocabulary=list(feature.vocabulary), num_oov_indices=feature.num_oov_buckets,
-        mask_token=None, vocabulary_dtype="int64", name=name,
+        vocabulary=list(feature.vocabulary),
+        num_oov_indices=feature.num_oov_buckets,
+        mask_token=None,
+        vocabulary_dtype="int64",
+        name=name,
     )
 
 
@@ -97,7 +103,7 @@ class FeaturePreprocessor(tf.keras.layers.Layer):
         positions = tf.range(1, tf.shape(values, out_type=tf.int64)[1] + 1)  # [width]
         lengths = tf.reduce_max(tf.where(valid, positions[tf.newaxis, :], 0), axis=1)  # [batch]
         # Keep the most recent `max_length` positions of each row, left-aligned.
-        kept = tf.RaggedTensor.from_tensor(values, lengths=lengths)[:, -feature.max_length:]
+        kept = tf.RaggedTensor.from_tensor(values, lengths=lengths)[:, -feature.max_length :]
         element = self._element(feature.name, feature.element, kept.flat_values)
         if not isinstance(feature.element, NumericFeature):
             element = element + 1  # index 0 is padding
@@ -116,14 +122,14 @@ class FeaturePreprocessor(tf.keras.layers.Layer):
             values = tf.convert_to_tensor(features[feature.name])
             want = {STRING: tf.string, INT64: tf.int64, FLOAT32: tf.float32}[feature.dtype]
             if values.dtype != want:
-                if values.dtype.is_integer and want in (tf.int64, tf.float32) or (
-                    values.dtype.is_floating and want == tf.float32
+                if (
+                    values.dtype.is_integer
+                    and want in (tf.int64, tf.float32)
+                    or (values.dtype.is_floating and want == tf.float32)
                 ):
                     values = tf.cast(values, want)
                 else:
-                    raise TypeError(
-                        f"Feature {feature.name!r} must be {want.name}; got {values.dtype.name}."
-                    )
+                    raise TypeError(f"Feature {feature.name!r} must be {want.name}; got {values.dtype.name}.")
             if isinstance(feature, SequenceFeature):
                 outputs[feature.name] = self._sequence(feature, values)
             elif isinstance(feature, EmbeddingFeature):
@@ -137,4 +143,3 @@ class FeaturePreprocessor(tf.keras.layers.Layer):
         config.pop("trainable", None)
         config["feature_spec"] = self.feature_spec.to_config()
         return config
-

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any
 
 from tfzoo.data.behaviour_sequences import make_behaviour_sequences, movielens_behaviour_sequences
 from tfzoo.data.friend_graph import FriendshipSplits, split_friendships
@@ -29,7 +30,9 @@ class DatasetSplits:
     split: str  # how the rows were split, reported with every result
 
 
-def _census(path: str | None, tasks: Sequence[str] | None, split_seed: int, *, with_flow: bool = False) -> DatasetSplits:
+def _census(
+    path: str | None, tasks: Sequence[str] | None, split_seed: int, *, with_flow: bool = False
+) -> DatasetSplits:
     data = read_census_income(path, tasks=tasks or ("income", "never_married"), with_flow=with_flow)
     train, validation, test = random_split(data, (0.8, 0.1, 0.1), seed=split_seed)
     return DatasetSplits(train, validation, test, f"random 80/10/10 of {len(data)} rows, seed {split_seed}")
@@ -72,8 +75,10 @@ def _aliexpress(path: str | None, tasks: Sequence[str] | None, split_seed: int) 
     train_path, test_path = aliexpress_files(directory)
     full_train, test = read_aliexpress(train_path), read_aliexpress(test_path)
     train, validation = random_split(full_train, (0.9, 0.1), seed=split_seed)
-    split = (f"train: random 90% of {train_path.name} ({len(train)} of {len(full_train)} rows), validation: the "
-             f"other 10% ({len(validation)} rows), seed {split_seed}; test: {test_path.name} ({len(test)} rows)")
+    split = (
+        f"train: random 90% of {train_path.name} ({len(train)} of {len(full_train)} rows), validation: the "
+        f"other 10% ({len(validation)} rows), seed {split_seed}; test: {test_path.name} ({len(test)} rows)"
+    )
     return DatasetSplits(*_with_tasks((train, validation, test), tasks), split)
 
 
@@ -90,8 +95,10 @@ def _movielens(path: str | None, tasks: Sequence[str] | None, split_seed: int) -
             return "nowhere (no rows)"
         return time.strftime("%Y-%m-%d", time.gmtime(int(part.features["timestamp"][0])))
 
-    split = (f"ordered by timestamp (ties in file order) 80/10/10 of {len(data)} ratings: validation from "
-             f"{day(validation)}, test from {day(test)} (UTC)")
+    split = (
+        f"ordered by timestamp (ties in file order) 80/10/10 of {len(data)} ratings: validation from "
+        f"{day(validation)}, test from {day(test)} (UTC)"
+    )
     return DatasetSplits(*_with_tasks((train, validation, test), tasks), split)
 
 
@@ -104,27 +111,41 @@ def _sequence_split(data: TabularData, what: str, split_seed: int, fold: int | N
     """The time split, or with `fold` user-level cross-validation (`user_fold_split`)."""
     if fold is None:
         return _time_split(data, what)
-    (train, validation, test), users = user_fold_split(data, data.features["user_id"], fold=fold, folds=folds,
-                                                       seed=split_seed)
-    split = (f"user-level {folds}-fold cross-validation of {len(data)} {what}, fold {fold} (users dealt into folds "
-             f"with seed {split_seed}): test = the {users['test']} users of fold {fold} ({len(test)} sequences), "
-             f"validation = {users['validation']} of the other users ({len(validation)}), train = the remaining "
-             f"{users['train']} ({len(train)})")
+    (train, validation, test), users = user_fold_split(
+        data, data.features["user_id"], fold=fold, folds=folds, seed=split_seed
+    )
+    split = (
+        f"user-level {folds}-fold cross-validation of {len(data)} {what}, fold {fold} (users dealt into folds "
+        f"with seed {split_seed}): test = the {users['test']} users of fold {fold} ({len(test)} sequences), "
+        f"validation = {users['validation']} of the other users ({len(validation)}), train = the remaining "
+        f"{users['train']} ({len(train)})"
+    )
     return DatasetSplits(train, validation, test, split)
 
 
-def _movielens_sequences(path: str | None, tasks: Sequence[str] | None, split_seed: int, *, stride: int = 4,
-                         length: int = 20, fold: int | None = None, folds: int = 5) -> DatasetSplits:
+def _movielens_sequences(
+    path: str | None,
+    tasks: Sequence[str] | None,
+    split_seed: int,
+    *,
+    stride: int = 4,
+    length: int = 20,
+    fold: int | None = None,
+    folds: int = 5,
+) -> DatasetSplits:
     folder = Path(_require_path(path, "movielens_sequences", "the ml-100k folder"))
     # The title channel needs the precomputed title embeddings of `derived/`, beside ml-100k.
-    data, _ = movielens_behaviour_sequences(read_movielens_100k(folder, embeddings_dir=folder.parent / "derived"),
-                                            stride=stride, length=length)
-    return _sequence_split(data, f"behaviour sequences of {length} steps (every {stride}th rating of each user)",
-                           split_seed, fold, folds)
+    data, _ = movielens_behaviour_sequences(
+        read_movielens_100k(folder, embeddings_dir=folder.parent / "derived"), stride=stride, length=length
+    )
+    return _sequence_split(
+        data, f"behaviour sequences of {length} steps (every {stride}th rating of each user)", split_seed, fold, folds
+    )
 
 
-def _generated_sequences(path: str | None, tasks: Sequence[str] | None, split_seed: int, *,
-                         fold: int | None = None, folds: int = 5) -> DatasetSplits:
+def _generated_sequences(
+    path: str | None, tasks: Sequence[str] | None, split_seed: int, *, fold: int | None = None, folds: int = 5
+) -> DatasetSplits:
     if path is not None:
         raise ValueError("The generated_sequences dataset is generated; it takes no --data path.")
     # With folds, one fixed set of users (the seed deals them into folds); else the seed draws the data.
@@ -134,32 +155,44 @@ def _generated_sequences(path: str | None, tasks: Sequence[str] | None, split_se
 
 def _no_tasks(name: str, tasks: Sequence[str] | None) -> None:
     if tasks:
-        raise ValueError(f"The {name} dataset is a friend graph for retrieval; it has no tasks. Received: tasks={list(tasks)}")
+        raise ValueError(
+            f"The {name} dataset is a friend graph for retrieval; it has no tasks. Received: tasks={list(tasks)}"
+        )
 
 
-def _twitch(path: str | None, tasks: Sequence[str] | None, split_seed: int, *,
-            cold_start_share: float = 0.0) -> FriendshipSplits:
+def _twitch(
+    path: str | None, tasks: Sequence[str] | None, split_seed: int, *, cold_start_share: float = 0.0
+) -> FriendshipSplits:
     _no_tasks("twitch", tasks)
     folder = _require_path(path, "twitch", "a region folder of twitch_musae (DE, ENGB, ES, ...)")
-    return split_friendships(read_twitch(folder), validation_share=0.1, test_share=0.1, seed=split_seed,
-                             cold_start_share=cold_start_share)
+    return split_friendships(
+        read_twitch(folder), validation_share=0.1, test_share=0.1, seed=split_seed, cold_start_share=cold_start_share
+    )
 
 
-def _friend_graph(path: str | None, tasks: Sequence[str] | None, split_seed: int, *,
-                  cold_start_share: float = 0.0, num_users: int = 3000) -> FriendshipSplits:
+def _friend_graph(
+    path: str | None,
+    tasks: Sequence[str] | None,
+    split_seed: int,
+    *,
+    cold_start_share: float = 0.0,
+    num_users: int = 3000,
+) -> FriendshipSplits:
     _no_tasks("friend_graph", tasks)
     if path is not None:
         raise ValueError("The friend_graph dataset is generated; it takes no --data path.")
     if isinstance(num_users, bool) or not isinstance(num_users, int) or num_users < 100:
-        raise ValueError(f"The friend_graph dataset's `num_users` must be an integer >= 100. "
-                         f"Received: num_users={num_users!r}")
+        raise ValueError(
+            f"The friend_graph dataset's `num_users` must be an integer >= 100. Received: num_users={num_users!r}"
+        )
     # One fixed graph per size; the seed varies only the split.
     graph = make_friend_graph(num_users, seed=0)
-    return split_friendships(graph, validation_share=0.1, test_share=0.1, seed=split_seed,
-                             cold_start_share=cold_start_share)
+    return split_friendships(
+        graph, validation_share=0.1, test_share=0.1, seed=split_seed, cold_start_share=cold_start_share
+    )
 
 
-Splits = Union[DatasetSplits, FriendshipSplits]
+Splits = DatasetSplits | FriendshipSplits
 
 DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] = {
     "aliexpress": _aliexpress,
@@ -209,12 +242,20 @@ def check_dataset(name: str, options: Mapping[str, Any] | None = None) -> None:
     unknown = sorted(set(options or {}) - set(accepted))
     if unknown:
         received = ", ".join(f"data_option={key!r}" for key in unknown)
-        raise ValueError(f"Unknown data option for dataset {name!r}. Received: {received}. "
-                         f"Accepted: {', '.join(accepted) if accepted else 'none'}")
+        raise ValueError(
+            f"Unknown data option for dataset {name!r}. Received: {received}. "
+            f"Accepted: {', '.join(accepted) if accepted else 'none'}"
+        )
 
 
-def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | None = None, split_seed: int = 0,
-                 options: Mapping[str, Any] | None = None) -> Splits:
+def load_dataset(
+    name: str,
+    *,
+    path: str | None = None,
+    tasks: Sequence[str] | None = None,
+    split_seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> Splits:
     """Reads dataset `name` (from `path` where it needs one) and splits it (with the
     dataset's `DATA_OPTIONS`, e.g. `{"cold_start_share": 0.1}` for friend graphs)."""
     check_dataset(name, options)
@@ -224,8 +265,13 @@ def load_dataset(name: str, *, path: str | None = None, tasks: Sequence[str] | N
     return _upsampled(splits, split_seed, **upsampling) if upsampling else splits
 
 
-def _upsampled(splits: DatasetSplits, split_seed: int, *, upsample_tasks: str | bool = False,
-               upsample_max_factor: float | None = None) -> DatasetSplits:
+def _upsampled(
+    splits: DatasetSplits,
+    split_seed: int,
+    *,
+    upsample_tasks: str | bool = False,
+    upsample_max_factor: float | None = None,
+) -> DatasetSplits:
     """`splits` with the training rows upsampled by task (`UPSAMPLING_OPTIONS`)."""
     if upsample_tasks is False:
         return splits
@@ -236,7 +282,9 @@ def _upsampled(splits: DatasetSplits, split_seed: int, *, upsample_tasks: str | 
     train = upsample_tasks_of(splits.train, flow, max_factor=upsample_max_factor, seed=split_seed)
     after = task_counts(train, flow)
     counts = ", ".join(f"{task} {before[task]} -> {after[task]}" for task in before)
-    split = (f"{splits.split}; training rows upsampled by task{' (' + flow + ' x use case)' if flow else ''}, "
-             f"{len(splits.train)} -> {len(train)} rows, seed {split_seed}"
-             f"{'' if upsample_max_factor is None else f', at most x{upsample_max_factor}'}: {counts}")
+    split = (
+        f"{splits.split}; training rows upsampled by task{' (' + flow + ' x use case)' if flow else ''}, "
+        f"{len(splits.train)} -> {len(train)} rows, seed {split_seed}"
+        f"{'' if upsample_max_factor is None else f', at most x{upsample_max_factor}'}: {counts}"
+    )
     return dataclasses.replace(splits, train=train, split=split)

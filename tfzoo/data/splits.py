@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,14 +19,18 @@ def _cut(order: np.ndarray, fractions: Sequence[float]) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
-def random_split(data: TabularData, fractions: Sequence[float] = (0.8, 0.1, 0.1), *, seed: int = 0) -> tuple[TabularData, ...]:
+def random_split(
+    data: TabularData, fractions: Sequence[float] = (0.8, 0.1, 0.1), *, seed: int = 0
+) -> tuple[TabularData, ...]:
     """Splits rows at random into parts of the given sizes; the same seed, the same split."""
     _check_fractions(fractions)
     order = np.random.default_rng(seed).permutation(len(data))
     return tuple(data.take(np.sort(part)) for part in _cut(order, fractions))
 
 
-def ordered_split(data: TabularData, key: np.ndarray, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> tuple[TabularData, ...]:
+def ordered_split(
+    data: TabularData, key: np.ndarray, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> tuple[TabularData, ...]:
     """Splits rows by ascending `key` (e.g. a timestamp): earlier rows train, later rows test.
 
     Ties keep their original order, so the split is deterministic.
@@ -39,8 +43,9 @@ def ordered_split(data: TabularData, key: np.ndarray, fractions: Sequence[float]
     return tuple(data.take(part) for part in _cut(order, fractions))
 
 
-def user_fold_split(data: TabularData, users: np.ndarray, *, fold: int, folds: int = 5, seed: int = 0,
-                    validation_share: float = 0.125) -> tuple[tuple[TabularData, ...], dict[str, int]]:
+def user_fold_split(
+    data: TabularData, users: np.ndarray, *, fold: int, folds: int = 5, seed: int = 0, validation_share: float = 0.125
+) -> tuple[tuple[TabularData, ...], dict[str, int]]:
     """User-level K-fold cross-validation: every user's rows in one part.
 
     The distinct users are shuffled with `seed` and dealt into `folds` folds of (nearly)
@@ -64,7 +69,9 @@ def user_fold_split(data: TabularData, users: np.ndarray, *, fold: int, folds: i
     test_users = shuffled[fold::folds]
     rest = np.setdiff1d(distinct, test_users)
     rest = np.random.default_rng([seed, fold]).permutation(rest)
-    validation_users = rest[:max(1, int(round(validation_share * len(rest))))]
-    train_users = rest[len(validation_users):]
-    parts = tuple(data.take(np.flatnonzero(np.isin(users, part))) for part in (train_users, validation_users, test_users))
+    validation_users = rest[: max(1, int(round(validation_share * len(rest))))]
+    train_users = rest[len(validation_users) :]
+    parts = tuple(
+        data.take(np.flatnonzero(np.isin(users, part))) for part in (train_users, validation_users, test_users)
+    )
     return parts, {"train": len(train_users), "validation": len(validation_users), "test": len(test_users)}

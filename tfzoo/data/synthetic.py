@@ -9,7 +9,7 @@ fewer rows (their mask is 0 elsewhere), like conversion labels in production log
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

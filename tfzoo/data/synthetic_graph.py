@@ -47,11 +47,15 @@ def make_friend_graph(
       seed: the same seed gives the same graph.
     """
     if num_users < 2 or num_communities < 1 or num_communities > num_users:
-        raise ValueError(f"Need num_users >= 2 and 1 <= num_communities <= num_users. "
-                         f"Received: num_users={num_users}, num_communities={num_communities}")
+        raise ValueError(
+            f"Need num_users >= 2 and 1 <= num_communities <= num_users. "
+            f"Received: num_users={num_users}, num_communities={num_communities}"
+        )
     if not 0.0 <= within_community <= 1.0 or not 0.0 <= community_feature_share <= 1.0:
-        raise ValueError("`within_community` and `community_feature_share` must lie in [0, 1]. Received: "
-                         f"within_community={within_community}, community_feature_share={community_feature_share}")
+        raise ValueError(
+            "`within_community` and `community_feature_share` must lie in [0, 1]. Received: "
+            f"within_community={within_community}, community_feature_share={community_feature_share}"
+        )
     block = feature_dim // num_communities
     if block < 1:
         raise ValueError(f"`feature_dim` must be >= num_communities. Received: feature_dim={feature_dim}")
@@ -86,7 +90,8 @@ def make_friend_graph(
         features=MultiHotFeatures(
             dim=feature_dim,
             description=f"generated: {features_per_user} indices per user, {community_feature_share:g} of them from "
-                        f"the user's community block of {block}"),
+            f"the user's community block of {block}",
+        ),
         node_targets={"community": community.astype(np.float64), "activity": activity},
         source=f"make_friend_graph(num_users={num_users}, seed={seed})",
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class TabularData:
     def __len__(self) -> int:
         return self._num_rows
 
-    def take(self, indices: np.ndarray) -> "TabularData":
+    def take(self, indices: np.ndarray) -> TabularData:
         """The rows at `indices` (a new object; columns are copied)."""
         indices = np.asarray(indices)
         return TabularData(
@@ -66,7 +66,7 @@ class TabularData:
             source=self.source,
         )
 
-    def with_spec(self, spec: DatasetSpec) -> "TabularData":
+    def with_spec(self, spec: DatasetSpec) -> TabularData:
         return dataclasses.replace(self, spec=spec, labels=dict(self.labels), label_masks=dict(self.label_masks))
 
     def positive_rate(self) -> Mapping[str, float]:

@@ -30,8 +30,9 @@ def task_counts(data: TabularData, flow_feature: str | None = None) -> dict[str,
     return counts
 
 
-def upsample_tasks(data: TabularData, flow_feature: str | None = None, *, max_factor: float | None = None,
-                   seed: int = 0) -> TabularData:
+def upsample_tasks(
+    data: TabularData, flow_feature: str | None = None, *, max_factor: float | None = None, seed: int = 0
+) -> TabularData:
     """`data` with rows repeated so that every task has about as many rows as the largest
     (see the module docstring); row order: each row's copies follow it."""
     if max_factor is not None and not max_factor >= 1:
@@ -60,8 +61,9 @@ def _flows(data: TabularData, flow_feature: str | None) -> np.ndarray:
     if flow_feature is None:
         return np.zeros(len(data), np.int64)
     if flow_feature not in data.features:
-        raise ValueError(f"`flow_feature` {flow_feature!r} is not a column of {data.source or 'the data'} "
-                         f"({sorted(data.features)}).")
+        raise ValueError(
+            f"`flow_feature` {flow_feature!r} is not a column of {data.source or 'the data'} ({sorted(data.features)})."
+        )
     return np.asarray(data.features[flow_feature]).astype(str)
 
 

@@ -11,7 +11,7 @@ Gathers, scatters, reshapes and lookups cost 0, as elsewhere in the profiler.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import tensorflow as tf

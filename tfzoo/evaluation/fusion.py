@@ -16,7 +16,7 @@ with the same protocol and exclusions as the model alone.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +29,9 @@ SELECT_BY_K = 50  # the weight is chosen on validation Recall@50, the early-stop
 
 def check_fusion(heuristic: str | None) -> None:
     if heuristic is not None and heuristic not in NEIGHBOURHOOD_HEURISTICS:
-        raise ValueError(f"`fusion` must be one of {NEIGHBOURHOOD_HEURISTICS} or 'none'. Received: fusion={heuristic!r}")
+        raise ValueError(
+            f"`fusion` must be one of {NEIGHBOURHOOD_HEURISTICS} or 'none'. Received: fusion={heuristic!r}"
+        )
 
 
 class FusedScores:
@@ -88,10 +90,19 @@ def fused_reports(
 
     def report(weight: float, targets: np.ndarray, other: np.ndarray, *, detail: bool) -> dict:
         users = query_users(targets, num_users)
-        top = ranked_candidates(FusedScores(queries, candidates, scores, weight), num_users, users,
-                                [train_edges, other], max(ks))
-        return recall_of_rankings(top, users, targets, num_users=num_users, train_edges=train_edges, ks=ks,
-                                  slices=slices, per_user=per_user and detail)
+        top = ranked_candidates(
+            FusedScores(queries, candidates, scores, weight), num_users, users, [train_edges, other], max(ks)
+        )
+        return recall_of_rankings(
+            top,
+            users,
+            targets,
+            num_users=num_users,
+            train_edges=train_edges,
+            ks=ks,
+            slices=slices,
+            per_user=per_user and detail,
+        )
 
     by_weight = {float(w): report(w, validation, test, detail=False) for w in weights}
     # Ties go to the smaller weight: fusion only where it measurably helps.

@@ -19,7 +19,7 @@ friends are excluded.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sparse
@@ -73,8 +73,11 @@ class HeuristicScores:
         self.num_users = int(num_users)
         self.adjacency = adjacency(train_edges, num_users)
         self.degree = np.asarray(self.adjacency.sum(axis=1)).ravel()  # [users]
-        self._right = None if name == "popularity" else (
-            sparse.diags(common_friend_weights(name, self.degree)) @ self.adjacency).tocsc()
+        self._right = (
+            None
+            if name == "popularity"
+            else (sparse.diags(common_friend_weights(name, self.degree)) @ self.adjacency).tocsc()
+        )
 
     def __call__(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, np.int64)
@@ -101,11 +104,18 @@ def heuristic_reports(
     reports = {}
     for name in heuristics:
         scores = HeuristicScores(name, train_edges, num_users)
-        top = ranked_candidates(scores, num_users, users, [train_edges, *exclude_edges], max(ks),
-                                tie_break=scores.degree,
-                                progress=None if progress is None else (lambda done, name=name: progress(name, done)))
-        reports[name] = recall_of_rankings(top, users, targets, num_users=num_users, train_edges=train_edges, ks=ks,
-                                           slices=slices, per_user=per_user)
+        top = ranked_candidates(
+            scores,
+            num_users,
+            users,
+            [train_edges, *exclude_edges],
+            max(ks),
+            tie_break=scores.degree,
+            progress=None if progress is None else (lambda done, name=name: progress(name, done)),
+        )
+        reports[name] = recall_of_rankings(
+            top, users, targets, num_users=num_users, train_edges=train_edges, ks=ks, slices=slices, per_user=per_user
+        )
     return reports
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, samples: int = 2000, confidence: float = 0.95,
-                     seed: int = 0) -> dict[str, float]:
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, *, samples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, float]:
     """Mean of `a - b` over paired units and its percentile bootstrap interval.
 
     `a`, `b` are [units] or [runs, units] (e.g. seeds x users, resampled over the units
@@ -25,7 +26,7 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, samples: int = 2000, confi
     means = np.empty(samples)
     for start in range(0, samples, 256):
         draws = rng.integers(0, len(differences), size=(min(256, samples - start), len(differences)))
-        means[start:start + len(draws)] = differences[draws].mean(axis=1)
+        means[start : start + len(draws)] = differences[draws].mean(axis=1)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return {"difference": float(differences.mean()), "low": float(low), "high": float(high)}

@@ -14,7 +14,7 @@ better scaled for the stopping tolerance).
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.optimize
@@ -52,14 +52,15 @@ class LogisticRegression:
         if not self.c > 0:
             raise ValueError(f"`c` must be > 0. Received: c={self.c}")
 
-    def fit(self, x, y, sample_weight=None) -> "LogisticRegression":
+    def fit(self, x, y, sample_weight=None) -> LogisticRegression:
         """Fits on [rows, features] `x` (dense or SciPy sparse) and 0/1 labels `y`."""
         x = _matrix(x)
         y = np.asarray(y, np.float64).ravel()
         weights = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, np.float64).ravel()
         if x.shape[0] != len(y) or len(weights) != len(y):
-            raise ValueError(f"`x`, `y` and `sample_weight` must have as many rows. Received: {x.shape[0]}, "
-                             f"{len(y)}, {len(weights)}")
+            raise ValueError(
+                f"`x`, `y` and `sample_weight` must have as many rows. Received: {x.shape[0]}, {len(y)}, {len(weights)}"
+            )
         total = weights.sum()
         if not total > 0:
             raise ValueError("Logistic regression needs rows of positive weight. Received: sum(sample_weight)=0")
@@ -79,8 +80,13 @@ class LogisticRegression:
             return loss, gradient
 
         start = np.zeros(x.shape[1] + 1)
-        result = scipy.optimize.minimize(objective, start, jac=True, method="L-BFGS-B",
-                                         options={"maxiter": self.max_iterations, "gtol": self.tolerance})
+        result = scipy.optimize.minimize(
+            objective,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": self.max_iterations, "gtol": self.tolerance},
+        )
         self.coef, self.intercept = result.x[:-1], float(result.x[-1])
         return self
 
@@ -99,9 +105,16 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for large |z|
 
 
-def tuned_logistic_regression(train_x, train_y, validation_x, validation_y, *, train_weight=None,
-                              validation_weight=None, cs: Sequence[float] = DEFAULT_CS,
-                              ) -> tuple[LogisticRegression, dict[float, float]]:
+def tuned_logistic_regression(
+    train_x,
+    train_y,
+    validation_x,
+    validation_y,
+    *,
+    train_weight=None,
+    validation_weight=None,
+    cs: Sequence[float] = DEFAULT_CS,
+) -> tuple[LogisticRegression, dict[float, float]]:
     """The logistic regression of the C in `cs` with the best validation AUC (ties: the
     smaller C, the stronger penalty), fitted on the training rows; and {C: validation AUC}."""
     if not cs:
@@ -116,14 +129,26 @@ def tuned_logistic_regression(train_x, train_y, validation_x, validation_y, *, t
 
 
 def task_logistic_regressions(
-    train_x, train_labels: Mapping[str, np.ndarray], train_masks: Mapping[str, np.ndarray],
-    validation_x, validation_labels: Mapping[str, np.ndarray], validation_masks: Mapping[str, np.ndarray],
-    tasks: Sequence[str], *, cs: Sequence[float] = DEFAULT_CS,
+    train_x,
+    train_labels: Mapping[str, np.ndarray],
+    train_masks: Mapping[str, np.ndarray],
+    validation_x,
+    validation_labels: Mapping[str, np.ndarray],
+    validation_masks: Mapping[str, np.ndarray],
+    tasks: Sequence[str],
+    *,
+    cs: Sequence[float] = DEFAULT_CS,
 ) -> dict[str, LogisticRegression]:
     """One tuned logistic regression per task (rows whose label is absent, mask 0, are left out)."""
     models = {}
     for task in tasks:
         models[task], _ = tuned_logistic_regression(
-            train_x, train_labels[task], validation_x, validation_labels[task],
-            train_weight=train_masks.get(task), validation_weight=validation_masks.get(task), cs=cs)
+            train_x,
+            train_labels[task],
+            validation_x,
+            validation_labels[task],
+            train_weight=train_masks.get(task),
+            validation_weight=validation_masks.get(task),
+            cs=cs,
+        )
     return models

@@ -3,7 +3,7 @@ bucketed approximations; reports use these)."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 
 def format_task_table(
@@ -16,14 +16,13 @@ def format_task_table(
         tasks += [t for t in report if t not in tasks]
     header = ["model"] + [f"{t} {m.upper()}" for t in tasks for m in metrics]
     body = [
-        [name] + [
-            f"{report[t][m]:.4f}" if t in report and m in report[t] else "-"
-            for t in tasks for m in metrics
-        ]
+        [name] + [f"{report[t][m]:.4f}" if t in report and m in report[t] else "-" for t in tasks for m in metrics]
         for name, report in rows
     ]
     widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
-             for line in [header] + body]
+    lines = [
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+        for line in [header] + body
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -7,7 +7,7 @@ Every ranking, a model's or a heuristic's (`tfzoo.evaluation.heuristics`), goes 
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -42,22 +42,22 @@ def ranked_candidates(
     users = np.asarray(users, np.int64)
     result = np.empty((len(users), k), np.int64)
     for start in range(0, len(users), chunk):
-        batch = users[start:start + chunk]
+        batch = users[start : start + chunk]
         scores = np.array(score_rows(batch), dtype=np.float64)  # [chunk, users]
         scores[np.arange(len(batch)), batch] = -np.inf
         for splits, ids in exclusions:
             lengths = splits[batch + 1] - splits[batch]
             rows = np.repeat(np.arange(len(batch)), lengths)
-            columns = np.concatenate([ids[splits[u]:splits[u + 1]] for u in batch]) if lengths.sum() else rows
+            columns = np.concatenate([ids[splits[u] : splits[u + 1]] for u in batch]) if lengths.sum() else rows
             scores[rows, columns] = -np.inf
         if tie_break is None:
             best = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [chunk, k] unordered
             order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
-            result[start:start + len(batch)] = np.take_along_axis(best, order, axis=1)
+            result[start : start + len(batch)] = np.take_along_axis(best, order, axis=1)
         else:
             # Last key first: by score, then by tie_break (both descending).
             secondary = np.broadcast_to(-np.asarray(tie_break, np.float64), scores.shape)
-            result[start:start + len(batch)] = np.lexsort((secondary, -scores), axis=1)[:, :k]
+            result[start : start + len(batch)] = np.lexsort((secondary, -scores), axis=1)[:, :k]
         if progress is not None:
             progress(len(batch))
     return result
@@ -78,10 +78,13 @@ def top_k_excluding(
     queries = np.asarray(embeddings, np.float32)
     candidates = queries if candidate_embeddings is None else np.asarray(candidate_embeddings, np.float32)
     if candidates.shape != queries.shape:
-        raise ValueError("query and candidate embeddings must have the same shape [num_users, d]. Received: "
-                         f"{queries.shape} and {candidates.shape}")
-    return ranked_candidates(lambda batch: queries[batch] @ candidates.T, len(queries), users, exclude_edges, k,
-                             chunk=chunk)
+        raise ValueError(
+            "query and candidate embeddings must have the same shape [num_users, d]. Received: "
+            f"{queries.shape} and {candidates.shape}"
+        )
+    return ranked_candidates(
+        lambda batch: queries[batch] @ candidates.T, len(queries), users, exclude_edges, k, chunk=chunk
+    )
 
 
 def recall_of_rankings(
@@ -101,7 +104,7 @@ def recall_of_rankings(
     train_degree = np.bincount(np.asarray(train_edges, np.int64).ravel(), minlength=num_users)
     found = np.zeros((len(users), len(ks)), np.int64)  # held-out friends in the top K
     for row, user in enumerate(users):
-        friends = target_ids[target_splits[user]:target_splits[user + 1]]
+        friends = target_ids[target_splits[user] : target_splits[user + 1]]
         in_top = np.isin(top[row], friends)
         found[row] = [in_top[:k].sum() for k in ks]
     num_targets = np.diff(target_splits)[users]  # [users]
@@ -121,8 +124,11 @@ def recall_of_rankings(
     for name, members in (slices or {}).items():
         report[name] = summary(np.isin(users, members))
     if per_user:
-        report["per_user"] = {"users": users.tolist(), "targets": num_targets.tolist(),
-                              **{f"hits@{k}": found[:, i].tolist() for i, k in enumerate(ks)}}
+        report["per_user"] = {
+            "users": users.tolist(),
+            "targets": num_targets.tolist(),
+            **{f"hits@{k}": found[:, i].tolist() for i, k in enumerate(ks)},
+        }
     return report
 
 
@@ -162,7 +168,9 @@ def recall_report(
     """
     num_users = len(embeddings)
     users = query_users(targets, num_users)
-    top = top_k_excluding(embeddings, users, [train_edges, *exclude_edges], max(ks),
-                          candidate_embeddings=candidate_embeddings)
-    return recall_of_rankings(top, users, targets, num_users=num_users, train_edges=train_edges, ks=ks, slices=slices,
-                              per_user=per_user)
+    top = top_k_excluding(
+        embeddings, users, [train_edges, *exclude_edges], max(ks), candidate_embeddings=candidate_embeddings
+    )
+    return recall_of_rankings(
+        top, users, targets, num_users=num_users, train_edges=train_edges, ks=ks, slices=slices, per_user=per_user
+    )

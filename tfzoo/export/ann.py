@@ -79,17 +79,21 @@ class ScannSettings:
 
     def __post_init__(self):
         if not 1 <= self.num_leaves_to_search <= self.num_leaves:
-            raise ValueError("Need 1 <= num_leaves_to_search <= num_leaves. Received: "
-                             f"num_leaves={self.num_leaves}, num_leaves_to_search={self.num_leaves_to_search}")
+            raise ValueError(
+                "Need 1 <= num_leaves_to_search <= num_leaves. Received: "
+                f"num_leaves={self.num_leaves}, num_leaves_to_search={self.num_leaves_to_search}"
+            )
         for field in ("dimensions_per_block", "training_iterations", "training_sample_size"):
             if getattr(self, field) < 1:
                 raise ValueError(f"`{field}` must be >= 1. Received: {field}={getattr(self, field)}")
         if self.num_reordering_candidates is not None and self.num_reordering_candidates < 1:
-            raise ValueError("`num_reordering_candidates` must be >= 1 or None. "
-                             f"Received: num_reordering_candidates={self.num_reordering_candidates}")
+            raise ValueError(
+                "`num_reordering_candidates` must be >= 1 or None. "
+                f"Received: num_reordering_candidates={self.num_reordering_candidates}"
+            )
 
     @classmethod
-    def for_size(cls, num_candidates: int) -> "ScannSettings":
+    def for_size(cls, num_candidates: int) -> ScannSettings:
         """Defaults by index size.
 
         Large indexes (>= 100k candidates) use the settings tuned on 1M candidates,
@@ -99,8 +103,9 @@ class ScannSettings:
         if num_candidates >= 100_000:
             num_leaves = max(1, round(LARGE_INDEX.num_leaves * math.sqrt(num_candidates / 1_000_000)))
             share = LARGE_INDEX.num_leaves_to_search / LARGE_INDEX.num_leaves
-            return dataclasses.replace(LARGE_INDEX, num_leaves=num_leaves,
-                                       num_leaves_to_search=max(1, round(share * num_leaves)))
+            return dataclasses.replace(
+                LARGE_INDEX, num_leaves=num_leaves, num_leaves_to_search=max(1, round(share * num_leaves))
+            )
         num_leaves = max(1, round(math.sqrt(num_candidates)))
         # Half the leaves: a quarter gave recall@5 between 0.69 and 1.0 across k-means
         # initialisations on 300 clustered embeddings; half stays >= 0.95 and costs little.
@@ -115,7 +120,9 @@ class ScannSettings:
 # so 0.95 needs 40% of the leaves scanned whatever the number of leaves; clustered
 # embeddings reach the same recall scanning far fewer (build with `target_recall`, or
 # pass `ScannSettings` to trade).
-LARGE_INDEX = ScannSettings(num_leaves=2000, num_leaves_to_search=800, dimensions_per_block=2, num_reordering_candidates=1000)
+LARGE_INDEX = ScannSettings(
+    num_leaves=2000, num_leaves_to_search=800, dimensions_per_block=2, num_reordering_candidates=1000
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +157,9 @@ def check_target_recall(target_recall: float | None) -> None:
         return
     valid = isinstance(target_recall, numbers.Real) and not isinstance(target_recall, bool)
     if not (valid and 0 < target_recall <= 1):  # also false for NaN
-        raise ValueError("`target_recall` must be a number in (0, 1] or None. "
-                         f"Received: target_recall={target_recall!r}")
+        raise ValueError(
+            f"`target_recall` must be a number in (0, 1] or None. Received: target_recall={target_recall!r}"
+        )
 
 
 def leaves_to_try(num_leaves: int) -> list[int]:
@@ -166,8 +174,10 @@ def exact_top_k(candidates: tf.Tensor, queries: tf.Tensor, k: int) -> np.ndarray
     number of candidates.
     """
     chunk = max(1, 2**25 // max(1, int(candidates.shape[0])))
-    out = [tf.math.top_k(tf.matmul(queries[start:start + chunk], candidates, transpose_b=True), k=k).indices.numpy()
-           for start in range(0, int(queries.shape[0]), chunk)]
+    out = [
+        tf.math.top_k(tf.matmul(queries[start : start + chunk], candidates, transpose_b=True), k=k).indices.numpy()
+        for start in range(0, int(queries.shape[0]), chunk)
+    ]
     return np.concatenate(out) if out else np.zeros((0, k), np.int32)
 
 
@@ -206,29 +216,41 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
       name: the layer name.
     """
 
-    def __init__(self, settings: ScannSettings, *, k: int = 10, target_recall: float | None = None,
-                 name: str | None = None):
+    def __init__(
+        self, settings: ScannSettings, *, k: int = 10, target_recall: float | None = None, name: str | None = None
+    ):
         check_target_recall(target_recall)
         super().__init__(
-            k=k, distance_measure="dot_product", num_leaves=settings.num_leaves,
-            num_leaves_to_search=settings.num_leaves_to_search, training_iterations=settings.training_iterations,
+            k=k,
+            distance_measure="dot_product",
+            num_leaves=settings.num_leaves,
+            num_leaves_to_search=settings.num_leaves_to_search,
+            training_iterations=settings.training_iterations,
             dimensions_per_block=settings.dimensions_per_block,
-            num_reordering_candidates=settings.num_reordering_candidates, name=name)
+            num_reordering_candidates=settings.num_reordering_candidates,
+            name=name,
+        )
         self.settings = settings
         self.target_recall = target_recall
         self.tuning: RecallTuning | None = None
         # A variable, not a Python int: the traced `call` reads it, so a SavedModel serves
         # the number chosen after the tree was built, and retuning needs no retracing.
-        self._leaves_to_search = tf.Variable(settings.num_leaves_to_search, dtype=tf.int32, trainable=False,
-                                             name="leaves_to_search")
+        self._leaves_to_search = tf.Variable(
+            settings.num_leaves_to_search, dtype=tf.int32, trainable=False, name="leaves_to_search"
+        )
 
         def build_searcher(candidates):
             builder = scann_ops.builder(db=candidates, num_neighbors=k, distance_measure="dot_product")
-            builder = builder.tree(num_leaves=settings.num_leaves, num_leaves_to_search=settings.num_leaves_to_search,
-                                   training_sample_size=min(settings.training_sample_size, int(candidates.shape[0])),
-                                   training_iterations=settings.training_iterations)
-            builder = builder.score_ah(settings.dimensions_per_block,
-                                       anisotropic_quantization_threshold=settings.anisotropic_quantization_threshold)
+            builder = builder.tree(
+                num_leaves=settings.num_leaves,
+                num_leaves_to_search=settings.num_leaves_to_search,
+                training_sample_size=min(settings.training_sample_size, int(candidates.shape[0])),
+                training_iterations=settings.training_iterations,
+            )
+            builder = builder.score_ah(
+                settings.dimensions_per_block,
+                anisotropic_quantization_threshold=settings.anisotropic_quantization_threshold,
+            )
             if settings.num_reordering_candidates is not None:
                 builder = builder.reorder(settings.num_reordering_candidates)
             return builder.build(shared_name=f"{self.name}/{uuid.uuid4()}")
@@ -241,8 +263,9 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         """Leaves searched per query."""
         return int(self._leaves_to_search.numpy())
 
-    def index(self, candidates: tf.Tensor, identifiers: tf.Tensor | None = None, *,
-              row_queries: tf.Tensor | None = None) -> "ScaNNIndex":
+    def index(
+        self, candidates: tf.Tensor, identifiers: tf.Tensor | None = None, *, row_queries: tf.Tensor | None = None
+    ) -> ScaNNIndex:
         """Builds the tree over `candidates` [n, d] and, with a `target_recall`, tunes it.
 
         `row_queries` [n, d]: the query vector of each candidate row's user, which the
@@ -257,8 +280,14 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
             self.tune(candidates, self.target_recall, row_queries=row_queries)
         return self
 
-    def tune(self, candidates: tf.Tensor, target_recall: float, *, row_queries: tf.Tensor | None = None,
-             seed: int = RECALL_SAMPLE_SEED) -> RecallTuning:
+    def tune(
+        self,
+        candidates: tf.Tensor,
+        target_recall: float,
+        *,
+        row_queries: tf.Tensor | None = None,
+        seed: int = RECALL_SAMPLE_SEED,
+    ) -> RecallTuning:
         """Keeps the fewest leaves to search that reach `target_recall` on the built tree.
 
         `candidates` must be those the index was built on. Tries `leaves_to_try` in
@@ -274,11 +303,15 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         num_candidates = int(candidates.shape[0])
         queries = candidates if row_queries is None else tf.convert_to_tensor(row_queries, tf.float32)
         if queries.shape != candidates.shape:
-            raise ValueError("`row_queries` must have the shape of the candidates. Received: "
-                             f"row_queries.shape={tuple(queries.shape)}, candidates.shape={tuple(candidates.shape)}")
+            raise ValueError(
+                "`row_queries` must have the shape of the candidates. Received: "
+                f"row_queries.shape={tuple(queries.shape)}, candidates.shape={tuple(candidates.shape)}"
+            )
         if num_candidates < 2:
-            raise ValueError("`target_recall` needs at least 2 candidates (one query, one other row). "
-                             f"Received: {num_candidates} candidates")
+            raise ValueError(
+                "`target_recall` needs at least 2 candidates (one query, one other row). "
+                f"Received: {num_candidates} candidates"
+            )
         k = min(RECALL_K, num_candidates - 1)
         size = min(RECALL_SAMPLE_SIZE, max(1, num_candidates // 10))
         rows = np.sort(np.random.default_rng(seed).choice(num_candidates, size=size, replace=False))
@@ -295,9 +328,16 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
                 break
         leaves, reached = tried[-1]
         self._leaves_to_search.assign(leaves)
-        self.tuning = RecallTuning(target_recall=float(target_recall), leaves_to_search=leaves, measured_recall=reached,
-                                   target_reached=reached >= target_recall, sample_queries=size, k=k, seed=seed,
-                                   recall_by_leaves=tuple(tried))
+        self.tuning = RecallTuning(
+            target_recall=float(target_recall),
+            leaves_to_search=leaves,
+            measured_recall=reached,
+            target_reached=reached >= target_recall,
+            sample_queries=size,
+            k=k,
+            seed=seed,
+            recall_by_leaves=tuple(tried),
+        )
         return self.tuning
 
     def _search(self, searcher, queries: tf.Tensor, k, leaves_to_search) -> tuple[tf.Tensor, tf.Tensor]:
@@ -305,8 +345,9 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         pre_reorder = None
         if self._num_reordering_candidates is not None:
             pre_reorder = tf.maximum(tf.cast(k, tf.int32), self._num_reordering_candidates)
-        result = searcher.search_batched_parallel(queries, final_num_neighbors=k, pre_reorder_num_neighbors=pre_reorder,
-                                                  leaves_to_search=leaves_to_search)
+        result = searcher.search_batched_parallel(
+            queries, final_num_neighbors=k, pre_reorder_num_neighbors=pre_reorder, leaves_to_search=leaves_to_search
+        )
         return result.distances, result.indices
 
     def call(self, queries: tf.Tensor, k=None):
@@ -332,14 +373,22 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
             "sample_queries": None if tuning is None else tuning.sample_queries,
             "recall_k": None if tuning is None else tuning.k,
             "sample_seed": None if tuning is None else tuning.seed,
-            "recall_by_leaves_to_search": None if tuning is None else [
-                {"leaves_to_search": leaves, "recall": found} for leaves, found in tuning.recall_by_leaves],
+            "recall_by_leaves_to_search": None
+            if tuning is None
+            else [{"leaves_to_search": leaves, "recall": found} for leaves, found in tuning.recall_by_leaves],
         }
 
 
-def build_index(kind: str, candidates: tf.Tensor, identifiers: tf.Tensor | None = None, *, k: int = 10,
-                settings: ScannSettings | None = None, target_recall: float | None = None,
-                row_queries: tf.Tensor | None = None) -> tfrs.layers.factorized_top_k.TopK:
+def build_index(
+    kind: str,
+    candidates: tf.Tensor,
+    identifiers: tf.Tensor | None = None,
+    *,
+    k: int = 10,
+    settings: ScannSettings | None = None,
+    target_recall: float | None = None,
+    row_queries: tf.Tensor | None = None,
+) -> tfrs.layers.factorized_top_k.TopK:
     """A top-`k` index over `candidates` [n, d] (dot product), returning `identifiers` [n].
 
     Args:

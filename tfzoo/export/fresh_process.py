@@ -11,8 +11,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -47,8 +47,10 @@ def _write_tensors(directory: Path, tensors: Mapping[str, np.ndarray]) -> None:
 
 
 def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
-    return {file.stem: tf.make_ndarray(tensor_pb2.TensorProto.FromString(file.read_bytes()))
-            for file in sorted(directory.glob("*.pb"))}
+    return {
+        file.stem: tf.make_ndarray(tensor_pb2.TensorProto.FromString(file.read_bytes()))
+        for file in sorted(directory.glob("*.pb"))
+    }
 
 
 def call_in_fresh_process(
@@ -72,7 +74,11 @@ def call_in_fresh_process(
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         result = subprocess.run(
             [sys.executable, "-c", _CHILD, str(path), signature, str(inputs_dir), str(outputs_dir), *op_libraries],
-            capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=tmp,
         )
         if result.returncode != 0:
             raise RuntimeError(f"loading {path} in a fresh process failed:\n{result.stderr[-3000:]}")

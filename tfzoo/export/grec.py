@@ -41,8 +41,9 @@ def _task_signature(features_spec, flow: int, use_case: str):
     return build
 
 
-def export_grec(model, inputs: Any, export_base: str | Path, name: str, version: int | None = None,
-                *, extract: bool = True) -> Path:
+def export_grec(
+    model, inputs: Any, export_base: str | Path, name: str, version: int | None = None, *, extract: bool = True
+) -> Path:
     """Exports a trained GRec; see the module docstring. `extract=False` exports the full model."""
     if not extract or not getattr(model, "extractable", False):
         return export_saved_model(model, inputs, export_base, name, version=version)

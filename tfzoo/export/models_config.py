@@ -13,8 +13,8 @@ import contextlib
 import fcntl
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2

@@ -8,8 +8,9 @@ the model" (extracted experts, retrieval indexes, embedding signatures) register
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import tensorflow as tf
 
@@ -36,8 +37,16 @@ EXPORTERS["ssmtl"] = export_retrieval_run  # ScaNN and brute-force friend retrie
 EXPORT_OPTIONS: dict[str, tuple[str, ...]] = {"ssmtl": ("target_recall", "fusion")}
 
 
-def export_model(model_name: str, model: tf.keras.Model, inputs: Any, export_base: str | Path, name: str,
-                 *, version: int | None = None, **options) -> Path:
+def export_model(
+    model_name: str,
+    model: tf.keras.Model,
+    inputs: Any,
+    export_base: str | Path,
+    name: str,
+    *,
+    version: int | None = None,
+    **options,
+) -> Path:
     """Exports a trained zoo model the way its kind is served (with its exporter's
     `EXPORT_OPTIONS`, e.g. `target_recall` for an ANN index)."""
     if model_name not in EXPORTERS:
@@ -45,6 +54,8 @@ def export_model(model_name: str, model: tf.keras.Model, inputs: Any, export_bas
     options = {key: value for key, value in options.items() if value is not None}
     unknown = sorted(set(options) - set(EXPORT_OPTIONS.get(model_name, ())))
     if unknown:
-        raise ValueError(f"The {model_name} exporter takes no option(s) {unknown}; it takes "
-                         f"{list(EXPORT_OPTIONS.get(model_name, ())) or 'none'}.")
+        raise ValueError(
+            f"The {model_name} exporter takes no option(s) {unknown}; it takes "
+            f"{list(EXPORT_OPTIONS.get(model_name, ())) or 'none'}."
+        )
     return EXPORTERS[model_name](model, inputs, export_base, name, version, **options)

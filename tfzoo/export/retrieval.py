@@ -30,8 +30,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -61,8 +62,9 @@ class Fusion:
     def __post_init__(self):
         check_fusion(self.heuristic)
         if not self.weight > 0:
-            raise ValueError(f"`weight` must be > 0 (0 serves the model alone: pass no fusion). "
-                             f"Received: weight={self.weight}")
+            raise ValueError(
+                f"`weight` must be > 0 (0 serves the model alone: pass no fusion). Received: weight={self.weight}"
+            )
 
     @classmethod
     def chosen(cls, fused: Mapping[str, Any] | None) -> Fusion | None:
@@ -88,8 +90,17 @@ class FriendRetrievalModule(tf.Module):
     friend are saved too: results are rescored exactly (see `recommend`).
     """
 
-    def __init__(self, model: tf.keras.Model, index: tf.keras.Model, graph: FriendGraph, queries: np.ndarray, *,
-                 k: int, candidates: np.ndarray | None = None, fusion: Fusion | None = None):
+    def __init__(
+        self,
+        model: tf.keras.Model,
+        index: tf.keras.Model,
+        graph: FriendGraph,
+        queries: np.ndarray,
+        *,
+        k: int,
+        candidates: np.ndarray | None = None,
+        fusion: Fusion | None = None,
+    ):
         super().__init__(name="friend_retrieval")
         self.encoder = model.encoder
         self.candidate_bias = bool(getattr(model, "candidate_bias", False))
@@ -105,8 +116,9 @@ class FriendRetrievalModule(tf.Module):
         if fusion is not None:
             if candidates is None:
                 raise ValueError("A fused export rescores candidates exactly: pass `candidates` [users, d].")
-            self.candidate_embeddings = tf.Variable(np.asarray(candidates, np.float32), trainable=False,
-                                                    name="candidate_embeddings")  # [users, d]
+            self.candidate_embeddings = tf.Variable(
+                np.asarray(candidates, np.float32), trainable=False, name="candidate_embeddings"
+            )  # [users, d]
             weights = common_friend_weights(fusion.heuristic, np.diff(splits)).astype(np.float32)
             self.common_friend_weights = tf.Variable(weights, trainable=False, name="common_friend_weights")  # [users]
 
@@ -118,7 +130,9 @@ class FriendRetrievalModule(tf.Module):
 
     def recommend(self, user_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         known = tf.reduce_all((user_ids >= 0) & (user_ids < self.num_users))
-        tf.debugging.Assert(known, [f"user_ids must lie in [0, {self.num_users}) (the indexed users); received:", user_ids])
+        tf.debugging.Assert(
+            known, [f"user_ids must lie in [0, {self.num_users}) (the indexed users); received:", user_ids]
+        )
         queries = tf.gather(self.user_embeddings, user_ids)  # [batch, d]
         excluded = self._exclusions(user_ids)  # [batch, width]
         if self.fusion is not None:
@@ -132,15 +146,18 @@ class FriendRetrievalModule(tf.Module):
             scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
         k = tf.minimum(self.k, tf.shape(scores)[1])
         top_scores, order = tf.math.top_k(scores, k=k)  # [batch, k]
-        top_ids = tf.where(tf.math.is_finite(top_scores), tf.gather(ids, order, batch_dims=1), tf.constant(-1, tf.int64))
+        top_ids = tf.where(
+            tf.math.is_finite(top_scores), tf.gather(ids, order, batch_dims=1), tf.constant(-1, tf.int64)
+        )
         padding = [[0, 0], [0, self.k - k]]
         return {
             "friend_ids": tf.pad(top_ids, padding, constant_values=-1),
             "scores": tf.pad(top_scores, padding, constant_values=-np.inf),
         }
 
-    def _fused_candidates(self, user_ids: tf.Tensor, queries: tf.Tensor,
-                          excluded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _fused_candidates(
+        self, user_ids: tf.Tensor, queries: tf.Tensor, excluded: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """(scores, ids) [batch, width]: every friend of a friend and the index's best
         candidates, scored query . candidate + weight x log(1 + heuristic), known friends
         and the user itself at -inf (rows padded with -inf).
@@ -157,8 +174,10 @@ class FriendRetrievalModule(tf.Module):
         hop_rows = tf.gather(own.value_rowids(), two_hop.value_rowids())  # [paths] the query row of each path
         hop_weights = tf.gather(tf.gather(self.common_friend_weights, own.flat_values), two_hop.value_rowids())
         paths_per_row = tf.math.unsorted_segment_sum(tf.ones_like(hop_rows), hop_rows, batch)  # [batch]
-        fetch = tf.cast(tf.minimum(self.k + tf.cast(tf.shape(excluded)[1], tf.int64) + tf.reduce_max(paths_per_row),
-                                   num_users), tf.int32)
+        fetch = tf.cast(
+            tf.minimum(self.k + tf.cast(tf.shape(excluded)[1], tf.int64) + tf.reduce_max(paths_per_row), num_users),
+            tf.int32,
+        )
         _, index_ids = self.index(queries, k=fetch)  # [batch, fetch]
         # Candidates as keys row x num_users + id: one heuristic sum per (row, candidate).
         index_keys = tf.reshape(tf.range(batch)[:, tf.newaxis] * num_users + index_ids, [-1])
@@ -171,7 +190,9 @@ class FriendRetrievalModule(tf.Module):
         rows, ids = unique_keys // num_users, unique_keys % num_users
         excluded_keys = tf.reshape(tf.range(batch)[:, tf.newaxis] * num_users + excluded, [-1])
         excluded_keys = tf.sort(tf.boolean_mask(excluded_keys, tf.reshape(excluded < num_users, [-1])))
-        at = tf.minimum(tf.searchsorted(excluded_keys, unique_keys, out_type=tf.int64), tf.size(excluded_keys, tf.int64) - 1)
+        at = tf.minimum(
+            tf.searchsorted(excluded_keys, unique_keys, out_type=tf.int64), tf.size(excluded_keys, tf.int64) - 1
+        )
         kept = tf.gather(excluded_keys, at) != unique_keys
         rows, ids, heuristic = tf.boolean_mask(rows, kept), tf.boolean_mask(ids, kept), tf.boolean_mask(heuristic, kept)
         logits = tf.reduce_sum(tf.gather(queries, rows) * tf.gather(self.candidate_embeddings, ids), axis=1)
@@ -247,24 +268,44 @@ def export_friend_retrieval(
         sampler = SubgraphSampler(graph, fanouts=fanouts, seed=sampling_seed)
         metadata = {**index_metadata(top_k), "fusion": None if fusion is None else dataclasses.asdict(fusion)}
         users = np.arange(min(2, graph.num_users))
-        warmup = {"serving_default": {"user_ids": users.astype(np.int64)},
-                  "embed": {"subgraphs": np.array(sampler.serialized_subgraphs(users), dtype=object)}}
-        return save_version(module, signatures, export_base, name, version=version, options=options,
-                            warmup_inputs=warmup,
-                            extra_files={INDEX_METADATA_FILE: json.dumps(metadata, indent=2) + "\n"})
+        warmup = {
+            "serving_default": {"user_ids": users.astype(np.int64)},
+            "embed": {"subgraphs": np.array(sampler.serialized_subgraphs(users), dtype=object)},
+        }
+        return save_version(
+            module,
+            signatures,
+            export_base,
+            name,
+            version=version,
+            options=options,
+            warmup_inputs=warmup,
+            extra_files={INDEX_METADATA_FILE: json.dumps(metadata, indent=2) + "\n"},
+        )
 
 
 def run_graph(inputs: Mapping[str, Any]) -> FriendGraph:
     """The whole friend graph of a run (every friendship: at serving time all are known),
     rebuilt from the run's stored inputs with its data options (e.g. a generated graph's
     `num_users`)."""
-    return load_dataset(inputs["dataset"], path=inputs.get("data_path"), split_seed=inputs["split_seed"],
-                        options=inputs.get("data_options")).graph
+    return load_dataset(
+        inputs["dataset"],
+        path=inputs.get("data_path"),
+        split_seed=inputs["split_seed"],
+        options=inputs.get("data_options"),
+    ).graph
 
 
-def export_retrieval_run(model: tf.keras.Model, inputs: Mapping[str, Any], export_base: str | Path, name: str,
-                         version: int | None, *, target_recall: float | None = None,
-                         fusion: Fusion | None = None) -> Path:
+def export_retrieval_run(
+    model: tf.keras.Model,
+    inputs: Mapping[str, Any],
+    export_base: str | Path,
+    name: str,
+    version: int | None,
+    *,
+    target_recall: float | None = None,
+    fusion: Fusion | None = None,
+) -> Path:
     """The `tfzoo export` entry of friend-retrieval runs.
 
     Writes `<name>/<version>` (ScaNN index) and `<name>_brute_force/<version>` (exact index,
@@ -276,8 +317,27 @@ def export_retrieval_run(model: tf.keras.Model, inputs: Mapping[str, Any], expor
     graph = run_graph(inputs)
     fanouts = inputs.get("fanouts", DEFAULT_FANOUTS)
     vectors = model.user_vectors(SubgraphSampler(graph, fanouts=fanouts, seed=0))
-    path = export_friend_retrieval(model, graph, export_base, name, version=version, index="scann",
-                                   fanouts=fanouts, vectors=vectors, target_recall=target_recall, fusion=fusion)
-    export_friend_retrieval(model, graph, export_base, f"{name}_brute_force", version=int(path.name),
-                            index="brute_force", fanouts=fanouts, vectors=vectors, fusion=fusion)
+    path = export_friend_retrieval(
+        model,
+        graph,
+        export_base,
+        name,
+        version=version,
+        index="scann",
+        fanouts=fanouts,
+        vectors=vectors,
+        target_recall=target_recall,
+        fusion=fusion,
+    )
+    export_friend_retrieval(
+        model,
+        graph,
+        export_base,
+        f"{name}_brute_force",
+        version=int(path.name),
+        index="brute_force",
+        fanouts=fanouts,
+        vectors=vectors,
+        fusion=fusion,
+    )
     return path

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import tensorflow as tf
 
@@ -39,7 +40,9 @@ class ServingModule(tf.Module):
 def next_version(model_dir: str | Path) -> int:
     """One more than the highest numeric version under `model_dir` (1 if none)."""
     model_dir = Path(model_dir)
-    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.exists() else []
+    versions = (
+        [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.exists() else []
+    )
     return max(versions, default=0) + 1
 
 
@@ -101,8 +104,17 @@ def export_saved_model(
     signatures = {"serving_default": serve.get_concrete_function()}
     for signature_name, build in (extra_signatures or {}).items():
         signatures[signature_name] = build(module)
-    return save_version(module, signatures, export_base, name, version=version, options=options, feature_spec=spec,
-                        warmup_inputs=warmup_inputs, register=register)
+    return save_version(
+        module,
+        signatures,
+        export_base,
+        name,
+        version=version,
+        options=options,
+        feature_spec=spec,
+        warmup_inputs=warmup_inputs,
+        register=register,
+    )
 
 
 def save_version(

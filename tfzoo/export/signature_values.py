@@ -7,7 +7,7 @@ exporters, the data package or the models.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -23,7 +23,9 @@ def synthesize_inputs(signature: Mapping[str, tf.TensorSpec], num_rows: int = 2)
     for name, spec in signature.items():
         if spec.shape.rank is None:
             raise ValueError(f"Input {name!r} has unknown rank; pass its warm-up values explicitly.")
-        shape = [num_rows if (d is None and i == 0) else (1 if d is None else d) for i, d in enumerate(spec.shape.as_list())]
+        shape = [
+            num_rows if (d is None and i == 0) else (1 if d is None else d) for i, d in enumerate(spec.shape.as_list())
+        ]
         dtype = tf.as_dtype(spec.dtype)
         if dtype == tf.string:
             inputs[name] = np.full(shape, b"", dtype=object)

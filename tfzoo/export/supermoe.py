@@ -23,7 +23,7 @@ from tfzoo.export.saved_model import save_version
 def channel_signature(encoder) -> dict[str, tf.TensorSpec]:
     """The input signature of the encoder's channels."""
     specs = {}
-    for name, vocabulary in encoder.category_channels.items():
+    for name in encoder.category_channels:
         # Bags ([batch, L, K]) and single values ([batch, L]) differ in rank; a channel's
         # rank is fixed by the data it was trained on, recorded on the first call.
         rank = encoder.channel_ranks.get(name, 2)
@@ -73,5 +73,11 @@ def export_supermoe(model, inputs, export_base: str | Path, name: str, version: 
         "user_embedding": tf.function(module.user_embedding, input_signature=signature).get_concrete_function(),
     }
     warmup = warmup_channels(model.encoder)
-    return save_version(module, signatures, export_base, name, version=version,
-                        warmup_inputs={"serving_default": warmup, "user_embedding": warmup})
+    return save_version(
+        module,
+        signatures,
+        export_base,
+        name,
+        version=version,
+        warmup_inputs={"serving_default": warmup, "user_embedding": warmup},
+    )

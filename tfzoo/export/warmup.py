@@ -11,8 +11,8 @@ Exporters of any model reuse `warmup_logs` and `write_warmup_requests`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -50,11 +50,16 @@ def _element_values(feature, num_values: int) -> np.ndarray:
     """
     if isinstance(feature, CategoricalFeature):
         if feature.vocabulary:
-            return np.array([feature.vocabulary[i % len(feature.vocabulary)] for i in range(num_values)],
-                            dtype=object if feature.dtype == STRING else np.int64)
+            return np.array(
+                [feature.vocabulary[i % len(feature.vocabulary)] for i in range(num_values)],
+                dtype=object if feature.dtype == STRING else np.int64,
+            )
         # Hashed: any value is valid; the out-of-vocabulary path is what serving sees most.
-        return np.array([f"value_{i}" for i in range(num_values)], dtype=object) if feature.dtype == STRING \
+        return (
+            np.array([f"value_{i}" for i in range(num_values)], dtype=object)
+            if feature.dtype == STRING
             else np.arange(num_values, dtype=np.int64)
+        )
     if isinstance(feature, IdFeature):
         return np.arange(num_values, dtype=np.int64) % feature.num_ids
     if isinstance(feature, NumericFeature):
@@ -109,15 +114,20 @@ def signature_inputs(function: tf.types.experimental.ConcreteFunction) -> dict[s
     in flattening order; this mirrors it, so warm-up requests use the served input names.
     The returned specs keep their user-given `name` (e.g. the feature name).
     """
-    flat = [s for s in tf.nest.flatten(function.structured_input_signature, expand_composites=True)
-            if isinstance(s, tf.TensorSpec)]
+    flat = [
+        s
+        for s in tf.nest.flatten(function.structured_input_signature, expand_composites=True)
+        if isinstance(s, tf.TensorSpec)
+    ]
     keywords = getattr(function, "_arg_keywords", None) or [s.name for s in flat]
     if len(keywords) != len(flat) or not all(keywords):
         raise ValueError(f"Cannot name the inputs of signature function {function.name}: give every TensorSpec a name.")
     return dict(zip(keywords, flat))
 
 
-def spec_inputs(signature: Mapping[str, tf.TensorSpec], spec: DatasetSpec | None, num_rows: int) -> dict[str, np.ndarray]:
+def spec_inputs(
+    signature: Mapping[str, tf.TensorSpec], spec: DatasetSpec | None, num_rows: int
+) -> dict[str, np.ndarray]:
     """Warm-up inputs of `signature`: spec rows for the inputs that are spec features, else neutral."""
     rows = example_rows(spec, num_rows) if spec is not None else {}
     neutral = synthesize_inputs(signature, num_rows)
@@ -128,7 +138,9 @@ def spec_inputs(signature: Mapping[str, tf.TensorSpec], spec: DatasetSpec | None
     return inputs
 
 
-def predict_log(model_name: str, signature_name: str, inputs: Mapping[str, np.ndarray]) -> prediction_log_pb2.PredictionLog:
+def predict_log(
+    model_name: str, signature_name: str, inputs: Mapping[str, np.ndarray]
+) -> prediction_log_pb2.PredictionLog:
     """A `PredictionLog` holding one `PredictRequest` (TF Serving's warm-up record)."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
@@ -214,7 +226,9 @@ def read_warmup_requests(saved_model_dir: str | Path) -> list[prediction_log_pb2
             try:
                 log.ParseFromString(record)
             except Exception as error:  # protobuf raises its own DecodeError
-                raise ValueError(f"{path}: record {index} is not a tensorflow.serving.PredictionLog ({error}).") from None
+                raise ValueError(
+                    f"{path}: record {index} is not a tensorflow.serving.PredictionLog ({error})."
+                ) from None
             logs.append(log)
     except tf.errors.DataLossError as error:
         raise ValueError(f"{path} is not a TFRecord file of PredictionLog records: {error.message}") from None

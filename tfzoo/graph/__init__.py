@@ -3,8 +3,15 @@
 from tfzoo.graph.augmentations import EdgeDrop, FeatureDrop, QueryNodeMasking
 from tfzoo.graph.decoder import RootAttentionDecoder
 from tfzoo.graph.encoder import GraphEncoder, root_embeddings
-from tfzoo.graph.ops import (filter_edges, first_components, multi_hot, remove_edges_between, root_ids, root_indices,
-                             symmetrize)
+from tfzoo.graph.ops import (
+    filter_edges,
+    first_components,
+    multi_hot,
+    remove_edges_between,
+    root_ids,
+    root_indices,
+    symmetrize,
+)
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler, directed_pairs
 from tfzoo.graph.schema import FEATURES, FRIENDS, NODE_ID, USERS, friend_graph_tensor, subgraph_schema, subgraph_spec
 

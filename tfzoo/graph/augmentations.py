@@ -99,7 +99,9 @@ class FeatureDrop(tf.keras.layers.Layer):
         features = node_set[FEATURES]  # [nodes, (active)]
         kept_dims = tf.random.uniform([self.feature_dim], seed=self.seed) >= self.rate  # [feature_dim]
         keep = features.with_flat_values(tf.gather(kept_dims, features.flat_values))  # [nodes, (active)]
-        return graph.replace_features(node_sets={USERS: {**node_set.features, FEATURES: tf.ragged.boolean_mask(features, keep)}})
+        return graph.replace_features(
+            node_sets={USERS: {**node_set.features, FEATURES: tf.ragged.boolean_mask(features, keep)}}
+        )
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -140,7 +142,9 @@ class QueryNodeMasking(tf.keras.layers.Layer):
     def call(self, graph: tfgnn.GraphTensor) -> tf.Tensor:
         states = graph.node_sets[USERS][tfgnn.HIDDEN_STATE]  # [nodes, state_dim]
         roots = root_indices(graph)[:, tf.newaxis]  # [components, 1]
-        is_root = tf.scatter_nd(roots, tf.ones_like(roots[:, 0]), tf.shape(states, out_type=tf.int32)[:1]) > 0  # [nodes]
+        is_root = (
+            tf.scatter_nd(roots, tf.ones_like(roots[:, 0]), tf.shape(states, out_type=tf.int32)[:1]) > 0
+        )  # [nodes]
         return tf.where(is_root[:, tf.newaxis], self.mask_token[tf.newaxis, :], states)
 
     def get_config(self) -> dict[str, Any]:

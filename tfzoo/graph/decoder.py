@@ -53,8 +53,10 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         attention_units = units if hidden_dim is None else hidden_dim
         if units < 1 or num_heads < 1 or attention_units < 1 or attention_units % num_heads:
-            raise ValueError(f"`units` (or `hidden_dim`) must be a positive multiple of `num_heads`. Received: "
-                             f"units={units}, num_heads={num_heads}, hidden_dim={hidden_dim}")
+            raise ValueError(
+                f"`units` (or `hidden_dim`) must be a positive multiple of `num_heads`. Received: "
+                f"units={units}, num_heads={num_heads}, hidden_dim={hidden_dim}"
+            )
         self.units = int(units)
         self.num_heads = int(num_heads)
         self.hidden_dim = None if hidden_dim is None else int(hidden_dim)
@@ -62,8 +64,12 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
     def build(self, input_shape):
         attention_units = self.units if self.hidden_dim is None else self.hidden_dim
         self._conv = GATv2Conv(
-            num_heads=self.num_heads, per_head_channels=attention_units // self.num_heads, receiver_tag=tfgnn.TARGET,
-            activation="linear", name="gat_v2_decoder")
+            num_heads=self.num_heads,
+            per_head_channels=attention_units // self.num_heads,
+            receiver_tag=tfgnn.TARGET,
+            activation="linear",
+            name="gat_v2_decoder",
+        )
         if self.hidden_dim is not None:
             self._widen = tf.keras.layers.Dense(self.units, name="widen")
         super().build(input_shape)
@@ -82,13 +88,20 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
         star = tfgnn.GraphTensor.from_pieces(
             node_sets={
                 _ROOTS: tfgnn.NodeSet.from_fields(
-                    sizes=num_roots[tf.newaxis], features={tfgnn.HIDDEN_STATE: tf.gather(states, roots)}),
+                    sizes=num_roots[tf.newaxis], features={tfgnn.HIDDEN_STATE: tf.gather(states, roots)}
+                ),
                 _NEIGHBOURS: tfgnn.NodeSet.from_fields(
-                    sizes=num_neighbours[tf.newaxis], features={tfgnn.HIDDEN_STATE: tf.gather(states, neighbours)}),
+                    sizes=num_neighbours[tf.newaxis], features={tfgnn.HIDDEN_STATE: tf.gather(states, neighbours)}
+                ),
             },
-            edge_sets={_TO_ROOT: tfgnn.EdgeSet.from_fields(
-                sizes=num_neighbours[tf.newaxis],
-                adjacency=tfgnn.Adjacency.from_indices((_NEIGHBOURS, tf.range(num_neighbours)), (_ROOTS, receivers)))},
+            edge_sets={
+                _TO_ROOT: tfgnn.EdgeSet.from_fields(
+                    sizes=num_neighbours[tf.newaxis],
+                    adjacency=tfgnn.Adjacency.from_indices(
+                        (_NEIGHBOURS, tf.range(num_neighbours)), (_ROOTS, receivers)
+                    ),
+                )
+            },
         )
         pooled = self._conv(star, edge_set_name=_TO_ROOT)  # [components, hidden_dim or units]
         return pooled if self.hidden_dim is None else self._widen(pooled)  # [components, units]

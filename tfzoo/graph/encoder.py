@@ -82,20 +82,28 @@ class GraphEncoder(tf.keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("feature_dim", feature_dim), ("hidden_dim", hidden_dim), ("output_dim", output_dim),
-                            ("num_layers", num_layers), ("num_heads", num_heads)):
+        for name, value in (
+            ("feature_dim", feature_dim),
+            ("hidden_dim", hidden_dim),
+            ("output_dim", output_dim),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+        ):
             if value < 1:
                 raise ValueError(f"`{name}` must be >= 1. Received: {name}={value}")
         if hidden_dim % num_heads:
-            raise ValueError(f"`hidden_dim` must be divisible by `num_heads`. Received: hidden_dim={hidden_dim}, "
-                             f"num_heads={num_heads}")
+            raise ValueError(
+                f"`hidden_dim` must be divisible by `num_heads`. Received: hidden_dim={hidden_dim}, "
+                f"num_heads={num_heads}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
         if id_buckets < 0:
             raise ValueError(f"`id_buckets` must be >= 0. Received: id_buckets={id_buckets}")
         if message_passing not in MESSAGE_PASSING:
-            raise ValueError(f"`message_passing` must be one of {MESSAGE_PASSING}. Received: "
-                             f"message_passing={message_passing!r}")
+            raise ValueError(
+                f"`message_passing` must be one of {MESSAGE_PASSING}. Received: message_passing={message_passing!r}"
+            )
         if readout not in READOUTS:
             raise ValueError(f"`readout` must be one of {READOUTS}. Received: readout={readout!r}")
         self.feature_dim = int(feature_dim)
@@ -110,13 +118,16 @@ class GraphEncoder(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         self.feature_embedding = self.add_weight(
-            name="feature_embedding", shape=[self.feature_dim, self.hidden_dim], initializer="glorot_uniform")
+            name="feature_embedding", shape=[self.feature_dim, self.hidden_dim], initializer="glorot_uniform"
+        )
         self.feature_bias = self.add_weight(name="feature_bias", shape=[self.hidden_dim], initializer="zeros")
         if self.id_buckets:
             # About the size of a user's summed feature rows (some twenty active features).
             self.id_embedding = self.add_weight(
-                name="id_embedding", shape=[self.id_buckets, self.hidden_dim],
-                initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
+                name="id_embedding",
+                shape=[self.id_buckets, self.hidden_dim],
+                initializer=tf.keras.initializers.RandomNormal(stddev=0.1),
+            )
         concat = self.readout == "concat"
         self._rounds = [
             gat_v2.GATv2MPNNGraphUpdate(
@@ -144,8 +155,10 @@ class GraphEncoder(tf.keras.layers.Layer):
         first = tf.math.unsorted_segment_min(tf.range(tf.size(position)), position, num_distinct)  # [distinct]
         features = tf.gather(node_set[FEATURES], first)  # [distinct, (active)]
         rows = tf.gather(self.feature_embedding, features.flat_values)  # [active_total, hidden]
-        states = tf.math.unsorted_segment_sum(
-            rows, tf.cast(features.value_rowids(), tf.int32), num_distinct) + self.feature_bias  # [distinct, hidden]
+        states = (
+            tf.math.unsorted_segment_sum(rows, tf.cast(features.value_rowids(), tf.int32), num_distinct)
+            + self.feature_bias
+        )  # [distinct, hidden]
         if self.id_buckets:
             states += tf.gather(self.id_embedding, hash_ids(unique_ids, self.id_buckets))  # [distinct, hidden]
         return tf.gather(states, position)  # [nodes, hidden]
@@ -196,9 +209,17 @@ class GraphEncoder(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(feature_dim=self.feature_dim, hidden_dim=self.hidden_dim, output_dim=self.output_dim,
-                      num_layers=self.num_layers, num_heads=self.num_heads, dropout=self.dropout,
-                      id_buckets=self.id_buckets, message_passing=self.message_passing, readout=self.readout)
+        config.update(
+            feature_dim=self.feature_dim,
+            hidden_dim=self.hidden_dim,
+            output_dim=self.output_dim,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            id_buckets=self.id_buckets,
+            message_passing=self.message_passing,
+            readout=self.readout,
+        )
         return config
 
 

@@ -39,16 +39,19 @@ def filter_edges(graph: tfgnn.GraphTensor, keep: tf.Tensor, edge_set_name: str =
     adjacency = edge_set.adjacency
     sizes = edge_set.sizes  # [components]
     kept_sizes = tf.math.unsorted_segment_sum(
-        tf.cast(keep, sizes.dtype), edge_components(graph, edge_set_name), tf.size(sizes))  # [components]
+        tf.cast(keep, sizes.dtype), edge_components(graph, edge_set_name), tf.size(sizes)
+    )  # [components]
     filtered = tfgnn.EdgeSet.from_fields(
         sizes=kept_sizes,
         adjacency=tfgnn.Adjacency.from_indices(
             (adjacency.source_name, tf.boolean_mask(adjacency.source, keep)),
-            (adjacency.target_name, tf.boolean_mask(adjacency.target, keep))),
+            (adjacency.target_name, tf.boolean_mask(adjacency.target, keep)),
+        ),
         features={name: tf.boolean_mask(value, keep) for name, value in edge_set.features.items()},
     )
     return tfgnn.GraphTensor.from_pieces(
-        context=graph.context, node_sets=dict(graph.node_sets), edge_sets={**graph.edge_sets, edge_set_name: filtered})
+        context=graph.context, node_sets=dict(graph.node_sets), edge_sets={**graph.edge_sets, edge_set_name: filtered}
+    )
 
 
 def remove_edges_between(graph: tfgnn.GraphTensor, first: tf.Tensor, second: tf.Tensor) -> tfgnn.GraphTensor:
@@ -72,8 +75,11 @@ def remove_edges_between(graph: tfgnn.GraphTensor, first: tf.Tensor, second: tf.
 def multi_hot(features: tf.RaggedTensor, dim: int) -> tf.Tensor:
     """[rows, dim] float32 0/1 from ragged active indices [rows, (active)] (repeats count once)."""
     indices = tf.stack([tf.cast(features.value_rowids(), tf.int64), tf.cast(features.flat_values, tf.int64)], axis=1)
-    counts = tf.scatter_nd(indices, tf.ones_like(features.flat_values, tf.float32),
-                           tf.stack([tf.cast(features.nrows(), tf.int64), tf.constant(dim, tf.int64)]))  # [rows, dim]
+    counts = tf.scatter_nd(
+        indices,
+        tf.ones_like(features.flat_values, tf.float32),
+        tf.stack([tf.cast(features.nrows(), tf.int64), tf.constant(dim, tf.int64)]),
+    )  # [rows, dim]
     return tf.minimum(counts, 1.0)
 
 
@@ -83,8 +89,9 @@ def node_hops(graph: tfgnn.GraphTensor, max_hops: int, edge_set_name: str = FRIE
     num_nodes = graph.node_sets[USERS].total_size
     adjacency = graph.edge_sets[edge_set_name].adjacency
     roots = root_indices(graph)
-    hops = tf.tensor_scatter_nd_update(tf.fill([num_nodes], max_hops + 1), roots[:, tf.newaxis],
-                                       tf.zeros_like(roots))  # [nodes]
+    hops = tf.tensor_scatter_nd_update(
+        tf.fill([num_nodes], max_hops + 1), roots[:, tf.newaxis], tf.zeros_like(roots)
+    )  # [nodes]
     for _ in range(max_hops):
         reached = tf.math.unsorted_segment_min(tf.gather(hops, adjacency.source) + 1, adjacency.target, num_nodes)
         hops = tf.minimum(hops, reached)
@@ -119,9 +126,11 @@ def symmetrize(graph: tfgnn.GraphTensor, edge_set_name: str = FRIENDS) -> tfgnn.
     target = tf.reshape(tf.stack([adjacency.target, adjacency.source], axis=1), [-1])  # [2 * edges]
     both = tfgnn.EdgeSet.from_fields(
         sizes=2 * edge_set.sizes,
-        adjacency=tfgnn.Adjacency.from_indices((adjacency.source_name, source), (adjacency.target_name, target)))
+        adjacency=tfgnn.Adjacency.from_indices((adjacency.source_name, source), (adjacency.target_name, target)),
+    )
     return tfgnn.GraphTensor.from_pieces(
-        context=graph.context, node_sets=dict(graph.node_sets), edge_sets={**graph.edge_sets, edge_set_name: both})
+        context=graph.context, node_sets=dict(graph.node_sets), edge_sets={**graph.edge_sets, edge_set_name: both}
+    )
 
 
 def first_components(graph: tfgnn.GraphTensor, count: int | tf.Tensor) -> tfgnn.GraphTensor:
@@ -136,16 +145,20 @@ def first_components(graph: tfgnn.GraphTensor, count: int | tf.Tensor) -> tfgnn.
         sizes = node_set.sizes[:count]  # [count]
         total = tf.reduce_sum(sizes)
         node_sets[name] = tfgnn.NodeSet.from_fields(
-            sizes=sizes, features={key: value[:total] for key, value in node_set.features.items()})
+            sizes=sizes, features={key: value[:total] for key, value in node_set.features.items()}
+        )
     edge_sets = {}
     for name, edge_set in graph.edge_sets.items():
         sizes = edge_set.sizes[:count]  # [count]
         total = tf.reduce_sum(sizes)
         adjacency = edge_set.adjacency
         edge_sets[name] = tfgnn.EdgeSet.from_fields(
-            sizes=sizes, features={key: value[:total] for key, value in edge_set.features.items()},
-            adjacency=tfgnn.Adjacency.from_indices((adjacency.source_name, adjacency.source[:total]),
-                                                   (adjacency.target_name, adjacency.target[:total])))
+            sizes=sizes,
+            features={key: value[:total] for key, value in edge_set.features.items()},
+            adjacency=tfgnn.Adjacency.from_indices(
+                (adjacency.source_name, adjacency.source[:total]), (adjacency.target_name, adjacency.target[:total])
+            ),
+        )
     return tfgnn.GraphTensor.from_pieces(node_sets=node_sets, edge_sets=edge_sets)
 
 
@@ -163,7 +176,10 @@ def side_by_side(graphs: list[tfgnn.GraphTensor], edge_set_name: str = FRIENDS) 
         targets.append(adjacency.target + offset)
     return tfgnn.GraphTensor.from_pieces(
         node_sets={USERS: tfgnn.NodeSet.from_fields(sizes=tf.concat([g.node_sets[USERS].sizes for g in graphs], 0))},
-        edge_sets={edge_set_name: tfgnn.EdgeSet.from_fields(
-            sizes=tf.concat([g.edge_sets[edge_set_name].sizes for g in graphs], 0),
-            adjacency=tfgnn.Adjacency.from_indices((USERS, tf.concat(sources, 0)), (USERS, tf.concat(targets, 0))))},
+        edge_sets={
+            edge_set_name: tfgnn.EdgeSet.from_fields(
+                sizes=tf.concat([g.edge_sets[edge_set_name].sizes for g in graphs], 0),
+                adjacency=tfgnn.Adjacency.from_indices((USERS, tf.concat(sources, 0)), (USERS, tf.concat(targets, 0))),
+            )
+        },
     )

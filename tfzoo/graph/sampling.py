@@ -10,7 +10,7 @@ Sampling runs inside `tf.data` (`Dataset.map`), so it overlaps with training.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -48,7 +48,8 @@ class SubgraphSampler:
         self.features = full.node_sets[USERS][FEATURES]  # [users, (active)]
         schema = tfgnn.create_schema_pb_from_graph_spec(full.spec)
         builder = sampling_spec_builder.SamplingSpecBuilder(
-            schema, default_strategy=sampling_spec_builder.SamplingStrategy.RANDOM_UNIFORM)
+            schema, default_strategy=sampling_spec_builder.SamplingStrategy.RANDOM_UNIFORM
+        )
         step = builder.seed(USERS)
         for hop, fanout in enumerate(fanouts, start=1):
             step = step.sample(fanout, FRIENDS, op_name=f"hop{hop}")
@@ -57,8 +58,12 @@ class SubgraphSampler:
 
         def edge_sampler(op):
             return tfgnn_sampler.InMemUniformEdgesSampler.from_graph_tensor(
-                full, op.edge_set_name, sample_size=op.sample_size, name=op.op_name,
-                seed=None if seed is None else seed * 1000 + hops[op.op_name])
+                full,
+                op.edge_set_name,
+                sample_size=op.sample_size,
+                name=op.op_name,
+                seed=None if seed is None else seed * 1000 + hops[op.op_name],
+            )
 
         # Without autograph: the sampling code has no data-dependent Python control flow, and
         # converting TF-GNN's source costs tens of seconds per process and per traced map.
@@ -103,8 +108,9 @@ class SubgraphSampler:
         pairs = tf.constant(friendships)  # [n, 2]
         num_users = self.graph.num_users
         share = np.bincount(friendships[:, 1], minlength=num_users) / max(1, len(friendships))  # [users]
-        mixed = tf.constant(((batch_size * share + uniform_negatives / num_users)
-                             / (batch_size + uniform_negatives)).astype(np.float32))  # [users]
+        mixed = tf.constant(
+            ((batch_size * share + uniform_negatives / num_users) / (batch_size + uniform_negatives)).astype(np.float32)
+        )  # [users]
 
         def epoch_pairs(epoch):
             if shuffle_seed is None:
@@ -124,8 +130,12 @@ class SubgraphSampler:
                 "candidate_probability": tf.gather(mixed, candidate),  # [batch]
             }
             if uniform_negatives:
-                negatives = tf.random.uniform([uniform_negatives], maxval=num_users, dtype=tf.int64,
-                                              seed=None if self.seed is None else self.seed + 7)  # [M]
+                negatives = tf.random.uniform(
+                    [uniform_negatives],
+                    maxval=num_users,
+                    dtype=tf.int64,
+                    seed=None if self.seed is None else self.seed + 7,
+                )  # [M]
                 sampled["negatives"] = self(negatives)
                 sampled["negative_probability"] = tf.gather(mixed, negatives)  # [M]
             return sampled
@@ -147,4 +157,3 @@ def directed_pairs(edges: np.ndarray) -> np.ndarray:
     """[2E, 2] both directions of every friendship: each user is a query for each friend."""
     edges = np.asarray(edges, np.int64).reshape(-1, 2)
     return np.concatenate([edges, edges[:, ::-1]])
-

@@ -31,27 +31,40 @@ def friend_graph_tensor(graph: FriendGraph) -> tfgnn.GraphTensor:
     target = np.concatenate([graph.edges[:, 1], graph.edges[:, 0]])
     features = tf.RaggedTensor.from_row_splits(graph.feature_indices, graph.feature_splits)  # [users, (active)]
     return tfgnn.GraphTensor.from_pieces(
-        node_sets={USERS: tfgnn.NodeSet.from_fields(
-            sizes=[graph.num_users],
-            features={NODE_ID: tf.range(graph.num_users, dtype=tf.int64), FEATURES: features})},
-        edge_sets={FRIENDS: tfgnn.EdgeSet.from_fields(
-            sizes=[len(source)],
-            adjacency=tfgnn.Adjacency.from_indices((USERS, source), (USERS, target)))},  # int64, like the sampler seeds
+        node_sets={
+            USERS: tfgnn.NodeSet.from_fields(
+                sizes=[graph.num_users],
+                features={NODE_ID: tf.range(graph.num_users, dtype=tf.int64), FEATURES: features},
+            )
+        },
+        edge_sets={
+            FRIENDS: tfgnn.EdgeSet.from_fields(
+                sizes=[len(source)], adjacency=tfgnn.Adjacency.from_indices((USERS, source), (USERS, target))
+            )
+        },  # int64, like the sampler seeds
     )
 
 
 def subgraph_spec() -> tfgnn.GraphTensorSpec:
     """Spec of one sampled subgraph (a single component of any size): parses `tf.train.Example`s."""
     return tfgnn.GraphTensorSpec.from_piece_specs(
-        node_sets_spec={USERS: tfgnn.NodeSetSpec.from_field_specs(
-            sizes_spec=tf.TensorSpec([1], tf.int32),
-            features_spec={
-                NODE_ID: tf.TensorSpec([None], tf.int64),
-                FEATURES: tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64),
-            })},
-        edge_sets_spec={FRIENDS: tfgnn.EdgeSetSpec.from_field_specs(
-            sizes_spec=tf.TensorSpec([1], tf.int32),
-            adjacency_spec=tfgnn.AdjacencySpec.from_incident_node_sets(USERS, USERS, index_spec=tf.TensorSpec([None], tf.int32)))},
+        node_sets_spec={
+            USERS: tfgnn.NodeSetSpec.from_field_specs(
+                sizes_spec=tf.TensorSpec([1], tf.int32),
+                features_spec={
+                    NODE_ID: tf.TensorSpec([None], tf.int64),
+                    FEATURES: tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64),
+                },
+            )
+        },
+        edge_sets_spec={
+            FRIENDS: tfgnn.EdgeSetSpec.from_field_specs(
+                sizes_spec=tf.TensorSpec([1], tf.int32),
+                adjacency_spec=tfgnn.AdjacencySpec.from_incident_node_sets(
+                    USERS, USERS, index_spec=tf.TensorSpec([None], tf.int32)
+                ),
+            )
+        },
     )
 
 

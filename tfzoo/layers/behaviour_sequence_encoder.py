@@ -32,23 +32,33 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
       [batch, model_dim]; zeros for an empty sequence.
     """
 
-    def __init__(self, feature_spec, *, model_dim: int = 32, num_heads: int = 4, num_layers: int = 1,
-                 dropout: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        feature_spec,
+        *,
+        model_dim: int = 32,
+        num_heads: int = 4,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.feature_spec = as_spec(feature_spec)
         channels = self.feature_spec.features
         if not channels or not all(isinstance(f, SequenceFeature) for f in channels):
             raise ValueError(
-                "A behaviour sequence needs sequence features only. "
-                f"Received: features={[f.name for f in channels]}")
+                f"A behaviour sequence needs sequence features only. Received: features={[f.name for f in channels]}"
+            )
         if len({f.max_length for f in channels}) != 1:
             raise ValueError(
                 "The channels of one behaviour sequence must share `max_length`. "
-                f"Received: { {f.name: f.max_length for f in channels} }")
+                f"Received: { {f.name: f.max_length for f in channels} }"
+            )
         if not any(not isinstance(f.element, NumericFeature) for f in channels):
             raise ValueError(
                 "A behaviour sequence needs a categorical or id channel to tell padding apart. "
-                f"Received: features={[f.name for f in channels]}")
+                f"Received: features={[f.name for f in channels]}"
+            )
         self.model_dim = model_dim
         self.num_heads = num_heads
         self.num_layers = num_layers
@@ -61,9 +71,11 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
                 self.channel_embeddings[f.name] = tf.keras.layers.Dense(self.model_dim, name=f"{f.name}_projection")
             else:
                 self.channel_embeddings[f.name] = tf.keras.layers.Embedding(
-                    f.cardinality, self.model_dim, name=f"{f.name}_embedding")
+                    f.cardinality, self.model_dim, name=f"{f.name}_embedding"
+                )
         self.position_embedding = tf.keras.layers.Embedding(
-            self.feature_spec.features[0].max_length, self.model_dim, name="position_embedding")
+            self.feature_spec.features[0].max_length, self.model_dim, name="position_embedding"
+        )
         self.blocks = [
             ParallelTransformerBlock(self.num_heads, dropout=self.dropout, name=f"block_{i}")
             for i in range(self.num_layers)
@@ -87,6 +99,11 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(feature_spec=self.feature_spec.to_config(), model_dim=self.model_dim,
-                      num_heads=self.num_heads, num_layers=self.num_layers, dropout=self.dropout)
+        config.update(
+            feature_spec=self.feature_spec.to_config(),
+            model_dim=self.model_dim,
+            num_heads=self.num_heads,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+        )
         return config

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -91,7 +92,9 @@ class CustomizedGateControl(tf.keras.layers.Layer):
         candidates = task_out
         if s:
             shared_out = self.shared_experts(shared_stream)  # [batch, s, h]
-            candidates = tf.concat([task_out, tf.repeat(shared_out[:, tf.newaxis], t, axis=1)], axis=2)  # [batch, T, m+s, h]
+            candidates = tf.concat(
+                [task_out, tf.repeat(shared_out[:, tf.newaxis], t, axis=1)], axis=2
+            )  # [batch, T, m+s, h]
 
         gates = tf.nn.softmax(
             tf.einsum("btd,tde->bte", task_streams, self.gate_kernel) + self.gate_bias, axis=-1
@@ -108,8 +111,11 @@ class CustomizedGateControl(tf.keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            num_tasks=self.num_tasks, num_task_experts=self.num_task_experts,
-            num_shared_experts=self.num_shared_experts, expert_units=list(self.expert_units),
-            shared_output=self.shared_output, activation=self.activation,
+            num_tasks=self.num_tasks,
+            num_task_experts=self.num_task_experts,
+            num_shared_experts=self.num_shared_experts,
+            expert_units=list(self.expert_units),
+            shared_output=self.shared_output,
+            activation=self.activation,
         )
         return config

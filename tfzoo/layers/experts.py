@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -74,8 +75,11 @@ class Experts(tf.keras.layers.Layer):
         self._activation = tf.keras.activations.get(self.activation)
         self.kernels, self.biases = [], []
         for i, out in enumerate(self.units):
-            self.kernels.append(self.add_weight(
-                name=f"kernel_{i}", shape=(self.num_experts, width, out), initializer=_per_expert_glorot_uniform))
+            self.kernels.append(
+                self.add_weight(
+                    name=f"kernel_{i}", shape=(self.num_experts, width, out), initializer=_per_expert_glorot_uniform
+                )
+            )
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(self.num_experts, out), initializer="zeros"))
             width = out
         super().build(input_shape)
@@ -143,12 +147,20 @@ class Experts(tf.keras.layers.Layer):
         slot = tf.gather(sorted_slot, tf.math.invert_permutation(order))  # [A], unit-major
 
         block_expert = tf.minimum(
-            tf.searchsorted(padded_ends, tf.range(num_blocks) * block, side="right"), e - 1)  # [blocks]
-        return self.run_in_slots(units, tf.reshape(slot, [num_units, k]), slots_per_group=block,
-                                 group_experts=block_expert)  # [units, k, rows, h]
+            tf.searchsorted(padded_ends, tf.range(num_blocks) * block, side="right"), e - 1
+        )  # [blocks]
+        return self.run_in_slots(
+            units, tf.reshape(slot, [num_units, k]), slots_per_group=block, group_experts=block_expert
+        )  # [units, k, rows, h]
 
-    def run_in_slots(self, units: tf.Tensor, slot: tf.Tensor, *, slots_per_group: int | tf.Tensor,
-                     group_experts: tf.Tensor | None = None) -> tf.Tensor:
+    def run_in_slots(
+        self,
+        units: tf.Tensor,
+        slot: tf.Tensor,
+        *,
+        slots_per_group: int | tf.Tensor,
+        group_experts: tf.Tensor | None = None,
+    ) -> tf.Tensor:
         """Runs each unit through experts in the slots it was given, and gathers the outputs back.
 
         The dispatch that capacity routing (`MixtureOfExperts`) and dropless grouping
@@ -186,7 +198,9 @@ class Experts(tf.keras.layers.Layer):
         source = tf.where(filled > 0, filled - 1, num_units)  # [slots]
         flat_units = tf.reshape(units, [num_units, -1])  # [units, rows*d]
         flat_units = tf.concat([flat_units, tf.zeros_like(flat_units[:1])], axis=0)  # [units+1, rows*d]
-        groups = tf.reshape(tf.gather(flat_units, source), [num_groups, slots_per_group * rows, width])  # [G, S*rows, d]
+        groups = tf.reshape(
+            tf.gather(flat_units, source), [num_groups, slots_per_group * rows, width]
+        )  # [G, S*rows, d]
         if group_experts is None:
             outputs = self(groups, expert_major=True)  # [E, S*rows, h]
         else:
@@ -210,7 +224,9 @@ class Experts(tf.keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            num_experts=self.num_experts, units=list(self.units), activation=self.activation,
+            num_experts=self.num_experts,
+            units=list(self.units),
+            activation=self.activation,
             activate_output=self.activate_output,
         )
         return config

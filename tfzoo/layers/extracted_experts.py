@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -56,7 +57,8 @@ class ExtractedExperts(tf.keras.layers.Layer):
         if not route_experts or len(route_experts) != len(route_gates) or len(widths) != 1:
             raise ValueError(
                 "`route_experts` and `route_gates` must list the same non-zero number of experts for every route. "
-                f"Received: route_experts={route_experts}, route_gates={route_gates}")
+                f"Received: route_experts={route_experts}, route_gates={route_gates}"
+            )
         if min(min(row) for row in route_experts) < 0:
             raise ValueError(f"`route_experts` must be >= 0. Received: route_experts={route_experts}")
         self.expert_units = tuple(int(u) for u in expert_units)
@@ -75,8 +77,13 @@ class ExtractedExperts(tf.keras.layers.Layer):
         return len(self.route_experts)
 
     def build(self, input_shape):
-        self.experts = Experts(self.num_experts, self.expert_units, activation=self.activation,
-                               activate_output=self.activate_output, name="experts")
+        self.experts = Experts(
+            self.num_experts,
+            self.expert_units,
+            activation=self.activation,
+            activate_output=self.activate_output,
+            name="experts",
+        )
         self.experts.build([None, int(input_shape[-1])])
         super().build(input_shape)
 
@@ -88,7 +95,9 @@ class ExtractedExperts(tf.keras.layers.Layer):
     def call(self, inputs, route, mask=None):
         rank = inputs.shape.rank
         if rank not in (2, 3):
-            raise ValueError(f"ExtractedExperts {self.name!r} takes [batch, d] or [batch, tokens, d]. Received: rank={rank}")
+            raise ValueError(
+                f"ExtractedExperts {self.name!r} takes [batch, d] or [batch, tokens, d]. Received: rank={rank}"
+            )
         tokens = inputs if rank == 3 else inputs[:, tf.newaxis, :]  # [batch, T, d]
         batch, length = tf.shape(tokens)[0], tf.shape(tokens)[1]
         if isinstance(route, (int, np.integer)):
@@ -114,8 +123,10 @@ class ExtractedExperts(tf.keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            expert_units=list(self.expert_units), route_experts=[list(r) for r in self.route_experts],
-            route_gates=[list(g) for g in self.route_gates], activation=self.activation,
+            expert_units=list(self.expert_units),
+            route_experts=[list(r) for r in self.route_experts],
+            route_gates=[list(g) for g in self.route_gates],
+            activation=self.activation,
             activate_output=self.activate_output,
         )
         return config

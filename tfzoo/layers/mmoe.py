@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -30,7 +31,9 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
       [batch, T, expert_units[-1]]: the mixture seen by each task.
     """
 
-    def __init__(self, num_tasks: int, num_experts: int, expert_units: Sequence[int], *, activation: str = "relu", **kwargs):
+    def __init__(
+        self, num_tasks: int, num_experts: int, expert_units: Sequence[int], *, activation: str = "relu", **kwargs
+    ):
         super().__init__(**kwargs)
         if num_tasks < 1:
             raise ValueError(f"`num_tasks` must be >= 1. Received: num_tasks={num_tasks}")
@@ -43,8 +46,14 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         self.mixture = MixtureOfExperts(
-            self.num_experts, self.expert_units, router="dense", router_options={"num_gates": self.num_tasks},
-            top_k=None, activation=self.activation, name="mixture")
+            self.num_experts,
+            self.expert_units,
+            router="dense",
+            router_options={"num_gates": self.num_tasks},
+            top_k=None,
+            activation=self.activation,
+            name="mixture",
+        )
         self.mixture.build(input_shape)
         super().build(input_shape)
 
@@ -75,7 +84,9 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            num_tasks=self.num_tasks, num_experts=self.num_experts,
-            expert_units=list(self.expert_units), activation=self.activation,
+            num_tasks=self.num_tasks,
+            num_experts=self.num_experts,
+            expert_units=list(self.expert_units),
+            activation=self.activation,
         )
         return config

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -119,20 +120,25 @@ class MixtureOfExperts(tf.keras.layers.Layer):
             if router_class.task_level or top_k in (None, num_experts):
                 raise ValueError(
                     "`capacity_factor` applies to sparse token and sentence routing; task-level and dense "
-                    f"routing are dropless. Received: capacity_factor={capacity_factor}, router={router!r}")
+                    f"routing are dropless. Received: capacity_factor={capacity_factor}, router={router!r}"
+                )
         if load_balance_weight < 0 or z_loss_weight < 0:
             raise ValueError(
                 "Loss weights must be >= 0. Received: "
-                f"load_balance_weight={load_balance_weight}, z_loss_weight={z_loss_weight}")
+                f"load_balance_weight={load_balance_weight}, z_loss_weight={z_loss_weight}"
+            )
         if isinstance(router, Router) and router.num_experts != num_experts:
             raise ValueError(
-                f"The router has {router.num_experts} experts, the layer {num_experts}. Received: router={router.name!r}")
+                f"The router has {router.num_experts} experts, the layer {num_experts}. Received: router={router.name!r}"
+            )
         self.num_experts = num_experts
         self.expert_units = tuple(int(u) for u in expert_units)
         self.router = router
         self.router_options = dict(router_options or {})
         if isinstance(self.router, Router) and self.router_options:
-            raise ValueError(f"`router_options` are for named routers only. Received: router_options={self.router_options}")
+            raise ValueError(
+                f"`router_options` are for named routers only. Received: router_options={self.router_options}"
+            )
         self.top_k = top_k
         self.capacity_factor = capacity_factor
         self.normalize_gates = bool(normalize_gates)
@@ -171,8 +177,12 @@ class MixtureOfExperts(tf.keras.layers.Layer):
             self._router_layer = ROUTERS[self.router](self.num_experts, name="router", **self.router_options)
         self._router_layer.build(input_shape)
         self.experts = Experts(
-            self.num_experts, self.expert_units, activation=self.activation,
-            activate_output=self.activate_output, name="experts")
+            self.num_experts,
+            self.expert_units,
+            activation=self.activation,
+            activate_output=self.activate_output,
+            name="experts",
+        )
         self.experts.build([None, self._input_width])
         if not self.is_dense:
             self.expert_usage = tf.keras.metrics.Mean(name=f"{self.name}_expert_usage")
@@ -224,7 +234,9 @@ class MixtureOfExperts(tf.keras.layers.Layer):
     def call(self, inputs, mask=None, routing_ids=None, training=None):
         rank = inputs.shape.rank
         if rank not in (2, 3):
-            raise ValueError(f"MixtureOfExperts {self.name!r} takes [batch, d] or [batch, tokens, d]. Received: rank={rank}")
+            raise ValueError(
+                f"MixtureOfExperts {self.name!r} takes [batch, d] or [batch, tokens, d]. Received: rank={rank}"
+            )
         tokens = inputs if rank == 3 else inputs[:, tf.newaxis, :]  # [batch, T, d]
         valid = None if mask is None or rank == 2 else tf.cast(mask, tf.bool)  # [batch, T]
         logits = self._router_logits(inputs, valid, routing_ids)
@@ -248,7 +260,9 @@ class MixtureOfExperts(tf.keras.layers.Layer):
             return tf.einsum("bteh,bte->bth", every, probabilities)  # [batch, T, h]
         if probabilities.shape.rank == 3:
             outputs = tf.einsum("bteh,bge->bgth", every, probabilities)  # [batch, G, T, h]
-            return outputs * tf.cast(valid, outputs.dtype)[:, tf.newaxis, :, tf.newaxis] if valid is not None else outputs
+            return (
+                outputs * tf.cast(valid, outputs.dtype)[:, tf.newaxis, :, tf.newaxis] if valid is not None else outputs
+            )
         return tf.einsum("bteh,be->bth", every, probabilities)  # [batch, T, h]
 
     def _sparse(self, tokens, logits, valid, training):
@@ -336,9 +350,12 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         if not self.is_task_level:
             raise ValueError(
                 f"Only task-level routing can be extracted; {self.name!r} routes with "
-                f"{type(self._router_layer).__name__}, which depends on the input.")
+                f"{type(self._router_layer).__name__}, which depends on the input."
+            )
         if self.is_dense:
-            raise ValueError(f"A dense MixtureOfExperts uses every expert; there is nothing to extract. Received: top_k={self.top_k}")
+            raise ValueError(
+                f"A dense MixtureOfExperts uses every expert; there is nothing to extract. Received: top_k={self.top_k}"
+            )
         logits = self._router_layer.task_logits(tf.constant(np.asarray(routing_ids)))
         _, expert_indices, gates = self._top_k(logits)
         expert_indices, gates = expert_indices.numpy(), gates.numpy()
@@ -348,7 +365,8 @@ class MixtureOfExperts(tf.keras.layers.Layer):
             self.expert_units,
             route_experts=[[local[int(x)] for x in row] for row in expert_indices],
             route_gates=[[float(g) for g in row] for row in gates],
-            activation=self.activation, activate_output=self.activate_output,
+            activation=self.activation,
+            activate_output=self.activate_output,
             name=name or f"{self.name}_extracted",
         )
         extracted.build(tf.TensorShape([None, self._input_width]))
@@ -362,9 +380,16 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         config = super().get_config()
         router = self.router if isinstance(self.router, str) else tf.keras.layers.serialize(self.router)
         config.update(
-            num_experts=self.num_experts, expert_units=list(self.expert_units), router=router,
-            router_options=dict(self.router_options), top_k=self.top_k, capacity_factor=self.capacity_factor,
-            normalize_gates=self.normalize_gates, load_balance_weight=self.load_balance_weight,
-            z_loss_weight=self.z_loss_weight, activation=self.activation, activate_output=self.activate_output,
+            num_experts=self.num_experts,
+            expert_units=list(self.expert_units),
+            router=router,
+            router_options=dict(self.router_options),
+            top_k=self.top_k,
+            capacity_factor=self.capacity_factor,
+            normalize_gates=self.normalize_gates,
+            load_balance_weight=self.load_balance_weight,
+            z_loss_weight=self.z_loss_weight,
+            activation=self.activation,
+            activate_output=self.activate_output,
         )
         return config

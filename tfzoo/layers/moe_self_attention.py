@@ -41,11 +41,21 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
       [batch, L, d].
     """
 
-    def __init__(self, num_heads: int, key_dim: int, *, num_experts: int = 4, top_k: int = 1,
-                 load_balance_weight: float = 0.01, **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        key_dim: int,
+        *,
+        num_experts: int = 4,
+        top_k: int = 1,
+        load_balance_weight: float = 0.01,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if num_heads < 1 or key_dim < 1:
-            raise ValueError(f"`num_heads` and `key_dim` must be >= 1. Received: num_heads={num_heads}, key_dim={key_dim}")
+            raise ValueError(
+                f"`num_heads` and `key_dim` must be >= 1. Received: num_heads={num_heads}, key_dim={key_dim}"
+            )
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"`top_k` must be in [1, num_experts={num_experts}]. Received: top_k={top_k}")
         self.num_heads = int(num_heads)
@@ -59,13 +69,23 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
 
         def projection(name):
             moe = MixtureOfExperts(
-                self.num_experts, (self.num_heads * self.key_dim,), router="token", top_k=self.top_k,
-                normalize_gates=self.top_k > 1, load_balance_weight=self.load_balance_weight,
-                activate_output=False, name=name)
+                self.num_experts,
+                (self.num_heads * self.key_dim,),
+                router="token",
+                top_k=self.top_k,
+                normalize_gates=self.top_k > 1,
+                load_balance_weight=self.load_balance_weight,
+                activate_output=False,
+                name=name,
+            )
             moe.build(tf.TensorShape([None, None, width]))
             return moe
 
-        self.query_moe, self.key_moe, self.value_moe = projection("query_moe"), projection("key_moe"), projection("value_moe")
+        self.query_moe, self.key_moe, self.value_moe = (
+            projection("query_moe"),
+            projection("key_moe"),
+            projection("value_moe"),
+        )
         self.output_dense = tf.keras.layers.Dense(width, name="output")
         self.output_dense.build([None, None, self.num_heads * self.key_dim])
         super().build(input_shape)
@@ -93,6 +113,11 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(num_heads=self.num_heads, key_dim=self.key_dim, num_experts=self.num_experts,
-                      top_k=self.top_k, load_balance_weight=self.load_balance_weight)
+        config.update(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            num_experts=self.num_experts,
+            top_k=self.top_k,
+            load_balance_weight=self.load_balance_weight,
+        )
         return config

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import tensorflow as tf
 
@@ -67,8 +68,9 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
                 raise ValueError("Without ID channels, name the `padding_channel`. Received: padding_channel=None")
             padding_channel = next(iter(self.id_channels))
         if padding_channel not in {**self.category_channels, **self.id_channels}:
-            raise ValueError("`padding_channel` must be an ID or category channel. "
-                             f"Received: padding_channel={padding_channel!r}")
+            raise ValueError(
+                f"`padding_channel` must be an ID or category channel. Received: padding_channel={padding_channel!r}"
+            )
         self.padding_channel = padding_channel
         if num_blocks < 1:
             raise ValueError(f"`num_blocks` must be >= 1. Received: num_blocks={num_blocks}")
@@ -86,15 +88,27 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
     def build(self, input_shape):
         self._channel_ranks = {name: len(tf.TensorShape(input_shape[name])) for name in self.category_channels}
         self.projection = MultiChannelProjection(
-            self.units, category_channels=self.category_channels, id_channels=self.id_channels,
-            dense_channels=self.dense_channels, category_dim=self.category_dim, id_dim=self.id_dim, name="projection")
+            self.units,
+            category_channels=self.category_channels,
+            id_channels=self.id_channels,
+            dense_channels=self.dense_channels,
+            category_dim=self.category_dim,
+            id_dim=self.id_dim,
+            name="projection",
+        )
         self.projection.build(input_shape)
         self.blocks = []
         for index in range(self.num_blocks):
             block = MoETransformerBlock(
-                self.num_heads, self.key_dim, self.ffn_units, num_experts=self.num_experts,
-                attention_top_k=self.attention_top_k, load_balance_weight=self.load_balance_weight,
-                ffn_gate=self.ffn_gate, name=f"block_{index}")
+                self.num_heads,
+                self.key_dim,
+                self.ffn_units,
+                num_experts=self.num_experts,
+                attention_top_k=self.attention_top_k,
+                load_balance_weight=self.load_balance_weight,
+                ffn_gate=self.ffn_gate,
+                name=f"block_{index}",
+            )
             block.build(tf.TensorShape([None, None, self.units]))
             self.blocks.append(block)
         super().build(input_shape)
@@ -120,11 +134,20 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            units=self.units, category_channels=dict(self.category_channels), id_channels=dict(self.id_channels),
-            dense_channels=dict(self.dense_channels), category_dim=self.category_dim, id_dim=self.id_dim,
-            padding_channel=self.padding_channel, num_blocks=self.num_blocks, num_heads=self.num_heads,
-            key_dim=self.key_dim, ffn_units=self.ffn_units, num_experts=self.num_experts,
-            attention_top_k=self.attention_top_k, load_balance_weight=self.load_balance_weight,
+            units=self.units,
+            category_channels=dict(self.category_channels),
+            id_channels=dict(self.id_channels),
+            dense_channels=dict(self.dense_channels),
+            category_dim=self.category_dim,
+            id_dim=self.id_dim,
+            padding_channel=self.padding_channel,
+            num_blocks=self.num_blocks,
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            ffn_units=self.ffn_units,
+            num_experts=self.num_experts,
+            attention_top_k=self.attention_top_k,
+            load_balance_weight=self.load_balance_weight,
             ffn_gate=self.ffn_gate,
         )
         return config

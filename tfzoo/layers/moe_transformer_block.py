@@ -51,9 +51,19 @@ class MoETransformerBlock(tf.keras.layers.Layer):
       [batch, L, d].
     """
 
-    def __init__(self, num_heads: int, key_dim: int, ffn_units: int, *, num_experts: int = 4,
-                 attention_top_k: int = 1, load_balance_weight: float = 0.01, ffn_gate: str = "switch",
-                 epsilon: float = 1e-6, **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        key_dim: int,
+        ffn_units: int,
+        *,
+        num_experts: int = 4,
+        attention_top_k: int = 1,
+        load_balance_weight: float = 0.01,
+        ffn_gate: str = "switch",
+        epsilon: float = 1e-6,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if ffn_units < 1:
             raise ValueError(f"`ffn_units` must be >= 1. Received: ffn_units={ffn_units}")
@@ -74,14 +84,25 @@ class MoETransformerBlock(tf.keras.layers.Layer):
         width = int(input_shape[-1])
         shape = tf.TensorShape([None, None, width])
         self.attention = MoEMultiHeadSelfAttention(
-            self.num_heads, self.key_dim, num_experts=self.num_experts, top_k=self.attention_top_k,
-            load_balance_weight=self.load_balance_weight, name="moe_attention")
+            self.num_heads,
+            self.key_dim,
+            num_experts=self.num_experts,
+            top_k=self.attention_top_k,
+            load_balance_weight=self.load_balance_weight,
+            name="moe_attention",
+        )
         self.attention.build(shape)
         self.feed_forward = MixtureOfExperts(
             # Renormalising the single kept gate makes it 1: the paper's softmax(TopK(h, 1)).
-            self.num_experts, (self.ffn_units, width), router="token", top_k=1,
+            self.num_experts,
+            (self.ffn_units, width),
+            router="token",
+            top_k=1,
             normalize_gates=self.ffn_gate == "paper",
-            load_balance_weight=self.load_balance_weight, activate_output=False, name="moe_ffn")
+            load_balance_weight=self.load_balance_weight,
+            activate_output=False,
+            name="moe_ffn",
+        )
         self.feed_forward.build(shape)
         self.attention_norm = tf.keras.layers.LayerNormalization(epsilon=self.epsilon, name="attention_norm")
         self.attention_norm.build(shape)
@@ -99,7 +120,14 @@ class MoETransformerBlock(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(num_heads=self.num_heads, key_dim=self.key_dim, ffn_units=self.ffn_units,
-                      num_experts=self.num_experts, attention_top_k=self.attention_top_k,
-                      load_balance_weight=self.load_balance_weight, ffn_gate=self.ffn_gate, epsilon=self.epsilon)
+        config.update(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            ffn_units=self.ffn_units,
+            num_experts=self.num_experts,
+            attention_top_k=self.attention_top_k,
+            load_balance_weight=self.load_balance_weight,
+            ffn_gate=self.ffn_gate,
+            epsilon=self.epsilon,
+        )
         return config

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import tensorflow as tf
 
@@ -94,14 +95,21 @@ class MultiChannelProjection(tf.keras.layers.Layer):
         self.tables = {}
         for name, size in self.category_channels.items():
             self.tables[name] = self.add_weight(
-                name=f"{name}_embedding", shape=(size + 1, self.category_dim),
-                initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
+                name=f"{name}_embedding",
+                shape=(size + 1, self.category_dim),
+                initializer=tf.keras.initializers.RandomNormal(stddev=0.05),
+            )
         for name, size in self.id_channels.items():
             self.tables[name] = self.add_weight(
-                name=f"{name}_embedding", shape=(size + 1, self.id_dim),
-                initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
-        width = (len(self.category_channels) * self.category_dim + len(self.id_channels) * self.id_dim
-                 + sum(self.dense_channels.values()))
+                name=f"{name}_embedding",
+                shape=(size + 1, self.id_dim),
+                initializer=tf.keras.initializers.RandomNormal(stddev=0.05),
+            )
+        width = (
+            len(self.category_channels) * self.category_dim
+            + len(self.id_channels) * self.id_dim
+            + sum(self.dense_channels.values())
+        )
         self.kernel = self.add_weight(name="kernel", shape=(width, self.units), initializer="glorot_uniform")
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
         self.layer_norm = tf.keras.layers.LayerNormalization(epsilon=self.epsilon, name="layer_norm")
@@ -112,8 +120,10 @@ class MultiChannelProjection(tf.keras.layers.Layer):
     def _check(self, inputs):
         missing = sorted(set(self.channel_names) - set(inputs))
         if missing:
-            raise ValueError(f"MultiChannelProjection {self.name!r} is missing channels {missing}. "
-                             f"Received: channels={sorted(inputs)}")
+            raise ValueError(
+                f"MultiChannelProjection {self.name!r} is missing channels {missing}. "
+                f"Received: channels={sorted(inputs)}"
+            )
 
     def call(self, inputs, mask=None):
         self._check(inputs)
@@ -141,8 +151,13 @@ class MultiChannelProjection(tf.keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            units=self.units, category_channels=dict(self.category_channels), id_channels=dict(self.id_channels),
-            dense_channels=dict(self.dense_channels), category_dim=self.category_dim, id_dim=self.id_dim,
-            activation=self.activation, epsilon=self.epsilon,
+            units=self.units,
+            category_channels=dict(self.category_channels),
+            id_channels=dict(self.id_channels),
+            dense_channels=dict(self.dense_channels),
+            category_dim=self.category_dim,
+            id_dim=self.id_dim,
+            activation=self.activation,
+            epsilon=self.epsilon,
         )
         return config

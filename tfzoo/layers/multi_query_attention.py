@@ -86,5 +86,7 @@ class MultiQueryAttention(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(num_heads=self.num_heads, head_dim=self.head_dim, output_dim=self.output_dim, dropout=self.dropout)
+        config.update(
+            num_heads=self.num_heads, head_dim=self.head_dim, output_dim=self.output_dim, dropout=self.dropout
+        )
         return config

@@ -64,9 +64,12 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
         self.norm = tf.keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
         self.norm.build(input_shape)
         self.attention = MultiQueryAttention(
-            self.num_heads, self.head_dim or max(1, width // self.num_heads), dropout=self.dropout, name="attention")
+            self.num_heads, self.head_dim or max(1, width // self.num_heads), dropout=self.dropout, name="attention"
+        )
         self.attention.build(input_shape)
-        self.ffn_hidden = tf.keras.layers.Dense(self.ffn_units or 4 * width, activation=self.activation, name="ffn_hidden")
+        self.ffn_hidden = tf.keras.layers.Dense(
+            self.ffn_units or 4 * width, activation=self.activation, name="ffn_hidden"
+        )
         self.ffn_hidden.build(input_shape)
         self.ffn_output = tf.keras.layers.Dense(width, name="ffn_output")
         self.ffn_output.build(tf.TensorShape(input_shape)[:-1].concatenate([self.ffn_units or 4 * width]))
@@ -89,6 +92,11 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(num_heads=self.num_heads, head_dim=self.head_dim, ffn_units=self.ffn_units,
-                      activation=self.activation, dropout=self.dropout)
+        config.update(
+            num_heads=self.num_heads,
+            head_dim=self.head_dim,
+            ffn_units=self.ffn_units,
+            activation=self.activation,
+            dropout=self.dropout,
+        )
         return config

@@ -78,8 +78,9 @@ class TokenRouter(Router):
     granularity = "token"
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]), self.num_experts),
-                                      initializer="glorot_uniform")
+        self.kernel = self.add_weight(
+            name="kernel", shape=(int(input_shape[-1]), self.num_experts), initializer="glorot_uniform"
+        )
         self.bias = self.add_weight(name="bias", shape=(self.num_experts,), initializer="zeros")
         super().build(input_shape)
 
@@ -135,8 +136,10 @@ class TaskRouter(_TaskLevelRouter):
     def build(self, input_shape):
         # Distinct random logits per task, so tasks start on different experts.
         self.task_gate = self.add_weight(
-            name="task_gate", shape=(self.num_tasks, self.num_experts),
-            initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
+            name="task_gate",
+            shape=(self.num_tasks, self.num_experts),
+            initializer=tf.keras.initializers.RandomNormal(stddev=0.1),
+        )
         super().build(input_shape)
 
     def task_logits(self, routing_ids):
@@ -173,10 +176,13 @@ class TaskSentenceRouter(_TaskLevelRouter):
 
     def build(self, input_shape):
         self.task_token_embedding = self.add_weight(
-            name="task_token_embedding", shape=(self.vocabulary_size, self.embedding_dim),
-            initializer=tf.keras.initializers.RandomNormal(stddev=1.0))
-        self.kernel = self.add_weight(name="kernel", shape=(self.embedding_dim, self.num_experts),
-                                      initializer="glorot_uniform")
+            name="task_token_embedding",
+            shape=(self.vocabulary_size, self.embedding_dim),
+            initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
+        )
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.embedding_dim, self.num_experts), initializer="glorot_uniform"
+        )
         self.bias = self.add_weight(name="bias", shape=(self.num_experts,), initializer="zeros")
         super().build(input_shape)
 
@@ -210,8 +216,9 @@ class DenseRouter(Router):
 
     def build(self, input_shape):
         width = int(input_shape[-1])
-        self.kernel = self.add_weight(name="gate_kernel", shape=(self.num_gates, width, self.num_experts),
-                                      initializer="glorot_uniform")
+        self.kernel = self.add_weight(
+            name="gate_kernel", shape=(self.num_gates, width, self.num_experts), initializer="glorot_uniform"
+        )
         self.bias = self.add_weight(name="gate_bias", shape=(self.num_gates, self.num_experts), initializer="zeros")
         super().build(input_shape)
 

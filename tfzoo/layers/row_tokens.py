@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import tensorflow as tf
 
@@ -24,9 +24,19 @@ class RowTokens(tf.keras.layers.Layer):
       model_dim, embedding_dim, num_heads, sequence_layers, dropout: see `GRec`.
     """
 
-    def __init__(self, feature_spec, *, token_features: Mapping[str, Sequence[str]],
-                 behaviour_sequences: Mapping[str, Sequence[str]], model_dim: int = 32, embedding_dim: int = 8,
-                 num_heads: int = 4, sequence_layers: int = 1, dropout: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        feature_spec,
+        *,
+        token_features: Mapping[str, Sequence[str]],
+        behaviour_sequences: Mapping[str, Sequence[str]],
+        model_dim: int = 32,
+        embedding_dim: int = 8,
+        num_heads: int = 4,
+        sequence_layers: int = 1,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.feature_spec = as_spec(feature_spec)
         self.token_features = {k: list(v) for k, v in token_features.items()}
@@ -43,17 +53,29 @@ class RowTokens(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         self.encoders = {
-            name: tf.keras.Sequential([
-                WideDeepEncoder(self.feature_spec.select(names), units=self.model_dim,
-                                embedding_dim=self.embedding_dim, name=f"{name}_encoder"),
-                tf.keras.layers.Dense(self.model_dim, name=f"{name}_token"),
-            ], name=f"{name}_token")
+            name: tf.keras.Sequential(
+                [
+                    WideDeepEncoder(
+                        self.feature_spec.select(names),
+                        units=self.model_dim,
+                        embedding_dim=self.embedding_dim,
+                        name=f"{name}_encoder",
+                    ),
+                    tf.keras.layers.Dense(self.model_dim, name=f"{name}_token"),
+                ],
+                name=f"{name}_token",
+            )
             for name, names in self.token_features.items()
         }
         self.sequences = {
             name: BehaviourSequenceEncoder(
-                self.feature_spec.select(channels), model_dim=self.model_dim, num_heads=self.num_heads,
-                num_layers=self.sequence_layers, dropout=self.dropout, name=f"{name}_sequence")
+                self.feature_spec.select(channels),
+                model_dim=self.model_dim,
+                num_heads=self.num_heads,
+                num_layers=self.sequence_layers,
+                dropout=self.dropout,
+                name=f"{name}_sequence",
+            )
             for name, channels in self.behaviour_sequences.items()
         }
         super().build(input_shape)
@@ -65,8 +87,14 @@ class RowTokens(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(feature_spec=self.feature_spec.to_config(), token_features=dict(self.token_features),
-                      behaviour_sequences=dict(self.behaviour_sequences), model_dim=self.model_dim,
-                      embedding_dim=self.embedding_dim, num_heads=self.num_heads,
-                      sequence_layers=self.sequence_layers, dropout=self.dropout)
+        config.update(
+            feature_spec=self.feature_spec.to_config(),
+            token_features=dict(self.token_features),
+            behaviour_sequences=dict(self.behaviour_sequences),
+            model_dim=self.model_dim,
+            embedding_dim=self.embedding_dim,
+            num_heads=self.num_heads,
+            sequence_layers=self.sequence_layers,
+            dropout=self.dropout,
+        )
         return config

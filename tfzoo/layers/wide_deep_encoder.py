@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import tensorflow as tf
 
 from tfzoo.data.features import (
-    CategoricalFeature,
     DatasetSpec,
     EmbeddingFeature,
     IdFeature,
@@ -23,7 +23,9 @@ def _part(feature) -> str:
         return "id"
     if isinstance(feature, EmbeddingFeature):
         return "precomputed"
-    if isinstance(feature, NumericFeature) or (isinstance(feature, SequenceFeature) and isinstance(feature.element, NumericFeature)):
+    if isinstance(feature, NumericFeature) or (
+        isinstance(feature, SequenceFeature) and isinstance(feature.element, NumericFeature)
+    ):
         return "wide"
     return "deep"  # categorical, categorical / id sequences
 
@@ -68,7 +70,9 @@ class WideDeepEncoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.feature_spec = as_spec(feature_spec)
         if not self.feature_spec.features:
-            raise ValueError("`feature_spec` of a WideDeepEncoder must hold at least one feature. Received: features=()")
+            raise ValueError(
+                "`feature_spec` of a WideDeepEncoder must hold at least one feature. Received: features=()"
+            )
         if units < 1:
             raise ValueError(f"`units` must be >= 1. Received: units={units}")
         if embedding_dim < 1:
@@ -93,12 +97,18 @@ class WideDeepEncoder(tf.keras.layers.Layer):
             names = self._names(part)
             if names:
                 self._encoders[part] = FeatureEncoder(
-                    self.feature_spec.select(names), embedding_dim=self.embedding_dim, name=f"{part}_features")
+                    self.feature_spec.select(names), embedding_dim=self.embedding_dim, name=f"{part}_features"
+                )
         self.deep_tower = (
-            tf.keras.layers.Dense(self.units, activation=self.activation, name="deep_tower") if "deep" in self._encoders else None)
+            tf.keras.layers.Dense(self.units, activation=self.activation, name="deep_tower")
+            if "deep" in self._encoders
+            else None
+        )
         self.wide_feed_forward = (
             tf.keras.layers.Dense(self.units, activation=self.activation, name="wide_feed_forward")
-            if "wide" in self._encoders else None)
+            if "wide" in self._encoders
+            else None
+        )
         super().build(input_shape)
 
     def call(self, features):
@@ -118,6 +128,10 @@ class WideDeepEncoder(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(feature_spec=self.feature_spec.to_config(), units=self.units,
-                      embedding_dim=self.embedding_dim, activation=self.activation)
+        config.update(
+            feature_spec=self.feature_spec.to_config(),
+            units=self.units,
+            embedding_dim=self.embedding_dim,
+            activation=self.activation,
+        )
         return config

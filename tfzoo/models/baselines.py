@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -44,18 +45,23 @@ class SingleTaskTowers(MultiTaskModel):
         self.embedding_dim = embedding_dim
         self.hidden_units = tuple(hidden_units)
         self.dropout = dropout
-        self.encoders = {t: FeatureEncoder(self.feature_spec, embedding_dim=embedding_dim, name=f"{t}_encoder") for t in self.tasks}
+        self.encoders = {
+            t: FeatureEncoder(self.feature_spec, embedding_dim=embedding_dim, name=f"{t}_encoder") for t in self.tasks
+        }
         self.towers = {t: _tower(self.hidden_units, dropout, f"{t}_tower") for t in self.tasks}
 
     def task_logits(self, features, training=False):
         return {
-            t: tf.squeeze(self.towers[t](self.encoders[t](features), training=training), axis=-1)
-            for t in self.tasks
+            t: tf.squeeze(self.towers[t](self.encoders[t](features), training=training), axis=-1) for t in self.tasks
         }
 
     def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim,
-                "hidden_units": list(self.hidden_units), "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "embedding_dim": self.embedding_dim,
+            "hidden_units": list(self.hidden_units),
+            "dropout": self.dropout,
+        }
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -92,8 +98,13 @@ class SharedBottom(MultiTaskModel):
         self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower") for t in self.tasks}
 
     def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "bottom_units": list(self.bottom_units),
-                "tower_units": list(self.tower_units), "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "embedding_dim": self.embedding_dim,
+            "bottom_units": list(self.bottom_units),
+            "tower_units": list(self.tower_units),
+            "dropout": self.dropout,
+        }
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -133,8 +144,14 @@ class MMoE(MultiTaskModel):
         self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower") for t in self.tasks}
 
     def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "num_experts": self.num_experts,
-                "expert_units": list(self.expert_units), "tower_units": list(self.tower_units), "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "embedding_dim": self.embedding_dim,
+            "num_experts": self.num_experts,
+            "expert_units": list(self.expert_units),
+            "tower_units": list(self.tower_units),
+            "dropout": self.dropout,
+        }
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -181,8 +198,12 @@ class PLE(MultiTaskModel):
         self.trunk = tf.keras.Sequential(
             [
                 CustomizedGateControl(
-                    len(self.tasks), num_task_experts, num_shared_experts, self.expert_units,
-                    shared_output=level < num_levels - 1, name=f"cgc_{level}",
+                    len(self.tasks),
+                    num_task_experts,
+                    num_shared_experts,
+                    self.expert_units,
+                    shared_output=level < num_levels - 1,
+                    name=f"cgc_{level}",
                 )
                 for level in range(num_levels)
             ],
@@ -191,6 +212,13 @@ class PLE(MultiTaskModel):
         self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower") for t in self.tasks}
 
     def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "num_levels": self.num_levels,
-                "num_task_experts": self.num_task_experts, "num_shared_experts": self.num_shared_experts,
-                "expert_units": list(self.expert_units), "tower_units": list(self.tower_units), "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "embedding_dim": self.embedding_dim,
+            "num_levels": self.num_levels,
+            "num_task_experts": self.num_task_experts,
+            "num_shared_experts": self.num_shared_experts,
+            "expert_units": list(self.expert_units),
+            "tower_units": list(self.tower_units),
+            "dropout": self.dropout,
+        }

@@ -24,7 +24,8 @@ experts with fixed gates (no router), and computes the same outputs.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -157,14 +158,18 @@ class GRec(_PairForward, MultiTaskModel):
         if model_dim < 1 or num_heads < 1 or num_layers < 0 or sequence_layers < 0:
             raise ValueError(
                 "`model_dim` and `num_heads` must be >= 1, `num_layers` and `sequence_layers` >= 0. Received: "
-                f"model_dim={model_dim}, num_heads={num_heads}, num_layers={num_layers}, sequence_layers={sequence_layers}")
+                f"model_dim={model_dim}, num_heads={num_heads}, num_layers={num_layers}, sequence_layers={sequence_layers}"
+            )
         if flow_feature is not None:
             if flow_feature not in spec.feature_names:
                 raise ValueError(
                     f"`flow_feature` {flow_feature!r} is not a feature of the spec ({list(spec.feature_names)}); "
-                    "pass flow_feature=None to use the use cases alone as tasks.")
+                    "pass flow_feature=None to use the use cases alone as tasks."
+                )
             if not isinstance(spec.feature(flow_feature), CategoricalFeature):
-                raise ValueError(f"`flow_feature` must name a categorical feature. Received: flow_feature={flow_feature!r}")
+                raise ValueError(
+                    f"`flow_feature` must name a categorical feature. Received: flow_feature={flow_feature!r}"
+                )
         behaviour_sequences = {k: list(v) for k, v in (behaviour_sequences or {}).items()}
         in_sequences = {name for names in behaviour_sequences.values() for name in names}
         if token_features is None:
@@ -193,14 +198,22 @@ class GRec(_PairForward, MultiTaskModel):
         self.num_flows = spec.feature(flow_feature).cardinality if flow_feature else 0
 
         self.row_encoder = RowTokens(
-            spec, token_features=token_features, behaviour_sequences=behaviour_sequences, model_dim=model_dim,
-            embedding_dim=embedding_dim, num_heads=num_heads, sequence_layers=sequence_layers, dropout=dropout,
-            name="row_tokens")
+            spec,
+            token_features=token_features,
+            behaviour_sequences=behaviour_sequences,
+            model_dim=model_dim,
+            embedding_dim=embedding_dim,
+            num_heads=num_heads,
+            sequence_layers=sequence_layers,
+            dropout=dropout,
+            name="row_tokens",
+        )
         self.task_tokens = tf.keras.layers.Embedding(self.num_flows + len(self.tasks), model_dim, name="task_tokens")
         self.token_transformer = tf.keras.Sequential(
             [ParallelTransformerBlock(num_heads, dropout=dropout, name=f"block_{i}") for i in range(num_layers)]
             + [tf.keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")],
-            name="token_transformer")
+            name="token_transformer",
+        )
         router_options = {
             "token": {},
             "sentence": {},
@@ -209,11 +222,16 @@ class GRec(_PairForward, MultiTaskModel):
             "dense": {"num_gates": len(self.tasks)},
         }[routing]
         self.moe = MixtureOfExperts(
-            num_experts, self.expert_units, router=routing, router_options=router_options,
+            num_experts,
+            self.expert_units,
+            router=routing,
+            router_options=router_options,
             top_k=None if routing == "dense" else top_k,
             capacity_factor=capacity_factor if routing in ("token", "sentence") else None,
             load_balance_weight=load_balance_weight if routing != "dense" else 0.0,
-            z_loss_weight=z_loss_weight, name="moe")
+            z_loss_weight=z_loss_weight,
+            name="moe",
+        )
         self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower") for t in self.tasks}
 
     def _check_groups(self, token_features, behaviour_sequences, flow_feature):
@@ -226,7 +244,9 @@ class GRec(_PairForward, MultiTaskModel):
                 raise ValueError(f"Token {group!r} has no features.")
             for name in names:
                 if name not in spec.feature_names:
-                    raise ValueError(f"Token {group!r} names unknown feature {name!r}; the spec has {list(spec.feature_names)}.")
+                    raise ValueError(
+                        f"Token {group!r} names unknown feature {name!r}; the spec has {list(spec.feature_names)}."
+                    )
                 if name == flow_feature:
                     raise ValueError(f"The flow feature {name!r} is a task token; remove it from token {group!r}.")
                 if name in seen:
@@ -290,15 +310,17 @@ class GRec(_PairForward, MultiTaskModel):
         use_cases = range(len(self.tasks))
         if self.routing == "task":
             return np.array([self.task_id(f, u) for f in flows for u in use_cases], np.int32)
-        return np.array([([f] if self.num_flows else []) + [self.num_flows + u] for f in flows for u in use_cases],
-                        np.int32)
+        return np.array(
+            [([f] if self.num_flows else []) + [self.num_flows + u] for f in flows for u in use_cases], np.int32
+        )
 
-    def extract(self) -> "ExtractedGRec":
+    def extract(self) -> ExtractedGRec:
         """The serving form of a task-level-routed GRec: per task only its top-k experts."""
         if not self.extractable:
             raise ValueError(
                 f"Expert extraction needs task or task-sentence routing; this GRec routes by {self.routing!r}, "
-                "which depends on the input.")
+                "which depends on the input."
+            )
         if not self.moe.built:
             raise ValueError("Call the model once (or train it) before extracting its experts.")
         return ExtractedGRec(self)
@@ -309,11 +331,20 @@ class GRec(_PairForward, MultiTaskModel):
             "flow_feature": self.flow_feature,
             "token_features": {k: list(v) for k, v in self.token_features.items()},
             "behaviour_sequences": {k: list(v) for k, v in self.behaviour_sequences.items()},
-            "model_dim": self.model_dim, "embedding_dim": self.embedding_dim, "num_heads": self.num_heads,
-            "num_layers": self.num_layers, "sequence_layers": self.sequence_layers, "routing": self.routing,
-            "num_experts": self.num_experts, "top_k": self.top_k, "capacity_factor": self.capacity_factor,
-            "expert_units": list(self.expert_units), "load_balance_weight": self.load_balance_weight,
-            "z_loss_weight": self.z_loss_weight, "tower_units": list(self.tower_units), "dropout": self.dropout,
+            "model_dim": self.model_dim,
+            "embedding_dim": self.embedding_dim,
+            "num_heads": self.num_heads,
+            "num_layers": self.num_layers,
+            "sequence_layers": self.sequence_layers,
+            "routing": self.routing,
+            "num_experts": self.num_experts,
+            "top_k": self.top_k,
+            "capacity_factor": self.capacity_factor,
+            "expert_units": list(self.expert_units),
+            "load_balance_weight": self.load_balance_weight,
+            "z_loss_weight": self.z_loss_weight,
+            "tower_units": list(self.tower_units),
+            "dropout": self.dropout,
         }
 
 
@@ -363,18 +394,22 @@ class ExtractedGRec(_PairForward, tf.keras.Model):
         row_tokens = self.row_encoder(features, training=False)
         flow_ids = tf.fill([tf.shape(row_tokens)[0]], flow) if self.num_flows else None
         logits = self._pair_logits(
-            row_tokens, flow_ids, [u], lambda tokens, _f, _u: self.experts(tokens, route=route), False)
+            row_tokens, flow_ids, [u], lambda tokens, _f, _u: self.experts(tokens, route=route), False
+        )
         return {use_case: tf.sigmoid(logits[use_case])}
 
     def get_config(self):
         raise NotImplementedError(
             "An ExtractedGRec is a serving form of a trained GRec: save it with tf.saved_model.save "
-            "(tfzoo export), rebuild it with GRec.extract().")
+            "(tfzoo export), rebuild it with GRec.extract()."
+        )
 
     def task_signatures(self) -> dict[str, tuple[int, str]]:
         """Signature name -> (flow index, use case) of every known task."""
         if not self.num_flows:
             return {_signature_name(t): (0, t) for t in self.tasks}
-        return {f"{_signature_name(name)}_{_signature_name(t)}": (index, t)
-                for index, name in self.flow_names for t in self.tasks}
-
+        return {
+            f"{_signature_name(name)}_{_signature_name(t)}": (index, t)
+            for index, name in self.flow_names
+            for t in self.tasks
+        }

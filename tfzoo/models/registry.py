@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec
-from tfzoo.models.baselines import MMoE, PLE, SharedBottom, SingleTaskTowers
+from tfzoo.models.baselines import PLE, MMoE, SharedBottom, SingleTaskTowers
 from tfzoo.models.grec import GRec
 from tfzoo.models.supermoe import SuperMoE
 

@@ -31,7 +31,8 @@ retrieval's gradient on the encoder (what `tfzoo train ssmtl` does by default).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -133,8 +134,10 @@ class SSMTLRetrieval(tfrs.Model):
         self.mae_edge_drop = float(mae_edge_drop)
         self.mae_gamma = float(mae_gamma)
         if candidate_bias and not id_buckets:
-            raise ValueError("`candidate_bias` learns one logit per id bucket and needs `id_buckets` > 0. "
-                             f"Received: candidate_bias={candidate_bias}, id_buckets={id_buckets}")
+            raise ValueError(
+                "`candidate_bias` learns one logit per id bucket and needs `id_buckets` > 0. "
+                f"Received: candidate_bias={candidate_bias}, id_buckets={id_buckets}"
+            )
         if ssl_batch_size is not None and ssl_batch_size < 2:
             raise ValueError(f"`ssl_batch_size` must be >= 2 or None. Received: ssl_batch_size={ssl_batch_size}")
         self.temperature = temperature
@@ -147,25 +150,42 @@ class SSMTLRetrieval(tfrs.Model):
         self.logq_correction = bool(logq_correction)
 
         self.encoder = GraphEncoder(
-            feature_dim=feature_dim, hidden_dim=hidden_dim, output_dim=embedding_dim, num_layers=num_layers,
-            num_heads=num_heads, dropout=dropout, id_buckets=id_buckets, message_passing=message_passing,
-            readout=readout, name="encoder")
+            feature_dim=feature_dim,
+            hidden_dim=hidden_dim,
+            output_dim=embedding_dim,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            dropout=dropout,
+            id_buckets=id_buckets,
+            message_passing=message_passing,
+            readout=readout,
+            name="encoder",
+        )
         if self.candidate_bias:
-            self.bias_embedding = tf.keras.layers.Embedding(id_buckets, 1, embeddings_initializer="zeros",
-                                                            name="candidate_bias")
-        self.retrieval_task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True, name="retrieval")
+            self.bias_embedding = tf.keras.layers.Embedding(
+                id_buckets, 1, embeddings_initializer="zeros", name="candidate_bias"
+            )
+        self.retrieval_task = tfrs.tasks.Retrieval(
+            temperature=temperature, remove_accidental_hits=True, name="retrieval"
+        )
         self.loss_trackers = {"loss": tf.keras.metrics.Mean(name="loss")}
         if self.retrieval_weight > 0:
             self.loss_trackers["retrieval"] = tf.keras.metrics.Mean(name="retrieval_loss")
         if self.cca_weight > 0:
-            self.cca_views = tf.keras.Sequential([
-                EdgeDrop(cca_edge_drop, name="edge_drop"),
-                FeatureDrop(cca_feature_drop, feature_dim=feature_dim, name="feature_drop"),
-            ], name="cca_view")
-            self.cca_head = tf.keras.Sequential([
-                tf.keras.layers.Dense(embedding_dim, activation="relu", name="linear_relu"),
-                tf.keras.layers.Dense(embedding_dim, name="linear"),
-            ], name="cca_head")
+            self.cca_views = tf.keras.Sequential(
+                [
+                    EdgeDrop(cca_edge_drop, name="edge_drop"),
+                    FeatureDrop(cca_feature_drop, feature_dim=feature_dim, name="feature_drop"),
+                ],
+                name="cca_view",
+            )
+            self.cca_head = tf.keras.Sequential(
+                [
+                    tf.keras.layers.Dense(embedding_dim, activation="relu", name="linear_relu"),
+                    tf.keras.layers.Dense(embedding_dim, name="linear"),
+                ],
+                name="cca_head",
+            )
             self.loss_trackers["cca"] = tf.keras.metrics.Mean(name="cca_loss")
         if self.mae_weight > 0:
             self.mae_edge_drop_layer = EdgeDrop(mae_edge_drop, name="mae_edge_drop")
@@ -215,8 +235,9 @@ class SSMTLRetrieval(tfrs.Model):
         more to build and optimise than the whole pass over a graph of this size.
         """
         users = np.arange(sampler.graph.num_users)
-        return self.vectors(sampler(tf.constant(users[start:start + batch_size]))
-                            for start in range(0, len(users), batch_size))
+        return self.vectors(
+            sampler(tf.constant(users[start : start + batch_size])) for start in range(0, len(users), batch_size)
+        )
 
     def vectors(self, subgraphs) -> tuple[np.ndarray, np.ndarray]:
         """(queries, candidates), each [components, index_dim], of the roots of an iterable
@@ -241,11 +262,18 @@ class SSMTLRetrieval(tfrs.Model):
             if probability is not None:
                 probability = tf.concat([probability, inputs["negative_probability"]], axis=0)
         if self.logq_correction and probability is None:
-            raise ValueError("`logq_correction` needs batches with `candidate_probability` "
-                             "(`SubgraphSampler.friendship_dataset(..., candidate_probability=...)`).")
+            raise ValueError(
+                "`logq_correction` needs batches with `candidate_probability` "
+                "(`SubgraphSampler.friendship_dataset(..., candidate_probability=...)`)."
+            )
         return self.retrieval_task(
-            queries, candidates, candidate_ids=ids, compute_metrics=False, compute_batch_metrics=False,
-            candidate_sampling_probability=probability if self.logq_correction else None)
+            queries,
+            candidates,
+            candidate_ids=ids,
+            compute_metrics=False,
+            compute_batch_metrics=False,
+            candidate_sampling_probability=probability if self.logq_correction else None,
+        )
 
     def cca_loss(self, graph: tfgnn.GraphTensor, training: bool) -> tf.Tensor:
         """Eq. 3 on two augmented views of `graph` (both through one encoder pass)."""
@@ -255,8 +283,9 @@ class SSMTLRetrieval(tfrs.Model):
         """Eq. 4 on a root-masked view of `graph`."""
         return self.self_supervised_losses(graph, training, cca=False, mae=True)["mae"]
 
-    def self_supervised_losses(self, graph: tfgnn.GraphTensor, training: bool, *, cca: bool, mae: bool
-                               ) -> dict[str, tf.Tensor]:
+    def self_supervised_losses(
+        self, graph: tfgnn.GraphTensor, training: bool, *, cca: bool, mae: bool
+    ) -> dict[str, tf.Tensor]:
         """{"cca": eq. 3, "mae": eq. 4} (those asked for) on views of the subgraphs `graph`.
 
         The views (two CCA-SSG views with edge and feature drop, one GraphMAE view with
@@ -292,7 +321,9 @@ class SSMTLRetrieval(tfrs.Model):
             roots = root_indices(view)[:, tf.newaxis]  # [components, 1]
             # Re-mask: the decoder must rebuild each root from its neighbours alone.
             states = tf.tensor_scatter_nd_update(states, roots, tf.zeros([tf.shape(roots)[0], self.embedding_dim]))
-            reconstructed = self.decoder(view.replace_features(node_sets={USERS: {tfgnn.HIDDEN_STATE: states}}))  # [components, feature_dim]
+            reconstructed = self.decoder(
+                view.replace_features(node_sets={USERS: {tfgnn.HIDDEN_STATE: states}})
+            )  # [components, feature_dim]
             targets = multi_hot(tf.gather(graph.node_sets[USERS][FEATURES], roots[:, 0]), self.feature_dim)
             losses["mae"] = scaled_cosine_error(targets, reconstructed, gamma=self.mae_gamma)
         return losses
@@ -337,8 +368,12 @@ class SSMTLRetrieval(tfrs.Model):
         with tf.GradientTape() as tape:
             parts = self.loss_parts(inputs, training=True)
             total = tf.add_n([weight * value for weight, value in parts.values()])
-            objective = tf.add_n([weight * (value if name == "retrieval" else value / replicas)
-                                  for name, (weight, value) in parts.items()])
+            objective = tf.add_n(
+                [
+                    weight * (value if name == "retrieval" else value / replicas)
+                    for name, (weight, value) in parts.items()
+                ]
+            )
             if self.losses:
                 objective += tf.add_n(self.losses) / replicas
         gradients = tape.gradient(objective, self.trainable_variables)
@@ -353,14 +388,27 @@ class SSMTLRetrieval(tfrs.Model):
 
     def get_config(self) -> dict[str, Any]:
         return {
-            "feature_dim": self.feature_dim, "hidden_dim": self.hidden_dim, "embedding_dim": self.embedding_dim,
-            "num_layers": self.num_layers, "num_heads": self.num_heads, "dropout": self.dropout,
-            "retrieval_weight": self.retrieval_weight, "cca_weight": self.cca_weight, "mae_weight": self.mae_weight,
-            "cca_decorrelation": self.cca_decorrelation, "cca_edge_drop": self.cca_edge_drop,
-            "cca_feature_drop": self.cca_feature_drop, "mae_edge_drop": self.mae_edge_drop,
-            "mae_gamma": self.mae_gamma, "temperature": self.temperature, "id_buckets": self.id_buckets,
-            "message_passing": self.message_passing, "readout": self.readout, "candidate_bias": self.candidate_bias,
-            "logq_correction": self.logq_correction, "ssl_batch_size": self.ssl_batch_size,
+            "feature_dim": self.feature_dim,
+            "hidden_dim": self.hidden_dim,
+            "embedding_dim": self.embedding_dim,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "retrieval_weight": self.retrieval_weight,
+            "cca_weight": self.cca_weight,
+            "mae_weight": self.mae_weight,
+            "cca_decorrelation": self.cca_decorrelation,
+            "cca_edge_drop": self.cca_edge_drop,
+            "cca_feature_drop": self.cca_feature_drop,
+            "mae_edge_drop": self.mae_edge_drop,
+            "mae_gamma": self.mae_gamma,
+            "temperature": self.temperature,
+            "id_buckets": self.id_buckets,
+            "message_passing": self.message_passing,
+            "readout": self.readout,
+            "candidate_bias": self.candidate_bias,
+            "logq_correction": self.logq_correction,
+            "ssl_batch_size": self.ssl_batch_size,
             "mae_decoder_dim": self.mae_decoder_dim,
         }
 
@@ -384,9 +432,12 @@ def encoder_gradient_norms(config: Mapping[str, Any], batches) -> dict[str, floa
     def norms_of(batch):
         with tf.GradientTape(persistent=True) as tape:
             parts = probe.loss_parts(batch, training=True)
-        return {name: tf.linalg.global_norm([g for g in tape.gradient(value, probe.encoder.trainable_variables)
-                                             if g is not None])
-                for name, (_, value) in parts.items()}
+        return {
+            name: tf.linalg.global_norm(
+                [g for g in tape.gradient(value, probe.encoder.trainable_variables) if g is not None]
+            )
+            for name, (_, value) in parts.items()
+        }
 
     totals: dict[str, float] = {}
     count = 0
@@ -407,4 +458,7 @@ def calibrated_weights(norms: Mapping[str, float], *, cca: float = 1.0, mae: flo
     for name, value in (("cca", cca), ("mae", mae)):
         if value < 0:
             raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
-    return {"cca_weight": cca * norms["retrieval"] / norms["cca"], "mae_weight": mae * norms["retrieval"] / norms["mae"]}
+    return {
+        "cca_weight": cca * norms["retrieval"] / norms["cca"],
+        "mae_weight": mae * norms["retrieval"] / norms["mae"],
+    }

@@ -12,7 +12,8 @@ encoder is configured with) as features.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -111,16 +112,27 @@ class MaskedChannelPretrainer(tf.keras.Model):
       seed: seed of the masking.
     """
 
-    def __init__(self, *, encoder: Mapping[str, Any], masked_channels: Sequence[str], mask_rate: float = 0.15,
-                 num_sampled: int = 64, channel_weights: Mapping[str, float] | None = None, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        *,
+        encoder: Mapping[str, Any],
+        masked_channels: Sequence[str],
+        mask_rate: float = 0.15,
+        num_sampled: int = 64,
+        channel_weights: Mapping[str, float] | None = None,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.encoder_options = dict(encoder)
         self.encoder = build_encoder(self.encoder_options)
         vocabularies = {**self.encoder.category_channels, **self.encoder.id_channels}
         unknown = [c for c in masked_channels if c not in vocabularies]
         if unknown or not masked_channels:
-            raise ValueError(f"`masked_channels` must name ID or category channels of the encoder "
-                             f"({sorted(vocabularies)}). Received: masked_channels={list(masked_channels)}")
+            raise ValueError(
+                f"`masked_channels` must name ID or category channels of the encoder "
+                f"({sorted(vocabularies)}). Received: masked_channels={list(masked_channels)}"
+            )
         if not 0.0 < mask_rate < 1.0:
             raise ValueError(f"`mask_rate` must be in (0, 1). Received: mask_rate={mask_rate}")
         self.masked_channels = tuple(masked_channels)
@@ -136,10 +148,13 @@ class MaskedChannelPretrainer(tf.keras.Model):
         for channel in self.masked_channels:
             if channel in self.encoder.id_channels:
                 self.output_tables[channel] = self.add_weight(
-                    name=f"{channel}_output_embedding", shape=(self.vocabularies[channel], width),
-                    initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
+                    name=f"{channel}_output_embedding",
+                    shape=(self.vocabularies[channel], width),
+                    initializer=tf.keras.initializers.RandomNormal(stddev=0.05),
+                )
                 self.output_biases[channel] = self.add_weight(
-                    name=f"{channel}_output_bias", shape=(self.vocabularies[channel],), initializer="zeros")
+                    name=f"{channel}_output_bias", shape=(self.vocabularies[channel],), initializer="zeros"
+                )
             else:
                 self.heads[channel] = tf.keras.layers.Dense(self.vocabularies[channel], name=f"{channel}_head")
         self.channel_loss_trackers = {c: tf.keras.metrics.Mean(name=f"{c}_loss") for c in self.masked_channels}
@@ -171,8 +186,13 @@ class MaskedChannelPretrainer(tf.keras.Model):
         for channel, size in vocabularies.items():
             ids = tf.cast(features[channel], tf.int64)  # [batch, L] or [batch, L, K]
             if ids.shape.rank == 3:
-                first_slot = tf.one_hot(0, tf.shape(ids)[-1], on_value=tf.constant(size, tf.int64),
-                                        off_value=tf.constant(0, tf.int64), dtype=tf.int64)  # [K]
+                first_slot = tf.one_hot(
+                    0,
+                    tf.shape(ids)[-1],
+                    on_value=tf.constant(size, tf.int64),
+                    off_value=tf.constant(0, tf.int64),
+                    dtype=tf.int64,
+                )  # [K]
                 masked[channel] = tf.where(chosen[..., tf.newaxis], first_slot, ids)
             else:
                 masked[channel] = tf.where(chosen, tf.constant(size, tf.int64), ids)
@@ -207,8 +227,14 @@ class MaskedChannelPretrainer(tf.keras.Model):
                 logits = tf.matmul(states, tf.convert_to_tensor(table), transpose_b=True) + bias  # [masked, V]
                 if training:
                     per_step = tf.nn.sampled_softmax_loss(
-                        table, bias, targets[:, tf.newaxis], states, num_sampled=self.num_sampled,
-                        num_classes=self.vocabularies[channel], remove_accidental_hits=True)  # [masked]
+                        table,
+                        bias,
+                        targets[:, tf.newaxis],
+                        states,
+                        num_sampled=self.num_sampled,
+                        num_classes=self.vocabularies[channel],
+                        remove_accidental_hits=True,
+                    )  # [masked]
                 else:
                     per_step = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
             else:
@@ -244,9 +270,14 @@ class MaskedChannelPretrainer(tf.keras.Model):
         return super().evaluate(*args, **kwargs)
 
     def get_config(self):
-        return {"encoder": dict(self.encoder_options), "masked_channels": list(self.masked_channels),
-                "mask_rate": self.mask_rate, "num_sampled": self.num_sampled,
-                "channel_weights": dict(self.channel_weights), "seed": self.seed}
+        return {
+            "encoder": dict(self.encoder_options),
+            "masked_channels": list(self.masked_channels),
+            "mask_rate": self.mask_rate,
+            "num_sampled": self.num_sampled,
+            "channel_weights": dict(self.channel_weights),
+            "seed": self.seed,
+        }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -287,9 +318,16 @@ class SuperMoE(MultiTaskModel):
       task_weight_rate: step of the AUC-driven weights; 0 keeps them fixed.
     """
 
-    def __init__(self, *, encoder: Mapping[str, Any], tasks: Sequence[str] | None = None,
-                 feature_spec: DatasetSpec | Mapping[str, Any] | None = None,
-                 task_weights: Mapping[str, float] | None = None, task_weight_rate: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        *,
+        encoder: Mapping[str, Any],
+        tasks: Sequence[str] | None = None,
+        feature_spec: DatasetSpec | Mapping[str, Any] | None = None,
+        task_weights: Mapping[str, float] | None = None,
+        task_weight_rate: float = 0.0,
+        **kwargs,
+    ):
         if feature_spec is None:
             if not tasks:
                 raise ValueError("SuperMoE needs `tasks` or a `feature_spec` with labels. Received: tasks=None")
@@ -340,7 +378,9 @@ class SuperMoE(MultiTaskModel):
             regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
             total = tf.add_n([self.lambdas[i] * losses[t] for i, t in enumerate(self.tasks)])
             val_logits = self.task_logits(val_features, training=False)
-            surrogate = tf.add_n([pairwise_hinge_auc_loss(val_logits[t], val_labels[t], val_masks[t]) for t in self.tasks])
+            surrogate = tf.add_n(
+                [pairwise_hinge_auc_loss(val_logits[t], val_labels[t], val_masks[t]) for t in self.tasks]
+            )
             objective = total + regularization  # inside the tape, or its gradient would be zero
         variables = self.trainable_variables  # after the forward pass, which builds them on the first step
         dense = lambda gradients: [tf.convert_to_tensor(g) for g in gradients]  # noqa: E731 (embedding rows)
@@ -359,9 +399,14 @@ class SuperMoE(MultiTaskModel):
         self.loss_tracker.update_state(total)
         self.validation_auc_loss.update_state(surrogate)
         # lambda after this step, per task: `fit`'s logs (and a run's history) trace the weights.
-        return {**{m.name: m.result() for m in self.metrics},
-                **{f"lambda_{t}": self.lambdas[i] for i, t in enumerate(self.tasks)}}
+        return {
+            **{m.name: m.result() for m in self.metrics},
+            **{f"lambda_{t}": self.lambdas[i] for i, t in enumerate(self.tasks)},
+        }
 
     def get_config(self):
-        return {**super().get_config(), "encoder": dict(self.encoder_options),
-                "task_weight_rate": self.task_weight_rate}
+        return {
+            **super().get_config(),
+            "encoder": dict(self.encoder_options),
+            "task_weight_rate": self.task_weight_rate,
+        }

@@ -34,6 +34,7 @@ def cca_ssg_loss(z_a: tf.Tensor, z_b: tf.Tensor, *, decorrelation_weight: float)
     b = standardize_features(z_b)  # [n, k]
     identity = tf.eye(tf.shape(a)[1], dtype=a.dtype)  # [k, k]
     invariance = tf.reduce_sum(tf.square(a - b))
-    decorrelation = (tf.reduce_sum(tf.square(tf.matmul(a, a, transpose_a=True) - identity))
-                     + tf.reduce_sum(tf.square(tf.matmul(b, b, transpose_a=True) - identity)))
+    decorrelation = tf.reduce_sum(tf.square(tf.matmul(a, a, transpose_a=True) - identity)) + tf.reduce_sum(
+        tf.square(tf.matmul(b, b, transpose_a=True) - identity)
+    )
     return invariance + decorrelation_weight * decorrelation

@@ -13,8 +13,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def scaled_cosine_error(targets: tf.Tensor, reconstructions: tf.Tensor, *, gamma: float = 2.0,
-                        epsilon: float = 1e-12) -> tf.Tensor:
+def scaled_cosine_error(
+    targets: tf.Tensor, reconstructions: tf.Tensor, *, gamma: float = 2.0, epsilon: float = 1e-12
+) -> tf.Tensor:
     """Eq. 4 over the rows of `targets` and `reconstructions` ([m, d] each); a scalar.
 
     A zero row (no features, or a reconstruction of zeros) has cosine 0 with anything,

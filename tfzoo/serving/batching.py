@@ -15,8 +15,8 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -56,7 +56,9 @@ class BatchingOptions:
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
         if self.batch_timeout_micros < 0:
-            raise ValueError(f"`batch_timeout_micros` must be >= 0. Received: batch_timeout_micros={self.batch_timeout_micros}")
+            raise ValueError(
+                f"`batch_timeout_micros` must be >= 0. Received: batch_timeout_micros={self.batch_timeout_micros}"
+            )
         sizes = self.allowed_batch_sizes
         if sizes and (list(sizes) != sorted(set(sizes)) or sizes[-1] != self.max_batch_size or sizes[0] < 1):
             raise ValueError(
@@ -73,8 +75,9 @@ def _batching_parameters_class():
     wrappers = descriptor_pb2.FileDescriptorProto()
     wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
     pool.Add(wrappers)
-    file = descriptor_pb2.FileDescriptorProto(name="tfzoo_batching_parameters.proto", package="tfzoo",
-                                              dependency=[wrappers.name], syntax="proto3")
+    file = descriptor_pb2.FileDescriptorProto(
+        name="tfzoo_batching_parameters.proto", package="tfzoo", dependency=[wrappers.name], syntax="proto3"
+    )
     message = file.message_type.add(name="BatchingParameters")
     field_type = descriptor_pb2.FieldDescriptorProto
     wrapped = {
@@ -87,10 +90,15 @@ def _batching_parameters_class():
         "max_execution_batch_size": ".google.protobuf.Int64Value",
     }
     for number, (name, type_name) in enumerate(wrapped.items(), start=1):
-        message.field.add(name=name, number=number, type=field_type.TYPE_MESSAGE, type_name=type_name,
-                          label=field_type.LABEL_OPTIONAL)
-    message.field.add(name="allowed_batch_sizes", number=20, type=field_type.TYPE_INT64, label=field_type.LABEL_REPEATED)
-    message.field.add(name="pad_variable_length_inputs", number=21, type=field_type.TYPE_BOOL, label=field_type.LABEL_OPTIONAL)
+        message.field.add(
+            name=name, number=number, type=field_type.TYPE_MESSAGE, type_name=type_name, label=field_type.LABEL_OPTIONAL
+        )
+    message.field.add(
+        name="allowed_batch_sizes", number=20, type=field_type.TYPE_INT64, label=field_type.LABEL_REPEATED
+    )
+    message.field.add(
+        name="pad_variable_length_inputs", number=21, type=field_type.TYPE_BOOL, label=field_type.LABEL_OPTIONAL
+    )
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("tfzoo.BatchingParameters"))
 
@@ -114,7 +122,11 @@ def read_batching_parameters(path: str | Path) -> BatchingOptions:
             values[name] = getattr(parameters, name).value
     if parameters.allowed_batch_sizes:
         values["allowed_batch_sizes"] = tuple(parameters.allowed_batch_sizes)
-    ignored = [n for n in ("thread_pool_name", "enable_large_batch_splitting", "max_execution_batch_size") if parameters.HasField(n)]
+    ignored = [
+        n
+        for n in ("thread_pool_name", "enable_large_batch_splitting", "max_execution_batch_size")
+        if parameters.HasField(n)
+    ]
     if parameters.pad_variable_length_inputs:
         ignored.append("pad_variable_length_inputs")
     if ignored:
@@ -177,8 +189,9 @@ class SignatureBatcher:
             if self._closed:
                 raise ServingError(grpc.StatusCode.UNAVAILABLE, f"{self._name} is unloading.")
             if self._queued_rows + num_rows > self._options.max_enqueued_batches * self._options.max_batch_size:
-                raise ServingError(grpc.StatusCode.UNAVAILABLE,
-                                   "The batch scheduling queue to which this task was submitted is full.")
+                raise ServingError(
+                    grpc.StatusCode.UNAVAILABLE, "The batch scheduling queue to which this task was submitted is full."
+                )
             self._queue.append(task)
             self._queued_rows += num_rows
             self._condition.notify()
@@ -205,7 +218,9 @@ class SignatureBatcher:
             batch, rows = [first], first.rows
             deadline = time.monotonic() + options.batch_timeout_micros / 1e6
             while rows < options.max_batch_size:
-                compatible = next((t for t in self._queue if t.key == first.key and rows + t.rows <= options.max_batch_size), None)
+                compatible = next(
+                    (t for t in self._queue if t.key == first.key and rows + t.rows <= options.max_batch_size), None
+                )
                 if compatible is not None:
                     self._queue.remove(compatible)
                     batch.append(compatible)
@@ -247,13 +262,14 @@ class SignatureBatcher:
         self.batches_run += 1
         not_batched = [k for k, v in outputs.items() if v.ndim == 0 or v.shape[0] != target]
         if not_batched:
-            logger.warning("%s: output %s is not batch-major; batching disabled for this signature",
-                           self._name, not_batched)
+            logger.warning(
+                "%s: output %s is not batch-major; batching disabled for this signature", self._name, not_batched
+            )
             self.disabled = True
             for task in batch:
                 task.outputs = dict(self._run_batch(task.inputs))
             return
         offset = 0
         for task in batch:
-            task.outputs = {k: v[offset:offset + task.rows] for k, v in outputs.items()}
+            task.outputs = {k: v[offset : offset + task.rows] for k, v in outputs.items()}
             offset += task.rows

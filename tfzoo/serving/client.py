@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -67,10 +68,13 @@ class SignatureMetadata:
     outputs: dict[str, TensorSpec]
 
     @classmethod
-    def from_signature_def(cls, name: str, signature_def) -> "SignatureMetadata":
-        return cls(name, signature_def.method_name,
-                   {k: TensorSpec.from_tensor_info(k, v) for k, v in sorted(signature_def.inputs.items())},
-                   {k: TensorSpec.from_tensor_info(k, v) for k, v in sorted(signature_def.outputs.items())})
+    def from_signature_def(cls, name: str, signature_def) -> SignatureMetadata:
+        return cls(
+            name,
+            signature_def.method_name,
+            {k: TensorSpec.from_tensor_info(k, v) for k, v in sorted(signature_def.inputs.items())},
+            {k: TensorSpec.from_tensor_info(k, v) for k, v in sorted(signature_def.outputs.items())},
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,16 +113,27 @@ class Client:
       max_message_bytes: largest message the client sends or accepts.
     """
 
-    def __init__(self, target: str = "127.0.0.1:8500", *, timeout: float = 30.0, root_certificates: bytes | None = None,
-                 server_name: str | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+    def __init__(
+        self,
+        target: str = "127.0.0.1:8500",
+        *,
+        timeout: float = 30.0,
+        root_certificates: bytes | None = None,
+        server_name: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ):
         self.target = target
         self.timeout = timeout
-        options = [("grpc.max_receive_message_length", max_message_bytes),
-                   ("grpc.max_send_message_length", max_message_bytes)]
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
         if root_certificates is not None:
-            self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options=options)
+            self._channel = grpc.secure_channel(
+                target, grpc.ssl_channel_credentials(root_certificates), options=options
+            )
         else:
             self._channel = grpc.insecure_channel(target, options=options)
         self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
@@ -127,26 +142,41 @@ class Client:
 
     # --- PredictionService ------------------------------------------------------------
 
-    def predict(self, model: str, inputs: Mapping[str, Any], *, signature: str = DEFAULT_SIGNATURE,
-                version: int | None = None, label: str | None = None, output_filter: Sequence[str] = (),
-                timeout: float | None = None) -> Prediction:
+    def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, Any],
+        *,
+        signature: str = DEFAULT_SIGNATURE,
+        version: int | None = None,
+        label: str | None = None,
+        output_filter: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> Prediction:
         """Runs `signature` of `model` on `inputs` (batched arrays keyed by input name).
 
         NumPy arrays are sent with their dtype; Python lists and scalars take the dtype the
         signature declares (read once from the server's metadata).
         """
-        request = predict_pb2.PredictRequest(model_spec=_model_spec(model, version, label, signature),
-                                             output_filter=list(output_filter))
+        request = predict_pb2.PredictRequest(
+            model_spec=_model_spec(model, version, label, signature), output_filter=list(output_filter)
+        )
         specs = None
         for key, value in inputs.items():
             if not isinstance(value, np.ndarray):
                 specs = specs or self._signature_inputs(model, version, label, signature)
                 dtype = specs[key].dtype if key in specs else None
-                value = np.asarray(value, dtype=object if dtype == tf.string else (dtype.as_numpy_dtype if dtype else None))
+                value = np.asarray(
+                    value, dtype=object if dtype == tf.string else (dtype.as_numpy_dtype if dtype else None)
+                )
             request.inputs[key].CopyFrom(proto_from_array(value))
         response = self.prediction.Predict(request, timeout=timeout or self.timeout)
-        return Prediction({k: np.array(ndarray_from_proto(v)) for k, v in response.outputs.items()}, model=response.model_spec.name,
-                          version=response.model_spec.version.value, signature=response.model_spec.signature_name)
+        return Prediction(
+            {k: np.array(ndarray_from_proto(v)) for k, v in response.outputs.items()},
+            model=response.model_spec.name,
+            version=response.model_spec.version.value,
+            signature=response.model_spec.signature_name,
+        )
 
     def _signature_inputs(self, model, version, label, signature) -> dict[str, TensorSpec]:
         key = (model, version, label, signature)
@@ -155,18 +185,34 @@ class Client:
             self._input_specs[key] = signatures[signature].inputs if signature in signatures else {}
         return self._input_specs[key]
 
-    def classify(self, model: str, examples: Sequence[Mapping[str, Any]], *, context: Mapping[str, Any] | None = None,
-                 signature: str = DEFAULT_SIGNATURE, version: int | None = None, label: str | None = None,
-                 timeout: float | None = None) -> list[list[tuple[str, float]]]:
+    def classify(
+        self,
+        model: str,
+        examples: Sequence[Mapping[str, Any]],
+        *,
+        context: Mapping[str, Any] | None = None,
+        signature: str = DEFAULT_SIGNATURE,
+        version: int | None = None,
+        label: str | None = None,
+        timeout: float | None = None,
+    ) -> list[list[tuple[str, float]]]:
         """Classify over feature dicts (values: str/bytes, float, int, or lists of one type)."""
         request = classification_pb2.ClassificationRequest(model_spec=_model_spec(model, version, label, signature))
         self._fill_input(request.input, examples, context)
         response = self.prediction.Classify(request, timeout=timeout or self.timeout)
         return [[(c.label, c.score) for c in item.classes] for item in response.result.classifications]
 
-    def regress(self, model: str, examples: Sequence[Mapping[str, Any]], *, context: Mapping[str, Any] | None = None,
-                signature: str = DEFAULT_SIGNATURE, version: int | None = None, label: str | None = None,
-                timeout: float | None = None) -> list[float]:
+    def regress(
+        self,
+        model: str,
+        examples: Sequence[Mapping[str, Any]],
+        *,
+        context: Mapping[str, Any] | None = None,
+        signature: str = DEFAULT_SIGNATURE,
+        version: int | None = None,
+        label: str | None = None,
+        timeout: float | None = None,
+    ) -> list[float]:
         request = regression_pb2.RegressionRequest(model_spec=_model_spec(model, version, label, signature))
         self._fill_input(request.input, examples, context)
         response = self.prediction.Regress(request, timeout=timeout or self.timeout)
@@ -178,33 +224,45 @@ class Client:
         if context is not None:
             target.context.CopyFrom(example_from_features(context))
         for example in examples:
-            target.examples.add().CopyFrom(example if isinstance(example, tf.train.Example) else example_from_features(example))
+            target.examples.add().CopyFrom(
+                example if isinstance(example, tf.train.Example) else example_from_features(example)
+            )
 
-    def metadata(self, model: str, *, version: int | None = None, label: str | None = None,
-                 timeout: float | None = None) -> ModelMetadata:
-        request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=_model_spec(model, version, label),
-                                                                  metadata_field=["signature_def"])
+    def metadata(
+        self, model: str, *, version: int | None = None, label: str | None = None, timeout: float | None = None
+    ) -> ModelMetadata:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec=_model_spec(model, version, label), metadata_field=["signature_def"]
+        )
         response = self.prediction.GetModelMetadata(request, timeout=timeout or self.timeout)
         signature_defs = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_defs)
-        signatures = {name: SignatureMetadata.from_signature_def(name, definition)
-                      for name, definition in sorted(signature_defs.signature_def.items())
-                      if not name.startswith(INTERNAL_SIGNATURE_PREFIX)}
+        signatures = {
+            name: SignatureMetadata.from_signature_def(name, definition)
+            for name, definition in sorted(signature_defs.signature_def.items())
+            if not name.startswith(INTERNAL_SIGNATURE_PREFIX)
+        }
         return ModelMetadata(response.model_spec.name, response.model_spec.version.value, signatures)
 
     # --- ModelService -------------------------------------------------------------------
 
-    def status(self, model: str, *, version: int | None = None, label: str | None = None,
-               timeout: float | None = None) -> list[VersionState]:
+    def status(
+        self, model: str, *, version: int | None = None, label: str | None = None, timeout: float | None = None
+    ) -> list[VersionState]:
         request = get_model_status_pb2.GetModelStatusRequest(model_spec=_model_spec(model, version, label))
         response = self.models.GetModelStatus(request, timeout=timeout or self.timeout)
         state_name = get_model_status_pb2.ModelVersionStatus.State.Name
-        return [VersionState(s.version, state_name(s.state), grpc.StatusCode(_code(s.status.error_code)).name,
-                             s.status.error_message) for s in response.model_version_status]
+        return [
+            VersionState(
+                s.version, state_name(s.state), grpc.StatusCode(_code(s.status.error_code)).name, s.status.error_message
+            )
+            for s in response.model_version_status
+        ]
 
     def reload_config(self, config: model_server_config_pb2.ModelServerConfig, *, timeout: float | None = None) -> None:
-        response = self.models.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=config),
-                                                         timeout=timeout or self.timeout)
+        response = self.models.HandleReloadConfigRequest(
+            model_management_pb2.ReloadConfigRequest(config=config), timeout=timeout or self.timeout
+        )
         if response.status.error_code:
             raise RuntimeError(f"reload config failed: {response.status.error_message}")
 
@@ -213,20 +271,24 @@ class Client:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                available = [s.version for s in self.status(model, version=version, timeout=5) if s.state == "AVAILABLE"]
+                available = [
+                    s.version for s in self.status(model, version=version, timeout=5) if s.state == "AVAILABLE"
+                ]
                 if available:
                     return max(available)
             except grpc.RpcError as error:
                 if error.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
                     raise
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{model}{'' if version is None else f' version {version}'} not available after {timeout} s")
+                raise TimeoutError(
+                    f"{model}{'' if version is None else f' version {version}'} not available after {timeout} s"
+                )
             time.sleep(0.05)
 
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -237,8 +299,9 @@ def _code(error_code: int):
     return next(code for code in grpc.StatusCode if code.value[0] == error_code)
 
 
-def example_inputs(signature: SignatureMetadata, warmup: Sequence[prediction_log_pb2.PredictionLog] = (), *,
-                   batch_size: int = 1) -> dict[str, np.ndarray]:
+def example_inputs(
+    signature: SignatureMetadata, warmup: Sequence[prediction_log_pb2.PredictionLog] = (), *, batch_size: int = 1
+) -> dict[str, np.ndarray]:
     """A valid request for `signature`: from its warm-up record if there is one, else neutral values.
 
     Warm-up records (written at export from the model's feature spec) hold realistic rows;
@@ -250,7 +313,9 @@ def example_inputs(signature: SignatureMetadata, warmup: Sequence[prediction_log
         if log.WhichOneof("log_type") != "predict_log":
             continue
         request = log.predict_log.request
-        if (request.model_spec.signature_name or DEFAULT_SIGNATURE) == signature.name and set(request.inputs) == set(signature.inputs):
+        if (request.model_spec.signature_name or DEFAULT_SIGNATURE) == signature.name and set(request.inputs) == set(
+            signature.inputs
+        ):
             records.append({k: tf.make_ndarray(v) for k, v in request.inputs.items()})
     if records:
         if not all(s.is_batched for s in signature.inputs.values()):

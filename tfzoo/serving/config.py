@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
@@ -50,8 +50,10 @@ def versions_on_disk(base_path: Path) -> list[int]:
         return []
     versions = []
     for child in base_path.iterdir():
-        if child.name.isdigit() and child.is_dir() and (
-            (child / "saved_model.pb").exists() or (child / "saved_model.pbtxt").exists()
+        if (
+            child.name.isdigit()
+            and child.is_dir()
+            and ((child / "saved_model.pb").exists() or (child / "saved_model.pbtxt").exists())
         ):
             versions.append(int(child.name))
     return sorted(versions)
@@ -69,8 +71,9 @@ def aspired_versions(policy: VersionPolicy, available: Iterable[int]) -> list[in
     return available[-num:]
 
 
-def sources_from_config(config: model_server_config_pb2.ModelServerConfig, relative_to: Path,
-                        where: str = "model config") -> dict[str, ModelSource]:
+def sources_from_config(
+    config: model_server_config_pb2.ModelServerConfig, relative_to: Path, where: str = "model config"
+) -> dict[str, ModelSource]:
     """`ModelSource`s of a `ModelServerConfig`; relative base paths are taken from `relative_to`."""
     sources = {}
     for entry in config.model_config_list.config:
@@ -79,8 +82,10 @@ def sources_from_config(config: model_server_config_pb2.ModelServerConfig, relat
         if not entry.base_path:
             raise ValueError(f"{where}: model {entry.name!r} has no base_path.")
         if entry.model_platform and entry.model_platform != "tensorflow":
-            raise ValueError(f"{where}: model {entry.name!r} has platform {entry.model_platform!r}; "
-                             "tfzoo serve serves 'tensorflow' SavedModels only.")
+            raise ValueError(
+                f"{where}: model {entry.name!r} has platform {entry.model_platform!r}; "
+                "tfzoo serve serves 'tensorflow' SavedModels only."
+            )
         kind = entry.model_version_policy.WhichOneof("policy_choice")
         if kind == "specific" and not entry.model_version_policy.specific.versions:
             raise ValueError(f"{where}: model {entry.name!r} has a specific version policy with no versions.")
@@ -90,7 +95,9 @@ def sources_from_config(config: model_server_config_pb2.ModelServerConfig, relat
         if not base_path.is_absolute():
             base_path = relative_to / base_path
         sources[entry.name] = ModelSource(
-            name=entry.name, base_path=base_path, policy=entry.model_version_policy,
+            name=entry.name,
+            base_path=base_path,
+            policy=entry.model_version_policy,
             labels=tuple(sorted(entry.version_labels.items())),
         )
     return sources
@@ -152,6 +159,9 @@ class ModelSources:
         if key != self._cache_key:
             self._cached = sources_from_config(read_models_config(path), path.parent.resolve(), str(path))
             self._cache_key = key
-            logger.info("model config %s: %s", path, ", ".join(
-                f"{s.name} ({s.describe_policy()})" for s in self._cached.values()) or "no models")
+            logger.info(
+                "model config %s: %s",
+                path,
+                ", ".join(f"{s.name} ({s.describe_policy()})" for s in self._cached.values()) or "no models",
+            )
         return self._cached

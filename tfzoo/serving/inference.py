@@ -7,7 +7,7 @@ three cannot answer the same request differently.
 from __future__ import annotations
 
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -52,8 +52,9 @@ def check_output_filter(signature: Signature, output_filter: Sequence[str]) -> l
     return list(output_filter) or list(signature.outputs)
 
 
-def predict_arrays(servable: ServableVersion, name: str, inputs: Mapping[str, np.ndarray],
-                   output_filter: Sequence[str] = ()) -> tuple[Signature, dict[str, np.ndarray]]:
+def predict_arrays(
+    servable: ServableVersion, name: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()
+) -> tuple[Signature, dict[str, np.ndarray]]:
     """Runs signature `name` on NumPy inputs (already of the signature's dtypes)."""
     signature = servable.signature(signature_name(name))
     signature.check_input_names(list(inputs), where=f"model {servable.model!r}")
@@ -106,8 +107,10 @@ def _examples_signature(servable: ServableVersion, name: str, method: str, api: 
             f"method_name {method}, was {signature.method_name}. Use Predict, or a signature exported for {api}."
         )
     if len(signature.inputs) != 1:
-        raise invalid_argument(f"{api} signature {signature.name!r} must have one input (serialized tf.Examples); "
-                               f"it has {sorted(signature.inputs)}.")
+        raise invalid_argument(
+            f"{api} signature {signature.name!r} must have one input (serialized tf.Examples); "
+            f"it has {sorted(signature.inputs)}."
+        )
     return signature
 
 
@@ -116,7 +119,9 @@ def _run_examples(servable: ServableVersion, signature: Signature, examples: lis
     return servable.run(signature, {key: np.array(examples, dtype=object)})
 
 
-def classify(servable: ServableVersion, request: classification_pb2.ClassificationRequest) -> classification_pb2.ClassificationResponse:
+def classify(
+    servable: ServableVersion, request: classification_pb2.ClassificationRequest
+) -> classification_pb2.ClassificationResponse:
     """TF Serving's Classify: a `classify` signature, tf.Examples in, `classes` / `scores` out."""
     signature = _examples_signature(servable, request.model_spec.signature_name, CLASSIFY_METHOD, "Classify")
     if not {"classes", "scores"} & set(signature.outputs):
@@ -127,8 +132,10 @@ def classify(servable: ServableVersion, request: classification_pb2.Classificati
     num = len(examples)
     for name, value in (("classes", classes), ("scores", scores)):
         if value is not None and (value.ndim != 2 or value.shape[0] != num):
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"Expected {name} output shape [{num}, num_classes]; got {list(value.shape)}.")
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Expected {name} output shape [{num}, num_classes]; got {list(value.shape)}.",
+            )
     if classes is not None and scores is not None and classes.shape != scores.shape:
         raise invalid_argument(f"classes {list(classes.shape)} and scores {list(scores.shape)} differ in shape.")
     response = classification_pb2.ClassificationResponse()
@@ -181,8 +188,13 @@ def replay_warmup(servable: ServableVersion, logs: Sequence[prediction_log_pb2.P
     for index, log in enumerate(logs):
         kind = log.WhichOneof("log_type")
         if kind not in handlers:
-            logger.warning("%s/%d: warm-up record %d is a %s, which tfzoo serve does not replay",
-                           servable.model, servable.version, index, kind)
+            logger.warning(
+                "%s/%d: warm-up record %d is a %s, which tfzoo serve does not replay",
+                servable.model,
+                servable.version,
+                index,
+                kind,
+            )
             continue
         try:
             handlers[kind](log)

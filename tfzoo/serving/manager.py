@@ -14,8 +14,8 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2
@@ -61,8 +61,14 @@ class ModelManager:
       custom_op_libraries: op libraries to register when a graph needs unknown ops.
     """
 
-    def __init__(self, sources: ModelSources, *, poll_seconds: float = 1.0, batching: BatchingOptions | None = None,
-                 custom_op_libraries: Sequence[str | Path] = ()):
+    def __init__(
+        self,
+        sources: ModelSources,
+        *,
+        poll_seconds: float = 1.0,
+        batching: BatchingOptions | None = None,
+        custom_op_libraries: Sequence[str | Path] = (),
+    ):
         self.sources = sources
         self.poll_seconds = poll_seconds
         self.batching = batching
@@ -162,14 +168,18 @@ class ModelManager:
         with self._lock:
             serving_aspired = any(v in model.available for v in aspired)
             stale = [v for v in model.available if v not in aspired]
-            forgotten = [v for v, s in model.statuses.items() if v not in aspired and v not in model.available
-                         and s.error is not None]
+            forgotten = [
+                v
+                for v, s in model.statuses.items()
+                if v not in aspired and v not in model.available and s.error is not None
+            ]
         if serving_aspired:
             for version in stale:
                 self._unload(model, version)
         elif stale and aspired:
-            logger.warning("%s: keeping versions %s while no aspired version %s is available",
-                           source.name, stale, aspired)
+            logger.warning(
+                "%s: keeping versions %s while no aspired version %s is available", source.name, stale, aspired
+            )
         with self._lock:
             for version in forgotten:  # a failed version removed from disk may come back and be retried
                 if version not in versions_on_disk(source.base_path):
@@ -182,8 +192,9 @@ class ModelManager:
         with self._lock:
             model.statuses[version] = status
         started = time.perf_counter()
-        servable = ServableVersion(name, version, path, batching=self.batching,
-                                   custom_op_libraries=self.custom_op_libraries)
+        servable = ServableVersion(
+            name, version, path, batching=self.batching, custom_op_libraries=self.custom_op_libraries
+        )
         try:
             servable.load()
             warmed = replay_warmup(servable, read_warmup_requests(path))
@@ -196,8 +207,14 @@ class ModelManager:
         with self._lock:
             model.available = {**model.available, version: servable}
             status.state = State.AVAILABLE
-        logger.info("%s/%d available (signatures %s, %d warm-up requests, %.1f s)", name, version,
-                    sorted(servable.signatures), warmed, time.perf_counter() - started)
+        logger.info(
+            "%s/%d available (signatures %s, %d warm-up requests, %.1f s)",
+            name,
+            version,
+            sorted(servable.signatures),
+            warmed,
+            time.perf_counter() - started,
+        )
 
     def _fail(self, model: _Model, status: VersionStatus, servable: ServableVersion, error: ServingError) -> None:
         servable.close()
@@ -247,13 +264,17 @@ class ModelManager:
     def resolve_version(self, name: str, version: int | None = None, label: str | None = None) -> int | None:
         """The version a request means: `version`, the version of `label`, or None (latest)."""
         if version is not None and label:
-            raise invalid_argument(f"Both model version ({version}) and model version label ({label}) cannot be supplied.")
+            raise invalid_argument(
+                f"Both model version ({version}) and model version label ({label}) cannot be supplied."
+            )
         if not label:
             return version
         model = self._model(name, f"Label({name}, {label})")
         labels = model.source.label_map
         if label not in labels:
-            raise not_found(f"Unrecognized servable version label: {label}; model {name!r} has labels {sorted(labels)}.")
+            raise not_found(
+                f"Unrecognized servable version label: {label}; model {name!r} has labels {sorted(labels)}."
+            )
         return labels[label]
 
     def servable(self, name: str, version: int | None = None, label: str | None = None) -> ServableVersion:

@@ -12,8 +12,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 # The line `tfzoo serve` prints once every model is loaded and the ports are open.
 READY_PREFIX = "tfzoo serve: gRPC"
@@ -46,7 +46,10 @@ class ServerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tfzoo.cli", "serve", *serve_args],
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path, **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self.grpc_target = ""
         self.rest_url: str | None = None
@@ -77,7 +80,7 @@ class ServerProcess:
                 self.process.wait(timeout=timeout)
         return self.process.returncode
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -16,8 +16,9 @@ import re
 import ssl
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -39,7 +40,9 @@ from tfzoo.serving.tensors import Signature, TensorSpec, example_from_features
 logger = logging.getLogger("tfzoo.serving")
 
 # TF Serving's route patterns (http_rest_api_util.cc).
-_PREDICTION_PATH = re.compile(r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)")
+_PREDICTION_PATH = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)"
+)
 _STATUS_PATH = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?")
 _BYTES_SUFFIX = "_bytes"
 # An oversized body is read (and dropped) up to this many times the limit before the 413.
@@ -74,7 +77,9 @@ def _leaf(value: Any, dtype: tf.DType, where: str) -> Any:
     else:
         raise invalid_argument(f"{where}: JSON has no encoding for {dtype.name}.")
     kind = "Object" if isinstance(value, dict) else type(value).__name__
-    raise invalid_argument(f"{where}: JSON Value: {json.dumps(value)} Type: {kind} is not of expected type: {dtype.name}")
+    raise invalid_argument(
+        f"{where}: JSON Value: {json.dumps(value)} Type: {kind} is not of expected type: {dtype.name}"
+    )
 
 
 def array_from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
@@ -96,8 +101,10 @@ def array_from_json(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
             return
         if not isinstance(item, list) or len(item) != shape[level]:
             found = f"a list of {len(item)}" if isinstance(item, list) else json.dumps(item)
-            raise invalid_argument(f"{where}: expected a list of {shape[level]} at depth {level + 1}, found {found} "
-                                   "(tensors must be dense: every row the same shape).")
+            raise invalid_argument(
+                f"{where}: expected a list of {shape[level]} at depth {level + 1}, found {found} "
+                "(tensors must be dense: every row the same shape)."
+            )
         for child in item:
             visit(child, level + 1)
 
@@ -128,7 +135,9 @@ def _json_values(name: str, value: np.ndarray) -> Any:
     return value.tolist()
 
 
-def predict_inputs_from_json(body: Mapping[str, Any], signature: Signature, model: str) -> tuple[dict[str, np.ndarray], str]:
+def predict_inputs_from_json(
+    body: Mapping[str, Any], signature: Signature, model: str
+) -> tuple[dict[str, np.ndarray], str]:
     """The inputs of a REST predict body, and its format ("row" or "column")."""
     inputs_spec = signature.inputs
     if not inputs_spec:
@@ -146,26 +155,33 @@ def predict_inputs_from_json(body: Mapping[str, Any], signature: Signature, mode
             if len(inputs_spec) > 1:
                 raise invalid_argument(
                     "instances is a plain list, but expecting list of objects as multiple input tensors required "
-                    f"as per the signature: {{{signature.describe_inputs()}}}")
+                    f"as per the signature: {{{signature.describe_inputs()}}}"
+                )
             (key,) = inputs_spec
             return {key: array_from_json(instances, inputs_spec[key], f"input {key!r}")}, "row"
         columns: dict[str, list] = {key: [] for key in inputs_spec}
         for index, instance in enumerate(instances):
             if not isinstance(instance, dict) or _is_b64(instance):
-                raise invalid_argument(f"Expecting object but got {type(instance).__name__} at item {index} of 'instances'.")
+                raise invalid_argument(
+                    f"Expecting object but got {type(instance).__name__} at item {index} of 'instances'."
+                )
             if set(instance) != set(inputs_spec):
                 signature.check_input_names(list(instance), where=f"model {model!r}, instance {index}")
             for key, value in instance.items():
                 columns[key].append(value)
-        return {key: array_from_json(values, inputs_spec[key], f"input {key!r}") for key, values in columns.items()}, "row"
+        return {
+            key: array_from_json(values, inputs_spec[key], f"input {key!r}") for key, values in columns.items()
+        }, "row"
     if "inputs" in body:
         value = body["inputs"]
         if isinstance(value, dict) and not _is_b64(value):
             signature.check_input_names(list(value), where=f"model {model!r}")
             return {key: array_from_json(v, inputs_spec[key], f"input {key!r}") for key, v in value.items()}, "column"
         if len(inputs_spec) > 1:
-            raise invalid_argument("inputs is a plain value/list, but expecting an object as multiple input tensors "
-                                   f"required as per the signature: {{{signature.describe_inputs()}}}")
+            raise invalid_argument(
+                "inputs is a plain value/list, but expecting an object as multiple input tensors "
+                f"required as per the signature: {{{signature.describe_inputs()}}}"
+            )
         (key,) = inputs_spec
         return {key: array_from_json(value, inputs_spec[key], f"input {key!r}")}, "column"
     raise invalid_argument("Missing 'inputs' or 'instances' key")
@@ -180,8 +196,10 @@ def predict_outputs_to_json(outputs: Mapping[str, np.ndarray], request_format: s
         if value.ndim == 0:
             raise invalid_argument(f"Tensor name: {key} has no shape information; use the column ('inputs') format.")
         if batch is not None and value.shape[0] != batch:
-            raise invalid_argument(f"Tensor name: {key} has inconsistent batch size: {value.shape[0]} expecting: {batch}; "
-                                   "use the column ('inputs') format.")
+            raise invalid_argument(
+                f"Tensor name: {key} has inconsistent batch size: {value.shape[0]} expecting: {batch}; "
+                "use the column ('inputs') format."
+            )
         batch = value.shape[0]
     columns = {k: _json_values(k, v) for k, v in outputs.items()}
     if len(columns) == 1:
@@ -212,8 +230,9 @@ def examples_input_from_json(body: Mapping[str, Any]) -> input_pb2.Input:
 
 
 def message_to_json(message) -> dict:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 # --- HTTP ----------------------------------------------------------------------------------
@@ -243,19 +262,25 @@ class RestApi:
             if "signature_name" in request and not isinstance(request["signature_name"], str):
                 raise invalid_argument("'signature_name' key must be a string value.")
             spec.signature_name = request.get("signature_name", "")
-            return {"predict": self._predict, "classify": self._classify, "regress": self._regress}[verb.lower()](spec, request)
+            return {"predict": self._predict, "classify": self._classify, "regress": self._regress}[verb.lower()](
+                spec, request
+            )
         if method == "GET" and (match := _STATUS_PATH.fullmatch(path)):
             name, version, label, subresource = match.groups()
             if not name:
                 raise invalid_argument("Missing model name in request.")
             spec = self._model_spec(name, version, label)
             if subresource:
-                request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec, metadata_field=[SIGNATURE_DEF_FIELD])
+                request = get_model_metadata_pb2.GetModelMetadataRequest(
+                    model_spec=spec, metadata_field=[SIGNATURE_DEF_FIELD]
+                )
                 response = self.core.get_model_metadata(request)
                 signature_defs = get_model_metadata_pb2.SignatureDefMap()
                 response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_defs)
-                return {"model_spec": message_to_json(response.model_spec),
-                        "metadata": {SIGNATURE_DEF_FIELD: message_to_json(signature_defs)}}
+                return {
+                    "model_spec": message_to_json(response.model_spec),
+                    "metadata": {SIGNATURE_DEF_FIELD: message_to_json(signature_defs)},
+                }
             request = get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
             return message_to_json(self.core.get_model_status(request))
         raise invalid_argument(f"Malformed request: {method} {path}")
@@ -334,8 +359,13 @@ class _Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     break
                 remaining -= len(chunk)
-            self._respond(413, {"error": f"Request body of {length} bytes exceeds the server's limit of "
-                                         f"{self.max_body_bytes} bytes (RESOURCE_EXHAUSTED)."})
+            self._respond(
+                413,
+                {
+                    "error": f"Request body of {length} bytes exceeds the server's limit of "
+                    f"{self.max_body_bytes} bytes (RESOURCE_EXHAUSTED)."
+                },
+            )
             return
         body = self.rfile.read(length)
         self._respond(*self.api.handle("POST", self.path, body))
@@ -357,15 +387,17 @@ class _Handler(BaseHTTPRequestHandler):
 class RestServer:
     """The REST API on `host:port` (port 0: any free port), in a background thread."""
 
-    def __init__(self, core: ServingCore, host: str, port: int, *, max_body_bytes: int,
-                 ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self, core: ServingCore, host: str, port: int, *, max_body_bytes: int, ssl_context: ssl.SSLContext | None = None
+    ):
         handler = type("RestHandler", (_Handler,), {"api": RestApi(core), "max_body_bytes": max_body_bytes})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         if ssl_context is not None:
             # The handshake runs in the request's thread, not in the accept loop.
-            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True,
-                                                          do_handshake_on_connect=False)
+            self._server.socket = ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="tfzoo-rest", daemon=True)
 
@@ -376,4 +408,3 @@ class RestServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
-

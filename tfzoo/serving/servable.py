@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -102,8 +102,10 @@ def register_custom_ops(op_names: Iterable[str], extra_libraries: Sequence[str |
             if any(op.startswith(prefix) for op in missing):
                 library = find()
                 if library is None:
-                    raise ValueError(f"The graph uses ops {[o for o in missing if o.startswith(prefix)]}, whose library "
-                                     f"is not installed (for 'Scann>' ops: pip install scann).")
+                    raise ValueError(
+                        f"The graph uses ops {[o for o in missing if o.startswith(prefix)]}, whose library "
+                        f"is not installed (for 'Scann>' ops: pip install scann)."
+                    )
                 candidates.append(str(library))
         candidates.extend(str(p) for p in extra_libraries)
         for library in candidates:
@@ -114,8 +116,10 @@ def register_custom_ops(op_names: Iterable[str], extra_libraries: Sequence[str |
             loaded.append(library)
     still_missing = unregistered_ops(missing)
     if still_missing:
-        raise ValueError(f"The graph uses ops that no loaded library registers: {still_missing}. "
-                         "Pass the .so that defines them with --custom-op-library.")
+        raise ValueError(
+            f"The graph uses ops that no loaded library registers: {still_missing}. "
+            "Pass the .so that defines them with --custom-op-library."
+        )
     return loaded
 
 
@@ -130,8 +134,15 @@ class ServableVersion:
       custom_op_libraries: extra op libraries to register if the graph needs them.
     """
 
-    def __init__(self, model: str, version: int, path: str | Path, *, batching: BatchingOptions | None = None,
-                 custom_op_libraries: Sequence[str | Path] = ()):
+    def __init__(
+        self,
+        model: str,
+        version: int,
+        path: str | Path,
+        *,
+        batching: BatchingOptions | None = None,
+        custom_op_libraries: Sequence[str | Path] = (),
+    ):
         self.model = model
         self.version = version
         self.path = Path(path)
@@ -156,7 +167,9 @@ class ServableVersion:
             if name.startswith(INTERNAL_SIGNATURE_PREFIX):
                 continue
             if name not in functions:
-                logger.warning("%s/%d: signature %r has no function after loading; not served", self.model, self.version, name)
+                logger.warning(
+                    "%s/%d: signature %r has no function after loading; not served", self.model, self.version, name
+                )
                 continue
             self.signatures[name] = Signature.from_signature_def(name, signature_def, functions[name])
 
@@ -183,7 +196,8 @@ class ServableVersion:
         with self._batchers_lock:
             if signature.name not in self._batchers:
                 self._batchers[signature.name] = SignatureBatcher(
-                    lambda inputs: self._call(signature, inputs), self.batching,
+                    lambda inputs: self._call(signature, inputs),
+                    self.batching,
                     name=f"{self.model}/{self.version}/{signature.name}",
                 )
             return self._batchers[signature.name]
@@ -198,7 +212,9 @@ class ServableVersion:
             outputs = signature.function(**tensors)
             return {k: np.asarray(v) for k, v in outputs.items()}
         except tf.errors.OpError as error:
-            raise from_tf_error_code(error.error_code, f"{self.model}/{self.version}/{signature.name}: {error.message}") from None
+            raise from_tf_error_code(
+                error.error_code, f"{self.model}/{self.version}/{signature.name}: {error.message}"
+            ) from None
         except (TypeError, ValueError) as error:
             raise invalid_argument(f"{self.model}/{self.version}/{signature.name}: {error}") from None
 

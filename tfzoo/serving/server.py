@@ -7,9 +7,9 @@ import logging
 import signal
 import ssl
 import threading
+from collections.abc import Sequence
 from concurrent import futures
 from pathlib import Path
-from typing import Sequence
 
 import grpc
 
@@ -81,8 +81,10 @@ class ModelServer:
     def __init__(self, options: ServerOptions):
         self.options = options
         self.manager = ModelManager(
-            ModelSources(options.model_base_path, options.model_config_file), poll_seconds=options.poll_seconds,
-            batching=options.batching, custom_op_libraries=options.custom_op_libraries,
+            ModelSources(options.model_base_path, options.model_config_file),
+            poll_seconds=options.poll_seconds,
+            batching=options.batching,
+            custom_op_libraries=options.custom_op_libraries,
         )
         self.core = ServingCore(self.manager)
         self._grpc: grpc.Server | None = None
@@ -104,7 +106,7 @@ class ModelServer:
     def tls(self) -> bool:
         return self.options.tls_cert_file is not None
 
-    def start(self) -> "ModelServer":
+    def start(self) -> ModelServer:
         options = self.options
         self.manager.start()
         message_options = [
@@ -113,14 +115,17 @@ class ModelServer:
             # Without this, a second server on a taken port would bind too and split the traffic.
             ("grpc.so_reuseport", 0),
         ]
-        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=options.num_threads, thread_name_prefix="tfzoo-grpc"),
-                                 options=message_options)
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=options.num_threads, thread_name_prefix="tfzoo-grpc"),
+            options=message_options,
+        )
         add_services(self._grpc, self.core)
         address = f"{options.host}:{options.port}"
         try:
             if self.tls:
                 credentials = grpc.ssl_server_credentials(
-                    [(Path(options.tls_key_file).read_bytes(), Path(options.tls_cert_file).read_bytes())])
+                    [(Path(options.tls_key_file).read_bytes(), Path(options.tls_cert_file).read_bytes())]
+                )
                 self.grpc_port = self._grpc.add_secure_port(address, credentials)
             else:
                 self.grpc_port = self._grpc.add_insecure_port(address)
@@ -136,15 +141,24 @@ class ModelServer:
                 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 context.load_cert_chain(options.tls_cert_file, options.tls_key_file)
             try:
-                self._rest = RestServer(self.core, options.host, options.rest_port,
-                                        max_body_bytes=options.max_message_bytes, ssl_context=context)
+                self._rest = RestServer(
+                    self.core,
+                    options.host,
+                    options.rest_port,
+                    max_body_bytes=options.max_message_bytes,
+                    ssl_context=context,
+                )
             except OSError:
                 self.stop()
                 raise
             self._rest.start()
             self.rest_port = self._rest.port
-        logger.info("serving %s on gRPC %s%s", self.manager.model_names(), self.grpc_target,
-                    f" and REST {self.rest_url}" if self._rest else "")
+        logger.info(
+            "serving %s on gRPC %s%s",
+            self.manager.model_names(),
+            self.grpc_target,
+            f" and REST {self.rest_url}" if self._rest else "",
+        )
         return self
 
     def stop(self, grace: float = 2.0) -> None:
@@ -166,7 +180,7 @@ class ModelServer:
         while not self._stopped.wait(0.5):
             pass
 
-    def __enter__(self) -> "ModelServer":
+    def __enter__(self) -> ModelServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

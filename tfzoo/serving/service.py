@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -11,7 +12,6 @@ from tensorflow_serving.apis import (
     predict_pb2,
     regression_pb2,
 )
-from tensorflow.core.protobuf import error_codes_pb2
 
 from tfzoo.serving import inference
 from tfzoo.serving.errors import invalid_argument
@@ -40,8 +40,9 @@ class ServingCore:
     def regress(self, request: regression_pb2.RegressionRequest) -> regression_pb2.RegressionResponse:
         return inference.regress(self.servable(request.model_spec), request)
 
-    def get_model_metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
-                           ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    def get_model_metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         if not request.metadata_field:
             raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
         for field in request.metadata_field:
@@ -57,8 +58,9 @@ class ServingCore:
         response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_defs)
         return response
 
-    def get_model_status(self, request: get_model_status_pb2.GetModelStatusRequest
-                         ) -> get_model_status_pb2.GetModelStatusResponse:
+    def get_model_status(
+        self, request: get_model_status_pb2.GetModelStatusRequest
+    ) -> get_model_status_pb2.GetModelStatusResponse:
         spec = request.model_spec
         version = spec.version.value if spec.HasField("version") else None
         response = get_model_status_pb2.GetModelStatusResponse()
@@ -71,8 +73,9 @@ class ServingCore:
                 entry.status.error_code = error_codes_pb2.OK
         return response
 
-    def reload_config(self, request: model_management_pb2.ReloadConfigRequest
-                      ) -> model_management_pb2.ReloadConfigResponse:
+    def reload_config(
+        self, request: model_management_pb2.ReloadConfigRequest
+    ) -> model_management_pb2.ReloadConfigResponse:
         self.manager.reload_config(request.config)
         response = model_management_pb2.ReloadConfigResponse()
         response.status.error_code = error_codes_pb2.OK

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -50,9 +51,12 @@ class TensorSpec:
     shape: tf.TensorShape
 
     @classmethod
-    def from_tensor_info(cls, key: str, info: meta_graph_pb2.TensorInfo) -> "TensorSpec":
-        shape = tf.TensorShape(None) if info.tensor_shape.unknown_rank else tf.TensorShape(
-            [None if d.size < 0 else d.size for d in info.tensor_shape.dim])
+    def from_tensor_info(cls, key: str, info: meta_graph_pb2.TensorInfo) -> TensorSpec:
+        shape = (
+            tf.TensorShape(None)
+            if info.tensor_shape.unknown_rank
+            else tf.TensorShape([None if d.size < 0 else d.size for d in info.tensor_shape.dim])
+        )
         return cls(key, tf.as_dtype(info.dtype), shape)
 
     @property
@@ -79,7 +83,7 @@ class Signature:
     signature_def: meta_graph_pb2.SignatureDef
 
     @classmethod
-    def from_signature_def(cls, name: str, signature_def: meta_graph_pb2.SignatureDef, function) -> "Signature":
+    def from_signature_def(cls, name: str, signature_def: meta_graph_pb2.SignatureDef, function) -> Signature:
         return cls(
             name=name,
             method_name=signature_def.method_name,
@@ -143,7 +147,9 @@ def array_from_proto(key: str, proto: tensor_pb2.TensorProto, spec: TensorSpec, 
     try:
         value = ndarray_from_proto(proto)
     except (ValueError, TypeError) as error:
-        raise invalid_argument(f"Input {key!r} of signature {signature_name!r} is not a valid tensor: {error}") from None
+        raise invalid_argument(
+            f"Input {key!r} of signature {signature_name!r} is not a valid tensor: {error}"
+        ) from None
     if list(value.shape) != shape:
         raise invalid_argument(f"Input {key!r}: its values do not fill shape {shape}.")
     return value
@@ -166,8 +172,20 @@ def ndarray_from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
 
 _NUMPY_DTYPES = {
     tf.as_dtype(d).as_datatype_enum: np.dtype(d)
-    for d in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
-              np.uint32, np.uint64, np.bool_)
+    for d in (
+        np.float16,
+        np.float32,
+        np.float64,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.bool_,
+    )
 }
 _DTYPE_ENUMS = {dtype: enum for enum, dtype in _NUMPY_DTYPES.items()}
 
@@ -219,7 +237,9 @@ def example_from_features(features: Mapping[str, Any]) -> tf.train.Example:
                 feature.float_list.value.append(item)
                 kinds.add("float")
             else:
-                raise invalid_argument(f"Feature {name!r} has a value of unsupported type {type(item).__name__}: {item!r}.")
+                raise invalid_argument(
+                    f"Feature {name!r} has a value of unsupported type {type(item).__name__}: {item!r}."
+                )
         if len(kinds) > 1:
             raise invalid_argument(f"Feature {name!r} mixes value types {sorted(kinds)}; use one type per feature.")
     return example

@@ -143,9 +143,17 @@ class BestEpoch(tf.keras.callbacks.Callback):
     the best and the patience count carry on.
     """
 
-    def __init__(self, score, *, name: str, patience: int, directory: str | Path,
-                 save_directory: str | Path | None = None, min_delta: float = 0.0,
-                 previous_scores: list[float] | None = None):
+    def __init__(
+        self,
+        score,
+        *,
+        name: str,
+        patience: int,
+        directory: str | Path,
+        save_directory: str | Path | None = None,
+        min_delta: float = 0.0,
+        previous_scores: list[float] | None = None,
+    ):
         super().__init__()
         if patience < 0:
             raise ValueError(f"`patience` must be >= 0. Received: patience={patience}")

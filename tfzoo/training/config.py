@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 
 
@@ -58,8 +57,10 @@ class RunConfig:
 
         family = family_for(self.model)
         if self.init_from is not None and family.pretraining_model is None:
-            raise ValueError(f"{self.model} has no pre-training to start from. Received: init_from={self.init_from!r}. "
-                             f"Accepted: init_from with model {', '.join(sorted(PRETRAINING))}")
+            raise ValueError(
+                f"{self.model} has no pre-training to start from. Received: init_from={self.init_from!r}. "
+                f"Accepted: init_from with model {', '.join(sorted(PRETRAINING))}"
+            )
         family.check(self)
         for name, value in family.run_defaults.items():
             if getattr(self, name) is None:
@@ -70,8 +71,10 @@ class RunConfig:
         if self.patience < 0:
             raise ValueError(f"`patience` must be >= 0 (0: no early stopping). Received: patience={self.patience}")
         if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
-            raise ValueError(f"`learning_rate_schedule` must be one of {LEARNING_RATE_SCHEDULES}. Received: "
-                             f"learning_rate_schedule={self.learning_rate_schedule!r}")
+            raise ValueError(
+                f"`learning_rate_schedule` must be one of {LEARNING_RATE_SCHEDULES}. Received: "
+                f"learning_rate_schedule={self.learning_rate_schedule!r}"
+            )
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate}")
 

@@ -24,7 +24,7 @@ import dataclasses
 import json
 import os
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -63,7 +63,9 @@ def task_info() -> TaskInfo:
         tf_config = json.loads(raw)
         cluster, task = tf_config["cluster"], tf_config.get("task", {})
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"TF_CONFIG is not a valid cluster description ({error}). Received: TF_CONFIG={raw!r}") from None
+        raise ValueError(
+            f"TF_CONFIG is not a valid cluster description ({error}). Received: TF_CONFIG={raw!r}"
+        ) from None
     return TaskInfo(
         task_type=task.get("type"),
         task_id=int(task.get("index", 0)),
@@ -103,8 +105,11 @@ def serve_cluster_task() -> None:
     """Starts this process's `tf.distribute.Server` and serves until killed."""
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     server = tf.distribute.Server(
-        resolver.cluster_spec(), job_name=resolver.task_type, task_index=resolver.task_id,
-        protocol=resolver.rpc_layer or "grpc", start=True,
+        resolver.cluster_spec(),
+        job_name=resolver.task_type,
+        task_index=resolver.task_id,
+        protocol=resolver.rpc_layer or "grpc",
+        start=True,
     )
     server.join()
 
@@ -186,9 +191,12 @@ def fit_input(strategy: tf.distribute.Strategy, make_dataset: Callable[[], tf.da
     return shard_by_data(make_dataset())
 
 
-def per_replica_input(strategy: tf.distribute.Strategy,
-                      make_replica_dataset: Callable[[tf.distribute.InputContext], tf.data.Dataset],
-                      *, skip_steps: int = 0):
+def per_replica_input(
+    strategy: tf.distribute.Strategy,
+    make_replica_dataset: Callable[[tf.distribute.InputContext], tf.data.Dataset],
+    *,
+    skip_steps: int = 0,
+):
     """What `model.fit` takes as training data when each replica builds its own batches.
 
     `make_replica_dataset(context)` returns one input pipeline's stream of per-replica

@@ -14,8 +14,9 @@ import dataclasses
 import inspect
 import json
 import math
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -24,11 +25,17 @@ from tfzoo.data.behaviour_sequences import ChannelSizes, bag_features, channel_c
 from tfzoo.data.features import DatasetSpec
 from tfzoo.data.friend_graph import FriendshipSplits
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns
-from tfzoo.data.registry import BEHAVIOUR_SEQUENCE_DATASETS, DATASETS, FRIEND_GRAPH_DATASETS, check_dataset, load_dataset
+from tfzoo.data.registry import (
+    BEHAVIOUR_SEQUENCE_DATASETS,
+    DATASETS,
+    FRIEND_GRAPH_DATASETS,
+    check_dataset,
+    load_dataset,
+)
 from tfzoo.evaluation.fusion import check_fusion, fused_reports
 from tfzoo.evaluation.heuristics import heuristic_reports
-from tfzoo.evaluation.metrics import task_metrics
 from tfzoo.evaluation.logistic import task_logistic_regressions
+from tfzoo.evaluation.metrics import task_metrics
 from tfzoo.evaluation.retrieval import DEFAULT_KS, recall_report
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler, directed_pairs
 from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
@@ -147,14 +154,17 @@ class ModelFamily(abc.ABC):
         what is accepted."""
         check_dataset(config.dataset, config.data_options)
         if config.dataset not in self.accepted_datasets:
-            raise ValueError(f"Model {config.model!r} does not train on dataset {config.dataset!r}. "
-                             f"Received: dataset={config.dataset!r}. Accepted: {', '.join(self.accepted_datasets)}")
+            raise ValueError(
+                f"Model {config.model!r} does not train on dataset {config.dataset!r}. "
+                f"Received: dataset={config.dataset!r}. Accepted: {', '.join(self.accepted_datasets)}"
+            )
         accepted = self.model_options(config.model)
         unknown = sorted(set(config.model_options) - set(accepted))
         if unknown:
             received = ", ".join(f"option={key!r}" for key in unknown)
-            raise ValueError(f"Unknown option for model {config.model!r}. Received: {received}. "
-                             f"Accepted: {', '.join(accepted)}")
+            raise ValueError(
+                f"Unknown option for model {config.model!r}. Received: {received}. Accepted: {', '.join(accepted)}"
+            )
 
     @abc.abstractmethod
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
@@ -195,8 +205,13 @@ class RankingFamily(ModelFamily):
         return constructor_options(MODELS[model], set_by_family=("feature_spec", "tasks"))
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
-        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
-                            options=config.data_options)
+        data = load_dataset(
+            config.dataset,
+            path=config.data_path,
+            tasks=config.tasks,
+            split_seed=config.split_seed,
+            options=config.data_options,
+        )
         spec = DatasetSpec.from_config(inputs) if inputs is not None else data.train.spec.fit(data.train.features)
         model = build_model(config.model, spec, tasks=config.tasks, options=config.model_options)
         model.compile(optimizer=make_optimizer(config, math.ceil(len(data.train) / config.batch_size)))
@@ -210,18 +225,30 @@ class RankingFamily(ModelFamily):
         columns = model_columns(rows, spec)
 
         def train_fn() -> tf.data.Dataset:
-            return dataset_from_columns(columns, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                                        repeat=True, first_epoch=initial_epoch)
+            return dataset_from_columns(
+                columns,
+                batch_size=config.batch_size,
+                shuffle=True,
+                seed=config.seed,
+                repeat=True,
+                first_epoch=initial_epoch,
+            )
 
         validation = make_dataset(prepared.data.validation, spec, batch_size=max(config.batch_size, EVAL_BATCH_SIZE))
-        return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
-                       validation=validation, train_fn=train_fn)
+        return FitData(
+            train=train_fn(),
+            steps_per_epoch=math.ceil(len(rows) / config.batch_size),
+            validation=validation,
+            train_fn=train_fn,
+        )
 
     def predictions(self, prepared: Prepared, split: str) -> dict[str, np.ndarray]:
         """{task: probability [rows]} of the prepared model on `split`, in row order."""
         spec = DatasetSpec.from_config(prepared.inputs)
         rows = getattr(prepared.data, split)
-        predictions = prepared.model.predict(make_dataset(rows, spec, batch_size=EVAL_BATCH_SIZE, with_labels=False), verbose=0)
+        predictions = prepared.model.predict(
+            make_dataset(rows, spec, batch_size=EVAL_BATCH_SIZE, with_labels=False), verbose=0
+        )
         return {t: np.asarray(p) for t, p in predictions.items()}
 
     def report(self, prepared: Prepared, split: str) -> dict:
@@ -229,8 +256,9 @@ class RankingFamily(ModelFamily):
         return task_metrics(rows.labels, self.predictions(prepared, split), rows.label_masks)
 
 
-def _channel_batches(rows, batch_size: int, *, labels: bool = True, shuffle_seed: int | None = None,
-                     repeat: bool = False) -> tf.data.Dataset:
+def _channel_batches(
+    rows, batch_size: int, *, labels: bool = True, shuffle_seed: int | None = None, repeat: bool = False
+) -> tf.data.Dataset:
     columns = channel_columns(rows)
     dataset = tf.data.Dataset.from_tensor_slices((columns, rows.labels, rows.label_masks) if labels else columns)
     if shuffle_seed is not None:
@@ -241,8 +269,11 @@ def _channel_batches(rows, batch_size: int, *, labels: bool = True, shuffle_seed
 def _channel_inputs(rows) -> dict[str, dict[str, int]]:
     """The encoder's channel arguments for behaviour-sequence rows."""
     sizes = channel_sizes(rows)
-    return {"category_channels": sizes.category_channels, "id_channels": sizes.id_channels,
-            "dense_channels": sizes.dense_channels}
+    return {
+        "category_channels": sizes.category_channels,
+        "id_channels": sizes.id_channels,
+        "dense_channels": sizes.dense_channels,
+    }
 
 
 def _stored_run(directory: str | Path) -> dict:
@@ -276,12 +307,18 @@ class BehaviourSequenceFamily(ModelFamily):
     accepted_datasets = BEHAVIOUR_SEQUENCE_DATASETS
 
     def model_options(self, model: str) -> tuple[str, ...]:
-        return tuple(sorted({*constructor_options(MODELS[model], set_by_family=("feature_spec", "tasks")),
-                             "pretrained_encoder"}))
+        return tuple(
+            sorted({*constructor_options(MODELS[model], set_by_family=("feature_spec", "tasks")), "pretrained_encoder"})
+        )
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
-        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
-                            options=config.data_options)
+        data = load_dataset(
+            config.dataset,
+            path=config.data_path,
+            tasks=config.tasks,
+            split_seed=config.split_seed,
+            options=config.data_options,
+        )
         options = dict(config.model_options)
         pretrained = options.pop("pretrained_encoder", None)
         new_run = inputs is None
@@ -292,8 +329,12 @@ class BehaviourSequenceFamily(ModelFamily):
                 inputs["encoder"] = self._pretrained_encoder_options(config, inputs)
         inputs = dict(inputs)
         channels = {k: v for k, v in inputs.items() if k != "encoder"}
-        options["encoder"] = {**ENCODER_DEFAULTS, **dict(options.get("encoder", {})), **inputs.get("encoder", {}),
-                              **channels}
+        options["encoder"] = {
+            **ENCODER_DEFAULTS,
+            **dict(options.get("encoder", {})),
+            **inputs.get("encoder", {}),
+            **channels,
+        }
         model = build_model(config.model, data.train.spec, tasks=config.tasks, options=options)
         model.compile(optimizer=make_optimizer(config, math.ceil(len(data.train) / config.batch_size)))
         model(channel_columns(data.train.take(np.arange(min(2, len(data.train))))))
@@ -309,28 +350,38 @@ class BehaviourSequenceFamily(ModelFamily):
         stored = _stored_run(config.init_from)
         run = stored["run"]
         if run["model"] != self.pretraining_model:
-            raise ValueError(f"--init-from takes a {self.pretraining_model} run (`tfzoo pretrain {config.model}`); "
-                             f"{config.init_from} is a {run['model']} run.")
+            raise ValueError(
+                f"--init-from takes a {self.pretraining_model} run (`tfzoo pretrain {config.model}`); "
+                f"{config.init_from} is a {run['model']} run."
+            )
         if dict(stored["inputs"]) != dict(channels):
-            raise ValueError(f"The pre-training run {config.init_from} has other channels than this data: "
-                             f"{stored['inputs']} vs {dict(channels)}.")
+            raise ValueError(
+                f"The pre-training run {config.init_from} has other channels than this data: "
+                f"{stored['inputs']} vs {dict(channels)}."
+            )
         if (run["dataset"], run["data_path"]) == (config.dataset, config.data_path) and (
-                run["split_seed"], run["data_options"]) != (config.split_seed, dict(config.data_options)):
+            run["split_seed"],
+            run["data_options"],
+        ) != (config.split_seed, dict(config.data_options)):
             raise ValueError(
                 f"The pre-training run {config.init_from} split {config.dataset} differently (split_seed "
                 f"{run['split_seed']}, data options {run['data_options']}; here {config.split_seed}, "
-                f"{dict(config.data_options)}): it may have trained on this run's validation or test rows.")
+                f"{dict(config.data_options)}): it may have trained on this run's validation or test rows."
+            )
         # Every hyper-parameter of the pre-trained encoder, defaults included, so that an
         # option given here is checked against what the pre-training really used.
-        built = MoESequenceEncoder(**{**ENCODER_DEFAULTS, **dict(run["model_options"].get("encoder", {})),
-                                      **dict(channels)}).get_config()
+        built = MoESequenceEncoder(
+            **{**ENCODER_DEFAULTS, **dict(run["model_options"].get("encoder", {})), **dict(channels)}
+        ).get_config()
         base = set(tf.keras.layers.Layer().get_config())  # name, trainable, dtype
         encoder = {k: v for k, v in built.items() if k not in base and k not in channels}
         given = dict(config.model_options.get("encoder", {}))
         conflicts = {k: (v, encoder.get(k)) for k, v in given.items() if k not in channels and encoder.get(k) != v}
         if conflicts:
-            raise ValueError(f"Encoder options contradict the pre-trained encoder of {config.init_from} "
-                             f"(given, pre-trained): {conflicts}")
+            raise ValueError(
+                f"Encoder options contradict the pre-trained encoder of {config.init_from} "
+                f"(given, pre-trained): {conflicts}"
+            )
         return encoder
 
     @staticmethod
@@ -338,8 +389,9 @@ class BehaviourSequenceFamily(ModelFamily):
         """The best epoch of a pre-training run, or its last checkpoint without early stopping."""
         from tfzoo.training.run import BEST_DIR  # the run module builds on this one
 
-        path = (tf.train.latest_checkpoint(str(Path(directory) / BEST_DIR))
-                or tf.train.latest_checkpoint(str(Path(directory) / "checkpoints")))
+        path = tf.train.latest_checkpoint(str(Path(directory) / BEST_DIR)) or tf.train.latest_checkpoint(
+            str(Path(directory) / "checkpoints")
+        )
         if path is None:
             raise FileNotFoundError(f"{directory} holds no checkpoint: the pre-training never finished an epoch.")
         return path
@@ -352,13 +404,23 @@ class BehaviourSequenceFamily(ModelFamily):
             train = _channel_batches(rows, config.batch_size, shuffle_seed=config.seed + initial_epoch, repeat=True)
             if with_validation:
                 # The AUC-driven task weights take a validation batch with every training batch.
-                train = tf.data.Dataset.zip((train, _channel_batches(prepared.data.validation, config.batch_size,
-                                                                     shuffle_seed=config.seed, repeat=True)))
+                train = tf.data.Dataset.zip(
+                    (
+                        train,
+                        _channel_batches(
+                            prepared.data.validation, config.batch_size, shuffle_seed=config.seed, repeat=True
+                        ),
+                    )
+                )
             return train
 
         validation = _channel_batches(prepared.data.validation, EVAL_BATCH_SIZE)
-        return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
-                       validation=validation, train_fn=train_fn)
+        return FitData(
+            train=train_fn(),
+            steps_per_epoch=math.ceil(len(rows) / config.batch_size),
+            validation=validation,
+            train_fn=train_fn,
+        )
 
     def predictions(self, prepared: Prepared, split: str) -> dict[str, np.ndarray]:
         """{task: probability [rows]} of the prepared model on `split`, in row order."""
@@ -379,8 +441,14 @@ class BehaviourSequenceFamily(ModelFamily):
         if models is None:
             train, validation = data.train, data.validation
             models = task_logistic_regressions(
-                bag_features(train, sizes), train.labels, train.label_masks, bag_features(validation, sizes),
-                validation.labels, validation.label_masks, tasks)
+                bag_features(train, sizes),
+                train.labels,
+                train.label_masks,
+                bag_features(validation, sizes),
+                validation.labels,
+                validation.label_masks,
+                tasks,
+            )
             prepared.cache["logistic_regression"] = models
         x = bag_features(getattr(data, split), sizes)
         return {"logistic_regression": {t: models[t].decision_function(x) for t in tasks}}
@@ -420,8 +488,13 @@ class BehaviourPretrainingFamily(ModelFamily):
         return constructor_options(MaskedChannelPretrainer)
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
-        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
-                            options=config.data_options)
+        data = load_dataset(
+            config.dataset,
+            path=config.data_path,
+            tasks=config.tasks,
+            split_seed=config.split_seed,
+            options=config.data_options,
+        )
         inputs = dict(inputs) if inputs is not None else _channel_inputs(data.train)
         options = {**MCP_DEFAULTS, "seed": config.seed, **config.model_options}
         options["encoder"] = {**ENCODER_DEFAULTS, **dict(options.get("encoder", {})), **inputs}
@@ -438,19 +511,26 @@ class BehaviourPretrainingFamily(ModelFamily):
         rows = prepared.data.train
 
         def train_fn() -> tf.data.Dataset:
-            return _channel_batches(rows, config.batch_size, labels=False, shuffle_seed=config.seed + initial_epoch,
-                                    repeat=True)
+            return _channel_batches(
+                rows, config.batch_size, labels=False, shuffle_seed=config.seed + initial_epoch, repeat=True
+            )
 
         validation = _channel_batches(prepared.data.validation, EVAL_BATCH_SIZE, labels=False)
-        return FitData(train=train_fn(), steps_per_epoch=math.ceil(len(rows) / config.batch_size),
-                       validation=validation, train_fn=train_fn)
+        return FitData(
+            train=train_fn(),
+            steps_per_epoch=math.ceil(len(rows) / config.batch_size),
+            validation=validation,
+            train_fn=train_fn,
+        )
 
     def report(self, prepared: Prepared, split: str) -> dict:
         model = prepared.model
         rows = getattr(prepared.data, split)
         result = model.evaluate(_channel_batches(rows, EVAL_BATCH_SIZE, labels=False), return_dict=True, verbose=0)
-        return {c: {"loss": float(result[f"{c}_loss"]), "accuracy": float(result[f"{c}_accuracy"])}
-                for c in model.masked_channels}
+        return {
+            c: {"loss": float(result[f"{c}_loss"]), "accuracy": float(result[f"{c}_accuracy"])}
+            for c in model.masked_channels
+        }
 
     def validation_score(self, prepared: Prepared) -> float:
         report = self.report(prepared, "validation")
@@ -463,15 +543,17 @@ class BehaviourPretrainingFamily(ModelFamily):
         for channel in model.masked_channels:
             size = model.vocabularies[channel]
 
-            def known(rows):
+            def known(rows, channel=channel, size=size):
                 ids = np.asarray(rows.features[channel]).ravel()
                 return ids[(ids > 0) & (ids < size)]
 
             counts = np.bincount(known(data.train), minlength=size)[1:] + 1.0  # values 1 .. size - 1
             log_probability = np.log(counts / counts.sum())
             targets = known(getattr(data, split)) - 1
-            report[channel] = {"loss": float(-log_probability[targets].mean()),
-                               "accuracy": float((targets == np.argmax(counts)).mean())}
+            report[channel] = {
+                "loss": float(-log_probability[targets].mean()),
+                "accuracy": float((targets == np.argmax(counts)).mean()),
+            }
         return {"frequency": report}
 
 
@@ -506,24 +588,43 @@ class FriendRetrievalFamily(ModelFamily):
         return tuple(sorted({*constructor_options(SSMTLRetrieval, set_by_family=("feature_dim",)), *self.run_options}))
 
     def prepare(self, config: RunConfig, inputs: Mapping[str, Any] | None) -> Prepared:
-        data = load_dataset(config.dataset, path=config.data_path, tasks=config.tasks, split_seed=config.split_seed,
-                            options=config.data_options)
+        data = load_dataset(
+            config.dataset,
+            path=config.data_path,
+            tasks=config.tasks,
+            split_seed=config.split_seed,
+            options=config.data_options,
+        )
         options = {**SSMTL_DEFAULTS, "id_buckets": data.graph.num_users, **config.model_options}
         fanouts = [int(f) for f in options.pop("fanouts", DEFAULT_FANOUTS)]
         uniform_negatives = int(options.pop("uniform_negatives", 0))
         fusion = self._fusion_heuristic(options.pop("fusion"))
         scales = {name: options.pop(f"{name}_scale") for name in ("cca", "mae") if f"{name}_scale" in options}
-        first_batches = SubgraphSampler(data.train, fanouts=fanouts, seed=config.seed).friendship_dataset(
-            directed_pairs(data.train.edges), batch_size=config.batch_size, shuffle_seed=config.seed,
-            uniform_negatives=uniform_negatives).take(SSMTL_CALIBRATION_BATCHES)
+        first_batches = (
+            SubgraphSampler(data.train, fanouts=fanouts, seed=config.seed)
+            .friendship_dataset(
+                directed_pairs(data.train.edges),
+                batch_size=config.batch_size,
+                shuffle_seed=config.seed,
+                uniform_negatives=uniform_negatives,
+            )
+            .take(SSMTL_CALIBRATION_BATCHES)
+        )
         if inputs is None:
             # A new run: the calibrated weights are computed once and stored with the run.
             options.update(self._calibrated_weights(config, options, scales, first_batches, data.graph.features.dim))
-            inputs = {"dataset": config.dataset, "data_path": config.data_path, "split_seed": config.split_seed,
-                      "data_options": dict(config.data_options), "fanouts": fanouts, "uniform_negatives": uniform_negatives,
-                      "fusion": fusion or "none",
-                      "feature_dim": data.graph.features.dim, "model_options": options,
-                      "calibration_scales": scales}
+            inputs = {
+                "dataset": config.dataset,
+                "data_path": config.data_path,
+                "split_seed": config.split_seed,
+                "data_options": dict(config.data_options),
+                "fanouts": fanouts,
+                "uniform_negatives": uniform_negatives,
+                "fusion": fusion or "none",
+                "feature_dim": data.graph.features.dim,
+                "model_options": options,
+                "calibration_scales": scales,
+            }
         model = SSMTLRetrieval(feature_dim=inputs["feature_dim"], **inputs.get("model_options", options))
         steps_per_epoch = max(1, 2 * data.train.num_friendships // config.batch_size)
         model.compile(optimizer=make_optimizer(config, steps_per_epoch))
@@ -532,8 +633,9 @@ class FriendRetrievalFamily(ModelFamily):
         return Prepared(model=model, inputs=inputs, data=data, split=data.split)
 
     @staticmethod
-    def _calibrated_weights(config: RunConfig, options: dict, scales: dict, batches: tf.data.Dataset,
-                            feature_dim: int) -> dict[str, float]:
+    def _calibrated_weights(
+        config: RunConfig, options: dict, scales: dict, batches: tf.data.Dataset, feature_dim: int
+    ) -> dict[str, float]:
         """`cca_weight` / `mae_weight` from their scales (`calibrated_weights`: scale x
         retrieval's encoder-gradient norm over the objective's, at initialisation), for
         the objectives the user gave no explicit weight."""
@@ -557,16 +659,29 @@ class FriendRetrievalFamily(ModelFamily):
             # each other without end, so every batch is full anyway; an unknown batch size
             # lets the parameter-server coordinator build placeholder GraphTensors (TF-GNN
             # cannot make an empty value of a fixed size).
-            sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"],
-                                      seed=config.seed + 1000 * context.input_pipeline_id)
-            own = pairs[context.input_pipeline_id::context.num_input_pipelines]
-            return sampler.friendship_dataset(own, batch_size=context.get_per_replica_batch_size(config.batch_size),
-                                              shuffle_seed=config.seed, repeat=True, first_epoch=initial_epoch,
-                                              drop_remainder=False, uniform_negatives=negatives)
+            sampler = SubgraphSampler(
+                data.train, fanouts=prepared.inputs["fanouts"], seed=config.seed + 1000 * context.input_pipeline_id
+            )
+            own = pairs[context.input_pipeline_id :: context.num_input_pipelines]
+            return sampler.friendship_dataset(
+                own,
+                batch_size=context.get_per_replica_batch_size(config.batch_size),
+                shuffle_seed=config.seed,
+                repeat=True,
+                first_epoch=initial_epoch,
+                drop_remainder=False,
+                uniform_negatives=negatives,
+            )
 
         sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"], seed=config.seed)
-        train = sampler.friendship_dataset(pairs, batch_size=config.batch_size, shuffle_seed=config.seed, repeat=True,
-                                           first_epoch=initial_epoch, uniform_negatives=negatives)
+        train = sampler.friendship_dataset(
+            pairs,
+            batch_size=config.batch_size,
+            shuffle_seed=config.seed,
+            repeat=True,
+            first_epoch=initial_epoch,
+            uniform_negatives=negatives,
+        )
         # No Keras validation pass: its in-batch loss is noisy and costs a sampled epoch of
         # validation pairs; early stopping follows the exact validation Recall@50 instead.
         return FitData(train=train, steps_per_epoch=max(1, len(pairs) // config.batch_size), replica_fn=replica_fn)
@@ -580,17 +695,25 @@ class FriendRetrievalFamily(ModelFamily):
         if subgraphs is None:
             sampler = SubgraphSampler(prepared.data.train, fanouts=prepared.inputs["fanouts"], seed=0)
             users = np.arange(prepared.data.train.num_users)
-            subgraphs = [sampler(tf.constant(users[start:start + EVALUATION_BATCH]))
-                         for start in range(0, len(users), EVALUATION_BATCH)]
+            subgraphs = [
+                sampler(tf.constant(users[start : start + EVALUATION_BATCH]))
+                for start in range(0, len(users), EVALUATION_BATCH)
+            ]
             prepared.cache["evaluation_subgraphs"] = subgraphs
         return prepared.model.vectors(subgraphs)
 
     def report(self, prepared: Prepared, split: str, *, per_user: bool = False) -> dict:
         data = prepared.data
         queries, candidates = self.user_vectors(prepared)
-        return recall_report(queries, data.held_out(self._held_out(split)), train_edges=data.train.edges,
-                             exclude_edges=[self._other(data, split)], candidate_embeddings=candidates,
-                             slices=self._slices(data), per_user=per_user)
+        return recall_report(
+            queries,
+            data.held_out(self._held_out(split)),
+            train_edges=data.train.edges,
+            exclude_edges=[self._other(data, split)],
+            candidate_embeddings=candidates,
+            slices=self._slices(data),
+            per_user=per_user,
+        )
 
     def validation_score(self, prepared: Prepared) -> float:
         return float(self.report(prepared, "validation")["all"]["recall@50"])
@@ -604,8 +727,16 @@ class FriendRetrievalFamily(ModelFamily):
             return None
         data = prepared.data
         queries, candidates = self.user_vectors(prepared)
-        return fused_reports(queries, candidates, heuristic=heuristic, train_edges=data.train.edges,
-                             validation=data.validation, test=data.test, slices=self._slices(data), per_user=per_user)
+        return fused_reports(
+            queries,
+            candidates,
+            heuristic=heuristic,
+            train_edges=data.train.edges,
+            validation=data.validation,
+            test=data.test,
+            slices=self._slices(data),
+            per_user=per_user,
+        )
 
     @staticmethod
     def _fusion_heuristic(value: str | None) -> str | None:
@@ -615,9 +746,14 @@ class FriendRetrievalFamily(ModelFamily):
 
     def baselines(self, prepared: Prepared, split: str, *, per_user: bool = False) -> dict[str, dict]:
         data = prepared.data
-        return heuristic_reports(data.held_out(self._held_out(split)), train_edges=data.train.edges,
-                                 num_users=data.train.num_users, exclude_edges=[self._other(data, split)],
-                                 slices=self._slices(data), per_user=per_user)
+        return heuristic_reports(
+            data.held_out(self._held_out(split)),
+            train_edges=data.train.edges,
+            num_users=data.train.num_users,
+            exclude_edges=[self._other(data, split)],
+            slices=self._slices(data),
+            per_user=per_user,
+        )
 
     @staticmethod
     def _slices(data: FriendshipSplits) -> dict[str, np.ndarray]:
@@ -626,8 +762,10 @@ class FriendRetrievalFamily(ModelFamily):
     @staticmethod
     def _held_out(split: str) -> str:
         if split not in ("validation", "test"):
-            raise ValueError(f"Friend retrieval is evaluated on held-out friendships: `split` must be 'validation' or "
-                             f"'test'. Received: split={split!r}")
+            raise ValueError(
+                f"Friend retrieval is evaluated on held-out friendships: `split` must be 'validation' or "
+                f"'test'. Received: split={split!r}"
+            )
         return split
 
     @staticmethod
@@ -646,8 +784,9 @@ FAMILIES: dict[str, ModelFamily] = {
     "behaviour_pretraining": BEHAVIOUR_PRETRAINING,
     "friend_retrieval": FRIEND_RETRIEVAL,
 }
-MODEL_FAMILIES: dict[str, str] = {model: next(name for name, family in FAMILIES.items() if family is task_for(model))
-                                  for model in TASKS}
+MODEL_FAMILIES: dict[str, str] = {
+    model: next(name for name, family in FAMILIES.items() if family is task_for(model)) for model in TASKS
+}
 
 
 def family_for(model: str) -> ModelFamily:

@@ -28,7 +28,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable, Sequence, TextIO
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 logger = logging.getLogger("tfzoo.launch")
 
@@ -97,8 +98,13 @@ class LocalCluster:
             task_env = dict(os.environ if env is None else env)
             task_env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": task.type, "index": task.index}})
             process = subprocess.Popen(
-                list(command), env=task_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                bufsize=1, start_new_session=True,
+                list(command),
+                env=task_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
             )
             self.processes[task] = process
             thread = threading.Thread(target=_pump, args=(process.stdout, task.name, sink, lock), daemon=True)

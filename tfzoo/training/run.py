@@ -35,8 +35,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfzoo.training import distribute
-from tfzoo.training.callbacks import (BestEpoch, EpochCheckpoint, HistoryFile, StopOnNaN, StopOnNaNPerEpoch,
-                                     TrainingDivergedError, restore_best)
+from tfzoo.training.callbacks import (
+    BestEpoch,
+    EpochCheckpoint,
+    HistoryFile,
+    StopOnNaN,
+    StopOnNaNPerEpoch,
+    TrainingDivergedError,
+    restore_best,
+)
 from tfzoo.training.config import RunConfig
 from tfzoo.training.families import Prepared, family_for
 
@@ -157,7 +164,9 @@ def train(
     backup_dir = directory / BACKUP_DIR
     recovering = _backup_position(backup_dir)
     if recovering is not None:
-        logger.info("recovering %s from its backup at epoch %d, batch %d", directory, recovering[0] + 1, recovering[1] + 1)
+        logger.info(
+            "recovering %s from its backup at epoch %d, batch %d", directory, recovering[0] + 1, recovering[1] + 1
+        )
     with contextlib.ExitStack() as cleanup:
         scratch = None if chief else Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tfzoo-worker-")))
         with tf_strategy.scope():
@@ -170,19 +179,30 @@ def train(
                 logger.info("resuming %s from epoch %d", directory, initial_epoch)
             else:
                 if chief and config_path.exists():
-                    raise FileExistsError(f"{directory} already holds a run; pass --resume to continue it, or choose another --out.")
+                    raise FileExistsError(
+                        f"{directory} already holds a run; pass --resume to continue it, or choose another --out."
+                    )
                 directory.mkdir(parents=True, exist_ok=True)
                 run = _open(directory, config, None, save_directory=scratch and scratch / "checkpoints")
                 initial_epoch = 0
         if chief:
-            _write_json(config_path, {
-                "run": dataclasses.asdict(config), "inputs": run.inputs, "split": run.prepared.split,
-                "distribute": {
-                    "strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync,
-                    **({"placement": distribute.variable_placement(run.model)}
-                       if isinstance(tf_strategy, tf.distribute.ParameterServerStrategy) else {}),
+            _write_json(
+                config_path,
+                {
+                    "run": dataclasses.asdict(config),
+                    "inputs": run.inputs,
+                    "split": run.prepared.split,
+                    "distribute": {
+                        "strategy": strategy,
+                        "replicas": tf_strategy.num_replicas_in_sync,
+                        **(
+                            {"placement": distribute.variable_placement(run.model)}
+                            if isinstance(tf_strategy, tf.distribute.ParameterServerStrategy)
+                            else {}
+                        ),
+                    },
                 },
-            })
+            )
         history = _fit(run, tf_strategy, directory, scratch, initial_epoch, recovering, backup_every, verbose)
         if not chief:
             return {}
@@ -212,8 +232,16 @@ def train(
     return metrics
 
 
-def _fit(run: Run, tf_strategy, directory: Path, scratch: Path | None, initial_epoch: int,
-         recovering: tuple[int, int] | None, backup_every: int | None, verbose) -> dict:
+def _fit(
+    run: Run,
+    tf_strategy,
+    directory: Path,
+    scratch: Path | None,
+    initial_epoch: int,
+    recovering: tuple[int, int] | None,
+    backup_every: int | None,
+    verbose,
+) -> dict:
     config = run.config
     family = family_for(config.model)
     first_epoch, skip = (recovering[0], recovering[1] + 1) if recovering is not None else (initial_epoch, 0)
@@ -227,7 +255,9 @@ def _fit(run: Run, tf_strategy, directory: Path, scratch: Path | None, initial_e
         validation = None
     elif parameter_server:
         if fit_data.train_fn is None:
-            raise ValueError(f"{type(family).__name__} gives no `train_fn`: its models cannot train under parameter_server.")
+            raise ValueError(
+                f"{type(family).__name__} gives no `train_fn`: its models cannot train under parameter_server."
+            )
         train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train_fn().skip(skip))
     else:
         train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train.skip(skip))
@@ -243,9 +273,13 @@ def _fit(run: Run, tf_strategy, directory: Path, scratch: Path | None, initial_e
     if config.patience:
         # Before HistoryFile: the validation score it adds to the logs is recorded with the epoch.
         best_epoch = BestEpoch(
-            lambda: family.validation_score(run.prepared), name=family.validation_metric, patience=config.patience,
-            directory=directory / BEST_DIR, save_directory=scratch and scratch / BEST_DIR,
-            previous_scores=history_file.history.get(family.validation_metric, [])[:first_epoch])
+            lambda: family.validation_score(run.prepared),
+            name=family.validation_metric,
+            patience=config.patience,
+            directory=directory / BEST_DIR,
+            save_directory=scratch and scratch / BEST_DIR,
+            previous_scores=history_file.history.get(family.validation_metric, [])[:first_epoch],
+        )
     callbacks = [
         stop_on_nan,
         *([best_epoch] if best_epoch else []),
@@ -256,14 +290,23 @@ def _fit(run: Run, tf_strategy, directory: Path, scratch: Path | None, initial_e
     ]
     started = time.perf_counter()
     run.model.fit(
-        train_data, steps_per_epoch=fit_data.steps_per_epoch, validation_data=validation,
-        epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+        train_data,
+        steps_per_epoch=fit_data.steps_per_epoch,
+        validation_data=validation,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
     )
     seconds = time.perf_counter() - started
     if stop_on_nan.message:
         raise TrainingDivergedError(f"{directory}: {stop_on_nan.message}")
-    return {"history": history_file.history, "seconds": seconds, "steps_per_epoch": fit_data.steps_per_epoch,
-            "best_epoch": None if best_epoch is None or best_epoch.best_epoch is None else best_epoch.best_epoch + 1}
+    return {
+        "history": history_file.history,
+        "seconds": seconds,
+        "steps_per_epoch": fit_data.steps_per_epoch,
+        "best_epoch": None if best_epoch is None or best_epoch.best_epoch is None else best_epoch.best_epoch + 1,
+    }
 
 
 def evaluate(directory: str | Path, *, split: str = "test") -> dict:
@@ -272,8 +315,13 @@ def evaluate(directory: str | Path, *, split: str = "test") -> dict:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
     run = load_run(directory)
     family = family_for(run.config.model)
-    report = {"model": run.config.model, "split": split, "split_description": run.prepared.split,
-              "tasks": family.report(run.prepared, split), "baselines": family.baselines(run.prepared, split)}
+    report = {
+        "model": run.config.model,
+        "split": split,
+        "split_description": run.prepared.split,
+        "tasks": family.report(run.prepared, split),
+        "baselines": family.baselines(run.prepared, split),
+    }
     fused = family.fused_reports(run.prepared) if split in ("validation", "test") else None
     if fused is not None:
         report["fused"] = {key: value for key, value in fused.items() if key not in ("validation", "test")}

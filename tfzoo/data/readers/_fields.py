@@ -9,7 +9,7 @@ collected in a `RowErrors` and handed to the `on_bad_row` policy in line order, 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -103,8 +103,11 @@ def parse_integers(
     if high is not None:
         out_of_range |= values > high
     if out_of_range.any():
-        bounds = f"in [{low}, {high}]" if low is not None and high is not None else (
-            f">= {low}" if low is not None else f"<= {high}")
+        bounds = (
+            f"in [{low}, {high}]"
+            if low is not None and high is not None
+            else (f">= {low}" if low is not None else f"<= {high}")
+        )
         for row, column in zip(*np.nonzero(out_of_range)):
             errors.add(lines[row], f"expected an integer {bounds}, found {texts[row, column]!r}", fields[column])
     return values

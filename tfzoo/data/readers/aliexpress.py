@@ -54,13 +54,20 @@ def _column_order(header: str, path: str) -> np.ndarray:
     unexpected = [n for n in names if n not in ALIEXPRESS_COLUMNS]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if missing or unexpected or duplicated:
-        problems = [f"{what} {cols}" for what, cols in
-                    (("missing columns", missing), ("unexpected columns", unexpected),
-                     ("duplicated columns", duplicated)) if cols]
+        problems = [
+            f"{what} {cols}"
+            for what, cols in (
+                ("missing columns", missing),
+                ("unexpected columns", unexpected),
+                ("duplicated columns", duplicated),
+            )
+            if cols
+        ]
         raise DataFormatError(
             "header does not match the AliExpress schema (search_id, categorical_1..16, "
             "numerical_1..63, click, conversion): " + "; ".join(problems),
-            path=path, line=1,
+            path=path,
+            line=1,
         )
     return np.array([names.index(c) for c in ALIEXPRESS_COLUMNS])
 
@@ -116,7 +123,8 @@ def read_aliexpress(path: str | Path, *, on_bad_row: BadRowPolicy = "raise") -> 
         header = lines.readline()
         if not header.strip():
             raise DataFormatError(
-                "empty file; expected a header line naming the AliExpress columns", path=source, line=1)
+                "empty file; expected a header line naming the AliExpress columns", path=source, line=1
+            )
         order = _column_order(header, source)
         first_line = 2
         while block := list(itertools.islice(lines, _BLOCK_LINES)):

@@ -24,8 +24,8 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -69,25 +69,52 @@ FLOW_NAMES = ("private", "government", "self_employed", "no_employer")
 # Census features grouped by theme: one GRec token each (see recipes/grec_census.py).
 CENSUS_TOKEN_GROUPS = {
     "person": (
-        "age", "sex", "race", "hispanic_origin", "citizenship", "country_of_birth_self",
-        "country_of_birth_father", "country_of_birth_mother", "education", "enroll_in_edu_inst_last_wk",
-        "veterans_benefits", "fill_inc_questionnaire_for_veteran_s_admin",
+        "age",
+        "sex",
+        "race",
+        "hispanic_origin",
+        "citizenship",
+        "country_of_birth_self",
+        "country_of_birth_father",
+        "country_of_birth_mother",
+        "education",
+        "enroll_in_edu_inst_last_wk",
+        "veterans_benefits",
+        "fill_inc_questionnaire_for_veteran_s_admin",
     ),
     "work": (
-        "class_of_worker", "detailed_industry_recode", "detailed_occupation_recode", "major_industry_code",
-        "major_occupation_code", "member_of_a_labor_union", "reason_for_unemployment",
-        "full_or_part_time_employment_stat", "own_business_or_self_employed", "wage_per_hour",
-        "num_persons_worked_for_employer", "weeks_worked_in_year",
+        "class_of_worker",
+        "detailed_industry_recode",
+        "detailed_occupation_recode",
+        "major_industry_code",
+        "major_occupation_code",
+        "member_of_a_labor_union",
+        "reason_for_unemployment",
+        "full_or_part_time_employment_stat",
+        "own_business_or_self_employed",
+        "wage_per_hour",
+        "num_persons_worked_for_employer",
+        "weeks_worked_in_year",
     ),
     "household": (
-        "marital_stat", "tax_filer_stat", "detailed_household_and_family_stat",
-        "detailed_household_summary_in_household", "family_members_under_18", "capital_gains", "capital_losses",
+        "marital_stat",
+        "tax_filer_stat",
+        "detailed_household_and_family_stat",
+        "detailed_household_summary_in_household",
+        "family_members_under_18",
+        "capital_gains",
+        "capital_losses",
         "dividends_from_stocks",
     ),
     "residence": (
-        "region_of_previous_residence", "state_of_previous_residence", "migration_code_change_in_msa",
-        "migration_code_change_in_reg", "migration_code_move_within_reg", "live_in_this_house_1_year_ago",
-        "migration_prev_res_in_sunbelt", "year",
+        "region_of_previous_residence",
+        "state_of_previous_residence",
+        "migration_code_change_in_msa",
+        "migration_code_change_in_reg",
+        "migration_code_move_within_reg",
+        "live_in_this_house_1_year_ago",
+        "migration_prev_res_in_sunbelt",
+        "year",
     ),
 }
 
@@ -128,7 +155,9 @@ def read_census_names(path: str | Path) -> list[tuple[str, tuple[str, ...] | Non
             continue
         match = re.fullmatch(r"([^:]+):\s*(.*)\.", line)
         if not match:
-            raise DataFormatError("expected 'attribute: continuous.' or 'attribute: v1, v2, ...'.", path=str(path), line=number)
+            raise DataFormatError(
+                "expected 'attribute: continuous.' or 'attribute: v1, v2, ...'.", path=str(path), line=number
+            )
         name, domain = match.group(1).strip(), match.group(2).strip()
         if domain in ("continuous", "ignore"):
             columns.append((_snake(name), None))
@@ -188,11 +217,22 @@ def read_census_income(
                 continue
             fields = [f.strip() for f in line.rstrip().rstrip(".").split(",")]
             if len(fields) != num_fields:
-                bad_rows.handle(DataFormatError(
-                    f"expected {num_fields} comma-separated fields, found {len(fields)}", path=str(path), line=number))
+                bad_rows.handle(
+                    DataFormatError(
+                        f"expected {num_fields} comma-separated fields, found {len(fields)}",
+                        path=str(path),
+                        line=number,
+                    )
+                )
             elif fields[-1] not in _INCOME_CLASSES:
-                bad_rows.handle(DataFormatError(
-                    f"class must be '- 50000' or '50000+', found {fields[-1]!r}", path=str(path), line=number, field="income"))
+                bad_rows.handle(
+                    DataFormatError(
+                        f"class must be '- 50000' or '50000+', found {fields[-1]!r}",
+                        path=str(path),
+                        line=number,
+                        field="income",
+                    )
+                )
             else:
                 raw.append(fields)
                 line_numbers.append(number)
@@ -214,8 +254,14 @@ def read_census_income(
                     values[row] = float(value)
                 except ValueError:
                     keep[row] = False
-                    bad_rows.handle(DataFormatError(
-                        f"expected a number or '?', found {value!r}", path=str(path), line=line_numbers[row], field=name))
+                    bad_rows.handle(
+                        DataFormatError(
+                            f"expected a number or '?', found {value!r}",
+                            path=str(path),
+                            line=line_numbers[row],
+                            field=name,
+                        )
+                    )
             numbers[name] = values
     bad_rows.report()
 

@@ -125,7 +125,9 @@ def _read_genres(path: Path) -> tuple[str, ...]:
         if not name or index.strip() != str(len(names)):
             raise DataFormatError(
                 f"expected 'name|{len(names)}' (genre indices run 0, 1, ... in order), found {line!r}",
-                path=str(path), line=number, field="index",
+                path=str(path),
+                line=number,
+                field="index",
             )
         names.append(name)
     if not names:
@@ -249,11 +251,14 @@ def _read_title_embeddings(directory: Path, item_ids: np.ndarray, bad_rows: BadR
     vectors, ids = _load_array(vectors_path), _load_array(ids_path)
     if vectors.ndim != 2 or vectors.dtype.kind != "f":
         raise DataFormatError(
-            f"expected a float [items, dim] array, found {vectors.dtype} {vectors.shape}", path=str(vectors_path))
+            f"expected a float [items, dim] array, found {vectors.dtype} {vectors.shape}", path=str(vectors_path)
+        )
     if ids.ndim != 1 or ids.dtype.kind not in "iu" or len(ids) != len(vectors):
         raise DataFormatError(
             f"expected {len(vectors)} integer item ids (one per row of {vectors_path.name}), "
-            f"found {ids.dtype} {ids.shape}", path=str(ids_path), field="item_id",
+            f"found {ids.dtype} {ids.shape}",
+            path=str(ids_path),
+            field="item_id",
         )
     ids = ids.astype(np.int64)
     non_finite = np.flatnonzero(~np.all(np.isfinite(vectors), axis=1))
@@ -266,13 +271,15 @@ def _read_title_embeddings(directory: Path, item_ids: np.ndarray, bad_rows: BadR
         raise DataFormatError(f"duplicate item ids {repeated[:10]}", path=str(ids_path), field="item_id")
     known = np.isin(ids, item_ids)
     for row in np.flatnonzero(~known):
-        bad_rows.handle(DataFormatError(
-            f"row {row}: item_id {ids[row]} is not in u.item", path=str(ids_path), field="item_id"))
+        bad_rows.handle(
+            DataFormatError(f"row {row}: item_id {ids[row]} is not in u.item", path=str(ids_path), field="item_id")
+        )
     absent = item_ids[~np.isin(item_ids, ids)]
     if len(absent):
         raise DataFormatError(
             f"{len(absent)} item(s) of u.item have no embedding, e.g. item_id {absent[:10].tolist()}",
-            path=str(ids_path), field="item_id",
+            path=str(ids_path),
+            field="item_id",
         )
     table = np.zeros((int(item_ids.max(initial=0)) + 1, vectors.shape[1]), np.float32)
     table[ids[known]] = vectors[known]
@@ -320,8 +327,14 @@ def read_movielens_100k(
         bad_rows.report()
     skipped = sum(bad_rows.skipped for bad_rows in policies)
     return MovieLens100K(
-        ratings=ratings, users=users, items=items, genre_names=genre_names, occupations=occupations,
-        title_embeddings=title_embeddings, source=str(folder), skipped_rows=skipped,
+        ratings=ratings,
+        users=users,
+        items=items,
+        genre_names=genre_names,
+        occupations=occupations,
+        title_embeddings=title_embeddings,
+        source=str(folder),
+        skipped_rows=skipped,
     )
 
 
@@ -392,8 +405,11 @@ def movielens_ranking_data(movielens: MovieLens100K, *, history_length: int = 20
         item_genres[row, : len(names)] = names[:MAX_GENRES]
     zip_prefix = np.array([code[:1] for code in users["zip_code"]], dtype=object)
     history, history_rating = user_histories(
-        ratings["user_id"], ratings["timestamp"],
-        [ratings["item_id"], ratings["rating"].astype(np.float32)], [-1, np.nan], history_length,
+        ratings["user_id"],
+        ratings["timestamp"],
+        [ratings["item_id"], ratings["rating"].astype(np.float32)],
+        [-1, np.nan],
+        history_length,
     )
     features = {
         "user_id": ratings["user_id"],
@@ -416,7 +432,8 @@ def movielens_ranking_data(movielens: MovieLens100K, *, history_length: int = 20
         CategoricalFeature("age_group", vocabulary=AGE_GROUPS),
         CategoricalFeature("zip_prefix"),
         SequenceFeature(
-            "genres", CategoricalFeature("genres", vocabulary=movielens.genre_names), max_length=MAX_GENRES),
+            "genres", CategoricalFeature("genres", vocabulary=movielens.genre_names), max_length=MAX_GENRES
+        ),
         NumericFeature("release_year"),
         SequenceFeature("history", IdFeature("history", num_ids=num_items + 1), max_length=history_length),
         SequenceFeature("history_rating", NumericFeature("history_rating"), max_length=history_length),

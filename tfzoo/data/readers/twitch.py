@@ -28,7 +28,7 @@ TWITCH_FEATURE_DIM = 3170
 TWITCH_FEATURES = MultiHotFeatures(
     dim=TWITCH_FEATURE_DIM,
     description="MUSAE Twitch user features: 3,170 binary indicators (games played and liked, location, "
-                "streaming habits), shared by all regions",
+    "streaming habits), shared by all regions",
 )
 _TARGET_COLUMNS = ("id", "days", "mature", "views", "partner", "new_id")
 _BOOLEANS = {"True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}
@@ -36,13 +36,16 @@ _BOOLEANS = {"True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}
 
 def _region_files(path: Path, region: str | None) -> tuple[str, Path, Path, Path]:
     if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a directory; expected a Twitch region folder such as .../twitch_musae/DE")
+        raise FileNotFoundError(
+            f"{path} is not a directory; expected a Twitch region folder such as .../twitch_musae/DE"
+        )
     if region is None:
         found = sorted(p.name[: -len("_edges.csv")] for p in path.glob("*_edges.csv"))
         if len(found) != 1:
             raise FileNotFoundError(
                 f"{path}: expected exactly one <REGION>_edges.csv (with <REGION>.json and <REGION>_target.csv); "
-                f"found {len(found)}. Pass region=... to choose.")
+                f"found {len(found)}. Pass region=... to choose."
+            )
         region = found[0]
     files = (path / f"{region}_edges.csv", path / f"{region}.json", path / f"{region}_target.csv")
     missing = [str(f) for f in files if not f.is_file()]
@@ -85,8 +88,9 @@ def _read_targets(path: Path, bad_rows: BadRows) -> tuple[int, dict[str, np.ndar
     integers = parse_integers(table[:, [0, 1, 3, 5]], ("id", "days", "views", "new_id"), numbers, errors, low=0)
     node = integers[:, 3]
     for row in np.flatnonzero(node >= num_users):
-        errors.add(numbers[row], f"expected an integer in [0, {num_users - 1}] (one node per row), found {node[row]}",
-                   "new_id")
+        errors.add(
+            numbers[row], f"expected an integer in [0, {num_users - 1}] (one node per row), found {node[row]}", "new_id"
+        )
     _, first = np.unique(node, return_index=True)
     for row in np.setdiff1d(np.arange(len(node)), first):
         errors.add(numbers[row], f"node {node[row]} is described twice", "new_id")
@@ -99,8 +103,13 @@ def _read_targets(path: Path, bad_rows: BadRows) -> tuple[int, dict[str, np.ndar
     keep = errors.settle(bad_rows, numbers)
     targets = {name: np.full(num_users, np.nan) for name in ("twitch_id", "days", "mature", "views", "partner")}
     nodes = node[keep]
-    for name, values in (("twitch_id", integers[:, 0]), ("days", integers[:, 1]), ("views", integers[:, 2]),
-                         ("mature", flags[:, 0]), ("partner", flags[:, 1])):
+    for name, values in (
+        ("twitch_id", integers[:, 0]),
+        ("days", integers[:, 1]),
+        ("views", integers[:, 2]),
+        ("mature", flags[:, 0]),
+        ("partner", flags[:, 1]),
+    ):
         targets[name][nodes] = values[keep]
     return num_users, targets
 
@@ -115,26 +124,34 @@ def _read_features(path: Path, num_users: int, feature_dim: int, bad_rows: BadRo
     try:
         entries = json.loads(text)
     except json.JSONDecodeError as error:
-        raise DataFormatError(f"not valid JSON: {error.msg} (column {error.colno})", path=str(path),
-                              line=error.lineno) from None
+        raise DataFormatError(
+            f"not valid JSON: {error.msg} (column {error.colno})", path=str(path), line=error.lineno
+        ) from None
     if not isinstance(entries, dict):
-        raise DataFormatError(f"expected an object mapping node ids to feature lists, found {type(entries).__name__}",
-                              path=str(path), line=1)
+        raise DataFormatError(
+            f"expected an object mapping node ids to feature lists, found {type(entries).__name__}",
+            path=str(path),
+            line=1,
+        )
     per_user: list[np.ndarray | None] = [None] * num_users
     for key, value in entries.items():
         line = None  # found only for a bad entry: searching the text for every key is quadratic
         try:
             node = _integer(key, path=path, line=line, field="node id", upper=num_users)
             if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise DataFormatError("expected a list of integer feature indices", path=str(path), line=line,
-                                      field=f"node {key}")
+                raise DataFormatError(
+                    "expected a list of integer feature indices", path=str(path), line=line, field=f"node {key}"
+                )
             indices = np.unique(np.asarray(value, np.int64))
             if len(indices) and (indices[0] < 0 or indices[-1] >= feature_dim):
                 bad = indices[0] if indices[0] < 0 else indices[-1]
-                raise DataFormatError(f"feature index {bad} is outside [0, {feature_dim})", path=str(path), line=line,
-                                      field=f"node {key}")
+                raise DataFormatError(
+                    f"feature index {bad} is outside [0, {feature_dim})", path=str(path), line=line, field=f"node {key}"
+                )
         except DataFormatError as error:
-            bad_rows.handle(DataFormatError(error.reason, path=error.path, line=_json_line(text, key), field=error.field))
+            bad_rows.handle(
+                DataFormatError(error.reason, path=error.path, line=_json_line(text, key), field=error.field)
+            )
             continue
         per_user[node] = indices
     lengths = np.array([0 if f is None else len(f) for f in per_user], np.int64)
@@ -180,8 +197,10 @@ def read_twitch(
       `mature`, `views`, `partner`.
     """
     region, edges_path, features_path, targets_path = _region_files(Path(path), region)
-    checked = {name: BadRows(on_bad_row, str(file))
-               for name, file in (("targets", targets_path), ("features", features_path), ("edges", edges_path))}
+    checked = {
+        name: BadRows(on_bad_row, str(file))
+        for name, file in (("targets", targets_path), ("features", features_path), ("edges", edges_path))
+    }
     num_users, targets = _read_targets(targets_path, checked["targets"])
     feature_splits, feature_indices = _read_features(features_path, num_users, feature_dim, checked["features"])
     edges = _read_edges(edges_path, num_users, checked["edges"])
@@ -197,4 +216,3 @@ def read_twitch(
         source=str(Path(path)),
         skipped_rows=sum(bad_rows.skipped for bad_rows in checked.values()),
     )
-
