@@ -124,3 +124,47 @@ def test_numeric_buckets_are_training_quantiles_in_standardised_units():
     assert DatasetSpec((feature,)).to_config()["features"][0]["boundaries"] == list(feature.boundaries)
     with pytest.raises(ValueError, match="num_buckets=1"):
         NumericFeature("z", num_buckets=1)
+
+
+def test_every_kind_encodes_itself_to_its_declared_width():
+    # Each kind owns its preprocessing and encoding (no switch over feature classes
+    # elsewhere): a fitted feature preprocesses its own example values and encodes them
+    # to exactly `encoded_width` columns, with the embedding table it declares.
+    spec = DatasetSpec(
+        features=(*full_spec().features, NumericFeature("age", num_buckets=4), IdFeature("seller", num_ids=3)),
+        labels=("click",),
+    )
+    spec = spec.fit({f.name: f.example_values(6) for f in spec.features})
+    for feature in spec.features:
+        lookup = feature.lookup_layer()
+        inputs = feature.preprocess(tf.constant(feature.example_values(6)), lookup)
+        table = None
+        if feature.embedding_rows:
+            table = tf.keras.layers.Embedding(feature.embedding_rows, feature.embedding_width(5))
+        encoded = feature.encode(inputs, table)
+        assert encoded.shape == (6, feature.encoded_width(5)), feature.name
+        assert np.isfinite(encoded.numpy()).all(), feature.name
+    by_name = {f.name: f for f in spec.features}
+    assert by_name["history"].modality == "categorical" and by_name["history"].is_sequence
+    assert by_name["gaps"].modality == "numeric" and by_name["gaps"].embedding_rows == 0
+    assert by_name["age"].encoded_width(5) == 1 + 5 and by_name["price"].encoded_width(5) == 1
+
+
+def test_no_switch_over_feature_classes_outside_the_features_module():
+    import re
+    from pathlib import Path
+
+    import tfzoo
+
+    pattern = re.compile(
+        r"isinstance\([^)]*\b(CategoricalFeature|IdFeature|NumericFeature|SequenceFeature|EmbeddingFeature)\b"
+    )
+    package = Path(tfzoo.__file__).parent
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        if path.name != "features.py" or path.parent.name != "data"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not offenders, f"switch on the feature's kind through its methods instead: {offenders}"

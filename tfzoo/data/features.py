@@ -14,6 +14,17 @@ Raw, in-memory columns are NumPy arrays, one row per example:
 | numeric     | [n] float32, NaN = missing          | [n] float32 standardised, missing -> 0 |
 | sequence    | [n, w] padded ("" / -1 / NaN)       | [n, max_length], 0 = padding           |
 | embedding   | [n, dim] float32, NaN = missing     | [n, dim] float32, missing -> 0         |
+
+Each kind owns what differs between kinds, so that the preprocessing, the encoders and
+the exporters never switch on the class of a feature:
+
+- `modality` ("categorical", "id", "numeric" or "embedding"; a sequence's is its
+  element's) and `is_sequence`: what the values are, for models that treat kinds
+  differently by design (wide vs deep parts);
+- `lookup_layer()` and `preprocess(values, lookup)`: raw tensor -> model input;
+- `embedding_rows`, `embedding_width(default)`, `encoded_width(default)` and
+  `encode(inputs, table)`: model input -> dense vector (`tfzoo.layers.FeatureEncoder`);
+- `example_values(num_rows)`: valid raw values (warm-up requests, tests).
 """
 
 from __future__ import annotations
@@ -60,6 +71,8 @@ class CategoricalFeature:
     dtype: str = STRING
     embedding_dim: int | None = None
     kind: ClassVar[str] = "categorical"
+    modality: ClassVar[str] = "categorical"
+    is_sequence: ClassVar[bool] = False
 
     def __post_init__(self):
         _check_name(self.name)
@@ -110,6 +123,56 @@ class CategoricalFeature:
         vocabulary = sorted(counts, key=lambda v: (-counts[v], str(v)))
         return dataclasses.replace(self, vocabulary=tuple(vocabulary))
 
+    def lookup_layer(self) -> tf.keras.layers.Layer:
+        """The Keras lookup (vocabulary or hashing) that maps raw values to indices; a
+        table, not a weight: created once from the fitted feature."""
+        name = f"lookup_{self.name}"
+        if self.hash_buckets is not None:
+            return tf.keras.layers.Hashing(num_bins=self.hash_buckets, name=name)
+        if self.dtype == STRING:
+            return tf.keras.layers.StringLookup(
+                vocabulary=list(self.vocabulary), num_oov_indices=self.num_oov_buckets, mask_token=None, name=name
+            )
+        return tf.keras.layers.IntegerLookup(
+            vocabulary=list(self.vocabulary),
+            num_oov_indices=self.num_oov_buckets,
+            mask_token=None,
+            vocabulary_dtype="int64",
+            name=name,
+        )
+
+    def preprocess(self, values: tf.Tensor, lookup: tf.keras.layers.Layer | None) -> tf.Tensor:
+        return lookup(values)  # [batch] int64
+
+    def example_values(self, num_rows: int) -> np.ndarray:
+        """Row i takes the i-th vocabulary value (cycling); hashed: any value is valid."""
+        if self.vocabulary:
+            return np.array(
+                [self.vocabulary[i % len(self.vocabulary)] for i in range(num_rows)],
+                dtype=object if self.dtype == STRING else np.int64,
+            )
+        if self.dtype == STRING:  # the out-of-vocabulary path is what serving sees most
+            return np.array([f"value_{i}" for i in range(num_rows)], dtype=object)
+        return np.arange(num_rows, dtype=np.int64)
+
+    # Encoding (`tfzoo.layers.FeatureEncoder`): an embedding table of its indices.
+    @property
+    def embedding_rows(self) -> int:
+        return self.cardinality
+
+    @property
+    def embedding_table_name(self) -> str:
+        return f"embedding_{self.name}"
+
+    def embedding_width(self, default: int) -> int:
+        return self.embedding_dim or default
+
+    def encoded_width(self, default: int) -> int:
+        return self.embedding_width(default)
+
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
+        return table(inputs)  # [batch, width]
+
 
 @dataclasses.dataclass(frozen=True)
 class IdFeature:
@@ -119,6 +182,8 @@ class IdFeature:
     num_ids: int
     embedding_dim: int | None = None
     kind: ClassVar[str] = "id"
+    modality: ClassVar[str] = "id"
+    is_sequence: ClassVar[bool] = False
     dtype: ClassVar[str] = INT64
 
     def __post_init__(self):
@@ -134,6 +199,34 @@ class IdFeature:
 
     def fitted(self, values: np.ndarray) -> IdFeature:
         return self
+
+    def lookup_layer(self) -> None:
+        return None
+
+    def preprocess(self, values: tf.Tensor, lookup: None = None) -> tf.Tensor:
+        in_range = (values >= 0) & (values < self.num_ids)
+        return tf.where(in_range, values, tf.constant(self.num_ids, tf.int64))  # [batch] int64
+
+    def example_values(self, num_rows: int) -> np.ndarray:
+        return np.arange(num_rows, dtype=np.int64) % self.num_ids
+
+    # Encoding (`tfzoo.layers.FeatureEncoder`): an embedding table of its indices.
+    @property
+    def embedding_rows(self) -> int:
+        return self.cardinality
+
+    @property
+    def embedding_table_name(self) -> str:
+        return f"embedding_{self.name}"
+
+    def embedding_width(self, default: int) -> int:
+        return self.embedding_dim or default
+
+    def encoded_width(self, default: int) -> int:
+        return self.embedding_width(default)
+
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
+        return table(inputs)  # [batch, width]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +247,8 @@ class NumericFeature:
     num_buckets: int | None = None
     boundaries: tuple | None = None
     kind: ClassVar[str] = "numeric"
+    modality: ClassVar[str] = "numeric"
+    is_sequence: ClassVar[bool] = False
     dtype: ClassVar[str] = FLOAT32
 
     def __post_init__(self):
@@ -202,6 +297,49 @@ class NumericFeature:
             boundaries = tuple(float(b) for b in np.unique(np.round(quantiles, 6)))
         return dataclasses.replace(self, mean=mean, std=std, boundaries=boundaries)
 
+    def lookup_layer(self) -> None:
+        return None
+
+    def preprocess(self, values: tf.Tensor, lookup: None = None) -> tf.Tensor:
+        if self.log1p:
+            values = tf.sign(values) * tf.math.log1p(tf.abs(values))
+        standardised = (values - self.mean) / self.std
+        return tf.where(tf.math.is_finite(standardised), standardised, tf.zeros_like(standardised))  # [batch]
+
+    def example_values(self, num_rows: int) -> np.ndarray:
+        """The mean and mean +- one standard deviation in raw space; the last of 3+ values
+        is missing (NaN), so warm-up also runs the missing-value path."""
+        mean = self.mean if self.mean is not None else 0.0
+        std = self.std if self.std is not None else 1.0
+        transformed = np.array([mean + (0 if i == 0 else (-1) ** i * std) for i in range(num_rows)])
+        # Invert the optional log1p so that the raw value maps to the intended statistic.
+        values = np.sign(transformed) * np.expm1(np.abs(transformed)) if self.log1p else transformed
+        if num_rows >= 3:
+            values[-1] = np.nan
+        return values.astype(np.float32)
+
+    # Encoding: the value itself, and with buckets an embedding of its bucket.
+    @property
+    def embedding_rows(self) -> int:
+        return self.num_bucket_indices
+
+    @property
+    def embedding_table_name(self) -> str:
+        return f"bucket_embedding_{self.name}"
+
+    def embedding_width(self, default: int) -> int:
+        return default
+
+    def encoded_width(self, default: int) -> int:
+        return 1 + (default if self.num_bucket_indices else 0)
+
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
+        values = tf.cast(inputs, tf.float32)  # [batch]
+        if not self.num_bucket_indices:
+            return values[:, tf.newaxis]  # [batch, 1]
+        bucket = tf.raw_ops.Bucketize(input=values, boundaries=list(self.boundaries))  # [batch]
+        return tf.concat([values[:, tf.newaxis], table(bucket)], axis=-1)  # [batch, 1 + width]
+
 
 ElementFeature = CategoricalFeature | IdFeature | NumericFeature
 
@@ -222,6 +360,7 @@ class SequenceFeature:
     element: ElementFeature
     max_length: int
     kind: ClassVar[str] = "sequence"
+    is_sequence: ClassVar[bool] = True
 
     def __post_init__(self):
         _check_name(self.name)
@@ -267,6 +406,69 @@ class SequenceFeature:
         valid = values[self.valid_mask_np(values)]
         return dataclasses.replace(self, element=self.element.fitted(valid))
 
+    @property
+    def modality(self) -> str:
+        return self.element.modality
+
+    def lookup_layer(self) -> tf.keras.layers.Layer | None:
+        return self.element.lookup_layer()
+
+    def preprocess(self, values: tf.Tensor, lookup: tf.keras.layers.Layer | None) -> tf.Tensor:
+        if self.dtype == FLOAT32:
+            valid = tf.math.is_finite(values)
+        elif self.dtype == INT64:
+            valid = values >= 0
+        else:
+            valid = tf.not_equal(values, "")
+        # A row's length runs to its last valid element; gaps before it stay in place as
+        # missing values, so channels of one behaviour sequence remain aligned.
+        positions = tf.range(1, tf.shape(values, out_type=tf.int64)[1] + 1)  # [width]
+        lengths = tf.reduce_max(tf.where(valid, positions[tf.newaxis, :], 0), axis=1)  # [batch]
+        # Keep the most recent `max_length` positions of each row, left-aligned.
+        kept = tf.RaggedTensor.from_tensor(values, lengths=lengths)[:, -self.max_length :]
+        element = self.element.preprocess(kept.flat_values, lookup)
+        if self.modality != "numeric":
+            element = element + 1  # index 0 is padding
+        return kept.with_flat_values(element).to_tensor(
+            default_value=tf.zeros([], element.dtype), shape=[None, self.max_length]
+        )  # [batch, max_length]
+
+    def example_values(self, num_rows: int) -> np.ndarray:
+        """The element's values over a few positions, row 0 full and the next ones shorter
+        (padded), so that warm-up exercises the padding."""
+        width = min(self.max_length, 3)
+        values = self.element.example_values(width)
+        column = np.empty((num_rows, width), dtype=values.dtype)
+        for i in range(num_rows):
+            length = width - (i % width)
+            column[i, :length] = values[:length]
+            column[i, length:] = SEQUENCE_PAD[self.dtype]
+        return column
+
+    # Encoding: numbers averaged over the sequence; indices embedded and mean-pooled over
+    # the non-padding positions.
+    @property
+    def embedding_rows(self) -> int:
+        return 0 if self.modality == "numeric" else self.cardinality
+
+    @property
+    def embedding_table_name(self) -> str:
+        return f"embedding_{self.name}"
+
+    def embedding_width(self, default: int) -> int:
+        return self.embedding_dim or default
+
+    def encoded_width(self, default: int) -> int:
+        return 1 if self.modality == "numeric" else self.embedding_width(default)
+
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
+        if self.modality == "numeric":
+            return tf.reduce_mean(tf.cast(inputs, tf.float32), axis=1, keepdims=True)  # [batch, 1]
+        embedded = table(inputs)  # [batch, length, width]
+        mask = tf.cast(inputs > 0, embedded.dtype)[:, :, tf.newaxis]  # [batch, length, 1]
+        total = tf.reduce_sum(embedded * mask, axis=1)  # [batch, width]
+        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class EmbeddingFeature:
@@ -275,6 +477,8 @@ class EmbeddingFeature:
     name: str
     dim: int
     kind: ClassVar[str] = "embedding"
+    modality: ClassVar[str] = "embedding"
+    is_sequence: ClassVar[bool] = False
     dtype: ClassVar[str] = FLOAT32
     is_fitted: ClassVar[bool] = True
 
@@ -285,6 +489,32 @@ class EmbeddingFeature:
 
     def fitted(self, values: np.ndarray) -> EmbeddingFeature:
         return self
+
+    def lookup_layer(self) -> None:
+        return None
+
+    def preprocess(self, values: tf.Tensor, lookup: None = None) -> tf.Tensor:
+        return tf.where(tf.math.is_finite(values), values, tf.zeros_like(values))  # [batch, dim]
+
+    def example_values(self, num_rows: int) -> np.ndarray:
+        """Small values across the dimensions; the last of 3+ rows is missing."""
+        column = np.tile(np.linspace(-1.0, 1.0, self.dim, dtype=np.float32), (num_rows, 1))
+        if num_rows >= 3:
+            column[-1] = np.nan
+        return column
+
+    # Encoding: the vector as it is.
+    embedding_rows: ClassVar[int] = 0
+    embedding_table_name: ClassVar[str] = ""
+
+    def embedding_width(self, default: int) -> int:
+        return 0
+
+    def encoded_width(self, default: int) -> int:
+        return self.dim
+
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
+        return tf.cast(inputs, tf.float32)  # [batch, dim]
 
 
 Feature = CategoricalFeature | IdFeature | NumericFeature | SequenceFeature | EmbeddingFeature

@@ -12,38 +12,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfzoo.data.features import (
-    FLOAT32,
-    INT64,
-    STRING,
-    CategoricalFeature,
-    DatasetSpec,
-    EmbeddingFeature,
-    IdFeature,
-    NumericFeature,
-    SequenceFeature,
-    as_spec,
-)
-
-
-def _lookup_layer(feature: CategoricalFeature) -> tf.keras.layers.Layer:
-    name = f"lookup_{feature.name}"
-    if feature.hash_buckets is not None:
-        return tf.keras.layers.Hashing(num_bins=feature.hash_buckets, name=name)
-    if feature.dtype == STRING:
-        return tf.keras.layers.StringLookup(
-            vocabulary=list(feature.vocabulary),
-            num_oov_indices=feature.num_oov_buckets,
-            mask_token=None,
-            name=name,
-        )
-    return tf.keras.layers.IntegerLookup(
-        vocabulary=list(feature.vocabulary),
-        num_oov_indices=feature.num_oov_buckets,
-        mask_token=None,
-        vocabulary_dtype="int64",
-        name=name,
-    )
+from tfzoo.data.features import FLOAT32, INT64, STRING, DatasetSpec, as_spec
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -75,42 +44,9 @@ class FeaturePreprocessor(tf.keras.layers.Layer):
         # Lookup tables are not weights: they are created once, here, from the spec.
         self._lookups = {}
         for feature in self.feature_spec.features:
-            element = feature.element if isinstance(feature, SequenceFeature) else feature
-            if isinstance(element, CategoricalFeature):
-                self._lookups[feature.name] = _lookup_layer(element)
-
-    def _element(self, name: str, feature, values: tf.Tensor) -> tf.Tensor:
-        if isinstance(feature, CategoricalFeature):
-            return self._lookups[name](values)
-        if isinstance(feature, IdFeature):
-            in_range = (values >= 0) & (values < feature.num_ids)
-            return tf.where(in_range, values, tf.constant(feature.num_ids, tf.int64))
-        # NumericFeature
-        if feature.log1p:
-            values = tf.sign(values) * tf.math.log1p(tf.abs(values))
-        standardised = (values - feature.mean) / feature.std
-        return tf.where(tf.math.is_finite(standardised), standardised, tf.zeros_like(standardised))
-
-    def _sequence(self, feature: SequenceFeature, values: tf.Tensor) -> tf.Tensor:
-        if feature.dtype == FLOAT32:
-            valid = tf.math.is_finite(values)
-        elif feature.dtype == INT64:
-            valid = values >= 0
-        else:
-            valid = tf.not_equal(values, "")
-        # A row's length runs to its last valid element; gaps before it stay in place as
-        # missing values, so channels of one behaviour sequence remain aligned.
-        positions = tf.range(1, tf.shape(values, out_type=tf.int64)[1] + 1)  # [width]
-        lengths = tf.reduce_max(tf.where(valid, positions[tf.newaxis, :], 0), axis=1)  # [batch]
-        # Keep the most recent `max_length` positions of each row, left-aligned.
-        kept = tf.RaggedTensor.from_tensor(values, lengths=lengths)[:, -feature.max_length :]
-        element = self._element(feature.name, feature.element, kept.flat_values)
-        if not isinstance(feature.element, NumericFeature):
-            element = element + 1  # index 0 is padding
-        padded = kept.with_flat_values(element).to_tensor(
-            default_value=tf.zeros([], element.dtype), shape=[None, feature.max_length]
-        )
-        return padded  # [batch, max_length]
+            lookup = feature.lookup_layer()
+            if lookup is not None:
+                self._lookups[feature.name] = lookup
 
     def call(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         outputs = {}
@@ -130,12 +66,7 @@ class FeaturePreprocessor(tf.keras.layers.Layer):
                     values = tf.cast(values, want)
                 else:
                     raise TypeError(f"Feature {feature.name!r} must be {want.name}; got {values.dtype.name}.")
-            if isinstance(feature, SequenceFeature):
-                outputs[feature.name] = self._sequence(feature, values)
-            elif isinstance(feature, EmbeddingFeature):
-                outputs[feature.name] = tf.where(tf.math.is_finite(values), values, tf.zeros_like(values))
-            else:
-                outputs[feature.name] = self._element(feature.name, feature, values)
+            outputs[feature.name] = feature.preprocess(values, self._lookups.get(feature.name))
         return outputs
 
     def get_config(self) -> dict[str, Any]:

@@ -19,15 +19,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from tfzoo.data.features import (
-    FLOAT32,
-    INT64,
-    STRING,
-    CategoricalFeature,
     DatasetSpec,
-    EmbeddingFeature,
-    IdFeature,
-    NumericFeature,
-    SequenceFeature,
 )
 from tfzoo.export.signature_values import synthesize_inputs  # noqa: F401  (re-exported)
 
@@ -41,39 +33,6 @@ def warmup_path(saved_model_dir: str | Path) -> Path:
     return Path(saved_model_dir) / WARMUP_DIRECTORY / WARMUP_FILE
 
 
-def _element_values(feature, num_values: int) -> np.ndarray:
-    """`num_values` valid raw values of a categorical, id or numeric feature.
-
-    Row i takes the i-th vocabulary value (cycling), id i, or mean + (-1)^i * std * (i > 0)
-    in raw space; the last of 3+ values of a numeric feature is missing (NaN), so warm-up
-    also runs the missing-value path.
-    """
-    if isinstance(feature, CategoricalFeature):
-        if feature.vocabulary:
-            return np.array(
-                [feature.vocabulary[i % len(feature.vocabulary)] for i in range(num_values)],
-                dtype=object if feature.dtype == STRING else np.int64,
-            )
-        # Hashed: any value is valid; the out-of-vocabulary path is what serving sees most.
-        return (
-            np.array([f"value_{i}" for i in range(num_values)], dtype=object)
-            if feature.dtype == STRING
-            else np.arange(num_values, dtype=np.int64)
-        )
-    if isinstance(feature, IdFeature):
-        return np.arange(num_values, dtype=np.int64) % feature.num_ids
-    if isinstance(feature, NumericFeature):
-        mean = feature.mean if feature.mean is not None else 0.0
-        std = feature.std if feature.std is not None else 1.0
-        transformed = np.array([mean + (0 if i == 0 else (-1) ** i * std) for i in range(num_values)])
-        # Invert the optional log1p so that the raw value maps to the intended statistic.
-        values = np.sign(transformed) * np.expm1(np.abs(transformed)) if feature.log1p else transformed
-        if num_values >= 3:
-            values[-1] = np.nan
-        return values.astype(np.float32)
-    raise TypeError(f"Feature {feature.name!r} of kind {feature.kind!r} has no element values.")
-
-
 def example_rows(spec: DatasetSpec, num_rows: int = 4) -> dict[str, np.ndarray]:
     """`num_rows` rows of raw features, valid for `spec.serving_signature()`.
 
@@ -84,26 +43,7 @@ def example_rows(spec: DatasetSpec, num_rows: int = 4) -> dict[str, np.ndarray]:
     """
     if num_rows < 1:
         raise ValueError(f"`num_rows` must be >= 1. Received: num_rows={num_rows}")
-    rows: dict[str, np.ndarray] = {}
-    for feature in spec.features:
-        if isinstance(feature, SequenceFeature):
-            width = min(feature.max_length, 3)
-            values = _element_values(feature.element, width)
-            padding = {STRING: "", INT64: -1, FLOAT32: np.nan}[feature.dtype]
-            column = np.empty((num_rows, width), dtype=values.dtype)
-            for i in range(num_rows):
-                length = width - (i % width)  # row 0 full, then shorter: exercises padding
-                column[i, :length] = values[:length]
-                column[i, length:] = padding
-            rows[feature.name] = column
-        elif isinstance(feature, EmbeddingFeature):
-            column = np.tile(np.linspace(-1.0, 1.0, feature.dim, dtype=np.float32), (num_rows, 1))
-            if num_rows >= 3:
-                column[-1] = np.nan
-            rows[feature.name] = column
-        else:
-            rows[feature.name] = _element_values(feature, num_rows)
-    return rows
+    return {feature.name: feature.example_values(num_rows) for feature in spec.features}
 
 
 def signature_inputs(function: tf.types.experimental.ConcreteFunction) -> dict[str, tf.TensorSpec]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfzoo.data.features import NumericFeature, SequenceFeature, as_spec
+from tfzoo.data.features import as_spec
 from tfzoo.layers.parallel_transformer import ParallelTransformerBlock
 from tfzoo.layers.routers import masked_mean
 
@@ -45,7 +45,7 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.feature_spec = as_spec(feature_spec)
         channels = self.feature_spec.features
-        if not channels or not all(isinstance(f, SequenceFeature) for f in channels):
+        if not channels or not all(f.is_sequence for f in channels):
             raise ValueError(
                 f"A behaviour sequence needs sequence features only. Received: features={[f.name for f in channels]}"
             )
@@ -54,7 +54,7 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
                 "The channels of one behaviour sequence must share `max_length`. "
                 f"Received: { {f.name: f.max_length for f in channels} }"
             )
-        if not any(not isinstance(f.element, NumericFeature) for f in channels):
+        if not any(f.modality != "numeric" for f in channels):
             raise ValueError(
                 "A behaviour sequence needs a categorical or id channel to tell padding apart. "
                 f"Received: features={[f.name for f in channels]}"
@@ -67,7 +67,7 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
     def build(self, input_shape):
         self.channel_embeddings = {}
         for f in self.feature_spec.features:
-            if isinstance(f.element, NumericFeature):
+            if f.modality == "numeric":
                 self.channel_embeddings[f.name] = tf.keras.layers.Dense(self.model_dim, name=f"{f.name}_projection")
             else:
                 self.channel_embeddings[f.name] = tf.keras.layers.Embedding(
@@ -83,12 +83,12 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, features, training=None):
-        mask_channel = next(f for f in self.feature_spec.features if not isinstance(f.element, NumericFeature))
+        mask_channel = next(f for f in self.feature_spec.features if f.modality != "numeric")
         mask = features[mask_channel.name] > 0  # [batch, L]
         x = 0.0
         for f in self.feature_spec.features:
             values = features[f.name]
-            if isinstance(f.element, NumericFeature):
+            if f.modality == "numeric":
                 x += self.channel_embeddings[f.name](tf.cast(values, tf.float32)[:, :, tf.newaxis])  # [batch, L, d]
             else:
                 x += self.channel_embeddings[f.name](values)  # [batch, L, d]

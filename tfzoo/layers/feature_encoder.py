@@ -7,15 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfzoo.data.features import (
-    CategoricalFeature,
-    DatasetSpec,
-    EmbeddingFeature,
-    IdFeature,
-    NumericFeature,
-    SequenceFeature,
-    as_spec,
-)
+from tfzoo.data.features import DatasetSpec, as_spec
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -46,59 +38,22 @@ class FeatureEncoder(tf.keras.layers.Layer):
         self.feature_spec = as_spec(feature_spec)
         self.embedding_dim = embedding_dim
 
-    def _width(self, feature) -> int:
-        return feature.embedding_dim or self.embedding_dim
-
     @property
     def output_dim(self) -> int:
-        total = 0
-        for f in self.feature_spec.features:
-            if isinstance(f, EmbeddingFeature):
-                total += f.dim
-            elif isinstance(f, NumericFeature):
-                total += 1 + (self.embedding_dim if f.num_bucket_indices else 0)
-            elif isinstance(f, SequenceFeature) and isinstance(f.element, NumericFeature):
-                total += 1
-            else:
-                total += self._width(f)
-        return total
+        return sum(f.encoded_width(self.embedding_dim) for f in self.feature_spec.features)
 
     def build(self, input_shape):
         self._embeddings = {}
         for f in self.feature_spec.features:
-            if isinstance(f, (CategoricalFeature, IdFeature)) or (
-                isinstance(f, SequenceFeature) and not isinstance(f.element, NumericFeature)
-            ):
+            if f.embedding_rows:
                 self._embeddings[f.name] = tf.keras.layers.Embedding(
-                    f.cardinality, self._width(f), name=f"embedding_{f.name}"
-                )
-            elif isinstance(f, NumericFeature) and f.num_bucket_indices:
-                self._embeddings[f.name] = tf.keras.layers.Embedding(
-                    f.num_bucket_indices, self.embedding_dim, name=f"bucket_embedding_{f.name}"
+                    f.embedding_rows, f.embedding_width(self.embedding_dim), name=f.embedding_table_name
                 )
         super().build(input_shape)
 
     def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        parts = []
-        for f in self.feature_spec.features:
-            x = features[f.name]
-            if isinstance(f, EmbeddingFeature):
-                parts.append(tf.cast(x, tf.float32))  # [batch, dim]
-            elif isinstance(f, NumericFeature):
-                x = tf.cast(x, tf.float32)
-                parts.append(x[:, tf.newaxis])  # [batch, 1]
-                if f.num_bucket_indices:
-                    bucket = tf.raw_ops.Bucketize(input=x, boundaries=list(f.boundaries))  # [batch]
-                    parts.append(self._embeddings[f.name](bucket))  # [batch, embedding_dim]
-            elif isinstance(f, SequenceFeature) and isinstance(f.element, NumericFeature):
-                parts.append(tf.reduce_mean(tf.cast(x, tf.float32), axis=1, keepdims=True))  # [batch, 1]
-            elif isinstance(f, SequenceFeature):
-                embedded = self._embeddings[f.name](x)  # [batch, length, width]
-                mask = tf.cast(x > 0, embedded.dtype)[:, :, tf.newaxis]  # [batch, length, 1]
-                total = tf.reduce_sum(embedded * mask, axis=1)  # [batch, width]
-                parts.append(total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0))
-            else:
-                parts.append(self._embeddings[f.name](x))  # [batch, width]
+        # Each feature encodes itself (`tfzoo.data.features`): [batch, its encoded width].
+        parts = [f.encode(features[f.name], self._embeddings.get(f.name)) for f in self.feature_spec.features]
         return tf.concat(parts, axis=-1)  # [batch, output_dim]
 
     def compute_output_shape(self, input_shape):

@@ -7,26 +7,17 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfzoo.data.features import (
-    DatasetSpec,
-    EmbeddingFeature,
-    IdFeature,
-    NumericFeature,
-    SequenceFeature,
-    as_spec,
-)
+from tfzoo.data.features import DatasetSpec, as_spec
 from tfzoo.layers.feature_encoder import FeatureEncoder
 
 
 def _part(feature) -> str:
-    if isinstance(feature, IdFeature):
-        return "id"
-    if isinstance(feature, EmbeddingFeature):
-        return "precomputed"
-    if isinstance(feature, NumericFeature) or (
-        isinstance(feature, SequenceFeature) and isinstance(feature.element, NumericFeature)
-    ):
+    if feature.modality == "numeric":  # numbers and number sequences
         return "wide"
+    if feature.modality == "embedding":
+        return "precomputed"
+    if feature.modality == "id" and not feature.is_sequence:
+        return "id"
     return "deep"  # categorical, categorical / id sequences
 
 
