@@ -246,4 +246,8 @@ def test_friend_retrieval_export_writes_the_index_metadata(small_friend_graph, s
         index="brute_force",
         target_recall=0.9,
     )
-    assert json.loads((brute / "assets.extra" / "ann_index.json").read_text()) == {"kind": "brute_force", "exact": True}
+    assert json.loads((brute / "assets.extra" / "ann_index.json").read_text()) == {
+        "kind": "brute_force",
+        "exact": True,
+        "fusion": None,
+    }
