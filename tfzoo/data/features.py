@@ -54,8 +54,31 @@ def _check_name(name: str) -> None:
         )
 
 
+class _EmbeddedIndices:
+    """Encoding of a feature whose model inputs are indices (`tfzoo.layers.FeatureEncoder`):
+    an embedding table of `cardinality` rows, `embedding_dim` wide (else the encoder's
+    default). Shared by categorical, id and index-sequence features."""
+
+    @property
+    def embedding_rows(self) -> int:
+        return self.cardinality
+
+    @property
+    def embedding_table_name(self) -> str:
+        return f"embedding_{self.name}"
+
+    def embedding_width(self, default: int) -> int:
+        return self.embedding_dim or default
+
+    def encoded_width(self, default: int) -> int:
+        return self.embedding_width(default)
+
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
+        return table(inputs)  # [batch, width]
+
+
 @dataclasses.dataclass(frozen=True)
-class CategoricalFeature:
+class CategoricalFeature(_EmbeddedIndices):
     """A categorical value, looked up in a vocabulary or hashed into buckets.
 
     With a vocabulary, values outside it go to `num_oov_buckets` out-of-vocabulary
@@ -155,27 +178,9 @@ class CategoricalFeature:
             return np.array([f"value_{i}" for i in range(num_rows)], dtype=object)
         return np.arange(num_rows, dtype=np.int64)
 
-    # Encoding (`tfzoo.layers.FeatureEncoder`): an embedding table of its indices.
-    @property
-    def embedding_rows(self) -> int:
-        return self.cardinality
-
-    @property
-    def embedding_table_name(self) -> str:
-        return f"embedding_{self.name}"
-
-    def embedding_width(self, default: int) -> int:
-        return self.embedding_dim or default
-
-    def encoded_width(self, default: int) -> int:
-        return self.embedding_width(default)
-
-    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
-        return table(inputs)  # [batch, width]
-
 
 @dataclasses.dataclass(frozen=True)
-class IdFeature:
+class IdFeature(_EmbeddedIndices):
     """An integer id in `[0, num_ids)`; any other value maps to the OOV index `num_ids`."""
 
     name: str
@@ -209,24 +214,6 @@ class IdFeature:
 
     def example_values(self, num_rows: int) -> np.ndarray:
         return np.arange(num_rows, dtype=np.int64) % self.num_ids
-
-    # Encoding (`tfzoo.layers.FeatureEncoder`): an embedding table of its indices.
-    @property
-    def embedding_rows(self) -> int:
-        return self.cardinality
-
-    @property
-    def embedding_table_name(self) -> str:
-        return f"embedding_{self.name}"
-
-    def embedding_width(self, default: int) -> int:
-        return self.embedding_dim or default
-
-    def encoded_width(self, default: int) -> int:
-        return self.embedding_width(default)
-
-    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
-        return table(inputs)  # [batch, width]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -345,7 +332,7 @@ ElementFeature = CategoricalFeature | IdFeature | NumericFeature
 
 
 @dataclasses.dataclass(frozen=True)
-class SequenceFeature:
+class SequenceFeature(_EmbeddedIndices):
     """A variable-length sequence of categorical, id or numeric elements.
 
     Raw columns are [n, w] arrays, right-padded with "" (strings), -1 (ints) or NaN
@@ -450,13 +437,6 @@ class SequenceFeature:
     @property
     def embedding_rows(self) -> int:
         return 0 if self.modality == "numeric" else self.cardinality
-
-    @property
-    def embedding_table_name(self) -> str:
-        return f"embedding_{self.name}"
-
-    def embedding_width(self, default: int) -> int:
-        return self.embedding_dim or default
 
     def encoded_width(self, default: int) -> int:
         return 1 if self.modality == "numeric" else self.embedding_width(default)
