@@ -34,10 +34,8 @@ def zoo_models(tmp_path_factory) -> tuple[Path, dict[str, Reference]]:
     return base, references
 
 
-@pytest.fixture(scope="session")
-def zoo_server(zoo_models):
-    """One server (gRPC + REST, batching on) over the zoo models; 1 MiB message limit."""
-    base, _ = zoo_models
+def _start_server(base: Path) -> ModelServer:
+    """A server (gRPC + REST, batching on) over the models under `base`; 1 MiB message limit."""
     options = ServerOptions(
         model_base_path=base,
         port=0,
@@ -47,7 +45,24 @@ def zoo_server(zoo_models):
         max_message_bytes=ZOO_MAX_MESSAGE_BYTES,
         batching=BatchingOptions(max_batch_size=32, batch_timeout_micros=2000),
     )
-    server = ModelServer(options).start()
+    return ModelServer(options).start()
+
+
+@pytest.fixture(scope="session")
+def zoo_server(zoo_models):
+    """One server over every zoo model."""
+    server = _start_server(zoo_models[0])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ranker_server(tmp_path_factory):
+    """The same server over one exported ranker, `mmoe`: what the error tests need, built
+    in seconds instead of the whole zoo."""
+    base = tmp_path_factory.mktemp("ranker_models")
+    export_zoo_model("mmoe", base)
+    server = _start_server(base)
     yield server
     server.stop()
 

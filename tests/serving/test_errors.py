@@ -26,8 +26,8 @@ def _predict_error(client: Client, inputs, **kwargs) -> grpc.RpcError:
 
 
 @pytest.fixture(scope="module")
-def client(zoo_server):
-    with Client(zoo_server.grpc_target) as client:
+def client(ranker_server):
+    with Client(ranker_server.grpc_target) as client:
         yield client
 
 
@@ -97,7 +97,7 @@ def test_other_bad_requests_are_invalid_argument(client):
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_oversized_message_is_resource_exhausted_and_the_server_keeps_serving(client, zoo_server):
+def test_oversized_message_is_resource_exhausted_and_the_server_keeps_serving(client, ranker_server):
     rows = ZOO_MAX_MESSAGE_BYTES // (16 * 4) + 10
     big = {k: np.repeat(v[:1], rows, axis=0) for k, v in GOOD.items()}
     error = _predict_error(client, big)
@@ -105,7 +105,7 @@ def test_oversized_message_is_resource_exhausted_and_the_server_keeps_serving(cl
     assert client.status(MODEL)[0].state == "AVAILABLE"
     assert set(client.predict(MODEL, GOOD)) == {"ctr", "atc", "cvr"}
     status, body = rest_call(
-        zoo_server.rest_url,
+        ranker_server.rest_url,
         f"/v1/models/{MODEL}:predict",
         raw=b'{"instances": [' + b"0," * ZOO_MAX_MESSAGE_BYTES + b"0]}",
     )
@@ -170,22 +170,22 @@ def _instances(inputs):
         "malformed-path",
     ],
 )
-def test_rest_errors_have_tf_serving_statuses_and_error_bodies(zoo_server, path, body, status, fragment):
-    got_status, got_body = rest_call(zoo_server.rest_url, path, body)
+def test_rest_errors_have_tf_serving_statuses_and_error_bodies(ranker_server, path, body, status, fragment):
+    got_status, got_body = rest_call(ranker_server.rest_url, path, body)
     assert got_status == status, got_body
     assert set(got_body) == {"error"} and fragment in got_body["error"]
 
 
-def test_rest_rejects_bad_json_and_unknown_routes(zoo_server):
-    status, body = rest_call(zoo_server.rest_url, f"/v1/models/{MODEL}:predict", raw=b"{not json")
+def test_rest_rejects_bad_json_and_unknown_routes(ranker_server):
+    status, body = rest_call(ranker_server.rest_url, f"/v1/models/{MODEL}:predict", raw=b"{not json")
     assert status == 400 and "JSON Parse error" in body["error"]
-    status, body = rest_call(zoo_server.rest_url, "/v1/models/no_such_model")
+    status, body = rest_call(ranker_server.rest_url, "/v1/models/no_such_model")
     assert status == 404 and "no_such_model" in body["error"]
-    status, body = rest_call(zoo_server.rest_url, f"/v1/models/{MODEL}/versions/9/metadata")
+    status, body = rest_call(ranker_server.rest_url, f"/v1/models/{MODEL}/versions/9/metadata")
     assert status == 404
     # Still healthy afterwards.
     status, body = rest_call(
-        zoo_server.rest_url, f"/v1/models/{MODEL}:predict", {"inputs": {k: to_json(v) for k, v in GOOD.items()}}
+        ranker_server.rest_url, f"/v1/models/{MODEL}:predict", {"inputs": {k: to_json(v) for k, v in GOOD.items()}}
     )
     assert status == 200 and len(body["outputs"]["ctr"]) == 2
     assert json.dumps(body)

@@ -19,10 +19,13 @@ from tensorflow_gnn.experimental import sampler as tfgnn_sampler
 from tensorflow_gnn.sampler import sampling_spec_builder
 
 from tfzoo.data.friend_graph import FriendGraph
+from tfzoo.graph import sampler_ops
 from tfzoo.graph.ops import remove_edges_between
 from tfzoo.graph.schema import FEATURES, FRIENDS, NODE_ID, USERS, friend_graph_tensor
 
 DEFAULT_FANOUTS = (10, 5)
+
+sampler_ops.install()  # flat-value index operations: the sampler traces in about a second
 
 
 class SubgraphSampler:
@@ -69,9 +72,21 @@ class SubgraphSampler:
         # converting TF-GNN's source costs tens of seconds per process and per traced map.
         create = tf.autograph.experimental.do_not_convert(tfgnn_sampler.create_sampling_model_from_spec)
         self._model = create(schema, spec, edge_sampler, seed_node_dtype=tf.int64)
+        # Traced once per sampler: every later call (eager, or from a `tf.data` map that
+        # samples queries, candidates and negatives) reuses the one concrete function instead
+        # of re-tracing the sampler's ragged ops, which costs tens of seconds per trace.
+        self._sample = tf.function(
+            self._sample_users,
+            input_signature=[tf.TensorSpec([None], tf.int64)],
+            autograph=False,
+            reduce_retracing=True,
+        )
 
     def __call__(self, users: tf.Tensor) -> tfgnn.GraphTensor:
-        seeds = tf.RaggedTensor.from_tensor(tf.reshape(tf.cast(users, tf.int64), [-1, 1]))  # [batch, (1)]
+        return self._sample(tf.reshape(tf.cast(users, tf.int64), [-1]))
+
+    def _sample_users(self, users: tf.Tensor) -> tfgnn.GraphTensor:
+        seeds = tf.RaggedTensor.from_tensor(users[:, tf.newaxis])  # [batch, (1)]
         batch = self._model(seeds).merge_batch_to_components()
         ids = batch.node_sets[USERS][NODE_ID]  # [nodes]
         return batch.replace_features(node_sets={USERS: {NODE_ID: ids, FEATURES: tf.gather(self.features, ids)}})

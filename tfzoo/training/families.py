@@ -503,7 +503,7 @@ class BehaviourPretrainingFamily(ModelFamily):
         # A call builds the model, one loss evaluation every head: a checkpoint restores at once.
         sample = channel_columns(data.train.take(np.arange(min(8, len(data.train)))))
         model(sample)
-        model.masked_channel_loss(sample, training=False)
+        model.loss_terms(sample, training=False)
         model.reset_metrics()
         return Prepared(model=model, inputs=inputs, data=data, split=data.split)
 
@@ -600,16 +600,15 @@ class FriendRetrievalFamily(ModelFamily):
         uniform_negatives = int(options.pop("uniform_negatives", 0))
         fusion = self._fusion_heuristic(options.pop("fusion"))
         scales = {name: options.pop(f"{name}_scale") for name in ("cca", "mae") if f"{name}_scale" in options}
-        first_batches = (
-            SubgraphSampler(data.train, fanouts=fanouts, seed=config.seed)
-            .friendship_dataset(
-                directed_pairs(data.train.edges),
-                batch_size=config.batch_size,
-                shuffle_seed=config.seed,
-                uniform_negatives=uniform_negatives,
-            )
-            .take(SSMTL_CALIBRATION_BATCHES)
-        )
+        # One sampler for the calibration batches and the training stream: building and
+        # tracing a sampler costs seconds, sampling with it milliseconds.
+        sampler = SubgraphSampler(data.train, fanouts=fanouts, seed=config.seed)
+        first_batches = sampler.friendship_dataset(
+            directed_pairs(data.train.edges),
+            batch_size=config.batch_size,
+            shuffle_seed=config.seed,
+            uniform_negatives=uniform_negatives,
+        ).take(SSMTL_CALIBRATION_BATCHES)
         if inputs is None:
             # A new run: the calibrated weights are computed once and stored with the run.
             options.update(self._calibrated_weights(config, options, scales, first_batches, data.graph.features.dim))
@@ -630,7 +629,7 @@ class FriendRetrievalFamily(ModelFamily):
         model.compile(optimizer=make_optimizer(config, steps_per_epoch))
         # One loss evaluation builds every objective's layers, so a checkpoint restores at once.
         model.build_objectives(next(iter(first_batches)))
-        return Prepared(model=model, inputs=inputs, data=data, split=data.split)
+        return Prepared(model=model, inputs=inputs, data=data, split=data.split, cache={"train_sampler": sampler})
 
     @staticmethod
     def _calibrated_weights(
@@ -673,8 +672,7 @@ class FriendRetrievalFamily(ModelFamily):
                 uniform_negatives=negatives,
             )
 
-        sampler = SubgraphSampler(data.train, fanouts=prepared.inputs["fanouts"], seed=config.seed)
-        train = sampler.friendship_dataset(
+        train = prepared.cache["train_sampler"].friendship_dataset(
             pairs,
             batch_size=config.batch_size,
             shuffle_seed=config.seed,
