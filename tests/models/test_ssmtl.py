@@ -169,9 +169,9 @@ def test_self_supervision_sees_the_first_ssl_batch_size_subgraphs(friendship_bat
     model.compute_loss(batch)
     subset = first_components(batch["query"], 8)
     # Without augmentation (training=False) both losses are deterministic functions of the subset.
-    parts = model.loss_parts(batch, training=False)
-    assert float(parts["mae"][1]) == pytest.approx(float(model.mae_loss(subset, training=False)), rel=1e-5)
-    assert float(parts["cca"][1]) == pytest.approx(float(model.cca_loss(subset, training=False)), rel=1e-5)
+    terms = model.loss_terms(batch, training=False)
+    assert float(terms["mae"].value) == pytest.approx(float(model.mae_loss(subset, training=False)), rel=1e-5)
+    assert float(terms["cca"].value) == pytest.approx(float(model.cca_loss(subset, training=False)), rel=1e-5)
     with pytest.raises(ValueError, match="ssl_batch_size=1"):
         _model(ssl_batch_size=1)
 

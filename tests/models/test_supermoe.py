@@ -71,7 +71,8 @@ def test_a_masked_step_hides_every_channel(sequences):
     pretrainer = MaskedChannelPretrainer(
         encoder=encoder_options(sizes), masked_channels=["item", "rating"], mask_rate=0.3, seed=1
     )
-    chosen = pretrainer.draw_masked_steps(features).numpy()  # [64, L]
+    seed = tf.constant([1, 0], tf.int64)
+    chosen = pretrainer.draw_masked_steps(features, seed).numpy()  # [64, L]
     valid = features["item"] > 0
     assert chosen.sum() > 20 and not (chosen & ~valid).any()
     rng = np.random.default_rng(0)
@@ -93,7 +94,8 @@ def test_a_masked_step_hides_every_channel(sequences):
     np.testing.assert_allclose(pretrainer.encoder(masked).numpy(), pretrainer.encoder(masked_other).numpy())
 
     # The prediction targets: the masked steps with a known value (a target's rating is [MASK]).
-    masked_features, positions = pretrainer.mask_channels(features)
+    masked_features, positions = pretrainer.mask_channels(features, seed)
+    np.testing.assert_array_equal(positions["item"].numpy(), chosen & valid)
     targets = positions["rating"].numpy()
     assert targets.any() and not (targets & (features["rating"] == RATING_VOCABULARY)).any()
     np.testing.assert_array_equal(masked_features["title"].numpy()[positions["item"].numpy()], 0.0)

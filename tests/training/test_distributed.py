@@ -97,49 +97,6 @@ def test_two_worker_multi_worker_mirrored_matches_one_device(single_device_run, 
     _assert_same_training(run, single_device_run)
 
 
-GREC_OPTIONS = {
-    "token_features": {"user": ["cat_0", "num_0"], "item": ["item_vector"]},
-    "model_dim": 8,
-    "num_heads": 2,
-    "num_experts": 4,
-    "top_k": 2,
-    "expert_units": [8],
-    "tower_units": [4],
-}
-
-
-def test_grec_under_two_workers_matches_one_device(tmp_path):
-    # Task-sentence routing is dropless, so replicas route their rows exactly as one device
-    # does; only the load-balancing loss (computed per replica, on half the rows) differs,
-    # by its small weight: hence a looser tolerance than MMoE's.
-    config = RunConfig(
-        model="grec", dataset="synthetic", epochs=EPOCHS, batch_size=BATCH_SIZE, model_options=GREC_OPTIONS
-    )
-    train(config, tmp_path / "single", verbose=0)
-    options = [arg for key, value in GREC_OPTIONS.items() for arg in ("--option", f"{key}={json.dumps(value)}")]
-    code, log = _launch(
-        [
-            *TFZOO,
-            "train",
-            "grec",
-            "--dataset",
-            "synthetic",
-            "--epochs",
-            str(EPOCHS),
-            "--batch-size",
-            str(BATCH_SIZE),
-            *options,
-            "--strategy",
-            "multi_worker",
-            "--out",
-            str(tmp_path / "multi_worker"),
-        ],
-        workers=2,
-    )
-    assert code == 0, log[-5000:]
-    _assert_same_training(tmp_path / "multi_worker", tmp_path / "single", rtol=1e-3)
-
-
 def _latest_backup_position(backup_dir) -> tuple[int, int] | None:
     latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))
     if latest is None:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 
@@ -70,14 +71,15 @@ def test_nan_loss_stops_training_with_a_clear_message_and_keeps_the_good_checkpo
     one_epoch_run, tmp_path, monkeypatch
 ):
     run_dir = copy_of(one_epoch_run[0], tmp_path)
-    original = MultiTaskModel.compute_loss
+    original = MultiTaskModel.loss_terms
 
     def diverging(self, inputs, training=False):
-        # Fault injection: from the 4th step of the second epoch on, the loss is NaN.
-        loss = original(self, inputs, training=training)
-        return tf.where(self.optimizer.iterations >= 16 + 3, tf.constant(np.nan), loss)
+        # Fault injection: from the 4th step of the second epoch on, every loss term is NaN.
+        nan = tf.where(self.optimizer.iterations >= 16 + 3, tf.constant(np.nan), 0.0)
+        terms = original(self, inputs, training=training)
+        return {name: dataclasses.replace(term, value=term.value + nan) for name, term in terms.items()}
 
-    monkeypatch.setattr(MultiTaskModel, "compute_loss", diverging)
+    monkeypatch.setattr(MultiTaskModel, "loss_terms", diverging)
     with pytest.raises(TrainingDivergedError, match=r"the loss became nan at epoch 2, batch 4 \(.*ctr_loss="):
         train(config(epochs=3), run_dir, resume=True, verbose=0)
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-1")

@@ -9,14 +9,15 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfzoo.data.features import DatasetSpec, as_spec
+from tfzoo.models.base import LossTerm, ZooModel, sum_over_replicas
 
 # Evenly spaced thresholds let Keras bucket predictions in O(batch + thresholds); 2,000 keep
 # the logged AUC within ~1e-3 of the exact value on Census (exact figures: tfzoo.evaluation).
 AUC_THRESHOLDS = 2000
 
 
-class MultiTaskModel(tfrs.Model):
-    """A `tfrs.Model` with one binary task per label.
+class MultiTaskModel(ZooModel):
+    """A `tfrs.Model` with one binary task per label (its training step: `ZooModel`).
 
     Subclasses build `encoder`, `trunk` and `towers` in `__init__` (see `task_logits`), or
     override `task_logits` when their structure is different.
@@ -65,8 +66,7 @@ class MultiTaskModel(tfrs.Model):
         }
         for task in self.ranking_tasks.values():
             task.build(None)  # weightless; marked built so SavedModel export serialises it quietly
-        self.task_loss_trackers = {t: tf.keras.metrics.Mean(name=f"{t}_loss") for t in self.tasks}
-        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
+        self.track_loss_terms(self.tasks)
 
     def compile(self, optimizer="adam", **kwargs):
         # Label masks travel as Keras sample weights and compute_loss applies them; no
@@ -93,7 +93,10 @@ class MultiTaskModel(tfrs.Model):
         return {t: tf.sigmoid(logit) for t, logit in self.task_logits(features, training=training).items()}
 
     def task_losses(self, inputs, training: bool = False) -> dict[str, tf.Tensor]:
-        """Each task's mean cross-entropy over the rows where its label is present."""
+        """Each task's cross-entropy summed over the rows where its label is present, over
+        the count of such rows in the global batch: this replica's share of the task's mean
+        (under tf.distribute the replicas' shares add up to the global-batch mean, whatever
+        the split of the masked rows across replicas)."""
         features, labels, label_masks = inputs
         logits = self.task_logits(features, training=training)
         losses = {}
@@ -105,44 +108,16 @@ class MultiTaskModel(tfrs.Model):
                 predictions=logits[task][:, tf.newaxis],
                 sample_weight=mask,
             )
-            count = tf.reduce_sum(mask)
-            # Under tf.distribute each replica sees part of the global batch: dividing by
-            # the global count of present labels makes the replicas' losses sum to the
-            # global-batch mean, whatever the split of the (masked) rows across replicas.
-            losses[task] = summed / tf.maximum(_sum_over_replicas(count), 1.0)
-            self.task_loss_trackers[task].update_state(summed / tf.maximum(count, 1.0), sample_weight=count)
+            losses[task] = summed / tf.maximum(sum_over_replicas(tf.reduce_sum(mask)), 1.0)
         return losses
 
-    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    def task_loss_weights(self) -> dict[str, float | tf.Tensor]:
+        return dict(self.task_weights)
+
+    def loss_terms(self, inputs, training: bool = False) -> dict[str, LossTerm]:
         losses = self.task_losses(inputs, training=training)
-        return tf.add_n([self.task_weights[task] * losses[task] for task in self.tasks])
-
-    def _step(self, inputs, training: bool):
-        loss = self.compute_loss(inputs, training=training)
-        # Layer losses (weight decay, MoE balancing) are computed per replica; their
-        # replica mean is what one device would add.
-        regularization = tf.add_n(self.losses) / _num_replicas() if self.losses else tf.constant(0.0)
-        return loss, loss + regularization
-
-    def train_step(self, inputs):
-        with tf.GradientTape() as tape:
-            loss, total = self._step(inputs, training=True)
-        # Optimizers sum gradients over replicas: `total` is this replica's share of the
-        # global-batch loss, so the sum is the gradient of the global-batch mean.
-        gradients = tape.gradient(total, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        self._track_loss(loss)
-        return {m.name: m.result() for m in self.metrics}
-
-    def test_step(self, inputs):
-        loss, _ = self._step(inputs, training=False)
-        self._track_loss(loss)
-        return {m.name: m.result() for m in self.metrics}
-
-    def _track_loss(self, replica_share: tf.Tensor) -> None:
-        # The tracker averages over replicas; a share times the replica count averages to
-        # the global-batch loss, the number a single device would log.
-        self.loss_tracker.update_state(replica_share * _num_replicas())
+        weights = self.task_loss_weights()
+        return {task: LossTerm(losses[task], weight=weights[task]) for task in self.tasks}
 
     def predict_step(self, data):
         features = data[0] if isinstance(data, tuple) else data
@@ -158,15 +133,3 @@ class MultiTaskModel(tfrs.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
-
-
-def _num_replicas() -> float:
-    return float(tf.distribute.get_strategy().num_replicas_in_sync)
-
-
-def _sum_over_replicas(value: tf.Tensor) -> tf.Tensor:
-    """`value` summed over the replicas of the current step (itself outside tf.distribute)."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return value
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)

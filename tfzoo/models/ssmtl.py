@@ -44,12 +44,13 @@ from tfzoo.graph.decoder import RootAttentionDecoder
 from tfzoo.graph.encoder import GraphEncoder, hash_ids
 from tfzoo.graph.ops import first_components, message_receivers, multi_hot, root_ids, root_indices, side_by_side
 from tfzoo.graph.schema import FEATURES, USERS
+from tfzoo.models.base import LossTerm, ZooModel, with_other_replicas
 from tfzoo.objectives.cca_ssg import cca_ssg_loss
 from tfzoo.objectives.graph_mae import scaled_cosine_error
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
-class SSMTLRetrieval(tfrs.Model):
+class SSMTLRetrieval(ZooModel):
     """Friend retrieval with a shared GAT encoder and optional CCA-SSG / GraphMAE objectives.
 
     Training batches are `{"query": graph, "candidate": graph}` of sampled subgraphs,
@@ -168,9 +169,7 @@ class SSMTLRetrieval(tfrs.Model):
         self.retrieval_task = tfrs.tasks.Retrieval(
             temperature=temperature, remove_accidental_hits=True, name="retrieval"
         )
-        self.loss_trackers = {"loss": tf.keras.metrics.Mean(name="loss")}
-        if self.retrieval_weight > 0:
-            self.loss_trackers["retrieval"] = tf.keras.metrics.Mean(name="retrieval_loss")
+        self.track_loss_terms([name for name in ("retrieval", "cca", "mae") if getattr(self, f"{name}_weight") > 0])
         if self.cca_weight > 0:
             self.cca_views = tf.keras.Sequential(
                 [
@@ -186,17 +185,11 @@ class SSMTLRetrieval(tfrs.Model):
                 ],
                 name="cca_head",
             )
-            self.loss_trackers["cca"] = tf.keras.metrics.Mean(name="cca_loss")
         if self.mae_weight > 0:
             self.mae_edge_drop_layer = EdgeDrop(mae_edge_drop, name="mae_edge_drop")
             self.query_masking = QueryNodeMasking(state_dim=hidden_dim, name="query_masking")
             self.mae_head = tf.keras.layers.Dense(embedding_dim, use_bias=False, name="mae_head")
             self.decoder = RootAttentionDecoder(units=feature_dim, hidden_dim=mae_decoder_dim, name="mae_decoder")
-            self.loss_trackers["mae"] = tf.keras.metrics.Mean(name="mae_loss")
-
-    @property
-    def metrics(self):
-        return list(self.loss_trackers.values())
 
     def call(self, graph: tfgnn.GraphTensor, training: bool = False) -> tf.Tensor:
         """[num_components, embedding_dim] the embeddings of the subgraphs' roots."""
@@ -266,6 +259,11 @@ class SSMTLRetrieval(tfrs.Model):
                 "`logq_correction` needs batches with `candidate_probability` "
                 "(`SubgraphSampler.friendship_dataset(..., candidate_probability=...)`)."
             )
+        # Under tf.distribute every query meets the candidates of the whole global batch (its
+        # own replica's first, so that row i's positive stays at i): the negatives, and hence
+        # the loss, are those of one device, whatever the number of replicas.
+        candidates, ids, *rest = with_other_replicas(candidates, ids, *([] if probability is None else [probability]))
+        probability = rest[0] if rest else None
         return self.retrieval_task(
             queries,
             candidates,
@@ -332,59 +330,23 @@ class SSMTLRetrieval(tfrs.Model):
         """Runs every switched-on objective once on `inputs`, so that all their layers exist
         (a checkpoint then restores at once), without touching the loss metrics: safe in a
         distribution strategy's cross-replica context."""
-        self.loss_parts(inputs, training=False)
+        self.loss_terms(inputs, training=False)
 
-    def loss_parts(self, inputs: Mapping[str, Any], training: bool = False) -> dict[str, tuple[float, tf.Tensor]]:
-        """{objective: (weight, loss)} of the switched-on objectives of eq. 6."""
+    def loss_terms(self, inputs: Mapping[str, Any], training: bool = False) -> dict[str, LossTerm]:
+        """The switched-on objectives of eq. 6, weighted. Retrieval's loss is a sum over
+        the replica's pairs (its share of the global batch's); the self-supervised losses
+        are means over the replica's subgraphs."""
         query = inputs["query"]
-        parts = {}
+        terms = {}
         if self.retrieval_weight > 0:
-            parts["retrieval"] = (self.retrieval_weight, self.retrieval_loss(inputs, training))
+            terms["retrieval"] = LossTerm(self.retrieval_loss(inputs, training), weight=self.retrieval_weight)
         if self.cca_weight > 0 or self.mae_weight > 0:
             if self.ssl_batch_size is not None:
                 query = first_components(query, self.ssl_batch_size)
             losses = self.self_supervised_losses(query, training, cca=self.cca_weight > 0, mae=self.mae_weight > 0)
-            parts.update({name: (getattr(self, f"{name}_weight"), value) for name, value in losses.items()})
-        return parts
-
-    def compute_loss(self, inputs: Mapping[str, tfgnn.GraphTensor], training: bool = False) -> tf.Tensor:
-        parts = self.loss_parts(inputs, training=training)
-        total = tf.add_n([weight * value for weight, value in parts.values()])
-        self._track(parts, total)
-        return total
-
-    def _track(self, parts: Mapping[str, tuple[float, tf.Tensor]], total: tf.Tensor) -> None:
-        for name, (_, value) in parts.items():
-            self.loss_trackers[name].update_state(value)
-        self.loss_trackers["loss"].update_state(total)
-
-    def train_step(self, inputs):
-        # Under tf.distribute each replica gets its own pairs and the optimizer sums the
-        # replicas' gradients. The retrieval loss is a sum over the replica's pairs, so the
-        # replicas' sum is the global batch's; the self-supervised losses (and layer losses)
-        # are means over the replica's subgraphs, so they are divided by the replica count
-        # to weigh what they weigh on one device.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            parts = self.loss_parts(inputs, training=True)
-            total = tf.add_n([weight * value for weight, value in parts.values()])
-            objective = tf.add_n(
-                [
-                    weight * (value if name == "retrieval" else value / replicas)
-                    for name, (weight, value) in parts.items()
-                ]
-            )
-            if self.losses:
-                objective += tf.add_n(self.losses) / replicas
-        gradients = tape.gradient(objective, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        self._track(parts, total)
-        # Epoch means of the total and of each part (tfrs' default would log the last batch).
-        return {tracker.name: tracker.result() for tracker in self.metrics}
-
-    def test_step(self, inputs):
-        self.compute_loss(inputs, training=False)
-        return {tracker.name: tracker.result() for tracker in self.metrics}
+            for name, value in losses.items():
+                terms[name] = LossTerm(value, weight=getattr(self, f"{name}_weight"), replica_mean=True)
+        return terms
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -431,12 +393,12 @@ def encoder_gradient_norms(config: Mapping[str, Any], batches) -> dict[str, floa
     @tf.function(reduce_retracing=True)
     def norms_of(batch):
         with tf.GradientTape(persistent=True) as tape:
-            parts = probe.loss_parts(batch, training=True)
+            terms = probe.loss_terms(batch, training=True)
         return {
             name: tf.linalg.global_norm(
-                [g for g in tape.gradient(value, probe.encoder.trainable_variables) if g is not None]
+                [g for g in tape.gradient(term.value, probe.encoder.trainable_variables) if g is not None]
             )
-            for name, (_, value) in parts.items()
+            for name, term in terms.items()
         }
 
     totals: dict[str, float] = {}

@@ -20,7 +20,11 @@ import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec, as_spec
 from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
+from tfzoo.models.base import LossTerm, ZooModel, num_replicas, replica_rows, sum_over_replicas
 from tfzoo.models.multitask import MultiTaskModel
+
+# The AUC-driven weights' validation term (eq. 10), logged as `validation_hinge_auc_loss`.
+VALIDATION_SURROGATE = "validation_hinge_auc"
 
 
 def build_encoder(options: Mapping[str, Any]) -> MoESequenceEncoder:
@@ -79,8 +83,24 @@ def pairwise_hinge_auc_loss(logits: tf.Tensor, labels: tf.Tensor, mask: tf.Tenso
     return tf.reduce_sum(hinge * pairs) / tf.maximum(tf.reduce_sum(pairs), 1.0)
 
 
+def log_uniform_negatives(targets: tf.Tensor, num_sampled: int, num_classes: int, *, seed: tf.Tensor):
+    """`sampled_values` for `tf.nn.sampled_softmax_loss`: `num_sampled` ids drawn (with
+    replacement) from TensorFlow's log-uniform (Zipfian) candidate distribution,
+    P(k) = log((k + 2) / (k + 1)) / log(num_classes + 1), by a stateless draw keyed by
+    `seed`. Every replica of a step draws the same negatives, as one device would."""
+    log_range = tf.math.log(float(num_classes + 1))
+    uniform = tf.random.stateless_uniform([num_sampled], seed=seed)  # [S]
+    sampled = tf.clip_by_value(tf.cast(tf.floor(tf.exp(uniform * log_range)), tf.int64) - 1, 0, num_classes - 1)
+
+    def expected(ids):  # expected count of each id among the S draws
+        ids = tf.cast(ids, tf.float32)
+        return num_sampled * tf.math.log((ids + 2.0) / (ids + 1.0)) / log_range
+
+    return sampled, expected(targets)[:, tf.newaxis], expected(sampled)  # [S], [masked, 1], [S]
+
+
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MaskedChannelPretrainer(tf.keras.Model):
+class MaskedChannelPretrainer(ZooModel):
     """Masked channel prediction (MCP) pre-training of a `MoESequenceEncoder`.
 
     Every training batch masks each real step with probability `mask_rate`, and a masked
@@ -97,10 +117,13 @@ class MaskedChannelPretrainer(tf.keras.Model):
     and the total is their `channel_weights`-weighted sum plus the mixtures'
     load-balancing losses.
 
-    Evaluation (`evaluate`, and the validation pass of `fit`) masks with a generator
-    reset to `seed + 1` at every call, so that every evaluation of the same data masks
-    the same steps (epochs compare on equal terms), and reports full-softmax losses and
-    accuracies (argmax over the whole vocabulary) per channel.
+    The masks are a stateless function of `seed`, the step and the row's place in the
+    global batch: training step t masks with seed (seed, t), and every evaluation (
+    `evaluate`, and the validation pass of `fit`) masks its batch b with (seed + 1, b), so
+    that every evaluation of the same data masks the same steps (epochs compare on equal
+    terms). Each replica draws the global batch's masks and keeps its own rows, so a run
+    masks the same steps on any number of replicas. Evaluation reports full-softmax losses
+    and accuracies (argmax over the whole vocabulary) per channel.
 
     Args:
       encoder: `MoESequenceEncoder` constructor arguments.
@@ -141,8 +164,6 @@ class MaskedChannelPretrainer(tf.keras.Model):
         self.num_sampled = int(num_sampled)
         self.channel_weights = {c: float((channel_weights or {}).get(c, 1.0)) for c in self.masked_channels}
         self.seed = int(seed)
-        self._generator = tf.random.Generator.from_seed(self.seed)
-        self._evaluation_generator = tf.random.Generator.from_seed(self.seed + 1)
         width = self.encoder.units
         self.output_tables, self.output_biases, self.heads = {}, {}, {}
         for channel in self.masked_channels:
@@ -157,22 +178,29 @@ class MaskedChannelPretrainer(tf.keras.Model):
                 )
             else:
                 self.heads[channel] = tf.keras.layers.Dense(self.vocabularies[channel], name=f"{channel}_head")
-        self.channel_loss_trackers = {c: tf.keras.metrics.Mean(name=f"{c}_loss") for c in self.masked_channels}
+        self.track_loss_terms(self.masked_channels)
         self.channel_accuracy = {c: tf.keras.metrics.Mean(name=f"{c}_accuracy") for c in self.masked_channels}
-        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
 
     @property
     def metrics(self):
-        return [self.loss_tracker, *self.channel_loss_trackers.values(), *self.channel_accuracy.values()]
+        return [*self.loss_trackers.values(), *self.channel_accuracy.values()]
 
     def call(self, features, training=False):
         return self.encoder(features, training=training)
 
-    def draw_masked_steps(self, features, generator: tf.random.Generator | None = None) -> tf.Tensor:
-        """bool [batch, L]: each real step chosen with probability `mask_rate`."""
+    def draw_masked_steps(self, features, seed: tf.Tensor) -> tf.Tensor:
+        """bool [batch, L]: each real step chosen with probability `mask_rate`, by a
+        stateless draw over the global batch keyed by `seed` ([2] int), of which this
+        replica keeps its own rows."""
         valid = self.encoder.padding_mask(features)  # [batch, L]
-        draw = (generator or self._generator).uniform(tf.shape(valid)) < self.mask_rate
-        return tf.logical_and(draw, valid)
+        first, rows = replica_rows(tf.shape(valid)[0])
+        draw = tf.random.stateless_uniform(tf.stack([rows, tf.shape(valid)[1]]), seed=seed)  # [global batch, L]
+        return tf.logical_and(draw[first : first + tf.shape(valid)[0]] < self.mask_rate, valid)
+
+    def _mask_seed(self, training: bool) -> tf.Tensor:
+        # Keras counts the steps of `fit` and, from 0 at each call, the batches of `evaluate`.
+        step = self._train_counter if training else self._test_counter
+        return tf.stack([tf.constant(self.seed + (0 if training else 1), tf.int64), tf.cast(step, tf.int64)])
 
     def mask_steps(self, features, chosen):
         """`features` with every channel of the `chosen` steps ([batch, L] bool) hidden.
@@ -201,13 +229,13 @@ class MaskedChannelPretrainer(tf.keras.Model):
             masked[channel] = tf.where(chosen[..., tf.newaxis], tf.zeros_like(values), values)
         return masked
 
-    def mask_channels(self, features, generator: tf.random.Generator | None = None):
+    def mask_channels(self, features, seed: tf.Tensor):
         """(masked features, {predicted channel: bool [batch, L] steps to predict}).
 
         A predicted channel's targets are the masked steps where it held a known value
         (a step already holding [MASK], e.g. a target's unknown rating, has no label).
         """
-        chosen = self.draw_masked_steps(features, generator)  # [batch, L]
+        chosen = self.draw_masked_steps(features, seed)  # [batch, L]
         positions = {}
         for channel in self.masked_channels:
             ids = tf.cast(features[channel], tf.int64)  # [batch, L]
@@ -215,10 +243,12 @@ class MaskedChannelPretrainer(tf.keras.Model):
             positions[channel] = tf.logical_and(chosen, known)
         return self.mask_steps(features, chosen), positions
 
-    def masked_channel_loss(self, features, training):
-        masked, positions = self.mask_channels(features, None if training else self._evaluation_generator)
+    def loss_terms(self, inputs, training=False):
+        """Each predicted channel's loss over its masked steps (eq. 3), `channel_weights`-weighted."""
+        features = inputs[0] if isinstance(inputs, tuple) else inputs
+        masked, positions = self.mask_channels(features, self._mask_seed(training))
         sequence = self.encoder(masked, training=training)  # [batch, L, d]
-        total = tf.constant(0.0)
+        terms = {}
         for channel in self.masked_channels:
             states = tf.boolean_mask(sequence, positions[channel])  # [masked, d]
             targets = tf.boolean_mask(tf.cast(features[channel], tf.int64), positions[channel])  # [masked]
@@ -233,6 +263,9 @@ class MaskedChannelPretrainer(tf.keras.Model):
                         states,
                         num_sampled=self.num_sampled,
                         num_classes=self.vocabularies[channel],
+                        sampled_values=log_uniform_negatives(
+                            targets, self.num_sampled, self.vocabularies[channel], seed=self._mask_seed(True) + [2, 0]
+                        ),
                         remove_accidental_hits=True,
                     )  # [masked]
                 else:
@@ -240,34 +273,12 @@ class MaskedChannelPretrainer(tf.keras.Model):
             else:
                 logits = self.heads[channel](states)  # [masked, V]
                 per_step = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
-            count = tf.cast(tf.size(targets), tf.float32)
-            loss = tf.reduce_sum(per_step) / tf.maximum(count, 1.0)  # eq. 3: normalised by the indicator
-            correct = tf.cast(tf.equal(tf.argmax(logits, -1), targets), tf.float32)
-            self.channel_loss_trackers[channel].update_state(loss, sample_weight=count)
-            self.channel_accuracy[channel].update_state(correct)
-            total += self.channel_weights[channel] * loss
-        return total
-
-    def train_step(self, data):
-        features = data[0] if isinstance(data, tuple) else data
-        with tf.GradientTape() as tape:
-            loss = self.masked_channel_loss(features, training=True)
-            regularization = tf.add_n(self.encoder.losses) if self.encoder.losses else tf.constant(0.0)
-            scaled = (loss + regularization) / tf.distribute.get_strategy().num_replicas_in_sync
-        gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        self.loss_tracker.update_state(loss)
-        return {m.name: m.result() for m in self.metrics}
-
-    def test_step(self, data):
-        features = data[0] if isinstance(data, tuple) else data
-        self.loss_tracker.update_state(self.masked_channel_loss(features, training=False))
-        return {m.name: m.result() for m in self.metrics}
-
-    def evaluate(self, *args, **kwargs):
-        # Every evaluation masks the same steps of the same data (fit's validation too).
-        self._evaluation_generator.reset_from_seed(self.seed + 1)
-        return super().evaluate(*args, **kwargs)
+            # Eq. 3: normalised by the indicator, i.e. the masked steps of the global batch.
+            count = sum_over_replicas(tf.cast(tf.size(targets), tf.float32))
+            loss = tf.reduce_sum(per_step) / tf.maximum(count, 1.0)
+            self.channel_accuracy[channel].update_state(tf.cast(tf.equal(tf.argmax(logits, -1), targets), tf.float32))
+            terms[channel] = LossTerm(loss, weight=self.channel_weights[channel])
+        return terms
 
     def get_config(self):
         return {
@@ -339,8 +350,19 @@ class SuperMoE(MultiTaskModel):
         self.task_weight_rate = float(task_weight_rate)
         self.encoder = build_encoder(self.encoder_options)
         self.towers = {t: tf.keras.layers.Dense(1, name=f"{t}_tower") for t in self.tasks}
-        self.lambdas = tf.Variable([self.task_weights[t] for t in self.tasks], trainable=False, name="task_lambdas")
-        self.validation_auc_loss = tf.keras.metrics.Mean(name="validation_hinge_auc_loss")
+        # Every replica computes the same update from all-reduced gradients: the first one's is kept.
+        self.lambdas = tf.Variable(
+            [self.task_weights[t] for t in self.tasks],
+            trainable=False,
+            name="task_lambdas",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        if self.task_weight_rate:
+            self.track_loss_terms([VALIDATION_SURROGATE])
+
+    @property
+    def persistent_tape(self) -> bool:
+        return bool(self.task_weight_rate)
 
     def user_embedding(self, features, training=False) -> tf.Tensor:
         """H = MaxPooling(h_o), [batch, units]."""
@@ -365,44 +387,46 @@ class SuperMoE(MultiTaskModel):
         status = tf.train.Checkpoint(model=tf.train.Checkpoint(encoder=self.encoder)).read(checkpoint_path)
         status.assert_existing_objects_matched().expect_partial()
 
-    def compute_loss(self, inputs, training=False):
-        losses = self.task_losses(inputs, training=training)
-        return tf.add_n([self.lambdas[i] * losses[t] for i, t in enumerate(self.tasks)])
+    def task_loss_weights(self):
+        return {t: self.lambdas[i] for i, t in enumerate(self.tasks)}
 
-    def train_step(self, inputs):
+    def loss_terms(self, inputs, training=False):
+        """The task terms, lambda-weighted (eq. 9); with AUC-driven weights and a
+        (training, validation) pair of batches, also the validation surrogate S, which
+        only steers lambda (`before_update`) and is logged."""
         if not (self.task_weight_rate and isinstance(inputs, tuple) and len(inputs) == 2):
-            return super().train_step(inputs)
+            return super().loss_terms(inputs, training=training)
         train, (val_features, val_labels, val_masks) = inputs
-        with tf.GradientTape(persistent=True) as tape:
-            losses = self.task_losses(train, training=True)
-            regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
-            total = tf.add_n([self.lambdas[i] * losses[t] for i, t in enumerate(self.tasks)])
-            val_logits = self.task_logits(val_features, training=False)
-            surrogate = tf.add_n(
-                [pairwise_hinge_auc_loss(val_logits[t], val_labels[t], val_masks[t]) for t in self.tasks]
-            )
-            objective = total + regularization  # inside the tape, or its gradient would be zero
-        variables = self.trainable_variables  # after the forward pass, which builds them on the first step
-        dense = lambda gradients: [tf.convert_to_tensor(g) for g in gradients]  # noqa: E731 (embedding rows)
-        validation_gradients = dense(tape.gradient(surrogate, variables, unconnected_gradients="zero"))
-        alignments = []
-        for task in self.tasks:
-            task_gradients = dense(tape.gradient(losses[task], variables, unconnected_gradients="zero"))
-            alignments.append(tf.add_n([tf.reduce_sum(a * b) for a, b in zip(validation_gradients, task_gradients)]))
-        model_gradients = tape.gradient(objective, variables)
-        del tape
-        alignment = tf.stack(alignments)  # [tasks]
+        terms = dict(super().loss_terms(train, training=training))
+        val_logits = self.task_logits(val_features, training=False)
+        surrogate = tf.add_n([pairwise_hinge_auc_loss(val_logits[t], val_labels[t], val_masks[t]) for t in self.tasks])
+        terms[VALIDATION_SURROGATE] = LossTerm(surrogate, weight=0.0, replica_mean=True)
+        return terms
+
+    def before_update(self, tape, terms, variables):
+        """Eq. 10's step on lambda, from the alignment of the validation surrogate's
+        gradient with each task's (both summed over the replicas, as on one device)."""
+        if VALIDATION_SURROGATE not in terms:
+            return {f"lambda_{t}": self.lambdas[i] for i, t in enumerate(self.tasks)} if self.task_weight_rate else {}
+
+        def global_gradient(value, scale=1.0):
+            # (The tape holds `value` itself: anything computed from it here is unrecorded.)
+            gradients = tape.gradient(value, variables, unconnected_gradients="zero")
+            return [sum_over_replicas(scale * tf.convert_to_tensor(g)) for g in gradients]  # dense: embedding rows too
+
+        # The surrogate is a mean over the replica's pairs: the replicas' gradients average.
+        validation = global_gradient(terms[VALIDATION_SURROGATE].value, 1.0 / num_replicas())
+        alignment = tf.stack(
+            [
+                tf.add_n([tf.reduce_sum(a * b) for a, b in zip(validation, global_gradient(terms[t].value))])
+                for t in self.tasks
+            ]
+        )  # [tasks]
         step = self.task_weight_rate * alignment / tf.maximum(tf.reduce_max(tf.abs(alignment)), 1e-12)
         lambdas = self.lambdas * tf.exp(step)
         self.lambdas.assign(lambdas * len(self.tasks) / tf.reduce_sum(lambdas))
-        self.optimizer.apply_gradients(zip(model_gradients, variables))
-        self.loss_tracker.update_state(total)
-        self.validation_auc_loss.update_state(surrogate)
         # lambda after this step, per task: `fit`'s logs (and a run's history) trace the weights.
-        return {
-            **{m.name: m.result() for m in self.metrics},
-            **{f"lambda_{t}": self.lambdas[i] for i, t in enumerate(self.tasks)},
-        }
+        return {f"lambda_{t}": self.lambdas[i] for i, t in enumerate(self.tasks)}
 
     def get_config(self):
         return {
