@@ -1,11 +1,14 @@
-"""Training throughput of each baseline on Census-Income next to the input pipeline alone.
+"""Training throughput of each ranker on Census-Income next to the input pipeline alone.
 
     .venv/bin/python bench/train_throughput.py [--batch-size 512] [--steps 150]
+    .venv/bin/python bench/train_throughput.py --quick      # tiny sizes, seconds (run by the tests)
 
 Both are measured in one run on the same batches: the pipeline's examples/s (iterating
-the `tf.data` dataset that `fit` consumes, no model) and each model's `fit` examples/s
-(after one warm-up epoch that traces the step function). The pipeline is not the
-bottleneck when its rate is a large multiple of every model's.
+the `tf.data` stream that `tfzoo train` feeds to `fit`, no model) and each model's `fit`
+examples/s (after one warm-up epoch that traces the step function). Every model of the
+ranking family is built and fed as `tfzoo train MODEL --dataset census_flows` builds and
+feeds it (`family.prepare`, `family.datasets`). The pipeline is not the bottleneck when its
+rate is a large multiple of every model's.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import time
 
 import tensorflow as tf
 
-from tfzoo.data import load_dataset, make_dataset
-from tfzoo.models.registry import MODELS, build_model
+from tfzoo.training import RunConfig, family_for
+from tfzoo.training.families import MODEL_FAMILIES
+
+RANKERS = tuple(model for model, family in MODEL_FAMILIES.items() if family == "ranking")
 
 
 class _EpochTimer(tf.keras.callbacks.Callback):
@@ -36,34 +41,40 @@ def pipeline_rate(dataset: tf.data.Dataset, steps: int, batch_size: int) -> floa
     return steps * batch_size / (time.perf_counter() - started)
 
 
-def model_rate(name: str, spec, dataset: tf.data.Dataset, steps: int, batch_size: int) -> float:
-    tf.keras.utils.set_random_seed(0)
-    model = build_model(name, spec)
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+def model_rate(model, dataset: tf.data.Dataset, steps: int, batch_size: int) -> float:
     timer = _EpochTimer()
     model.fit(dataset, steps_per_epoch=steps, epochs=2, callbacks=[timer], verbose=0)  # epoch 1 traces
     return steps * batch_size / timer.seconds
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=150)
-    args = parser.parse_args()
-    splits = load_dataset("census")
-    spec = splits.train.spec.fit(splits.train.features)
-    started = time.perf_counter()
-    dataset = make_dataset(splits.train, spec, batch_size=args.batch_size, shuffle=True, seed=0, repeat=True)
-    print(f"preprocessing {len(splits.train)} rows once: {time.perf_counter() - started:.2f} s")
-    rates = {"input pipeline alone": pipeline_rate(dataset, args.steps * 4, args.batch_size)}
-    for name in MODELS:
-        rates[f"{name} fit"] = model_rate(name, spec, dataset, args.steps, args.batch_size)
+    parser.add_argument("--models", nargs="+", choices=RANKERS, default=list(RANKERS))
+    parser.add_argument("--quick", action="store_true", help="3 steps of 64 rows: checks that the bench runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch_size, args.steps = 64, 3
+    rates = {}
+    for name in args.models:
+        config = RunConfig(model=name, dataset="census_flows", batch_size=args.batch_size, epochs=2)
+        family = family_for(name)
+        tf.keras.utils.set_random_seed(0)
+        started = time.perf_counter()
+        prepared = family.prepare(config, None)
+        dataset = family.datasets(prepared, config).train
+        if not rates:
+            print(f"loading and preprocessing {len(prepared.data.train)} rows: {time.perf_counter() - started:.2f} s")
+            rates["input pipeline alone"] = pipeline_rate(dataset, args.steps * 4, args.batch_size)
+        rates[f"{name} fit"] = model_rate(prepared.model, dataset, args.steps, args.batch_size)
     pipeline = rates["input pipeline alone"]
-    print(f"\nCensus-Income, batch {args.batch_size}, {args.steps} steps per measurement")
+    print(f"\nCensus-Income flows, batch {args.batch_size}, {args.steps} steps per measurement")
     print("| what | examples/s | pipeline / this |")
     print("|---|---:|---:|")
     for what, rate in rates.items():
         print(f"| {what} | {rate:,.0f} | {pipeline / rate:.1f}x |")
+    return rates
 
 
 if __name__ == "__main__":
