@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_gnn.experimental.sampler import ext_ops
 
 from tfzoo.data import make_friend_graph, split_friendships
 from tfzoo.graph import SubgraphSampler, sampler_ops
@@ -53,10 +52,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     try:
         for _ in range(args.repeats):
             for name in IMPLEMENTATIONS:
-                ext_ops.set_ops_implementation(name)
+                sampler_ops.ext_ops.set_ops_implementation(name)
                 times[name].append(measure(graph, args.fanouts, users))
     finally:
-        ext_ops.set_ops_implementation(sampler_ops.IMPLEMENTATION)
+        sampler_ops.ext_ops.set_ops_implementation(sampler_ops.IMPLEMENTATION)
     means = {name: {k: float(np.mean([t[k] for t in runs])) for k in runs[0]} for name, runs in times.items()}
     print(f"{args.users} users, fan-outs {args.fanouts}, {len(users)} users per call, mean of {args.repeats}")
     print("| implementation | build s | first call s | warm call ms | build + first call vs vectorized |")
