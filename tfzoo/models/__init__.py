@@ -1,5 +1,6 @@
 """`tfrs.Model` subclasses of the zoo."""
 
+from tfzoo.models.base import LossTerm, ZooModel
 from tfzoo.models.baselines import PLE, MMoE, SharedBottom, SingleTaskTowers
 from tfzoo.models.grec import ExtractedGRec, GRec
 from tfzoo.models.multitask import MultiTaskModel
@@ -9,6 +10,7 @@ from tfzoo.models.supermoe import MaskedChannelPretrainer, SuperMoE
 __all__ = [
     "ExtractedGRec",
     "GRec",
+    "LossTerm",
     "MMoE",
     "MaskedChannelPretrainer",
     "MultiTaskModel",
@@ -17,6 +19,7 @@ __all__ = [
     "SharedBottom",
     "SingleTaskTowers",
     "SuperMoE",
+    "ZooModel",
     "calibrated_weights",
     "encoder_gradient_norms",
 ]
