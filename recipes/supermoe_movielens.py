@@ -12,7 +12,8 @@ with early stopping on validation), so the recipe and the command line share one
   gate as written (`ffn_gate="paper"`), and two dense (one expert per mixture) encoders,
   compute-matched and parameter-matched (`dense_counterpart`);
 - fine-tuning runs started from them (`init_from`): supermoe, supermoe_auc_weights (eq. 10),
-  supermoe_paper_gate, bert, bert_parameter_matched; and supermoe_no_pretrain;
+  supermoe_paper_gate, supermoe_frozen (towers only, on the pre-trained encoder), bert,
+  bert_parameter_matched; and supermoe_no_pretrain;
 - mmoe and ple on the flat view of the same examples, and logistic regression on the
   bag features (C chosen on validation; the SUPER-MoE family's baseline).
 
@@ -54,6 +55,7 @@ FINE_TUNED = (
     "supermoe_no_pretrain",
     "supermoe_auc_weights",
     "supermoe_paper_gate",
+    "supermoe_frozen",
     "bert",
     "bert_parameter_matched",
 )
@@ -64,6 +66,7 @@ PRETRAINED_FROM = {
     "supermoe": "moe",
     "supermoe_auc_weights": "moe",
     "supermoe_paper_gate": "moe_paper_gate",
+    "supermoe_frozen": "moe",
     "bert": "dense_compute",
     "bert_parameter_matched": "dense_parameters",
     "supermoe_no_pretrain": None,
@@ -206,6 +209,8 @@ def one_fold(args, dataset, data_path, data_options, seed, root: Path) -> dict:
         if name in FINE_TUNED:
             source = PRETRAINED_FROM[name]
             model_options = {"task_weight_rate": args.task_weight_rate} if name == "supermoe_auc_weights" else {}
+            if name == "supermoe_frozen":
+                model_options["freeze_encoder"] = True
             if source is None:
                 model_options["encoder"] = options["moe"]
             config = RunConfig(

@@ -191,6 +191,27 @@ def test_absent_labels_contribute_nothing(sequences):
         assert float(a[task]) == pytest.approx(float(b[task]), rel=1e-6)
 
 
+def test_frozen_encoder_trains_the_towers_only_and_round_trips(sequences):
+    data, sizes = sequences
+    train = data.take(np.arange(0, 128))
+    tf.keras.utils.set_random_seed(0)
+    model = SuperMoE(encoder=encoder_options(sizes, experts=2), tasks=BEHAVIOUR_TASKS, freeze_encoder=True)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    model(channel_columns(train.take(np.arange(2))))
+    encoder = [v.numpy().copy() for v in model.encoder.weights]
+    towers = [v.numpy().copy() for tower in model.towers.values() for v in tower.weights]
+    model.fit(batches(train), epochs=1, verbose=0)
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(encoder, model.encoder.weights))
+    assert any(
+        np.abs(a - v.numpy()).max() > 1e-4
+        for a, v in zip(towers, [v for t in model.towers.values() for v in t.weights])
+    )
+    clone = SuperMoE.from_config(model.get_config())
+    assert clone.freeze_encoder and not clone.encoder.trainable
+    with pytest.raises(ValueError, match="task_weight_rate"):
+        SuperMoE(encoder=encoder_options(sizes), tasks=BEHAVIOUR_TASKS, task_weight_rate=-1.0)
+
+
 def test_auc_driven_task_weights_move_and_keep_their_sum(sequences):
     data, sizes = sequences
     train = data.take(np.arange(0, 256))

@@ -327,6 +327,8 @@ class SuperMoE(MultiTaskModel):
       encoder: `MoESequenceEncoder` constructor arguments.
       task_weights: initial lambda per task.
       task_weight_rate: step of the AUC-driven weights; 0 keeps them fixed.
+      freeze_encoder: train the towers only, on the (pre-trained) encoder's fixed H: a
+        linear probe per task, the fine-tuning that cannot forget what pre-training learned.
     """
 
     def __init__(
@@ -337,6 +339,7 @@ class SuperMoE(MultiTaskModel):
         feature_spec: DatasetSpec | Mapping[str, Any] | None = None,
         task_weights: Mapping[str, float] | None = None,
         task_weight_rate: float = 0.0,
+        freeze_encoder: bool = False,
         **kwargs,
     ):
         if feature_spec is None:
@@ -348,7 +351,9 @@ class SuperMoE(MultiTaskModel):
             raise ValueError(f"`task_weight_rate` must be >= 0. Received: task_weight_rate={task_weight_rate}")
         self.encoder_options = dict(encoder)
         self.task_weight_rate = float(task_weight_rate)
+        self.freeze_encoder = bool(freeze_encoder)
         self.encoder = build_encoder(self.encoder_options)
+        self.encoder.trainable = not self.freeze_encoder
         self.towers = {t: tf.keras.layers.Dense(1, name=f"{t}_tower") for t in self.tasks}
         # Every replica computes the same update from all-reduced gradients: the first one's is kept.
         self.lambdas = tf.Variable(
@@ -433,4 +438,5 @@ class SuperMoE(MultiTaskModel):
             **super().get_config(),
             "encoder": dict(self.encoder_options),
             "task_weight_rate": self.task_weight_rate,
+            "freeze_encoder": self.freeze_encoder,
         }
