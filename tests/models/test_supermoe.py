@@ -101,6 +101,26 @@ def test_a_masked_step_hides_every_channel(sequences):
     np.testing.assert_array_equal(masked_features["title"].numpy()[positions["item"].numpy()], 0.0)
 
 
+def test_stateless_negatives_follow_the_log_uniform_distribution():
+    from tfzoo.models.supermoe import log_uniform_negatives
+
+    num_classes, num_sampled = 50, 64
+    draws = [
+        log_uniform_negatives(tf.constant([0, 7]), num_sampled, num_classes, seed=tf.constant([3, step], tf.int64))
+        for step in range(300)
+    ]
+    sampled, true_expected, sampled_expected = draws[0]
+    again = log_uniform_negatives(tf.constant([0, 7]), num_sampled, num_classes, seed=tf.constant([3, 0], tf.int64))
+    np.testing.assert_array_equal(sampled.numpy(), again[0].numpy())  # a function of the seed
+    counts = np.bincount(np.concatenate([d[0].numpy() for d in draws]), minlength=num_classes) / len(draws)
+    expected = (
+        num_sampled * np.log((np.arange(num_classes) + 2) / (np.arange(num_classes) + 1)) / np.log(num_classes + 1)
+    )
+    np.testing.assert_allclose(true_expected.numpy()[:, 0], expected[[0, 7]], rtol=1e-5)
+    np.testing.assert_allclose(sampled_expected.numpy(), expected[sampled.numpy()], rtol=1e-5)
+    np.testing.assert_allclose(counts[:5], expected[:5], rtol=0.1)  # the draws follow it
+
+
 def test_pretrainer_evaluation_masks_the_same_steps_every_time(sequences):
     data, sizes = sequences
     pretrainer = MaskedChannelPretrainer(

@@ -79,7 +79,6 @@ class SubgraphSampler:
             self._sample_users,
             input_signature=[tf.TensorSpec([None], tf.int64)],
             autograph=False,
-            reduce_retracing=True,
         )
 
     def __call__(self, users: tf.Tensor) -> tfgnn.GraphTensor:

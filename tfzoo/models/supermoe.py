@@ -118,7 +118,9 @@ class MaskedChannelPretrainer(ZooModel):
     load-balancing losses.
 
     The masks are a stateless function of `seed`, the step and the row's place in the
-    global batch: training step t masks with seed (seed, t), and every evaluation (
+    global batch: training step t (the optimizer's step count, which a checkpoint keeps,
+    so a resumed run masks as an uninterrupted one) masks with seed (seed, t), and every
+    evaluation (
     `evaluate`, and the validation pass of `fit`) masks its batch b with (seed + 1, b), so
     that every evaluation of the same data masks the same steps (epochs compare on equal
     terms). Each replica draws the global batch's masks and keeps its own rows, so a run
@@ -198,8 +200,9 @@ class MaskedChannelPretrainer(ZooModel):
         return tf.logical_and(draw[first : first + tf.shape(valid)[0]] < self.mask_rate, valid)
 
     def _mask_seed(self, training: bool) -> tf.Tensor:
-        # Keras counts the steps of `fit` and, from 0 at each call, the batches of `evaluate`.
-        step = self._train_counter if training else self._test_counter
+        # Training: the optimizer's step count (checkpointed; Keras' own step counter restarts
+        # at every `fit`, e.g. on resume). Evaluation: the batch, counted from 0 at each call.
+        step = self.optimizer.iterations if training else self._test_counter
         return tf.stack([tf.constant(self.seed + (0 if training else 1), tf.int64), tf.cast(step, tf.int64)])
 
     def mask_steps(self, features, chosen):
