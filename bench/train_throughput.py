@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/train_throughput.py [--batch-size 512] [--steps 150]
     .venv/bin/python bench/train_throughput.py --quick      # 3 steps of 64 rows: checks that it runs
+    .venv/bin/python bench/train_throughput.py --precision float32 mixed_bfloat16   # side by side (GPU)
 
 Both are measured in one run on the same batches: the pipeline's examples/s (iterating
 the `tf.data` stream that `tfzoo train` feeds to `fit`, no model) and each model's `fit`
@@ -18,7 +19,9 @@ import time
 
 import tensorflow as tf
 
+from tfzoo.models.base import dtype_policy
 from tfzoo.training import RunConfig, family_for
+from tfzoo.training.config import PRECISIONS
 from tfzoo.training.families import MODEL_FAMILIES
 
 RANKERS = tuple(model for model, family in MODEL_FAMILIES.items() if family == "ranking")
@@ -52,22 +55,35 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--models", nargs="+", choices=RANKERS, default=list(RANKERS))
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["float32"],
+        help="dtype policies to measure side by side (mixed_* pay off on GPUs and TPUs, not on CPUs)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 steps of 64 rows: checks that the bench runs")
     args = parser.parse_args(argv)
     if args.quick:
         args.batch_size, args.steps = 64, 3
     rates = {}
     for name in args.models:
-        config = RunConfig(model=name, dataset="census_flows", batch_size=args.batch_size, epochs=2)
-        family = family_for(name)
-        tf.keras.utils.set_random_seed(0)
-        started = time.perf_counter()
-        prepared = family.prepare(config, None)
-        dataset = family.datasets(prepared, config).train
-        if not rates:
-            print(f"loading and preprocessing {len(prepared.data.train)} rows: {time.perf_counter() - started:.2f} s")
-            rates["input pipeline alone"] = pipeline_rate(dataset, args.steps * 4, args.batch_size)
-        rates[f"{name} fit"] = model_rate(prepared.model, dataset, args.steps, args.batch_size)
+        for precision in args.precision:
+            config = RunConfig(
+                model=name, dataset="census_flows", batch_size=args.batch_size, epochs=2, precision=precision
+            )
+            family = family_for(name)
+            tf.keras.utils.set_random_seed(0)
+            started = time.perf_counter()
+            with dtype_policy(precision):  # as `tfzoo train --precision` builds the model
+                prepared = family.prepare(config, None)
+            dataset = family.datasets(prepared, config).train
+            if not rates:
+                seconds = time.perf_counter() - started
+                print(f"loading and preprocessing {len(prepared.data.train)} rows: {seconds:.2f} s")
+                rates["input pipeline alone"] = pipeline_rate(dataset, args.steps * 4, args.batch_size)
+            label = f"{name} fit" if args.precision == ["float32"] else f"{name} fit, {precision}"
+            rates[label] = model_rate(prepared.model, dataset, args.steps, args.batch_size)
     pipeline = rates["input pipeline alone"]
     print(f"\nCensus-Income flows, batch {args.batch_size}, {args.steps} steps per measurement")
     print("| what | examples/s | pipeline / this |")

@@ -146,6 +146,13 @@ def _add_run_arguments(parser, datasets, strategies) -> None:
         help="learning-rate schedule (cosine: decays to 0 over --epochs)",
     )
     parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=["float32", "mixed_bfloat16", "mixed_float16"],
+        help="Keras dtype policy: mixed_* compute in 16 bits with float32 variables (GPUs and TPUs; "
+        "routers, softmaxes, losses and outputs stay float32)",
+    )
+    parser.add_argument(
         "--option",
         type=_option,
         action="append",
@@ -258,6 +265,7 @@ def _train(args) -> int:
         learning_rate_schedule=args.lr_schedule,
         data_options=dict(args.data_option),
         init_from=getattr(args, "init_from", None),
+        precision=args.precision,
     )
     metrics = train(
         config,

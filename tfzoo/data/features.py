@@ -23,7 +23,7 @@ the exporters never switch on the class of a feature:
   differently by design (wide vs deep parts);
 - `lookup_layer()` and `preprocess(values, lookup)`: raw tensor -> model input;
 - `embedding_rows`, `embedding_width(default)`, `encoded_width(default)` and
-  `encode(inputs, table)`: model input -> dense vector (`tfzoo.layers.FeatureEncoder`);
+  `encode(inputs, table, dtype=...)`: model input -> dense vector in `dtype` (`tfzoo.layers.FeatureEncoder`);
 - `example_values(num_rows)`: valid raw values (warm-up requests, tests).
 """
 
@@ -73,7 +73,7 @@ class _EmbeddedIndices:
     def encoded_width(self, default: int) -> int:
         return self.embedding_width(default)
 
-    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None, *, dtype=tf.float32) -> tf.Tensor:
         return table(inputs)  # [batch, width]
 
 
@@ -320,12 +320,13 @@ class NumericFeature:
     def encoded_width(self, default: int) -> int:
         return 1 + (default if self.num_bucket_indices else 0)
 
-    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None, *, dtype=tf.float32) -> tf.Tensor:
         values = tf.cast(inputs, tf.float32)  # [batch]
         if not self.num_bucket_indices:
-            return values[:, tf.newaxis]  # [batch, 1]
+            return tf.cast(values, dtype)[:, tf.newaxis]  # [batch, 1]
+        # Bucketised in float32: a 16-bit value could cross a boundary.
         bucket = tf.raw_ops.Bucketize(input=values, boundaries=list(self.boundaries))  # [batch]
-        return tf.concat([values[:, tf.newaxis], table(bucket)], axis=-1)  # [batch, 1 + width]
+        return tf.concat([tf.cast(values, dtype)[:, tf.newaxis], table(bucket)], axis=-1)  # [batch, 1 + width]
 
 
 ElementFeature = CategoricalFeature | IdFeature | NumericFeature
@@ -441,9 +442,9 @@ class SequenceFeature(_EmbeddedIndices):
     def encoded_width(self, default: int) -> int:
         return 1 if self.modality == "numeric" else self.embedding_width(default)
 
-    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None, *, dtype=tf.float32) -> tf.Tensor:
         if self.modality == "numeric":
-            return tf.reduce_mean(tf.cast(inputs, tf.float32), axis=1, keepdims=True)  # [batch, 1]
+            return tf.cast(tf.reduce_mean(tf.cast(inputs, tf.float32), axis=1, keepdims=True), dtype)  # [batch, 1]
         embedded = table(inputs)  # [batch, length, width]
         mask = tf.cast(inputs > 0, embedded.dtype)[:, :, tf.newaxis]  # [batch, length, 1]
         total = tf.reduce_sum(embedded * mask, axis=1)  # [batch, width]
@@ -493,8 +494,8 @@ class EmbeddingFeature:
     def encoded_width(self, default: int) -> int:
         return self.dim
 
-    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None) -> tf.Tensor:
-        return tf.cast(inputs, tf.float32)  # [batch, dim]
+    def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None, *, dtype=tf.float32) -> tf.Tensor:
+        return tf.cast(inputs, dtype)  # [batch, dim]
 
 
 Feature = CategoricalFeature | IdFeature | NumericFeature | SequenceFeature | EmbeddingFeature

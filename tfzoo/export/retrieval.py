@@ -203,7 +203,8 @@ class FriendRetrievalModule(tf.Module):
 
     def embed(self, subgraphs: tf.Tensor) -> dict[str, tf.Tensor]:
         graph = tfgnn.parse_example(self.spec, subgraphs).merge_batch_to_components()
-        embeddings = self.encoder(graph, training=False, roots_only=True)  # [batch, embedding_dim]
+        # float32 whatever policy the encoder computes under: the index holds float32.
+        embeddings = tf.cast(self.encoder(graph, training=False, roots_only=True), tf.float32)  # [batch, embedding_dim]
         if self.candidate_bias:  # the query side of the bias dimension
             embeddings = tf.concat([embeddings, tf.ones_like(embeddings[:, :1])], axis=1)
         return {"embedding": embeddings}

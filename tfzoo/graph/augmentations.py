@@ -145,7 +145,7 @@ class QueryNodeMasking(tf.keras.layers.Layer):
         is_root = (
             tf.scatter_nd(roots, tf.ones_like(roots[:, 0]), tf.shape(states, out_type=tf.int32)[:1]) > 0
         )  # [nodes]
-        return tf.where(is_root[:, tf.newaxis], self.mask_token[tf.newaxis, :], states)
+        return tf.where(is_root[:, tf.newaxis], tf.cast(self.mask_token, states.dtype)[tf.newaxis, :], states)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -161,12 +161,15 @@ class GraphEncoder(tf.keras.layers.Layer):
         )  # [distinct, hidden]
         if self.id_buckets:
             states += tf.gather(self.id_embedding, hash_ids(unique_ids, self.id_buckets))  # [distinct, hidden]
-        return tf.gather(states, position)  # [nodes, hidden]
+        # In the compute dtype whether or not this runs inside the encoder's own call (where
+        # Keras casts the variables) or outside (the SSL views): bfloat16 under a mixed policy.
+        return tf.cast(tf.gather(states, position), self.compute_dtype)  # [nodes, hidden]
 
     def propagate(self, graph: tfgnn.GraphTensor, states: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         """[num_nodes, output_dim] node states after message passing from input `states`."""
         if self.message_passing == "both":
             graph = symmetrize(graph)
+        states = tf.cast(states, self.compute_dtype)
         graph = graph.replace_features(node_sets={USERS: {tfgnn.HIDDEN_STATE: states}})
         layers = [states]
         for round_ in self._rounds:

@@ -71,7 +71,9 @@ class CustomizedGateControl(tf.keras.layers.Layer):
         self.gate_kernel = self.add_weight(name="gate_kernel", shape=(t, width, m + s), initializer="glorot_uniform")
         self.gate_bias = self.add_weight(name="gate_bias", shape=(t, m + s), initializer="zeros")
         if self.shared_output:
-            self.shared_gate = tf.keras.layers.Dense(t * m + s, activation="softmax", name="shared_gate")
+            self.shared_gate = tf.keras.layers.Dense(
+                t * m + s, activation="softmax", name="shared_gate", dtype="float32"
+            )
             self.shared_gate.build([None, width])
         super().build(input_shape)
 
@@ -96,16 +98,17 @@ class CustomizedGateControl(tf.keras.layers.Layer):
                 [task_out, tf.repeat(shared_out[:, tf.newaxis], t, axis=1)], axis=2
             )  # [batch, T, m+s, h]
 
-        gates = tf.nn.softmax(
-            tf.einsum("btd,tde->bte", task_streams, self.gate_kernel) + self.gate_bias, axis=-1
-        )  # [batch, T, m+s]
+        # Gate softmaxes in float32 under every dtype policy, applied in the compute dtype.
+        logits = tf.einsum("btd,tde->bte", task_streams, self.gate_kernel) + self.gate_bias  # [batch, T, m+s]
+        gates = tf.cast(tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1), candidates.dtype)
         outputs = tf.einsum("bte,bteh->bth", gates, candidates)  # [batch, T, h]
         if not self.shared_output:
             return outputs
         every_expert = tf.reshape(task_out, [batch, t * m, units])  # [batch, T*m, h]
         if s:
             every_expert = tf.concat([every_expert, shared_out], axis=1)  # [batch, T*m+s, h]
-        shared = tf.einsum("be,beh->bh", self.shared_gate(shared_stream), every_expert)  # [batch, h]
+        shared_gates = tf.cast(self.shared_gate(shared_stream), every_expert.dtype)  # [batch, T*m+s]
+        shared = tf.einsum("be,beh->bh", shared_gates, every_expert)  # [batch, h]
         return tf.concat([outputs, shared[:, tf.newaxis]], axis=1)  # [batch, T+1, h]
 
     def get_config(self) -> dict[str, Any]:

@@ -113,8 +113,8 @@ class ExtractedExperts(tf.keras.layers.Layer):
         else:
             route = tf.cast(route, tf.int32)  # [batch]
             indices = tf.gather(tf.constant(self.route_experts, tf.int32), route)  # [batch, k]
-            gates = tf.gather(tf.constant(self.route_gates, tf.float32), route)  # [batch, k]
             outputs = self.experts.grouped(tokens, indices)  # [batch, k, T, h]: rows grouped by expert
+            gates = tf.gather(tf.constant(self.route_gates, outputs.dtype), route)  # [batch, k]
             combined = tf.einsum("bkth,bk->bth", outputs, gates)  # [batch, T, h]
         if mask is not None and rank == 3:
             combined *= tf.cast(mask, combined.dtype)[..., tf.newaxis]

@@ -52,8 +52,12 @@ class FeatureEncoder(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        # Each feature encodes itself (`tfzoo.data.features`): [batch, its encoded width].
-        parts = [f.encode(features[f.name], self._embeddings.get(f.name)) for f in self.feature_spec.features]
+        # Each feature encodes itself (`tfzoo.data.features`): [batch, its encoded width], in
+        # the layer's compute dtype (bfloat16 / float16 under a mixed policy, as the tables).
+        parts = [
+            f.encode(features[f.name], self._embeddings.get(f.name), dtype=self.compute_dtype)
+            for f in self.feature_spec.features
+        ]
         return tf.concat(parts, axis=-1)  # [batch, output_dim]
 
     def compute_output_shape(self, input_shape):

@@ -174,7 +174,11 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         if isinstance(self.router, Router):
             self._router_layer = self.router
         else:
-            self._router_layer = ROUTERS[self.router](self.num_experts, name="router", **self.router_options)
+            # Routing in float32 under every dtype policy (Switch Transformer): 16-bit logits
+            # flip top-k choices and blow up the softmax and the z-loss.
+            self._router_layer = ROUTERS[self.router](
+                self.num_experts, name="router", dtype="float32", **self.router_options
+            )
         self._router_layer.build(input_shape)
         self.experts = Experts(
             self.num_experts,
@@ -196,7 +200,7 @@ class MixtureOfExperts(tf.keras.layers.Layer):
     def _router_logits(self, inputs, valid, routing_ids):
         if self._router_layer.needs_routing_ids and routing_ids is None:
             raise ValueError(f"MixtureOfExperts {self.name!r} routes by task: pass `routing_ids`.")
-        return self._router_layer(inputs, mask=valid, routing_ids=routing_ids)
+        return tf.cast(self._router_layer(inputs, mask=valid, routing_ids=routing_ids), tf.float32)
 
     def _top_k(self, logits):
         probabilities = tf.nn.softmax(logits, axis=-1)  # [units, E]
@@ -252,9 +256,10 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         batch, length = tf.shape(tokens)[0], tf.shape(tokens)[1]
         every = self.experts(tf.reshape(tokens, [-1, self._input_width]))  # [batch*T, E, h]
         every = tf.reshape(every, [batch, length, self.num_experts, every.shape[-1]])  # [batch, T, E, h]
-        probabilities = tf.nn.softmax(logits, axis=-1)
+        probabilities = tf.nn.softmax(logits, axis=-1)  # float32
         if training and self.z_loss_weight:
             self._add_z_loss(tf.reshape(logits, [-1, self.num_experts]), None)
+        probabilities = tf.cast(probabilities, every.dtype)
         if self._router_layer.granularity == "token":
             probabilities = tf.reshape(probabilities, [batch, length, self.num_experts])  # [batch, T, E]
             return tf.einsum("bteh,bte->bth", every, probabilities)  # [batch, T, h]
@@ -282,7 +287,7 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         else:
             expert_outputs, kept = self._dispatch_with_capacity(units, expert_indices, unit_valid)
             gates *= tf.cast(kept, gates.dtype)  # a dropped assignment adds nothing
-        combined = tf.einsum("ukrh,uk->urh", expert_outputs, gates)  # [units, rows, h]
+        combined = tf.einsum("ukrh,uk->urh", expert_outputs, tf.cast(gates, expert_outputs.dtype))  # [units, rows, h]
         if training:
             self._routing_losses_and_metrics(unit_logits, probabilities, expert_indices, unit_valid, kept)
         return tf.reshape(combined, [batch, length, combined.shape[-1]])  # [batch, T, h]

@@ -100,9 +100,11 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
         k = self._heads(self.key_moe(inputs, mask=valid, training=training))
         v = self._heads(self.value_moe(inputs, mask=valid, training=training))
         scores = tf.einsum("bqhk,bshk->bhqs", q, k) / math.sqrt(self.key_dim)  # [batch, H, L, L]
+        # The softmax in float32 under every dtype policy (-1e9 overflows float16).
+        scores = tf.cast(scores, tf.float32)
         if valid is not None:
-            scores += (1.0 - tf.cast(valid, scores.dtype))[:, tf.newaxis, tf.newaxis, :] * -1e9
-        weights = tf.nn.softmax(scores, axis=-1)  # [batch, H, L, L]
+            scores += (1.0 - tf.cast(valid, tf.float32))[:, tf.newaxis, tf.newaxis, :] * -1e9
+        weights = tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype)  # [batch, H, L, L]
         context = tf.einsum("bhqs,bshk->bqhk", weights, v)  # [batch, L, H, k]
         shape = tf.shape(context)
         context = tf.reshape(context, [shape[0], shape[1], self.num_heads * self.key_dim])  # [batch, L, H*k]

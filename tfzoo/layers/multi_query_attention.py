@@ -69,10 +69,12 @@ class MultiQueryAttention(tf.keras.layers.Layer):
         q = tf.einsum("btd,dhk->bthk", query, query_kernel)  # [batch, T_q, h, head_dim]
         k = tf.einsum("bsd,dk->bsk", value, self.key_kernel)  # [batch, T_k, head_dim]: one head for all queries
         scores = tf.einsum("bthk,bsk->bhts", q, k) / math.sqrt(self.head_dim)  # [batch, h, T_q, T_k]
+        # The softmax in float32 under every dtype policy (-1e9 overflows float16).
+        scores = tf.cast(scores, tf.float32)
         if mask is not None:
-            padding = 1.0 - tf.cast(mask, scores.dtype)  # [batch, T_k]
+            padding = 1.0 - tf.cast(mask, tf.float32)  # [batch, T_k]
             scores += padding[:, tf.newaxis, tf.newaxis, :] * -1e9
-        return tf.nn.softmax(scores, axis=-1)
+        return tf.cast(tf.nn.softmax(scores, axis=-1), q.dtype)
 
     def call(self, query, value=None, mask=None, training=None):
         value = query if value is None else value

@@ -18,6 +18,7 @@ What is logged is what one device would log: each term's global-batch value.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,6 +42,20 @@ class LossTerm:
     value: tf.Tensor
     weight: float | tf.Tensor = 1.0
     replica_mean: bool = False
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str):
+    """Layers made inside it take the Keras dtype policy `policy`; the process's global
+    policy is restored afterwards. A layer fixes its policy when it is made, so a model
+    built under "mixed_bfloat16" keeps it; TFRS tasks, which take no `dtype`, are made
+    under "float32" so that losses and metrics are not computed in 16 bits."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def num_replicas() -> int:
@@ -126,8 +141,13 @@ class ZooModel(tfrs.Model):
         with tf.GradientTape(persistent=self.persistent_tape) as tape:
             terms = self.loss_terms(inputs, training=True)
             objective = self._objective(terms, layer_losses=True)
+            scaled = objective
+            if isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
+                scaled = self.optimizer.get_scaled_loss(objective)  # float16: keeps small gradients above 0
         variables = self.trainable_variables  # after the forward pass, which builds them on the first step
-        gradients = tape.gradient(objective, variables)
+        gradients = tape.gradient(scaled, variables)
+        if scaled is not objective:
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
         logs = self.before_update(tape, terms, variables)
         del tape
         self.optimizer.apply_gradients(zip(gradients, variables))
@@ -149,9 +169,11 @@ class ZooModel(tfrs.Model):
             for term in terms.values()
             if not (isinstance(term.weight, (int, float)) and term.weight == 0)
         ]
-        objective = tf.add_n(shares) if shares else tf.constant(0.0)
+        # Terms and layer losses are float32 under every dtype policy (losses are not computed
+        # in 16 bits); the casts only matter for a layer that adds a 16-bit loss.
+        objective = tf.add_n([tf.cast(share, tf.float32) for share in shares]) if shares else tf.constant(0.0)
         if layer_losses and self.losses:
-            objective += tf.add_n(self.losses) / replicas
+            objective += tf.add_n([tf.cast(loss, tf.float32) for loss in self.losses]) / replicas
         return objective
 
     def _track(self, terms: Mapping[str, LossTerm]) -> None:

@@ -82,10 +82,13 @@ class _PairForward:
         flat_flow = tf.reshape(flow, [-1]) if self.num_flows else None  # [pairs]
         mixed = mix(tokens, flat_flow, tf.reshape(use_case, [-1]))  # [pairs, S, h]
         pooled = tf.reshape(tf.reduce_mean(mixed, axis=1), [batch, n, mixed.shape[-1]])  # [batch, n, h]
+        # Logits in float32 under every dtype policy: the served probabilities are float32.
         return {
-            self.tasks[u]: tf.squeeze(self.towers[self.tasks[u]](pooled[:, j], training=training), axis=-1)  # [batch]
+            self.tasks[u]: tf.cast(
+                tf.squeeze(self.towers[self.tasks[u]](pooled[:, j], training=training), -1), "float32"
+            )
             for j, u in enumerate(use_cases)
-        }
+        }  # each [batch]
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")

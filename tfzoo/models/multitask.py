@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfzoo.data.features import DatasetSpec, as_spec
-from tfzoo.models.base import LossTerm, ZooModel, sum_over_replicas
+from tfzoo.models.base import LossTerm, ZooModel, dtype_policy, sum_over_replicas
 
 # Evenly spaced thresholds let Keras bucket predictions in O(batch + thresholds); 2,000 keep
 # the logged AUC within ~1e-3 of the exact value on Census (exact figures: tfzoo.evaluation).
@@ -53,17 +53,20 @@ class MultiTaskModel(ZooModel):
         if unknown:
             raise ValueError(f"`task_weights` names unknown tasks {unknown}; tasks are {list(self.tasks)}.")
         self.task_weights = {t: float((task_weights or {}).get(t, 1.0)) for t in self.tasks}
-        self.ranking_tasks = {
-            t: tfrs.tasks.Ranking(
-                loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.SUM),
-                metrics=[
-                    tf.keras.metrics.AUC(name=f"{t}_auc", from_logits=True, num_thresholds=AUC_THRESHOLDS),
-                    tf.keras.metrics.AUC(name=f"{t}_ap", curve="PR", from_logits=True, num_thresholds=AUC_THRESHOLDS),
-                ],
-                name=f"{t}_task",
-            )
-            for t in self.tasks
-        }
+        with dtype_policy("float32"):  # losses and metrics in float32 under a mixed policy
+            self.ranking_tasks = {
+                t: tfrs.tasks.Ranking(
+                    loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.SUM),
+                    metrics=[
+                        tf.keras.metrics.AUC(name=f"{t}_auc", from_logits=True, num_thresholds=AUC_THRESHOLDS),
+                        tf.keras.metrics.AUC(
+                            name=f"{t}_ap", curve="PR", from_logits=True, num_thresholds=AUC_THRESHOLDS
+                        ),
+                    ],
+                    name=f"{t}_task",
+                )
+                for t in self.tasks
+            }
         for task in self.ranking_tasks.values():
             task.build(None)  # weightless; marked built so SavedModel export serialises it quietly
         self.track_loss_terms(self.tasks)
@@ -88,9 +91,14 @@ class MultiTaskModel(ZooModel):
             for task, x in zip(self.tasks, per_task)
         }
 
+    def float32_task_logits(self, features: Mapping[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
+        """`task_logits` in float32 whatever the dtype policy: sigmoids, losses and the
+        served probabilities are never computed in 16 bits."""
+        return {t: tf.cast(logit, tf.float32) for t, logit in self.task_logits(features, training=training).items()}
+
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
-        """Probability of every task, each [batch]: what the serving signature returns."""
-        return {t: tf.sigmoid(logit) for t, logit in self.task_logits(features, training=training).items()}
+        """Probability of every task, each [batch] float32: what the serving signature returns."""
+        return {t: tf.sigmoid(logit) for t, logit in self.float32_task_logits(features, training=training).items()}
 
     def task_losses(self, inputs, training: bool = False) -> dict[str, tf.Tensor]:
         """Each task's cross-entropy summed over the rows where its label is present, over
@@ -98,7 +106,7 @@ class MultiTaskModel(ZooModel):
         (under tf.distribute the replicas' shares add up to the global-batch mean, whatever
         the split of the masked rows across replicas)."""
         features, labels, label_masks = inputs
-        logits = self.task_logits(features, training=training)
+        logits = self.float32_task_logits(features, training=training)
         losses = {}
         for task in self.tasks:
             mask = tf.cast(label_masks[task], tf.float32)  # [batch]

@@ -44,7 +44,7 @@ from tfzoo.graph.decoder import RootAttentionDecoder
 from tfzoo.graph.encoder import GraphEncoder, hash_ids
 from tfzoo.graph.ops import first_components, message_receivers, multi_hot, root_ids, root_indices, side_by_side
 from tfzoo.graph.schema import FEATURES, USERS
-from tfzoo.models.base import LossTerm, ZooModel, with_other_replicas
+from tfzoo.models.base import LossTerm, ZooModel, dtype_policy, with_other_replicas
 from tfzoo.objectives.cca_ssg import cca_ssg_loss
 from tfzoo.objectives.graph_mae import scaled_cosine_error
 
@@ -166,9 +166,10 @@ class SSMTLRetrieval(ZooModel):
             self.bias_embedding = tf.keras.layers.Embedding(
                 id_buckets, 1, embeddings_initializer="zeros", name="candidate_bias"
             )
-        self.retrieval_task = tfrs.tasks.Retrieval(
-            temperature=temperature, remove_accidental_hits=True, name="retrieval"
-        )
+        with dtype_policy("float32"):  # the loss in float32 under a mixed policy
+            self.retrieval_task = tfrs.tasks.Retrieval(
+                temperature=temperature, remove_accidental_hits=True, name="retrieval"
+            )
         self.track_loss_terms([name for name in ("retrieval", "cca", "mae") if getattr(self, f"{name}_weight") > 0])
         if self.cca_weight > 0:
             self.cca_views = tf.keras.Sequential(
@@ -192,8 +193,9 @@ class SSMTLRetrieval(ZooModel):
             self.decoder = RootAttentionDecoder(units=feature_dim, hidden_dim=mae_decoder_dim, name="mae_decoder")
 
     def call(self, graph: tfgnn.GraphTensor, training: bool = False) -> tf.Tensor:
-        """[num_components, embedding_dim] the embeddings of the subgraphs' roots."""
-        return self.encoder(graph, training=training, roots_only=True)
+        """[num_components, embedding_dim] the embeddings of the subgraphs' roots, float32
+        under every dtype policy (retrieval logits and the index are not 16-bit)."""
+        return tf.cast(self.encoder(graph, training=training, roots_only=True), tf.float32)
 
     @property
     def index_dim(self) -> int:
@@ -217,7 +219,7 @@ class SSMTLRetrieval(ZooModel):
     def _candidate_vectors(self, embeddings: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
         if not self.candidate_bias:
             return embeddings
-        bias = self.bias_embedding(hash_ids(ids, self.id_buckets))  # [batch, 1]
+        bias = tf.cast(self.bias_embedding(hash_ids(ids, self.id_buckets)), tf.float32)  # [batch, 1]
         return tf.concat([embeddings, bias], axis=1)  # [batch, index_dim]
 
     def user_vectors(self, sampler, *, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -264,14 +266,16 @@ class SSMTLRetrieval(ZooModel):
         # the loss, are those of one device, whatever the number of replicas.
         candidates, ids, *rest = with_other_replicas(candidates, ids, *([] if probability is None else [probability]))
         probability = rest[0] if rest else None
-        return self.retrieval_task(
-            queries,
-            candidates,
-            candidate_ids=ids,
-            compute_metrics=False,
-            compute_batch_metrics=False,
-            candidate_sampling_probability=probability if self.logq_correction else None,
-        )
+        # The task makes layers as it runs (TFRS' accidental-hit removal): in float32 too.
+        with dtype_policy("float32"):
+            return self.retrieval_task(
+                queries,
+                candidates,
+                candidate_ids=ids,
+                compute_metrics=False,
+                compute_batch_metrics=False,
+                candidate_sampling_probability=probability if self.logq_correction else None,
+            )
 
     def cca_loss(self, graph: tfgnn.GraphTensor, training: bool) -> tf.Tensor:
         """Eq. 3 on two augmented views of `graph` (both through one encoder pass)."""
@@ -312,18 +316,23 @@ class SSMTLRetrieval(ZooModel):
             receivers = message_receivers(graph, both_ways=self.message_passing == "both")  # [receivers]
             z_a = self.cca_head(tf.gather(per_view[0], receivers))  # [receivers, embedding_dim]
             z_b = self.cca_head(tf.gather(per_view[1], receivers))  # [receivers, embedding_dim]
-            losses["cca"] = cca_ssg_loss(z_a, z_b, decorrelation_weight=self.cca_decorrelation)
+            # Losses in float32 under every dtype policy.
+            losses["cca"] = cca_ssg_loss(
+                tf.cast(z_a, tf.float32), tf.cast(z_b, tf.float32), decorrelation_weight=self.cca_decorrelation
+            )
         if mae:
             view = views[-1]
             states = self.mae_head(per_view[-1])  # [nodes, embedding_dim]
             roots = root_indices(view)[:, tf.newaxis]  # [components, 1]
             # Re-mask: the decoder must rebuild each root from its neighbours alone.
-            states = tf.tensor_scatter_nd_update(states, roots, tf.zeros([tf.shape(roots)[0], self.embedding_dim]))
+            states = tf.tensor_scatter_nd_update(
+                states, roots, tf.zeros([tf.shape(roots)[0], self.embedding_dim], states.dtype)
+            )
             reconstructed = self.decoder(
                 view.replace_features(node_sets={USERS: {tfgnn.HIDDEN_STATE: states}})
             )  # [components, feature_dim]
             targets = multi_hot(tf.gather(graph.node_sets[USERS][FEATURES], roots[:, 0]), self.feature_dim)
-            losses["mae"] = scaled_cosine_error(targets, reconstructed, gamma=self.mae_gamma)
+            losses["mae"] = scaled_cosine_error(targets, tf.cast(reconstructed, tf.float32), gamma=self.mae_gamma)
         return losses
 
     def build_objectives(self, inputs: Mapping[str, tfgnn.GraphTensor]) -> None:

@@ -253,7 +253,8 @@ class MaskedChannelPretrainer(ZooModel):
         sequence = self.encoder(masked, training=training)  # [batch, L, d]
         terms = {}
         for channel in self.masked_channels:
-            states = tf.boolean_mask(sequence, positions[channel])  # [masked, d]
+            # Output logits and losses in float32 under every dtype policy.
+            states = tf.cast(tf.boolean_mask(sequence, positions[channel]), tf.float32)  # [masked, d]
             targets = tf.boolean_mask(tf.cast(features[channel], tf.int64), positions[channel])  # [masked]
             if channel in self.output_tables:
                 table, bias = self.output_tables[channel], self.output_biases[channel]
@@ -274,7 +275,7 @@ class MaskedChannelPretrainer(ZooModel):
                 else:
                     per_step = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
             else:
-                logits = self.heads[channel](states)  # [masked, V]
+                logits = tf.cast(self.heads[channel](states), tf.float32)  # [masked, V]
                 per_step = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
             # Eq. 3: normalised by the indicator, i.e. the masked steps of the global batch.
             count = sum_over_replicas(tf.cast(tf.size(targets), tf.float32))
@@ -373,9 +374,9 @@ class SuperMoE(MultiTaskModel):
         return bool(self.task_weight_rate)
 
     def user_embedding(self, features, training=False) -> tf.Tensor:
-        """H = MaxPooling(h_o), [batch, units]."""
+        """H = MaxPooling(h_o), [batch, units], float32 under every dtype policy (served)."""
         sequence = self.encoder(features, training=training)  # [batch, L, d]
-        return masked_max_pool(sequence, self.encoder.padding_mask(features))
+        return tf.cast(masked_max_pool(sequence, self.encoder.padding_mask(features)), tf.float32)
 
     def task_logits(self, features, training=False):
         user = self.user_embedding(features, training=training)  # [batch, d]
@@ -406,7 +407,7 @@ class SuperMoE(MultiTaskModel):
             return super().loss_terms(inputs, training=training)
         train, (val_features, val_labels, val_masks) = inputs
         terms = dict(super().loss_terms(train, training=training))
-        val_logits = self.task_logits(val_features, training=False)
+        val_logits = self.float32_task_logits(val_features, training=False)
         surrogate = tf.add_n([pairwise_hinge_auc_loss(val_logits[t], val_labels[t], val_masks[t]) for t in self.tasks])
         terms[VALIDATION_SURROGATE] = LossTerm(surrogate, weight=0.0, replica_mean=True)
         return terms

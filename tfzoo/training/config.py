@@ -6,6 +6,9 @@ import dataclasses
 from typing import Any
 
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+# Keras dtype policies a run can train under: the mixed ones compute in 16 bits and keep
+# float32 variables (routers, softmaxes, losses and model outputs stay float32).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass
@@ -34,6 +37,9 @@ class RunConfig:
       data_options: options of the dataset's split (`tfzoo.data.registry.DATA_OPTIONS`).
       init_from: a pre-training run directory to start from (families with a
         `pretraining_model`, e.g. SUPER-MoE from `tfzoo pretrain supermoe`).
+      precision: the Keras dtype policy the model is built under (`PRECISIONS`):
+        "mixed_bfloat16" or "mixed_float16" compute in 16 bits with float32 variables
+        (float16 with dynamic loss scaling); checkpoints and exports are float32 alike.
     """
 
     model: str
@@ -50,6 +56,7 @@ class RunConfig:
     data_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     learning_rate_schedule: str = "constant"
     init_from: str | None = None
+    precision: str = "float32"
 
     def __post_init__(self):
         from tfzoo.training.families import family_for  # families build on this module
@@ -75,6 +82,8 @@ class RunConfig:
                 f"`learning_rate_schedule` must be one of {LEARNING_RATE_SCHEDULES}. Received: "
                 f"learning_rate_schedule={self.learning_rate_schedule!r}"
             )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"`precision` must be one of {PRECISIONS}. Received: precision={self.precision!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate}")
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfzoo.models.base import dtype_policy
 from tfzoo.training import distribute
 from tfzoo.training.callbacks import (
     BestEpoch,
@@ -97,7 +98,8 @@ def _json_default(value: Any):
 
 def _open(directory: Path, config: RunConfig, inputs, *, save_directory: Path | None = None) -> Run:
     tf.keras.utils.set_random_seed(config.seed)
-    prepared = family_for(config.model).prepare(config, inputs)
+    with dtype_policy(config.precision):  # the model is built under the run's precision
+        prepared = family_for(config.model).prepare(config, inputs)
     checkpoint = EpochCheckpoint(directory / "checkpoints", save_directory=save_directory)
     return Run(directory, config, prepared, checkpoint)
 
