@@ -39,7 +39,8 @@ def test_matches_numpy_reference(tmp_path):
     masked = projection(inputs, mask=mask).numpy()
     t = {name: v.numpy() for name, v in projection.tables.items()}
     bag = (t["genres"][inputs["genres"]] * (inputs["genres"] > 0)[..., None]).sum(axis=2)  # sum of filled slots
-    concat = np.concatenate([t["rating"][inputs["rating"]], bag, t["item"][inputs["item"]], inputs["interval"]], -1)
+    # Category, ID, dense parts; within a kind, channels by name (genres before rating).
+    concat = np.concatenate([bag, t["rating"][inputs["rating"]], t["item"][inputs["item"]], inputs["interval"]], -1)
     y = concat @ projection.kernel.numpy() + projection.bias.numpy()
     y = (y - y.mean(-1, keepdims=True)) / np.sqrt(y.var(-1, keepdims=True) + 1e-6)  # layer norm (gamma 1, beta 0)
     expected = np.maximum(y, 0.0)
@@ -47,6 +48,20 @@ def test_matches_numpy_reference(tmp_path):
     np.testing.assert_allclose(masked, expected * mask[..., None], atol=1e-5)
     # The [MASK] id reads the extra last row of the table.
     assert t["genres"].shape == (6, 2) and t["item"].shape == (11, 3)
+
+
+def test_channel_order_given_does_not_change_the_layer():
+    # A run's config.json stores the channel mappings with sorted keys: the layer rebuilt
+    # from it must compute what the layer built from the data's order computed.
+    inputs = channels()
+    given = layer()
+    given(inputs)
+    sorted_keys = MultiChannelProjection.from_config(
+        {**given.get_config(), "category_channels": {"genres": 5, "rating": 3}}
+    )
+    sorted_keys(inputs)
+    sorted_keys.set_weights(given.get_weights())
+    np.testing.assert_allclose(sorted_keys(inputs).numpy(), given(inputs).numpy(), atol=1e-6)
 
 
 def test_validation_messages():

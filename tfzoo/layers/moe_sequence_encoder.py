@@ -58,9 +58,10 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.units = int(units)
-        self.category_channels = {str(k): int(v) for k, v in dict(category_channels or {}).items()}
-        self.id_channels = {str(k): int(v) for k, v in dict(id_channels or {}).items()}
-        self.dense_channels = {str(k): int(v) for k, v in dict(dense_channels or {}).items()}
+        # Sorted by name, as the projection concatenates them (any order given builds one model).
+        self.category_channels = {str(k): int(v) for k, v in sorted(dict(category_channels or {}).items())}
+        self.id_channels = {str(k): int(v) for k, v in sorted(dict(id_channels or {}).items())}
+        self.dense_channels = {str(k): int(v) for k, v in sorted(dict(dense_channels or {}).items())}
         self.category_dim = int(category_dim)
         self.id_dim = int(id_dim)
         if padding_channel is None:

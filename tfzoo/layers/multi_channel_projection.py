@@ -9,7 +9,9 @@ import tensorflow as tf
 
 
 def _channels(value, argument: str) -> dict[str, int]:
-    channels = {str(k): int(v) for k, v in dict(value or {}).items()}
+    # Sorted by name: the channels' parts are concatenated in this order, which must not
+    # depend on how the mapping was made (a run's config.json stores it with sorted keys).
+    channels = {str(k): int(v) for k, v in sorted(dict(value or {}).items())}
     bad = {k: v for k, v in channels.items() if v < 1}
     if bad:
         raise ValueError(f"`{argument}` sizes must be >= 1. Received: {argument}={bad}")
@@ -36,6 +38,10 @@ class MultiChannelProjection(tf.keras.layers.Layer):
     and `vocabulary_size` itself is the [MASK] token of masked channel prediction: every
     table has vocabulary_size + 1 rows, the last one the learned mask embedding. A masked
     bag holds the mask id in its first slot and 0 in the others.
+
+    The parts are concatenated category, ID, dense, and within a kind by channel name,
+    whatever order the mappings are given in: a layer rebuilt from a config with sorted
+    keys computes what the original did.
 
     Args:
       units: width d of the projected behaviour.
