@@ -57,6 +57,28 @@ def test_scann_index_finds_the_exact_top_k_and_returns_more_than_its_reordering_
     assert many.shape == (50, 150) and len(np.unique(many.numpy()[0])) == 150
 
 
+def test_neighbours_the_searched_leaves_do_not_hold_score_minus_infinity():
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((20, 8)).astype(np.float32) * 5
+    candidates = (centres[rng.integers(0, 20, 400)] + 0.1 * rng.standard_normal((400, 8))).astype(np.float32)
+    index = build_index(
+        "scann",
+        candidates,
+        tf.constant(np.arange(400, dtype=np.int64)),
+        k=10,
+        settings=ScannSettings(num_leaves=20, num_leaves_to_search=1, num_reordering_candidates=None),
+    )
+    # One leaf of 20 holds ~20 points, not 400: ScaNN answers as many as the fullest
+    # searched leaf of the batch holds and pads the other rows (NaN scores before).
+    scores, _ = index(tf.constant(candidates[:5]), k=400)
+    scores = scores.numpy()
+    assert not np.isnan(scores).any()
+    found = np.isfinite(scores)
+    assert found[:, 0].all() and not found[:, -1].all()  # every row answers; some rows run out
+    assert np.isneginf(scores[~found]).all()
+    assert (np.diff(found.astype(int), axis=1) <= 0).all()  # answers first, then no answer
+
+
 # --- target_recall -------------------------------------------------------------------
 
 N, DIM, COMPONENTS = 20_000, 16, 40

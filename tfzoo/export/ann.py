@@ -356,6 +356,9 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         k = self._k if k is None else k
         searcher = scann_ops.searcher_from_module(self._serialized_searcher)
         scores, rows = self._search(searcher, queries, k, self._leaves_to_search)
+        # Where the searched leaves hold fewer than k points, ScaNN pads with NaN scores (and
+        # arbitrary rows): those are no answer, scored -inf so that they rank last.
+        scores = tf.where(tf.math.is_nan(scores), tf.constant(-np.inf, scores.dtype), scores)
         if self._identifiers is None:
             return scores, rows
         return scores, tf.gather(self._identifiers, rows)
