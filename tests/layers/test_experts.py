@@ -44,6 +44,26 @@ def test_initialisation_is_scaled_per_expert():
     assert layer.kernels[0].numpy().std() == pytest.approx(np.sqrt(6 / 64) / np.sqrt(3), rel=0.05)
 
 
+def test_seeded_initializer_is_applied_per_expert_and_experts_differ(tmp_path):
+    layer = Experts(
+        8, (16,), kernel_initializer=tf.keras.initializers.HeNormal(seed=3), kernel_regularizer="l2", name="he"
+    )
+    check_layer(layer, tf.ones((2, 16)), tmp_path)  # the initializer and regularizer round-trip
+    kernel = layer.kernels[0].numpy()  # [8, 16, 16]
+    # He normal over one expert's fan-in (16), not the bank's (8 * 16) ...
+    assert kernel.std() == pytest.approx(np.sqrt(2 / 16), rel=0.1)  # the bank's fans would give sqrt(2 / 128)
+    # ... and a seeded initializer does not give every expert the same start.
+    assert not np.allclose(kernel[0], kernel[1])
+
+
+def test_kernel_regularizer_adds_its_penalty_to_the_layer_losses():
+    layer = Experts(3, (4, 2), kernel_regularizer=tf.keras.regularizers.L2(0.1))
+    layer(tf.ones((2, 5)))
+    expected = 0.1 * sum(float(np.square(k.numpy()).sum()) for k in layer.kernels)
+    assert float(tf.add_n(layer.losses)) == pytest.approx(expected, rel=1e-5)
+    assert Experts(3, (4,)).losses == []
+
+
 def test_validation():
     with pytest.raises(ValueError, match="num_experts=0"):
         Experts(0, (4,))

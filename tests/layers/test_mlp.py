@@ -15,6 +15,14 @@ def test_round_trips_and_matches_numpy(tmp_path):
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
+def test_kernel_initializer_and_regularizer_reach_every_layer(tmp_path):
+    layer = MLP((3, 2), kernel_initializer="ones", kernel_regularizer=tf.keras.regularizers.L2(0.5), name="knobs")
+    check_layer(layer, tf.ones((2, 4)), tmp_path)
+    assert all(np.all(d.kernel.numpy() == 1.0) for d in layer._dense)
+    # 0.5 * (4 * 3 + 3 * 2) ones squared.
+    assert float(tf.add_n(layer.losses)) == pytest.approx(0.5 * (12 + 6))
+
+
 def test_dropout_only_in_training():
     layer = MLP((64,), dropout=0.5)
     x = tf.ones((8, 4))

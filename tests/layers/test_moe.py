@@ -222,6 +222,17 @@ def test_bad_configurations_are_named():
     moe = MixtureOfExperts(4, (8,), router="task", router_options={"num_tasks": 2})
     with pytest.raises(ValueError, match="routing_ids"):
         moe(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"Received: expert_options=\{'kernel_constraint': 'non_neg'\}"):
+        MixtureOfExperts(4, (8,), expert_options={"kernel_constraint": "non_neg"})
+
+
+def test_expert_options_reach_the_experts_and_round_trip(tmp_path, tokens):
+    x, mask = tokens
+    moe = MixtureOfExperts(4, (6,), expert_options={"kernel_regularizer": "l2"}, name="regularised_moe")
+    check_layer(moe, x, tmp_path, mask=mask)
+    kernel = moe.experts.kernels[0]
+    penalty = 0.01 * float(tf.reduce_sum(tf.square(kernel)))  # Keras' "l2" is L2(0.01)
+    assert any(abs(float(loss) - penalty) < 1e-5 * penalty for loss in moe.experts.losses)
 
 
 def test_saved_and_restored_with_each_kind_of_router(tmp_path, tokens):

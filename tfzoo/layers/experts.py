@@ -17,6 +17,23 @@ def _per_expert_glorot_uniform(shape, dtype=None):
     return tf.random.uniform(shape, -limit, limit, dtype=dtype or tf.float32)
 
 
+def _per_expert(initializer: tf.keras.initializers.Initializer):
+    """`initializer` applied to each expert's [d_in, d_out] kernel, so that its fans are
+    one expert's whatever the number of experts. A seeded initializer draws the same
+    values at every call: expert e gets seed + e, or the experts would start identical."""
+    config = initializer.get_config()
+
+    def of_expert(e: int):
+        if config.get("seed") is None:
+            return initializer
+        return type(initializer).from_config({**config, "seed": config["seed"] + e})
+
+    def initialize(shape, dtype=None):
+        return tf.stack([of_expert(e)(shape[1:], dtype=dtype) for e in range(shape[0])])
+
+    return initialize
+
+
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
 class Experts(tf.keras.layers.Layer):
     """`num_experts` MLPs of identical shape, stored as [experts, d_in, d_out] kernels.
@@ -31,6 +48,9 @@ class Experts(tf.keras.layers.Layer):
       activate_output: also apply `activation` after the last layer (MMoE-style
         experts); False makes the last layer linear (a transformer feed-forward or a
         Q/K/V projection).
+      kernel_initializer: a Keras initializer (name, config or object) applied to each
+        expert's kernel on its own; None: Glorot uniform per expert.
+      kernel_regularizer: a Keras regularizer of every kernel (e.g. "l2"), or None.
 
     Call arguments:
       inputs: one of three layouts.
@@ -57,6 +77,8 @@ class Experts(tf.keras.layers.Layer):
         *,
         activation: str = "relu",
         activate_output: bool = True,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -69,6 +91,9 @@ class Experts(tf.keras.layers.Layer):
         self.units = units
         self.activation = activation
         self.activate_output = bool(activate_output)
+        # None: Glorot uniform over each expert's own fans.
+        self.kernel_initializer = None if kernel_initializer is None else tf.keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
         width = int(input_shape[-1])
@@ -77,7 +102,14 @@ class Experts(tf.keras.layers.Layer):
         for i, out in enumerate(self.units):
             self.kernels.append(
                 self.add_weight(
-                    name=f"kernel_{i}", shape=(self.num_experts, width, out), initializer=_per_expert_glorot_uniform
+                    name=f"kernel_{i}",
+                    shape=(self.num_experts, width, out),
+                    initializer=(
+                        _per_expert_glorot_uniform
+                        if self.kernel_initializer is None
+                        else _per_expert(self.kernel_initializer)
+                    ),
+                    regularizer=self.kernel_regularizer,
                 )
             )
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(self.num_experts, out), initializer="zeros"))
@@ -228,5 +260,11 @@ class Experts(tf.keras.layers.Layer):
             units=list(self.units),
             activation=self.activation,
             activate_output=self.activate_output,
+            kernel_initializer=(
+                None if self.kernel_initializer is None else tf.keras.initializers.serialize(self.kernel_initializer)
+            ),
+            kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer)
+            if self.kernel_regularizer
+            else None,
         )
         return config

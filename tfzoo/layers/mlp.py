@@ -16,6 +16,8 @@ class MLP(tf.keras.layers.Layer):
       units: width of each layer, e.g. `(128, 64)`.
       activation: activation of every layer (the output layer too).
       dropout: dropout rate after each layer, in [0, 1).
+      kernel_initializer: a Keras initializer of every kernel (default Glorot uniform).
+      kernel_regularizer: a Keras regularizer of every kernel (e.g. "l2"), or None.
 
     Call arguments:
       inputs: [batch, ..., d_in].
@@ -24,7 +26,16 @@ class MLP(tf.keras.layers.Layer):
       [batch, ..., units[-1]].
     """
 
-    def __init__(self, units: Sequence[int], *, activation: str = "relu", dropout: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        units: Sequence[int],
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         units = tuple(int(u) for u in units)
         if not units or any(u < 1 for u in units):
@@ -34,10 +45,18 @@ class MLP(tf.keras.layers.Layer):
         self.units = units
         self.activation = activation
         self.dropout = dropout
+        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
         self._dense = [
-            tf.keras.layers.Dense(width, activation=self.activation, name=f"dense_{i}")
+            tf.keras.layers.Dense(
+                width,
+                activation=self.activation,
+                kernel_initializer=self.kernel_initializer,
+                kernel_regularizer=self.kernel_regularizer,
+                name=f"dense_{i}",
+            )
             for i, width in enumerate(self.units)
         ]
         self._dropout = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
@@ -56,5 +75,13 @@ class MLP(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(units=list(self.units), activation=self.activation, dropout=self.dropout)
+        config.update(
+            units=list(self.units),
+            activation=self.activation,
+            dropout=self.dropout,
+            kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
+            kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer)
+            if self.kernel_regularizer
+            else None,
+        )
         return config

@@ -22,6 +22,10 @@ def _router_class(router) -> type:
     raise ValueError(f"`router` must be one of {sorted(ROUTERS)} or a Router. Received: router={router!r}")
 
 
+# The `Experts` arguments `MixtureOfExperts(expert_options=...)` passes on.
+EXPERT_OPTIONS = ("kernel_initializer", "kernel_regularizer")
+
+
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
 class MixtureOfExperts(tf.keras.layers.Layer):
     """E experts (`tfzoo.layers.Experts`) behind a router; each unit uses its top-k experts.
@@ -75,6 +79,8 @@ class MixtureOfExperts(tf.keras.layers.Layer):
       z_loss_weight: weight of the router z-loss.
       activation: expert activation.
       activate_output: apply `activation` after the experts' last layer too.
+      expert_options: more arguments of the `Experts` bank: `kernel_initializer`,
+        `kernel_regularizer` (e.g. `{"kernel_regularizer": "l2"}`).
 
     Call arguments:
       inputs: [batch, d] or [batch, tokens, d].
@@ -102,9 +108,16 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         z_loss_weight: float = 0.0,
         activation: str = "relu",
         activate_output: bool = True,
+        expert_options: Mapping[str, Any] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        unknown = sorted(set(expert_options or {}) - set(EXPERT_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"Unknown expert options {unknown}. Received: expert_options={dict(expert_options)}. "
+                f"Accepted: {', '.join(EXPERT_OPTIONS)}"
+            )
         if num_experts < 1:
             raise ValueError(f"`num_experts` must be >= 1. Received: num_experts={num_experts}")
         if isinstance(router, Mapping):  # a serialised custom router, from get_config
@@ -146,6 +159,7 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         self.z_loss_weight = float(z_loss_weight)
         self.activation = activation
         self.activate_output = bool(activate_output)
+        self.expert_options = dict(expert_options or {})
 
     # ----------------------------------------------------------------------------- build
 
@@ -186,6 +200,7 @@ class MixtureOfExperts(tf.keras.layers.Layer):
             activation=self.activation,
             activate_output=self.activate_output,
             name="experts",
+            **self.expert_options,
         )
         self.experts.build([None, self._input_width])
         if not self.is_dense:
@@ -396,5 +411,6 @@ class MixtureOfExperts(tf.keras.layers.Layer):
             z_loss_weight=self.z_loss_weight,
             activation=self.activation,
             activate_output=self.activate_output,
+            expert_options=dict(self.expert_options),
         )
         return config
