@@ -39,9 +39,9 @@ import tensorflow as tf
 import tfzoo  # noqa: F401  (Keras 2 before TensorFlow)
 from tfzoo.data import read_census_income
 from tfzoo.export import export_saved_model
-from tfzoo.models.registry import build_model
 from tfzoo.serving import Client
 from tfzoo.serving.process import ServerProcess
+from tfzoo.training.registry import task_for
 
 
 def _free_port() -> int:
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
 
     data = read_census_income()
     spec = data.spec.fit(data.features)
-    model = build_model(args.model, spec)
+    model = task_for(args.model).model_class(feature_spec=spec)
     workdir = Path(tempfile.mkdtemp(prefix="tfzoo-bench-serving-"))
     path = export_saved_model(model, spec, workdir, args.model)
     server = ServerProcess(

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from tfzoo.evaluation.intervals import minimum_detectable_effect, paired_bootstrap
-from tfzoo.training import RunConfig, family_for, train
+from tfzoo.training import RunConfig, task_for, train
 
 # The previous model: features only, messages towards the root, last-round readout, plain
 # in-batch softmax, no dropout, no self-supervision (what docs/ssmtl.md measured before).
@@ -134,7 +134,7 @@ def _fused(run) -> dict | None:
     """What the run's export serves where it fuses the model's score with a heuristic
     (`FriendRetrievalFamily.fused_reports`: the weight chosen on validation), with the
     test split's per-user hits; None without fusion."""
-    fused = family_for("ssmtl").fused_reports(run.prepared, per_user=True)
+    fused = task_for("ssmtl").fused_reports(run.prepared, per_user=True)
     if fused is None:
         return None
     fused["validation"].pop("per_user", None)
@@ -175,9 +175,9 @@ def run_one(
         started = time.time()
         metrics = train(config, run_dir, verbose=0)
         run = load_run(run_dir)  # the best epoch, as `tfzoo evaluate` sees it
-        test = family_for("ssmtl").report(run.prepared, "test", per_user=True)
+        test = task_for("ssmtl").report(run.prepared, "test", per_user=True)
         fused = _fused(run)
-        trained_options = run.inputs["model_options"]  # with the calibrated weights
+        trained_options = run.inputs.model_options  # with the calibrated weights
     return {
         "kind": "run",
         "region": region,

@@ -14,7 +14,7 @@ without that option it is skipped. Without `--data`, a generated graph of ES's s
 
 Configurations:
 - `previous`: the previous code, retrieval + CCA-SSG + GraphMAE.
-- `current`: `tfzoo train ssmtl`'s defaults (`tfzoo.training.families.SSMTL_DEFAULTS`),
+- `current`: `tfzoo train ssmtl`'s defaults (`tfzoo.tasks.ssmtl.SSMTL_DEFAULTS`),
   retrieval + CCA-SSG + GraphMAE.
 - `current, retrieval only`: the same without the self-supervised objectives.
 """
@@ -54,7 +54,7 @@ def measure(name: str, *, data: str | None, steps: int, warmup: int, batch_size:
     if name == "previous":
         options = {"cca_weight": 1.0, "mae_weight": 30.0}
     else:
-        from tfzoo.training.families import SSMTL_DEFAULTS
+        from tfzoo.tasks.ssmtl import SSMTL_DEFAULTS
 
         options = {**SSMTL_DEFAULTS, "id_buckets": graph.num_users}
         if name == "current, retrieval only":

@@ -20,11 +20,12 @@ import time
 import tensorflow as tf
 
 from tfzoo.models.base import dtype_policy
-from tfzoo.training import RunConfig, family_for
+from tfzoo.tasks import RankingTask
+from tfzoo.training import RunConfig, task_for
 from tfzoo.training.config import PRECISIONS
-from tfzoo.training.families import MODEL_FAMILIES
+from tfzoo.training.registry import TASKS
 
-RANKERS = tuple(model for model, family in MODEL_FAMILIES.items() if family == "ranking")
+RANKERS = tuple(model for model in TASKS if isinstance(task_for(model), RankingTask))
 
 
 class _EpochTimer(tf.keras.callbacks.Callback):
@@ -72,12 +73,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             config = RunConfig(
                 model=name, dataset="census_flows", batch_size=args.batch_size, epochs=2, precision=precision
             )
-            family = family_for(name)
+            task = task_for(name)
             tf.keras.utils.set_random_seed(0)
             started = time.perf_counter()
             with dtype_policy(precision):  # as `tfzoo train --precision` builds the model
-                prepared = family.prepare(config, None)
-            dataset = family.datasets(prepared, config).train
+                prepared = task.prepare(config, None)
+            dataset = task.datasets(prepared, config).train
             if not rates:
                 seconds = time.perf_counter() - started
                 print(f"loading and preprocessing {len(prepared.data.train)} rows: {seconds:.2f} s")

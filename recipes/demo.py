@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from serve_and_query import serve_and_query  # recipes/serve_and_query.py, beside this file
 
-from tfzoo.data import DatasetSpec, make_dataset
+from tfzoo.data import make_dataset
 from tfzoo.evaluation import format_task_table
-from tfzoo.export import call_in_fresh_process, export_model
-from tfzoo.training import RunConfig, load_run, train
+from tfzoo.export import call_in_fresh_process
+from tfzoo.training import RunConfig, load_run, task_for, train
 
 BASELINES = ("single_task", "shared_bottom", "mmoe", "ple")
 
@@ -55,8 +55,8 @@ def census_baselines(work: Path, export_base: Path, epochs: int) -> list[tuple[s
     )
     for name in BASELINES:
         run = load_run(work / "runs" / f"{name}_census")
-        path = export_model(name, run.model, run.inputs, export_base, f"{name}_census")
-        spec, rows8 = DatasetSpec.from_config(run.inputs), run.prepared.data.test.take(np.arange(8))
+        path = task_for(name).export(run, export_base, f"{name}_census")
+        spec, rows8 = run.inputs.feature_spec, run.prepared.data.test.take(np.arange(8))
         sample = {feature: rows8.features[feature] for feature in spec.feature_names}
         in_process = run.model.predict(make_dataset(rows8, spec, batch_size=8, with_labels=False), verbose=0)
         served = call_in_fresh_process(path, sample)

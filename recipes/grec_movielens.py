@@ -25,7 +25,6 @@ checks the export in a fresh TensorFlow-only process. With `--table`: the Table 
 import argparse
 
 import grec_table
-import numpy as np
 
 import tfzoo
 
@@ -43,13 +42,8 @@ def main() -> None:
         args.epochs, args.train_rows, args.batch_size = 1, 6000, 128
 
     upsampling = {"upsample_tasks": "gender"} if args.upsample_tasks else {}
-    splits = tfzoo.data.load_dataset("movielens", path=args.data, options=upsampling)
-    train, validation, test = splits.train, splits.validation, splits.test
-    print(f"split: {splits.split}")
-    if args.train_rows:
-        train = train.take(np.arange(max(0, len(train) - args.train_rows), len(train)))  # time-ordered
-    spec = train.spec.fit(train.features)
-    item = [name for name in ITEM if name in spec.feature_names]  # title vectors only when present
+    feature_names = tfzoo.data.load_dataset("movielens", path=args.data).train.spec.feature_names
+    item = [name for name in ITEM if name in feature_names]  # title vectors only when present
     if "title_embedding" not in item:
         print("no derived/ title embeddings beside the ml-100k folder: the item token has no text vector")
     options = {
@@ -57,7 +51,7 @@ def main() -> None:
         "token_features": {"user": USER, "item": item},
         "behaviour_sequences": {"history": HISTORY},
     }
-    grec_table.run(args, "movielens", (train, validation, test), spec, options)
+    grec_table.run(args, "movielens", "movielens", upsampling, options)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ A variant is a set of `tfzoo.models.GRec` constructor arguments; the MMoE 4/4 ba
 GRec's own architecture with dense routing (4 experts, one softmax gate per use case, no
 top-k), so that the routing is the only difference between the rows of the table.
 
-Per variant and seed: train on the training split, keep the epoch with the best mean
-validation AUC, report exact test AUC / AP per use case and per (flow, use case) task,
+Per variant and seed: train as `tfzoo train grec` does (a run directory; early stopping
+on the exact mean validation AUC, the best epoch restored), report exact test AUC / AP
+per use case and per (flow, use case) task,
 and count inference float ops per example with TF's graph profiler on the traced
 model (`tfzoo.evaluation.float_ops_per_example`): the full model, and for task-level
 routing also one task's extracted serving function (what `tfzoo export` serves).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import time
 from collections.abc import Mapping
@@ -22,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 import tfzoo
 from tfzoo.data import TabularData, make_dataset
 from tfzoo.evaluation import float_ops_per_example, format_task_table, task_metrics
+from tfzoo.export.grec import export_grec
+from tfzoo.training import RunConfig, load_run, train
+from tfzoo.training.run import Run
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "MMoE 4/4": {"routing": "dense", "num_experts": 4, "top_k": 4},
@@ -40,38 +44,39 @@ FLOPS_BATCH = 256
 
 
 def train_variant(
-    train: TabularData,
-    validation: TabularData,
-    spec,
+    dataset: str,
+    data_path: str | None,
+    data_options: Mapping[str, Any],
     options: Mapping[str, Any],
     *,
+    run_dir: Path,
     seed: int,
     epochs: int,
     batch_size: int,
     learning_rate: float = 1e-3,
-    verbose: int = 0,
-) -> tfzoo.models.GRec:
-    """A GRec trained on `train`, restored to its epoch of best mean validation AUC."""
-    tf.keras.utils.set_random_seed(seed)
-    model = tfzoo.models.GRec(feature_spec=spec, **options)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
-    columns = tfzoo.data.model_columns(train, spec)
-    fit_data = tfzoo.data.dataset_from_columns(columns, batch_size=batch_size, shuffle=True, seed=seed)
-    validation_data = make_dataset(validation, spec, batch_size=EVAL_BATCH)
-    monitor = [f"val_{t}_auc" for t in model.tasks]
-
-    class BestEpoch(tf.keras.callbacks.Callback):
-        best, weights = -np.inf, None
-
-        def on_epoch_end(self, epoch, logs=None):
-            score = float(np.mean([logs[name] for name in monitor]))
-            if score > self.best:
-                self.best, self.weights = score, self.model.get_weights()
-
-    best = BestEpoch()
-    model.fit(fit_data, validation_data=validation_data, epochs=epochs, callbacks=[best], verbose=verbose)
-    model.set_weights(best.weights)
-    return model
+    verbose: int | str = 0,
+    reuse: bool = False,
+) -> Run:
+    """A GRec trained as `tfzoo train grec` trains it (early stopping on the exact mean
+    validation AUC, the best epoch restored) into `run_dir`, reopened: its model, its data
+    and the spec fitted on its training rows. With `reuse`, a finished run already there
+    is reopened instead (a grid restarted after a crash); anything else there is replaced."""
+    if run_dir.exists() and not (reuse and (run_dir / "metrics.json").exists()):
+        shutil.rmtree(run_dir)
+    if not run_dir.exists():
+        config = RunConfig(
+            model="grec",
+            dataset=dataset,
+            data_path=data_path,
+            data_options=dict(data_options),
+            model_options=dict(options),
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+        )
+        train(config, run_dir, verbose=verbose)
+    return load_run(run_dir)
 
 
 def score(model, rows: TabularData, spec) -> dict[str, Any]:
@@ -108,19 +113,21 @@ def flops(model, rows: TabularData, spec) -> dict[str, float]:
 
 def run_grid(
     name: str,
-    splits,
-    spec,
+    dataset: str,
+    data_path: str | None,
+    data_options: Mapping[str, Any],
     base_options: Mapping[str, Any],
     *,
     seeds: int,
     epochs: int,
     batch_size: int,
     out: Path,
+    runs: Path,
     variants: Mapping[str, Mapping[str, Any]] = VARIANTS,
 ) -> dict:
-    """Every seed x variant; results written to `out` (JSON) as they come, so a stopped
-    grid keeps what it finished, and a restarted one skips it."""
-    train, validation, test = splits
+    """Every seed x variant, each a `tfzoo train` run under `runs`; results written to
+    `out` (JSON) as they come, so a stopped grid keeps what it finished, and a restarted
+    one skips it."""
     results = json.loads(out.read_text()) if out.exists() else {}
     for seed in range(seeds):  # seed-major: a stopped grid has every variant at its first seeds
         for variant, options in variants.items():
@@ -128,15 +135,25 @@ def run_grid(
             if key in results:
                 continue
             started = time.perf_counter()
-            model = train_variant(
-                train, validation, spec, {**base_options, **options}, seed=seed, epochs=epochs, batch_size=batch_size
+            run = train_variant(
+                dataset,
+                data_path,
+                data_options,
+                {**base_options, **options},
+                run_dir=runs / f"{variant.replace(' ', '_').replace('/', '-')}" / f"seed{seed}",
+                seed=seed,
+                epochs=epochs,
+                batch_size=batch_size,
+                reuse=True,
             )
+            test, spec = run.prepared.data.test, run.inputs.feature_spec
             results[key] = {
                 "variant": variant,
                 "seed": seed,
                 "options": {**base_options, **options},
-                "test": score(model, test, spec),
-                "flops_per_example": flops(model, test, spec),
+                "best_epoch": json.loads((run.directory / "metrics.json").read_text())["best_epoch"],
+                "test": score(run.model, test, spec),
+                "flops_per_example": flops(run.model, test, spec),
                 "seconds": time.perf_counter() - started,
                 "load_average": os.getloadavg(),
             }
@@ -208,7 +225,7 @@ def task_auc_table(results: Mapping[str, Any]) -> str:
 def export_and_check(model, spec, rows: TabularData, export_base: str, name: str) -> Path:
     """Exports with the GRec exporter (extracted experts for task-level routing) and checks
     the export in a fresh process that imports TensorFlow only."""
-    path = tfzoo.export.export_model("grec", model, spec.to_config(), export_base, name)
+    path = export_grec(model, spec, export_base, name)
     sample = rows.take(np.arange(min(64, len(rows))))
     raw = {feature: sample.features[feature] for feature in spec.feature_names}
     served = tfzoo.export.call_in_fresh_process(path, raw)
@@ -246,6 +263,7 @@ def add_arguments(parser, name: str) -> None:
     parser.add_argument("--table", action="store_true", help="the Table 1 grid instead of one model")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=Path(f"results/grec_{name}.json"))
+    parser.add_argument("--runs", type=Path, default=Path(f"runs/grec_{name}"), help="where the `tfzoo train` runs go")
     parser.add_argument("--export-base", default="savedmodels")
     parser.add_argument(
         "--demo", action="store_true", help="tiny model, 6,000 training rows, one epoch of batches of 128"
@@ -271,18 +289,37 @@ def model_sizes(demo: bool) -> dict[str, Any]:
     return {"model_dim": 32, "num_heads": 4, "expert_units": (64,), "tower_units": (32,)}
 
 
-def run(args, name: str, splits, spec, options: Mapping[str, Any]) -> None:
+def run(args, name: str, dataset: str, data_options: Mapping[str, Any], options: Mapping[str, Any]) -> None:
     """`--table`: the grid; otherwise train one GRec, report it, export it and check the export."""
     options = {**options, **model_sizes(args.demo), "capacity_factor": args.capacity_factor}
+    data_options = {**data_options, **({"train_rows": args.train_rows} if args.train_rows else {})}
     if args.table:
         run_grid(
-            name, splits, spec, options, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, out=args.json
+            name,
+            dataset,
+            args.data,
+            data_options,
+            options,
+            seeds=args.seeds,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            out=args.json,
+            runs=args.runs / "table",
         )
         return
-    train, validation, test = splits
     options.update(routing=args.routing, num_experts=args.experts, top_k=args.top_k)
-    model = train_variant(
-        train, validation, spec, options, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, verbose=2
+    run = train_variant(
+        dataset,
+        args.data,
+        data_options,
+        options,
+        run_dir=args.runs / f"{args.routing}_{args.experts}-{args.top_k}_seed{args.seed}",
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        verbose=2,
     )
-    print_report(f"grec {args.routing} {args.experts}/{args.top_k}", score(model, test, spec))
-    export_and_check(model, spec, test, args.export_base, f"grec_{name}")
+    print(f"split: {run.prepared.split}")
+    test, spec = run.prepared.data.test, run.inputs.feature_spec
+    print_report(f"grec {args.routing} {args.experts}/{args.top_k}", score(run.model, test, spec))
+    export_and_check(run.model, spec, test, args.export_base, f"grec_{name}")

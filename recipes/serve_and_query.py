@@ -28,11 +28,11 @@ from tfzoo.serving import Client, ModelServer, ServerOptions, example_inputs
 def _export_demo_model(base: Path) -> None:
     from tfzoo.data import make_dataset, make_multi_scenario_data
     from tfzoo.export import export_saved_model
-    from tfzoo.models.registry import build_model
+    from tfzoo.models import MMoE
 
     data = make_multi_scenario_data(2000, seed=0)
     spec = data.spec.fit(data.features)
-    model = build_model("mmoe", spec, options={"num_experts": 2, "expert_units": [16], "tower_units": [8]})
+    model = MMoE(feature_spec=spec, num_experts=2, expert_units=[16], tower_units=[8])
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
     model.fit(make_dataset(data, spec, batch_size=256, shuffle=True, seed=0), epochs=1, verbose=0)
     print(f"exported {export_saved_model(model, spec, base, 'mmoe_synthetic')}")

@@ -25,9 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfzoo
-from tfzoo.export import export_model
-from tfzoo.export.retrieval import Fusion
-from tfzoo.training import RunConfig, load_run, train
+from tfzoo.training import RunConfig, load_run, task_for, train
 
 METRICS = ("recall@10", "recall@50", "recall@100")
 DEMO_OPTIONS = {
@@ -75,17 +73,17 @@ def main() -> None:
     print(metrics["split"])
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_trained']} (validation Recall@50)")
     rows = [("ssmtl (test)", metrics["test"])]
-    fusion = Fusion.chosen(metrics.get("fused"))  # chosen on validation: what the export serves
     if "fused" in metrics:
         fused = metrics["fused"]
         rows.append((f"ssmtl + {fused['weight']:g} x log(1 + {fused['heuristic']}) (test, served)", fused["test"]))
     rows += [(f"{name} (test)", report) for name, report in metrics["baselines"]["test"].items()]
     print(tfzoo.evaluation.format_task_table(rows, metrics=METRICS))
 
-    # Serving knows every friendship: the export embeds and excludes from the whole graph.
-    run = load_run(run_dir)
+    # Serving knows every friendship: the export embeds and excludes from the whole graph
+    # (saved with the run), and serves the fusion chosen on validation.
+    run = load_run(run_dir, with_data=False)
     name = f"ssmtl_{config.dataset}"
-    scann = export_model("ssmtl", run.model, run.inputs, args.export_base, name, fusion=fusion)
+    scann = task_for("ssmtl").export(run, args.export_base, name)
     brute = scann.parent.parent / f"{name}_brute_force" / scann.name
     print(f"exported {scann} and {brute}")
     print(

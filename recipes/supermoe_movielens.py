@@ -15,7 +15,7 @@ with early stopping on validation), so the recipe and the command line share one
   supermoe_paper_gate, supermoe_frozen (towers only, on the pre-trained encoder), bert,
   bert_parameter_matched; and supermoe_no_pretrain;
 - mmoe and ple on the flat view of the same examples, and logistic regression on the
-  bag features (C chosen on validation; the SUPER-MoE family's baseline).
+  bag features (C chosen on validation; the SUPER-MoE task's baseline).
 
 Data: dataset `movielens_sequences` (the title embeddings of `derived/` beside ml-100k),
 one example every `--stride`-th rating of each user, `--length` steps. With `--folds K`
@@ -43,12 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tfzoo.data.behaviour_sequences import BEHAVIOUR_TASKS, channel_columns
+from tfzoo.data.behaviour_sequences import BEHAVIOUR_TASKS, channel_columns, channel_dataset
 from tfzoo.evaluation.logistic import tuned_logistic_regression
 from tfzoo.evaluation.metrics import roc_auc, task_metrics
-from tfzoo.export.registry import export_model
 from tfzoo.models.supermoe import dense_counterpart, encoder_parameters, masked_max_pool
-from tfzoo.training import RunConfig, family_for, load_run, train
+from tfzoo.training import RunConfig, load_run, task_for, train
 
 FINE_TUNED = (
     "supermoe",
@@ -128,11 +127,10 @@ def encoders(args, sample) -> dict[str, dict]:
 
 def embeddings(encoder, rows, batch_size: int = 1024) -> np.ndarray:
     """Frozen H = MaxPooling(h_o) [rows, d] of a pre-trained encoder."""
-    columns = channel_columns(rows)
-    parts = []
-    for start in range(0, len(rows), batch_size):
-        batch = {k: v[start : start + batch_size] for k, v in columns.items()}
-        parts.append(masked_max_pool(encoder(batch), encoder.padding_mask(batch)).numpy())
+    parts = [
+        masked_max_pool(encoder(batch), encoder.padding_mask(batch)).numpy()
+        for batch in channel_dataset(rows, batch_size, labels=False)
+    ]
     return np.concatenate(parts)
 
 
@@ -171,10 +169,13 @@ def one_fold(args, dataset, data_path, data_options, seed, root: Path) -> dict:
     wanted = [m for m in MODELS if not args.only or m in args.only]
     pretrainings = sorted({PRETRAINED_FROM[m] for m in wanted if PRETRAINED_FROM.get(m)})
     # The channels and a batch of this fold's data fix the encoders' sizes.
-    family = family_for("supermoe")
-    sample_run = family.prepare(RunConfig(model="supermoe", epochs=1, **common), None)
+    task = task_for("supermoe")
+    sample_run = task.prepare(RunConfig(model="supermoe", epochs=1, **common), None)
     train_rows = sample_run.data.train
-    sample = {**sample_run.inputs, "features": channel_columns(train_rows.take(np.arange(min(8, len(train_rows)))))}
+    sample = {
+        **sample_run.inputs.channels,
+        "features": channel_columns(train_rows.take(np.arange(min(8, len(train_rows))))),
+    }
     test = sample_run.data.test
     result = {
         "test": {"labels": test.labels, "masks": test.label_masks, "users": test.features["user_id"]},
@@ -230,13 +231,13 @@ def one_fold(args, dataset, data_path, data_options, seed, root: Path) -> dict:
                 model_options={"num_experts": 4, **sizes} if name == "mmoe" else sizes,
             )
             model_name = name
-        else:  # logistic regression: the SUPER-MoE family's baseline, on this fold's bag features
-            result["predictions"][name] = family.baseline_predictions(sample_run, "test")["logistic_regression"]
+        else:  # logistic regression: the SUPER-MoE task's baseline, on this fold's bag features
+            result["predictions"][name] = task.baseline_predictions(sample_run, "test")["logistic_regression"]
             result["seconds"][name] = time.perf_counter() - began
             continue
         trained(config, root / name)
         run = load_run(root / name)
-        result["predictions"][name] = family_for(model_name).predictions(run.prepared, "test")
+        result["predictions"][name] = task_for(model_name).predictions(run.prepared, "test")
         result["seconds"][name] = time.perf_counter() - began
         print(
             f"  {name}: "
@@ -384,8 +385,8 @@ def main() -> None:
                 print(f"\n{title}\n{table}")
         if "supermoe" in results[args.seeds[-1]][-1]["predictions"]:
             last = root / (f"fold{folds[-1]}" if folds[-1] is not None else "time") / f"seed{args.seeds[-1]}"
-            run = load_run(last / "supermoe")
-            print(f"exported {export_model('supermoe', run.model, run.inputs, args.export_base, 'supermoe')}")
+            run = load_run(last / "supermoe", with_data=False)
+            print(f"exported {task_for('supermoe').export(run, args.export_base, 'supermoe')}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(

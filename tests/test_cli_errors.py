@@ -90,7 +90,7 @@ MISMATCHES = [
         ["train", "mmoe", "--dataset", "synthetic", "--data-option", "fold=1", "--data-option", "a=2"],
         1,
         "Unknown data option for dataset 'synthetic'. Received: data_option='a', data_option='fold'. "
-        "Accepted: upsample_tasks, upsample_max_factor",
+        "Accepted: train_rows, upsample_tasks, upsample_max_factor",
     ),
     (
         ["train", "mmoe", "--dataset", "synthetic", "--init-from", "elsewhere"],

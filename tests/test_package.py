@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tfzoo.models.registry import MODELS
-from tfzoo.training import families
 from tfzoo.training.registry import PRETRAINING, TASKS, task_for, trained_models
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,19 +45,31 @@ def test_import_tfzoo_after_tf_keras_resolved_to_keras_3_fails_clearly():
     assert "ImportError: tfzoo needs Keras 2 (tf_keras) behind tf.keras" in result.stderr
 
 
-def test_every_model_kind_has_a_family():
-    assert set(MODELS) <= set(TASKS)
-    assert families.MODEL_FAMILIES == {
-        "single_task": "ranking",
-        "shared_bottom": "ranking",
-        "mmoe": "ranking",
-        "ple": "ranking",
-        "grec": "ranking",
-        "supermoe": "behaviour_sequences",
-        "supermoe_mcp": "behaviour_pretraining",
-        "ssmtl": "friend_retrieval",
+def test_every_model_kind_is_one_registry_line_naming_its_task_and_model_class():
+    from tfzoo.models import (
+        PLE,
+        GRec,
+        MaskedChannelPretrainer,
+        MMoE,
+        SharedBottom,
+        SingleTaskTowers,
+        SSMTLRetrieval,
+        SuperMoE,
+    )
+    from tfzoo.tasks import FriendRetrievalTask, GRecTask, MaskedChannelPretrainingTask, RankingTask, SuperMoETask
+
+    kinds = {model: (type(task_for(model)), task_for(model).model_class) for model in TASKS}
+    assert kinds == {
+        "single_task": (RankingTask, SingleTaskTowers),
+        "shared_bottom": (RankingTask, SharedBottom),
+        "mmoe": (RankingTask, MMoE),
+        "ple": (RankingTask, PLE),
+        "grec": (GRecTask, GRec),
+        "supermoe": (SuperMoETask, SuperMoE),
+        "supermoe_mcp": (MaskedChannelPretrainingTask, MaskedChannelPretrainer),
+        "ssmtl": (FriendRetrievalTask, SSMTLRetrieval),
     }
-    assert all(task_for(model) is families.FAMILIES[name] for model, name in families.MODEL_FAMILIES.items())
+    assert all(task_for(model) is task_for(model) and task_for(model).name == model for model in TASKS)
     assert trained_models() == sorted(set(TASKS) - set(PRETRAINING.values()))
     with pytest.raises(ValueError, match="Unknown model. Received: model='nope'"):
         task_for("nope")

@@ -37,7 +37,18 @@ _check_keras()
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("data", "evaluation", "export", "graph", "layers", "models", "objectives", "serving", "training")
+_SUBPACKAGES = (
+    "data",
+    "evaluation",
+    "export",
+    "graph",
+    "layers",
+    "models",
+    "objectives",
+    "serving",
+    "tasks",
+    "training",
+)
 
 __all__ = [*_SUBPACKAGES, "__version__"]
 

@@ -85,7 +85,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
 
     evaluate = commands.add_parser(
-        "evaluate", help="exact metrics of a run's best (or latest) checkpoint, beside the family's simple baselines"
+        "evaluate",
+        help="exact metrics of a run's best (or latest) checkpoint, beside the model's strong simple baselines",
     )
     evaluate.add_argument("--run", required=True)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
@@ -244,7 +245,7 @@ def _train(args) -> int:
     from tfzoo.evaluation.report import format_task_table
     from tfzoo.training.config import RunConfig
     from tfzoo.training.distribute import configure_cpu_devices
-    from tfzoo.training.families import PRETRAINING, family_for
+    from tfzoo.training.registry import PRETRAINING, task_for
     from tfzoo.training.run import train
 
     if args.cpu_devices:
@@ -288,7 +289,7 @@ def _train(args) -> int:
     if "fused" in metrics:
         rows.append((f"{_fused_label(model, metrics['fused'])} (test, served)", metrics["fused"]["test"]))
     rows += [(f"{name} (test)", report) for name, report in metrics.get("baselines", {}).get("test", {}).items()]
-    print(format_task_table(rows, metrics=family_for(model).metric_names))
+    print(format_task_table(rows, metrics=task_for(model).metric_names))
     print(f"\nrun written to {args.out}")
     if args.command == "pretrain":
         print(f"fine-tune from it: tfzoo train {args.model} --init-from {args.out} ...")
@@ -301,7 +302,7 @@ def _fused_label(model: str, fused: dict) -> str:
 
 def _evaluate(args) -> int:
     from tfzoo.evaluation.report import format_task_table
-    from tfzoo.training.families import family_for
+    from tfzoo.training.registry import task_for
     from tfzoo.training.run import evaluate
 
     report = evaluate(args.run, split=args.split)
@@ -312,39 +313,21 @@ def _evaluate(args) -> int:
             (f"{_fused_label(Path(args.run).name, report['fused'])} ({args.split}, served)", report["fused"]["report"])
         )
     rows += [(f"{name} ({args.split})", baseline) for name, baseline in report["baselines"].items()]
-    print(format_task_table(rows, metrics=family_for(report["model"]).metric_names))
+    print(format_task_table(rows, metrics=task_for(report["model"]).metric_names))
     (Path(args.run) / f"evaluation_{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 
 def _export(args) -> int:
-    from tfzoo.export.registry import export_model
+    from tfzoo.training.registry import task_for
     from tfzoo.training.run import load_run
 
-    run = load_run(args.run)
+    run = load_run(args.run, with_data=False)  # the run holds what the export needs
     name = args.name or f"{run.config.model}_{run.config.dataset}"
-    path = export_model(
-        run.config.model,
-        run.model,
-        run.inputs,
-        args.to,
-        name,
-        version=args.version,
-        target_recall=args.target_recall,
-        fusion=None if args.no_fusion else _run_fusion(run),
-    )
+    options = {"target_recall": args.target_recall, "fusion": "none" if args.no_fusion else None}
+    path = task_for(run.config.model).export(run, args.to, name, version=args.version, **options)
     print(f"exported {path}")
     return 0
-
-
-def _run_fusion(run):
-    """The fusion a run chose on validation (`metrics.json`'s `fused`), to serve; None where
-    it chose none (or weight 0) or its metrics predate fusion."""
-    from tfzoo.export.retrieval import Fusion
-    from tfzoo.training.run import METRICS_FILE
-
-    metrics_path = run.directory / METRICS_FILE
-    return Fusion.chosen(json.loads(metrics_path.read_text()).get("fused") if metrics_path.exists() else None)
 
 
 def _serve(args) -> int:

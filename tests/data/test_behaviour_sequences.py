@@ -6,6 +6,9 @@ from tfzoo.data.behaviour_sequences import (
     ChannelSizes,
     bag_features,
     build_behaviour_sequences,
+    channel_columns,
+    channel_sizes,
+    example_channels,
     make_behaviour_sequences,
     movielens_behaviour_sequences,
 )
@@ -138,3 +141,20 @@ def test_flat_view_for_the_tabular_baselines():
     assert f["history_interval"] == pytest.approx(np.log1p(2.0) / 2)  # gaps 0 and 2 days
     spec = data.spec.fit(data.features)
     assert set(spec.feature_names) >= {"history", "liked_history", "history_genres", "history_title", "item_genres"}
+
+
+def test_example_channels_have_the_layout_of_real_rows():
+    data, _ = make_behaviour_sequences(30, seed=0)
+    real = channel_columns(data)
+    sizes = channel_sizes(data)
+    example = example_channels(sizes, num_rows=3, length=4)
+    assert set(example) == set(real)
+    for name, values in example.items():
+        assert values.dtype == real[name].dtype and values.ndim == real[name].ndim, name
+        assert values.shape[:2] == (3, 4) and values.shape[3:] == real[name].shape[3:], name
+    assert example["title"].shape[-1] == sizes.title_dim
+    # Left-padded: row i holds 4 - i steps; ids stay inside each vocabulary; the target's rating is unknown.
+    np.testing.assert_array_equal((example["item"] > 0).sum(axis=1), [4, 3, 2])
+    assert example["item"].max() <= sizes.num_items and example["genres"].max() <= sizes.num_genres
+    assert np.all(example["rating"][:, -1] == RATING_VOCABULARY)
+    assert np.all(example["rating"][:, :-1] < RATING_VOCABULARY)

@@ -109,3 +109,17 @@ def test_cold_start_users_keep_exactly_one_training_friendship(small_friend_grap
     np.testing.assert_array_equal(split_friendships(graph, seed=0, cold_start_share=0.0).test, plain.test)
     with pytest.raises(ValueError, match="cold_start_share=1.0"):
         split_friendships(graph, cold_start_share=1.0)
+
+
+def test_saved_graph_loads_back_equal(tmp_path):
+    graph = make_friend_graph(num_users=120, seed=4)
+    graph.node_targets["views"] = np.linspace(0.0, 1.0, graph.num_users)
+    graph.save(tmp_path / "graph.npz")
+    loaded = FriendGraph.load(tmp_path / "graph.npz")
+    assert loaded.num_users == graph.num_users and loaded.features == graph.features
+    assert loaded.source == graph.source
+    for name in ("edges", "feature_splits", "feature_indices"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(graph, name))
+    np.testing.assert_array_equal(loaded.node_targets["views"], graph.node_targets["views"])
+    with pytest.raises(FileNotFoundError, match="missing.npz not found"):
+        FriendGraph.load(tmp_path / "missing.npz")

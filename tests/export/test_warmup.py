@@ -28,7 +28,7 @@ from tfzoo.export import (
     write_warmup_requests,
 )
 from tfzoo.export.warmup import WARMUP_DIRECTORY, WARMUP_FILE
-from tfzoo.models.registry import build_model
+from tfzoo.models import SharedBottom
 
 SPEC = DatasetSpec(
     features=(
@@ -127,7 +127,7 @@ def test_a_warmup_request_that_fails_stops_the_export(tmp_path):
 
 def test_export_writes_warmup_for_every_signature_and_registers_the_model(tmp_path, synthetic_small):
     _, spec = synthetic_small
-    model = build_model("shared_bottom", spec, options={"bottom_units": [4], "tower_units": [2]})
+    model = SharedBottom(feature_spec=spec, bottom_units=[4], tower_units=[2])
     extra = {
         "flow_only": lambda module: tf.function(
             lambda flow: {"n": tf.strings.length(flow)}, input_signature=[tf.TensorSpec([None], tf.string, name="flow")]

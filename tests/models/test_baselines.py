@@ -3,22 +3,20 @@ import pytest
 import tensorflow as tf
 
 from tests.harness import check_model
+from tests.serving.helpers import TINY_OPTIONS
 from tfzoo.data import make_dataset
 from tfzoo.evaluation import roc_auc
 from tfzoo.models import PLE, MMoE, SharedBottom, SingleTaskTowers
 
+# The rankers' tiny options: the one table the serving tests build them from too.
 TINY = {
-    SingleTaskTowers: {"embedding_dim": 2, "hidden_units": (8,)},
-    SharedBottom: {"embedding_dim": 2, "bottom_units": (8,), "tower_units": (4,)},
-    MMoE: {"embedding_dim": 2, "num_experts": 3, "expert_units": (8,), "tower_units": (4,)},
-    PLE: {
-        "embedding_dim": 2,
-        "num_levels": 2,
-        "num_task_experts": 1,
-        "num_shared_experts": 1,
-        "expert_units": (8,),
-        "tower_units": (4,),
-    },
+    model_class: TINY_OPTIONS[name]
+    for name, model_class in (
+        ("single_task", SingleTaskTowers),
+        ("shared_bottom", SharedBottom),
+        ("mmoe", MMoE),
+        ("ple", PLE),
+    )
 }
 
 

@@ -6,6 +6,7 @@ from tests.harness import check_model
 from tfzoo.data.behaviour_sequences import (
     BEHAVIOUR_TASKS,
     RATING_VOCABULARY,
+    ItemTables,
     channel_columns,
     make_behaviour_sequences,
     with_noise_task,
@@ -180,21 +181,35 @@ def test_pretraining_then_fine_tuning(sequences, tmp_path):
     assert roc_auc(test.labels["female"], predictions["female"], test.label_masks["female"]) > 0.7
     check_model(model, sample, tmp_path)
 
-    path = export_supermoe(model, None, tmp_path / "savedmodels", "supermoe")
+    path = export_supermoe(model, ItemTables.of(data), tmp_path / "savedmodels", "supermoe")
     assert path.name == "1"
+    loaded = tf.saved_model.load(str(path))
+    # Raw sequences in (item ids, the history's ratings, timestamps): the export looks up
+    # genres and titles, computes the intervals and masks the target's rating as the data does.
+    rows = test.take(np.arange(4))
+    raw = {
+        "item": rows.features["item"],
+        "rating": rows.features["rating"].copy(),
+        "timestamp": rows.features["step_timestamp"],
+    }
+    raw["rating"][:, -1] = 0  # unknown to the client
+    served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
+    for task, probability in model(sample).items():
+        np.testing.assert_allclose(served[task].numpy(), probability.numpy(), atol=1e-5)
     inputs = {k: np.asarray(v) for k, v in sample.items()}
-    served = tf.saved_model.load(str(path)).signatures["serving_default"](
-        **{k: tf.constant(v) for k, v in inputs.items()}
-    )
-    np.testing.assert_allclose(served["female"].numpy(), model(sample)["female"].numpy(), atol=1e-5)
+    by_channels = loaded.signatures["serving_channels"](**{k: tf.constant(v) for k, v in inputs.items()})
+    np.testing.assert_allclose(by_channels["female"].numpy(), model(sample)["female"].numpy(), atol=1e-5)
+    unknown_item = {**raw, "item": np.where(raw["item"] > 0, sizes.num_items + 1, 0)}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"`item` ids must be <= {sizes.num_items}"):
+        loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in unknown_item.items()})
     # The warm-up requests hold real histories (not all padding), so warm-up runs the encoder.
     warmup = {
         log.predict_log.request.model_spec.signature_name: log.predict_log.request for log in read_warmup_requests(path)
     }
-    assert set(warmup) == {"serving_default", "user_embedding"}
+    assert set(warmup) == {"serving_default", "user_embedding", "serving_channels", "user_embedding_channels"}
     warm_items = tf.make_ndarray(warmup["user_embedding"].inputs["item"])
     assert (warm_items[0] > 0).all() and (warm_items > 0).sum(axis=1).tolist() == [3, 2]
-    embedded = call_in_fresh_process(path, inputs, signature="user_embedding")
+    embedded = call_in_fresh_process(path, raw, signature="user_embedding")
     np.testing.assert_allclose(embedded["user_embedding"], model.user_embedding(sample).numpy(), atol=1e-5)
 
 

@@ -71,7 +71,7 @@ def ranker_server(tmp_path_factory):
 def small_models(tmp_path_factory) -> Path:
     """A base path with one tiny ranker (`ranker`) and a TF1 model (`half_plus_two`), no config."""
     base = tmp_path_factory.mktemp("small_models")
-    model, _ = build_zoo_model("shared_bottom")
+    model = build_zoo_model("shared_bottom").model
     export_saved_model(model, SYNTHETIC_SPEC, base, "ranker", register=False)
     build_tf1_model(base / "half_plus_two" / "1")
     return base

@@ -1,11 +1,11 @@
 """What the serving tests serve, and how they call the REST API.
 
-The end-to-end tests serve every model of `tfzoo.export.EXPORTERS`, exported by its own
-exporter: a ranking-family model is built tiny on the synthetic multi-scenario spec
-(`TINY_OPTIONS`); another kind of model needs a builder in `ZOO_MODEL_BUILDERS`.
-Requests use real synthetic rows where a signature takes the spec's raw features and the
-version's warm-up rows otherwise; the reference is the exported signature called in
-this process.
+The end-to-end tests serve every trained model kind of `tfzoo.training.registry.TASKS`,
+exported by its own task (`ModelTask.export`), as `tfzoo export` exports a run: a ranker
+is built tiny on the synthetic multi-scenario spec (`TINY_OPTIONS`); another kind of
+model is prepared as a tiny run of its own dataset (`TINY_RUNS`). Requests use real
+synthetic rows where a signature takes the spec's raw features and the version's warm-up
+rows otherwise; the reference is the exported signature called in this process.
 """
 
 from __future__ import annotations
@@ -13,20 +13,22 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 import tfzoo
-from tfzoo.export import EXPORTERS, export_model, export_saved_model
-from tfzoo.models.registry import build_model
+from tfzoo.export import export_saved_model
 from tfzoo.serving import example_inputs
-from tfzoo.training.families import MODEL_FAMILIES
+from tfzoo.tasks import RankingInputs, RankingTask
+from tfzoo.training import RunConfig, task_for
+from tfzoo.training.registry import trained_models
+from tfzoo.training.run import Run
 
 Reference = Callable[[str, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
@@ -49,14 +51,21 @@ SYNTHETIC_SPEC = _SYNTHETIC.spec.fit(_SYNTHETIC.features)
 # Real rows (with their missing values) for requests; 3 rows per request by default.
 SYNTHETIC_ROWS = {k: v[:64] for k, v in _SYNTHETIC.features.items()}
 
-# Tiny hyper-parameters of the zoo models the serving tests export, for the synthetic
-# spec; a model not listed is built with its constructor defaults; entries of models that
-# are not registered are unused.
+# Tiny hyper-parameters of the rankers: what the serving tests export (on the synthetic
+# spec) and what the rankers' own tests build (tests/models/test_baselines.py); a ranker
+# not listed is built with its constructor defaults.
 TINY_OPTIONS: dict[str, dict] = {
-    "single_task": {"hidden_units": [8]},
-    "shared_bottom": {"bottom_units": [8], "tower_units": [4]},
-    "mmoe": {"num_experts": 2, "expert_units": [8], "tower_units": [4]},
-    "ple": {"num_levels": 1, "num_task_experts": 1, "num_shared_experts": 1, "expert_units": [8], "tower_units": [4]},
+    "single_task": {"embedding_dim": 2, "hidden_units": [8]},
+    "shared_bottom": {"embedding_dim": 2, "bottom_units": [8], "tower_units": [4]},
+    "mmoe": {"embedding_dim": 2, "num_experts": 3, "expert_units": [8], "tower_units": [4]},
+    "ple": {
+        "embedding_dim": 2,
+        "num_levels": 2,
+        "num_task_experts": 1,
+        "num_shared_experts": 1,
+        "expert_units": [8],
+        "tower_units": [4],
+    },
     "grec": {
         "token_features": {"user": ["cat_0", "num_0"], "item": ["item_vector"]},
         "model_dim": 8,
@@ -69,17 +78,7 @@ TINY_OPTIONS: dict[str, dict] = {
 }
 
 
-# Models outside the tabular ranking family: `model name -> () -> (model, inputs)`, the
-# model and the model-inputs description a run hands to the model's exporter.
-def _prepared_run(model: str, dataset: str, options: dict) -> tuple[tf.keras.Model, Any]:
-    # Exactly what `tfzoo export` gets from a run of `model` (untrained weights).
-    from tfzoo.training import RunConfig, family_for
-
-    prepared = family_for(model).prepare(RunConfig(model=model, dataset=dataset, model_options=options), None)
-    return prepared.model, prepared.inputs
-
-
-# The tiny zoo models outside the ranking family: model -> (dataset, model options).
+# The tiny zoo models outside the rankers: model -> (dataset, model options).
 # Explicit eq. 6 weights for ssmtl: the objectives' heads exist (the export leaves them
 # out), and no calibration runs.
 TINY_RUNS: dict[str, tuple[str, dict]] = {
@@ -101,47 +100,51 @@ TINY_RUNS: dict[str, tuple[str, dict]] = {
         {"encoder": {"units": 8, "num_heads": 2, "key_dim": 4, "ffn_units": 8, "num_experts": 2}},
     ),
 }
-ZOO_MODEL_BUILDERS: dict[str, Callable[[], tuple[tf.keras.Model, Any]]] = {
-    name: (lambda name=name: _prepared_run(name, *TINY_RUNS[name])) for name in TINY_RUNS
-}
 
-# Every model with a registered exporter is served in the end-to-end tests.
-ZOO_MODELS: list[str] = sorted(EXPORTERS)
+# Every model `tfzoo train` trains is served in the end-to-end tests.
+ZOO_MODELS: list[str] = trained_models()
 
 
-def build_zoo_model(model_name: str, *, seed: int = 0) -> tuple[tf.keras.Model, Any]:
-    """A tiny untrained `model_name` and its model inputs, as `tfzoo export` gets them from a run."""
+def build_zoo_model(model_name: str, *, seed: int = 0) -> Run:
+    """A tiny untrained `model_name` as `tfzoo export` opens a run of it (untrained weights;
+    the run's artifacts in a scratch directory)."""
     tf.keras.utils.set_random_seed(seed)
-    if model_name in ZOO_MODEL_BUILDERS:
-        return ZOO_MODEL_BUILDERS[model_name]()
-    if MODEL_FAMILIES.get(model_name) != "ranking":
+    task = task_for(model_name)
+    directory = Path(tempfile.mkdtemp(prefix=f"tiny_{model_name}_"))
+    if model_name in TINY_RUNS:
+        dataset, options = TINY_RUNS[model_name]
+        config = RunConfig(model=model_name, dataset=dataset, model_options=options)
+        prepared = task.prepare(config, None)
+        task.save_artifacts(prepared, directory)
+        return Run(directory, config, prepared, checkpoint=None)
+    if not isinstance(task, RankingTask):
         raise LookupError(
-            f"Model {model_name!r} has an exporter but the serving tests cannot build it: add a "
-            f"builder of a tiny {model_name} to ZOO_MODEL_BUILDERS in {Path(__file__).name}."
+            f"Model {model_name!r} is served but the serving tests cannot build it: add a tiny run of it "
+            f"to TINY_RUNS in {Path(__file__).name}."
         )
+    inputs = RankingInputs(spec=SYNTHETIC_SPEC.to_config())
     try:
-        model = build_model(model_name, SYNTHETIC_SPEC, options=TINY_OPTIONS.get(model_name))
+        config = RunConfig(model=model_name, dataset="synthetic", model_options=TINY_OPTIONS.get(model_name, {}))
+        model = task.build(config, inputs, directory)
     except (TypeError, ValueError) as error:
         raise LookupError(
             f"Cannot build a tiny {model_name!r} on the synthetic spec ({error}): add its options to "
-            f"TINY_OPTIONS (or a builder to ZOO_MODEL_BUILDERS) in {Path(__file__).name}."
+            f"TINY_OPTIONS (or a tiny run to TINY_RUNS) in {Path(__file__).name}."
         ) from error
-    # Called once, as a run's model is before training (exporters may need built layers).
-    model(next(iter(tfzoo.data.make_dataset(_SYNTHETIC.take(np.arange(2)), SYNTHETIC_SPEC, batch_size=2)))[0])
-    return model, SYNTHETIC_SPEC.to_config()
+    return Run(directory, config, tfzoo.training.Prepared(model, inputs, data=None, split=""), checkpoint=None)
 
 
 def export_zoo_model(
     model_name: str, base: Path, name: str | None = None, *, seed: int = 0, version: int | None = None
 ) -> Path:
-    """A tiny `model_name` exported by its registered exporter (warm-up records, models.config)."""
-    model, inputs = build_zoo_model(model_name, seed=seed)
-    return export_model(model_name, model, inputs, base, name or model_name, version=version)
+    """A tiny `model_name` exported by its task (warm-up records, models.config)."""
+    run = build_zoo_model(model_name, seed=seed)
+    return task_for(model_name).export(run, base, name or model_name, version=version)
 
 
 def export_ranker(model_name: str, base: Path, name: str, *, seed: int = 0, version: int | None = None) -> Reference:
     """A tiny zoo ranker exported; its Keras model (behind the preprocessing) is the reference."""
-    model, _ = build_zoo_model(model_name, seed=seed)
+    model = build_zoo_model(model_name, seed=seed).model
     preprocessor = tfzoo.data.FeaturePreprocessor(SYNTHETIC_SPEC)
     export_saved_model(model, SYNTHETIC_SPEC, base, name, version=version)
 

@@ -72,7 +72,8 @@ HEAVY_MODULES = (
     "tfzoo.graph",
     "tfzoo.data",
     "tfzoo.serving.server",
-    "tfzoo.training.families",
+    "tfzoo.tasks",
+    "tfzoo.training.task",
 )
 IMPORTED = (
     f"sorted(m for m in sys.modules if m in {HEAVY_MODULES!r}"

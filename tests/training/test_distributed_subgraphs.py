@@ -100,7 +100,12 @@ def test_ssmtl_trains_with_per_replica_subgraph_batches(strategy, tmp_path):
     assert json.loads((run / "config.json").read_text())["distribute"]["strategy"] == strategy
     metrics = _metrics(run)
     losses = metrics["history"]["loss"]
-    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+    assert np.isfinite(losses).all(), losses
+    if strategy == "mirrored":
+        # Synchronous replicas: the epoch loss falls. Asynchronous parameter-server steps make
+        # two epochs' losses too noisy to order (seen: 1,447 then 1,499 in a run that learned);
+        # what it learned is measured on held-out friendships below.
+        assert losses[-1] < losses[0], losses
     # 1,000 users: chance Recall@10 is 10 / 1,000; the generated graph's friendships
     # follow the user features, which the encoder learns to read.
     assert metrics["test"]["all"]["recall@10"] > 3 * 10 / 1000, metrics["test"]

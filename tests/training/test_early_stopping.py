@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfzoo.tasks.ranking import RankingTask
 from tfzoo.training import RunConfig, evaluate, load_run, train
 from tfzoo.training.callbacks import BestEpoch
-from tfzoo.training.families import RankingFamily
 
 TINY_MMOE = {"embedding_dim": 2, "num_experts": 2, "expert_units": [8], "tower_units": [4]}
 
@@ -15,7 +15,7 @@ def test_training_stops_after_patience_and_the_best_epoch_is_what_the_run_keeps(
     # Scripted validation scores: epoch 2 is the best; epoch 3 does not beat it and, with
     # patience 1, ends training before epochs 4 and 5.
     scores = iter([0.50, 0.70, 0.60, 0.90, 0.95])
-    monkeypatch.setattr(RankingFamily, "validation_score", lambda self, prepared: next(scores))
+    monkeypatch.setattr(RankingTask, "validation_score", lambda self, prepared: next(scores))
     config = RunConfig(
         model="mmoe", dataset="synthetic", epochs=5, batch_size=1024, seed=3, model_options=TINY_MMOE, patience=1
     )

@@ -12,9 +12,10 @@ from tfzoo.evaluation import top_k_excluding
 from tfzoo.evaluation.fusion import FUSION_WEIGHTS
 from tfzoo.evaluation.heuristics import HEURISTICS
 from tfzoo.export import call_in_fresh_process
-from tfzoo.export.retrieval import export_friend_retrieval, run_graph
+from tfzoo.export.retrieval import export_friend_retrieval
 from tfzoo.graph import SubgraphSampler
-from tfzoo.training import RunConfig, family_for, load_run, train
+from tfzoo.training import RunConfig, load_run, task_for, train
+from tfzoo.training import task as task_module
 
 NUM_USERS = 1000  # the generated graph's size (3,000 by default): small keeps the suite fast
 TINY = {
@@ -71,11 +72,11 @@ def test_run_reports_the_best_epoch_next_to_the_heuristics(ssmtl_run):
 def test_export_serves_the_ranking_the_report_evaluates(ssmtl_run, tmp_path):
     run_dir, metrics = ssmtl_run
     run = load_run(run_dir)
-    family = family_for("ssmtl")
-    queries, candidates = family.user_vectors(run.prepared)
-    again = family.user_vectors(run.prepared)  # the same subgraphs: the same report every time
+    task = task_for("ssmtl")
+    queries, candidates = task.user_vectors(run.prepared)
+    again = task.user_vectors(run.prepared)  # the same subgraphs: the same report every time
     np.testing.assert_array_equal(again[0], queries)
-    assert family.report(run.prepared, "test") == family.report(run.prepared, "test")
+    assert task.report(run.prepared, "test") == task.report(run.prepared, "test")
     # Exported over the training graph with the report's vectors, the served top K is the
     # report's ranking (known friends excluded), through the SavedModel alone.
     train_graph = run.prepared.data.train
@@ -86,7 +87,7 @@ def test_export_serves_the_ranking_the_report_evaluates(ssmtl_run, tmp_path):
         "ssmtl",
         index="brute_force",
         k=20,
-        fanouts=run.inputs["fanouts"],
+        fanouts=run.inputs.fanouts,
         vectors=(queries, candidates),
     )
     users = np.array([0, 5, 17, 600, NUM_USERS - 1])
@@ -94,7 +95,7 @@ def test_export_serves_the_ranking_the_report_evaluates(ssmtl_run, tmp_path):
     expected = top_k_excluding(queries, users, [train_graph.edges], 20, candidate_embeddings=candidates)
     np.testing.assert_array_equal(served["friend_ids"], expected)
     # Sampled by the export itself, the vectors come from the same encoder and sampling.
-    own = run.model.user_vectors(SubgraphSampler(train_graph, fanouts=run.inputs["fanouts"], seed=0))
+    own = run.model.user_vectors(SubgraphSampler(train_graph, fanouts=run.inputs.fanouts, seed=0))
     assert own[0].shape == queries.shape and np.allclose(own[1][:, -1], candidates[:, -1])  # the same biases
 
 
@@ -110,7 +111,7 @@ def test_run_chooses_the_served_fusion_on_validation(ssmtl_run):
     assert fused["validation"]["all"]["recall@50"] == pytest.approx(by_weight[fused["weight"]])
     assert fused["test"]["all"]["users"] == metrics["test"]["all"]["users"]
     # `tfzoo export` serves what the run chose (nothing to fuse at weight 0).
-    chosen = cli._run_fusion(load_run(run_dir))
+    chosen = task_for("ssmtl").chosen_fusion(run_dir)
     assert (
         (chosen is None)
         if fused["weight"] == 0
@@ -141,9 +142,24 @@ def test_cli_evaluate_prints_the_model_next_to_the_four_heuristics(ssmtl_run, ca
     assert "x log(1 + adamic_adar) (test, served)" in out and f"{fused['test']['all']['recall@50']:.4f}" in out
 
 
-def test_export_rebuilds_the_graph_the_run_trained_on(ssmtl_run):
-    # The run's data options (here a 1,000-user generated graph) travel with the run:
-    # `tfzoo export` must not rebuild the dataset's default graph.
+def test_export_opens_the_run_without_reading_the_dataset(ssmtl_run, monkeypatch):
+    # The whole graph (here a 1,000-user generated graph, not the dataset's default 3,000)
+    # is saved with the run: `tfzoo export` builds the model and the index from the run alone.
     run_dir, _ = ssmtl_run
-    inputs = json.loads((run_dir / "config.json").read_text())["inputs"]
-    assert run_graph(inputs).num_users == NUM_USERS
+    with_data = load_run(run_dir)
+
+    def no_dataset(*args, **kwargs):
+        raise AssertionError("the export read the dataset")
+
+    monkeypatch.setattr(task_module, "load_dataset", no_dataset)
+    run = load_run(run_dir, with_data=False)
+    assert run.prepared.data is None and run.prepared.split == with_data.prepared.split
+    graph = task_for("ssmtl").run_graph(run.config, run_dir)
+    whole = with_data.prepared.data.graph
+    assert graph.num_users == NUM_USERS
+    np.testing.assert_array_equal(graph.edges, whole.edges)
+    np.testing.assert_array_equal(graph.feature_indices, whole.feature_indices)
+    np.testing.assert_array_equal(graph.feature_splits, whole.feature_splits)
+    # The same best-epoch weights as the run opened with its data.
+    for built, prepared in zip(run.model.get_weights(), with_data.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(built, prepared)

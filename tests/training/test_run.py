@@ -35,7 +35,7 @@ def test_run_directory_holds_config_checkpoints_logs_and_metrics(one_epoch_run):
     run_dir, metrics = one_epoch_run
     stored = json.loads((run_dir / "config.json").read_text())
     assert stored["run"]["model"] == "mmoe" and stored["run"]["seed"] == 3
-    assert stored["inputs"]["labels"] == ["ctr", "atc", "cvr"]
+    assert stored["inputs"]["spec"]["labels"] == ["ctr", "atc", "cvr"]
     assert "seed 0" in stored["split"]
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-1")
     assert list((run_dir / "logs").rglob("events.out.tfevents.*"))

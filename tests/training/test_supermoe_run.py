@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from tfzoo import cli
-from tfzoo.data.behaviour_sequences import make_behaviour_sequences
+from tfzoo.data.behaviour_sequences import channel_columns
 from tfzoo.evaluation.logistic import DEFAULT_CS
-from tfzoo.training import RunConfig, family_for, load_run, train
+from tfzoo.training import RunConfig, load_run, task_for, train
 
 TINY_ENCODER = {"units": 8, "num_experts": 2, "num_heads": 1, "key_dim": 8, "ffn_units": 8}
 
@@ -78,15 +78,30 @@ def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
 
     assert cli.main(["export", "--run", run_dir, "--to", str(tmp_path / "savedmodels")]) == 0
     loaded = tf.saved_model.load(str(tmp_path / "savedmodels" / "supermoe_generated_sequences" / "1"))
-    assert set(loaded.signatures) == {"serving_default", "user_embedding"}
-    data, _ = make_behaviour_sequences(20, seed=0)
-    columns = {k: tf.constant(data.features[k][:3]) for k in ("item", "genres", "rating", "title", "interval")}
-    assert loaded.signatures["user_embedding"](**columns)["user_embedding"].shape == (3, 8)
+    assert set(loaded.signatures) == {
+        "serving_default",
+        "user_embedding",
+        "serving_channels",
+        "user_embedding_channels",
+    }
+    # Raw sequences in, with the item tables saved with the run: the same answer as the
+    # reopened run's model on the channels the data builds.
+    run = load_run(run_dir)
+    rows = run.prepared.data.test.take(np.arange(3))
+    raw = {
+        "item": rows.features["item"],
+        "rating": rows.features["rating"],
+        "timestamp": rows.features["step_timestamp"],
+    }
+    embedded = loaded.signatures["user_embedding"](**{k: tf.constant(v) for k, v in raw.items()})["user_embedding"]
+    expected = run.model.user_embedding(channel_columns(rows))
+    assert embedded.shape == (3, 8)
+    np.testing.assert_allclose(embedded.numpy(), expected.numpy(), atol=1e-5)
 
     # The fine-tuning starts from the pre-trained encoder's weights (the best epoch's).
     pretrained = load_run(pre_dir).model.encoder
     config = RunConfig(model="supermoe", dataset="generated_sequences", init_from=pre_dir)
-    prepared = family_for("supermoe").prepare(config, None)
+    prepared = task_for("supermoe").prepare(config, None)
     for a, b in zip(prepared.model.encoder.weights, pretrained.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     # The Python API's alternative: a checkpoint of the encoder alone (`pretrained_encoder`).
@@ -96,7 +111,7 @@ def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
         dataset="generated_sequences",
         model_options={"encoder": TINY_ENCODER, "pretrained_encoder": checkpoint},
     )
-    prepared = family_for("supermoe").prepare(config, None)
+    prepared = task_for("supermoe").prepare(config, None)
     for a, b in zip(prepared.model.encoder.weights, pretrained.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert cli.main(["evaluate", "--run", pre_dir, "--split", "validation"]) == 0
@@ -116,9 +131,9 @@ def test_init_from_is_checked(tmp_path):
         pre_dir,
         verbose=0,
     )
-    family = family_for("supermoe")
+    task = task_for("supermoe")
     with pytest.raises(ValueError, match="contradict"):
-        family.prepare(
+        task.prepare(
             RunConfig(
                 model="supermoe",
                 dataset="generated_sequences",
@@ -128,7 +143,7 @@ def test_init_from_is_checked(tmp_path):
             None,
         )
     with pytest.raises(ValueError, match="ffn_gate"):  # pre-trained with the default gate, "switch"
-        family.prepare(
+        task.prepare(
             RunConfig(
                 model="supermoe",
                 dataset="generated_sequences",
@@ -138,13 +153,13 @@ def test_init_from_is_checked(tmp_path):
             None,
         )
     with pytest.raises(ValueError, match="split generated_sequences differently"):
-        family.prepare(
+        task.prepare(
             RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir), split_seed=1), None
         )
     with pytest.raises(ValueError, match="no pre-training"):
         RunConfig(model="mmoe", dataset="synthetic", init_from=str(pre_dir))
     with pytest.raises(FileNotFoundError, match="config.json"):
-        family.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(tmp_path)), None)
+        task.prepare(RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(tmp_path)), None)
 
 
 def test_tabular_baselines_train_on_the_flat_view(tmp_path):
@@ -157,5 +172,5 @@ def test_tabular_baselines_train_on_the_flat_view(tmp_path):
     )
     assert metrics["test"]["female"]["auc"] > 0.7
     stored = json.loads((tmp_path / "mmoe" / "config.json").read_text())
-    names = {feature["name"] for feature in stored["inputs"]["features"]}
+    names = {feature["name"] for feature in stored["inputs"]["spec"]["features"]}
     assert {"liked_history", "history_genres", "history_title", "item_genres", "target_interval"} <= names

@@ -12,6 +12,10 @@ aligned per step (ids 0 = padding, the last step is the target):
 | `title`    | dense, float [L, P]    | the item's text embedding, reduced to P dims by PCA |
 | `interval` | dense, float [L, 1]    | log(1 + days since the previous behaviour), 0 first |
 
+Beside the channels, `step_timestamp` (int [L], seconds, 0 = padding) keeps each step's
+time: with `item` and `rating` it is the raw form of a sequence, what a client sends to
+the SUPER-MoE export, which looks the other channels up in the run's `ItemTables`.
+
 Tasks (binary, one label column each, all observed unless a generator hides some):
 
 | task     | label                                                  |
@@ -35,6 +39,7 @@ import dataclasses
 
 import numpy as np
 import scipy.sparse as sparse
+import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec, EmbeddingFeature, IdFeature, NumericFeature, SequenceFeature
 from tfzoo.data.readers.movielens import MAX_GENRES, MovieLens100K, user_histories
@@ -170,6 +175,8 @@ def build_behaviour_sequences(
         "interval": interval,
         "user_id": users.astype(np.int64),
         "timestamp": timestamp[keep].astype(np.int64),
+        # The raw form of the steps, as a client sends them to the export: seconds, 0 = padding.
+        "step_timestamp": np.nan_to_num(times, nan=0.0).astype(np.int64),  # [m, L]
     }
     num_items, num_genres = item_genres.shape[0] - 1, int(item_genres.max(initial=0))
     # Flat view for the tabular baselines (MMoE, PLE): every channel in a form the tabular
@@ -335,6 +342,75 @@ def with_noise_task(data: TabularData, name: str = "noise", *, seed: int = 0) ->
 def channel_columns(data: TabularData) -> dict[str, np.ndarray]:
     """The SUPER-MoE input channels of `data`."""
     return {name: data.features[name] for name in CHANNELS}
+
+
+def example_channels(sizes: ChannelSizes, *, num_rows: int = 2, length: int = 3) -> dict[str, np.ndarray]:
+    """`num_rows` valid sequences in the layout of `channel_columns` (row i: `length - i`
+    steps, then padding; the target step's rating unknown): builds a model for these
+    channel sizes without reading a dataset."""
+    steps = np.arange(length)[np.newaxis, :] >= np.arange(num_rows)[:, np.newaxis] % length  # [rows, L], left-padded
+    position = np.broadcast_to(np.arange(length), steps.shape)  # [rows, L]
+    rating = np.where(steps, 1 + position % (RATING_VOCABULARY - 1), 0)
+    rating[:, -1] = RATING_VOCABULARY  # the [MASK] id
+    return {
+        "item": np.where(steps, 1 + position % max(1, sizes.num_items), 0).astype(np.int64),
+        "genres": np.where(steps, 1 + position % max(1, sizes.num_genres), 0).astype(np.int64)[..., np.newaxis],
+        "rating": rating.astype(np.int64),
+        "title": np.repeat(np.where(steps, 0.1, 0.0)[..., np.newaxis], sizes.title_dim, axis=2).astype(np.float32),
+        "interval": np.where(steps, 0.5, 0.0).astype(np.float32)[..., np.newaxis],
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemTables:
+    """What a behaviour step's item id stands for: the `genres` [num_items + 1, G] and
+    `title` [num_items + 1, P] channels of each item id (row 0, no item: empty)."""
+
+    genres: np.ndarray
+    title: np.ndarray
+
+    @classmethod
+    def of(cls, *datas: TabularData) -> ItemTables:
+        """The item tables of behaviour-sequence rows: every item seen at some step of
+        `datas` (an item never seen keeps no genres and a zero title)."""
+        sizes = channel_sizes(datas[0])
+        genres = np.zeros((sizes.num_items + 1, datas[0].features["genres"].shape[-1]), np.int64)
+        title = np.zeros((sizes.num_items + 1, sizes.title_dim), np.float32)
+        for data in datas:
+            items = data.features["item"].ravel()  # [n L]
+            genres[items] = data.features["genres"].reshape(len(items), -1)
+            title[items] = data.features["title"].reshape(len(items), -1)
+        genres[0], title[0] = 0, 0.0
+        return cls(genres=genres, title=title)
+
+    def save(self, path) -> None:
+        np.savez_compressed(path, genres=self.genres, title=self.title)
+
+    @classmethod
+    def load(cls, path) -> ItemTables:
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return cls(genres=stored["genres"], title=stored["title"])
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} not found: no item tables were saved there.") from None
+
+
+def channel_dataset(
+    data: TabularData,
+    batch_size: int,
+    *,
+    labels: bool = True,
+    shuffle_seed: int | None = None,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Batches of `data`'s channels (with `labels`: `(channels, labels, label_masks)`, as
+    `SuperMoE.fit` takes them); with `shuffle_seed`, reshuffled every epoch; with `repeat`,
+    without end."""
+    columns = channel_columns(data)
+    dataset = tf.data.Dataset.from_tensor_slices((columns, data.labels, data.label_masks) if labels else columns)
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return (dataset.repeat() if repeat else dataset).batch(batch_size)
 
 
 def channel_sizes(data: TabularData) -> ChannelSizes:

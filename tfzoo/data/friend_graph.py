@@ -9,6 +9,7 @@ and samples subgraphs from it.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -88,6 +89,39 @@ class FriendGraph:
         for row, user in enumerate(users):
             rows[row, self.user_features(user)] = 1.0
         return rows
+
+    def save(self, path: str | Path) -> None:
+        """Writes the graph (users, friendships, features, node targets) to one `.npz` file."""
+        targets = {f"target_{name}": np.asarray(values) for name, values in self.node_targets.items()}
+        np.savez_compressed(
+            path,
+            num_users=self.num_users,
+            edges=self.edges,
+            feature_splits=self.feature_splits,
+            feature_indices=self.feature_indices,
+            feature_dim=self.features.dim,
+            feature_description=self.features.description,
+            source=self.source,
+            **targets,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> FriendGraph:
+        """The graph `save` wrote to `path`."""
+        try:
+            stored = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} not found: no friend graph was saved there.") from None
+        with stored:
+            return cls(
+                num_users=int(stored["num_users"]),
+                edges=stored["edges"],
+                feature_splits=stored["feature_splits"],
+                feature_indices=stored["feature_indices"],
+                features=MultiHotFeatures(int(stored["feature_dim"]), str(stored["feature_description"])),
+                node_targets={k[len("target_") :]: stored[k] for k in stored.files if k.startswith("target_")},
+                source=str(stored["source"]),
+            )
 
     def with_edges(self, edges: np.ndarray) -> FriendGraph:
         """The same users and features with other friendships (e.g. the training ones)."""

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tfzoo.data.behaviour_sequences import make_behaviour_sequences, movielens_behaviour_sequences
 from tfzoo.data.friend_graph import FriendshipSplits, split_friendships
 from tfzoo.data.readers.aliexpress import aliexpress_files, read_aliexpress
@@ -213,6 +215,9 @@ DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] =
 # "gender" for movielens), or true (tasks are the use cases); `upsample_max_factor` caps
 # the repetition of a row.
 UPSAMPLING_OPTIONS = ("upsample_tasks", "upsample_max_factor")
+# Tabular datasets also take `train_rows`: train on a seeded random subset of that many
+# training rows (validation and test stay whole), for quick runs and learning curves.
+TABULAR_OPTIONS = ("train_rows", *UPSAMPLING_OPTIONS)
 
 # The options a dataset's split takes beyond the seed (`tfzoo train --data-option KEY=VALUE`):
 # friend graphs hold out a share of cold-start users; behaviour sequences take user-level
@@ -223,7 +228,7 @@ DATA_OPTIONS: dict[str, tuple[str, ...]] = {
     "friend_graph": ("cold_start_share", "num_users"),
     "movielens_sequences": ("fold", "folds", "stride", "length"),
     "generated_sequences": ("fold", "folds"),
-    **{name: UPSAMPLING_OPTIONS for name in ("aliexpress", "census", "census_flows", "movielens", "synthetic")},
+    **{name: TABULAR_OPTIONS for name in ("aliexpress", "census", "census_flows", "movielens", "synthetic")},
 }
 
 
@@ -261,8 +266,22 @@ def load_dataset(
     check_dataset(name, options)
     options = dict(options or {})
     upsampling = {key: options.pop(key) for key in UPSAMPLING_OPTIONS if key in options}
+    train_rows = options.pop("train_rows", None)
     splits = DATASETS[name](path, tasks, split_seed, **options)
+    if train_rows is not None:
+        splits = _subsampled(splits, split_seed, train_rows)
     return _upsampled(splits, split_seed, **upsampling) if upsampling else splits
+
+
+def _subsampled(splits: DatasetSplits, split_seed: int, train_rows: int) -> DatasetSplits:
+    """`splits` with a seeded random `train_rows` of its training rows (in their order)."""
+    if isinstance(train_rows, bool) or not isinstance(train_rows, int) or train_rows < 1:
+        raise ValueError(f"`train_rows` must be an integer >= 1. Received: train_rows={train_rows!r}")
+    if train_rows >= len(splits.train):
+        return splits
+    keep = np.sort(np.random.default_rng(split_seed).permutation(len(splits.train))[:train_rows])
+    split = f"{splits.split}; trained on {train_rows} of its {len(splits.train)} training rows (seed {split_seed})"
+    return dataclasses.replace(splits, train=splits.train.take(keep), split=split)
 
 
 def _upsampled(

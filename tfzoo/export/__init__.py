@@ -12,8 +12,6 @@ _EXPORTS = {
     "add_to_models_config": "models_config",
     "read_models_config": "models_config",
     "write_models_config": "models_config",
-    "EXPORTERS": "registry",
-    "export_model": "registry",
     "ServingModule": "saved_model",
     "export_saved_model": "saved_model",
     "next_version": "saved_model",

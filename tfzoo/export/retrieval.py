@@ -39,7 +39,6 @@ import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
 from tfzoo.data.friend_graph import FriendGraph, neighbours
-from tfzoo.data.registry import load_dataset
 from tfzoo.evaluation.fusion import check_fusion
 from tfzoo.evaluation.heuristics import common_friend_weights
 from tfzoo.export.ann import ScannSettings, build_index, index_metadata
@@ -222,6 +221,7 @@ def export_friend_retrieval(
     fanouts: Sequence[int] = DEFAULT_FANOUTS,
     scann: ScannSettings | None = None,
     sampling_seed: int = 0,
+    sampler: SubgraphSampler | None = None,
     vectors: tuple[np.ndarray, np.ndarray] | None = None,
     target_recall: float | None = None,
     fusion: Fusion | None = None,
@@ -239,6 +239,8 @@ def export_friend_retrieval(
       fanouts: subgraph sampling per hop, as in training.
       scann: ScaNN settings (default `ScannSettings.for_size(num_users)`).
       sampling_seed: seeds the subgraphs the indexed vectors come from.
+      sampler: the sampler of the indexed vectors and the warm-up subgraphs, when the
+        caller has one over `graph` (then `fanouts` and `sampling_seed` are unused).
       vectors: precomputed (queries, candidates), each [num_users, d] (skips sampling).
       target_recall: ScaNN: search the fewest leaves whose recall@10 reaches it, measured
         on a sample of the users (see `tfzoo.export.ann.ScaNNIndex`); the choice and the
@@ -252,8 +254,10 @@ def export_friend_retrieval(
         raise ValueError(f"`k` must be >= 1. Received: k={k}")
     model_dir = Path(export_base) / name
     version = next_version(model_dir) if version is None else int(version)
+    if sampler is None:
+        sampler = SubgraphSampler(graph, fanouts=fanouts, seed=sampling_seed)
     if vectors is None:
-        vectors = model.user_vectors(SubgraphSampler(graph, fanouts=fanouts, seed=sampling_seed))
+        vectors = model.user_vectors(sampler)
     queries, candidates = (np.asarray(v, np.float32) for v in vectors)
     ids = tf.range(graph.num_users, dtype=tf.int64)
     top_k = build_index(index, candidates, ids, k=k, settings=scann, target_recall=target_recall, row_queries=queries)
@@ -266,7 +270,6 @@ def export_friend_retrieval(
         tfgnn.write_schema(subgraph_schema(), str(schema_path))
         module.schema = tf.saved_model.Asset(str(schema_path))
         options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if index == "scann" else None)
-        sampler = SubgraphSampler(graph, fanouts=fanouts, seed=sampling_seed)
         metadata = {**index_metadata(top_k), "fusion": None if fusion is None else dataclasses.asdict(fusion)}
         users = np.arange(min(2, graph.num_users))
         warmup = {
@@ -283,62 +286,3 @@ def export_friend_retrieval(
             warmup_inputs=warmup,
             extra_files={INDEX_METADATA_FILE: json.dumps(metadata, indent=2) + "\n"},
         )
-
-
-def run_graph(inputs: Mapping[str, Any]) -> FriendGraph:
-    """The whole friend graph of a run (every friendship: at serving time all are known),
-    rebuilt from the run's stored inputs with its data options (e.g. a generated graph's
-    `num_users`)."""
-    return load_dataset(
-        inputs["dataset"],
-        path=inputs.get("data_path"),
-        split_seed=inputs["split_seed"],
-        options=inputs.get("data_options"),
-    ).graph
-
-
-def export_retrieval_run(
-    model: tf.keras.Model,
-    inputs: Mapping[str, Any],
-    export_base: str | Path,
-    name: str,
-    version: int | None,
-    *,
-    target_recall: float | None = None,
-    fusion: Fusion | None = None,
-) -> Path:
-    """The `tfzoo export` entry of friend-retrieval runs.
-
-    Writes `<name>/<version>` (ScaNN index) and `<name>_brute_force/<version>` (exact index,
-    no ScaNN ops needed), both over the run's whole graph (every friendship is known at
-    serving time); returns the ScaNN one. With `target_recall`, the ScaNN index searches
-    the fewest leaves that reach it; with `fusion`, both serve the fused score
-    (`export_friend_retrieval`).
-    """
-    graph = run_graph(inputs)
-    fanouts = inputs.get("fanouts", DEFAULT_FANOUTS)
-    vectors = model.user_vectors(SubgraphSampler(graph, fanouts=fanouts, seed=0))
-    path = export_friend_retrieval(
-        model,
-        graph,
-        export_base,
-        name,
-        version=version,
-        index="scann",
-        fanouts=fanouts,
-        vectors=vectors,
-        target_recall=target_recall,
-        fusion=fusion,
-    )
-    export_friend_retrieval(
-        model,
-        graph,
-        export_base,
-        f"{name}_brute_force",
-        version=int(path.name),
-        index="brute_force",
-        fanouts=fanouts,
-        vectors=vectors,
-        fusion=fusion,
-    )
-    return path

@@ -3,7 +3,7 @@
 Every model returns its loss as named terms (`ZooModel.loss_terms`, TFRS's `compute_loss`
 contract); this base scales them for `tf.distribute`, sums them, adds the layer losses,
 applies the gradients and tracks each term, so that a step on several replicas equals a
-step on one device (tested for every model family in tests/models/test_mirrored_step.py).
+step on one device (tested for every model kind in tests/models/test_mirrored_step.py).
 
 Under a synchronous strategy each replica computes its terms on its part of the global
 batch and the optimizer sums the replicas' gradients. A term is therefore either

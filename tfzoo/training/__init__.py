@@ -13,13 +13,10 @@ _EXPORTS = {
     "StopOnNaNPerEpoch": "callbacks",
     "TrainingDivergedError": "callbacks",
     "RunConfig": "config",
-    "FAMILIES": "families",
-    "MODEL_FAMILIES": "families",
-    "FitData": "families",
-    "ModelFamily": "families",
-    "Prepared": "families",
-    "RankingFamily": "families",
-    "family_for": "families",
+    "FitData": "task",
+    "ModelTask": "task",
+    "Prepared": "task",
+    "TaskInputs": "task",
     "PRETRAINING": "registry",
     "TASKS": "registry",
     "task_for": "registry",
@@ -28,7 +25,7 @@ _EXPORTS = {
     "load_run": "run",
     "train": "run",
 }
-_SUBMODULES = ("callbacks", "config", "distribute", "families", "launch", "registry", "run")
+_SUBMODULES = ("callbacks", "config", "distribute", "launch", "registry", "run", "task")
 
 __all__ = sorted({*_EXPORTS, "distribute"})
 

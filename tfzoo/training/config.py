@@ -18,24 +18,24 @@ class RunConfig:
     Attributes:
       model: a model name of `tfzoo.training.registry.TASKS`. The model, dataset, data
         options and model options are checked against each other when the config is
-        made (`ModelFamily.check`), before any data is read.
-      dataset: a dataset name the model's family reads (e.g. `tfzoo.data.DATASETS`).
+        made (`ModelTask.check`), before any data is read.
+      dataset: a dataset name the model reads (e.g. `tfzoo.data.DATASETS`).
       data_path: where the dataset's files are, for datasets that are not bundled.
       tasks: the labels to train on (default: the dataset's).
       epochs, batch_size, learning_rate: optimisation (Adam); `batch_size` is global;
-        `epochs` is the most epochs trained when early stopping is on. None: the model
-        family's default (`ModelFamily.run_defaults`).
+        `epochs` is the most epochs trained when early stopping is on. None: the
+        task's default (`ModelTask.run_defaults`).
       seed: seeds weight initialisation and shuffling.
       split_seed: seeds the train / validation / test split (kept fixed across seeds so
         that runs with different `seed` are comparable).
       model_options: constructor arguments of the model (hyper-parameters).
       patience: early stopping: training ends after `patience` epochs without a better
-        validation score (the family's `validation_metric`), and the best epoch's weights
+        validation score (the task's `validation_metric`), and the best epoch's weights
         are what the run reports and exports; 0 trains every epoch and keeps the last.
-        None: the family's default.
+        None: the task's default.
       learning_rate_schedule: "constant", or "cosine" (decays to 0 over `epochs` epochs).
       data_options: options of the dataset's split (`tfzoo.data.registry.DATA_OPTIONS`).
-      init_from: a pre-training run directory to start from (families with a
+      init_from: a pre-training run directory to start from (tasks with a
         `pretraining_model`, e.g. SUPER-MoE from `tfzoo pretrain supermoe`).
       precision: the Keras dtype policy the model is built under (`PRECISIONS`):
         "mixed_bfloat16" or "mixed_float16" compute in 16 bits with float32 variables
@@ -59,17 +59,16 @@ class RunConfig:
     precision: str = "float32"
 
     def __post_init__(self):
-        from tfzoo.training.families import family_for  # families build on this module
-        from tfzoo.training.registry import PRETRAINING
+        from tfzoo.training.registry import PRETRAINING, task_for  # tasks build on this module
 
-        family = family_for(self.model)
-        if self.init_from is not None and family.pretraining_model is None:
+        task = task_for(self.model)
+        if self.init_from is not None and task.pretraining_model is None:
             raise ValueError(
                 f"{self.model} has no pre-training to start from. Received: init_from={self.init_from!r}. "
                 f"Accepted: init_from with model {', '.join(sorted(PRETRAINING))}"
             )
-        family.check(self)
-        for name, value in family.run_defaults.items():
+        task.check(self)
+        for name, value in task.run_defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         for name in ("epochs", "batch_size"):

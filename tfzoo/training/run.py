@@ -10,14 +10,17 @@ RUN/logs/           TensorBoard event files
 RUN/history.json    per-epoch training and validation logs, written after every epoch
 RUN/metrics.json    per-epoch history, and exact metrics on validation and test (with
                     `fused`, those of the model's score fused with a baseline's, as
-                    the export serves it: `ModelFamily.fused_reports`)
+                    the export serves it: `ModelTask.fused_reports`)
+RUN/...             what the model kind keeps for its export (`ModelTask.save_artifacts`:
+                    a friend-retrieval run's `graph.npz`, a SUPER-MoE run's `items.npz`)
 ```
 
 Under a multi-process strategy every process runs `train` with the same arguments; only
 the chief writes the run directory (`tfzoo.training.distribute`).
 
-What depends on the kind of model (data, inputs, metrics) comes from its
-`tfzoo.training.families.ModelFamily`; everything here is shared by all of them.
+What depends on the kind of model (data, inputs, metrics, artifacts such as a retrieval
+run's graph) comes from its `tfzoo.training.task.ModelTask`; everything here is shared by
+all of them.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ from tfzoo.training.callbacks import (
     restore_best,
 )
 from tfzoo.training.config import RunConfig
-from tfzoo.training.families import Prepared, family_for
+from tfzoo.training.registry import task_for
+from tfzoo.training.task import Prepared, TaskInputs
 
 logger = logging.getLogger("tfzoo.training")
 
@@ -72,8 +76,8 @@ class Run:
         return self.prepared.model
 
     @property
-    def inputs(self):
-        """The model inputs description (for rankers: the fitted `DatasetSpec` config)."""
+    def inputs(self) -> TaskInputs:
+        """The model's `TaskInputs` record (for rankers: the fitted feature spec)."""
         return self.prepared.inputs
 
 
@@ -96,10 +100,23 @@ def _json_default(value: Any):
     raise TypeError(f"not JSON serialisable: {value!r}")
 
 
-def _open(directory: Path, config: RunConfig, inputs, *, save_directory: Path | None = None) -> Run:
+def _open(
+    directory: Path,
+    config: RunConfig,
+    inputs: TaskInputs | None,
+    *,
+    save_directory: Path | None = None,
+    split: str | None = None,
+) -> Run:
+    """The run's model with its data (`ModelTask.prepare`), or without (`split` given: the
+    stored split's description; `ModelTask.build` reads no dataset)."""
     tf.keras.utils.set_random_seed(config.seed)
+    task = task_for(config.model)
     with dtype_policy(config.precision):  # the model is built under the run's precision
-        prepared = family_for(config.model).prepare(config, inputs)
+        if split is None:
+            prepared = task.prepare(config, inputs)
+        else:
+            prepared = Prepared(model=task.build(config, inputs, directory), inputs=inputs, data=None, split=split)
     checkpoint = EpochCheckpoint(directory / "checkpoints", save_directory=save_directory)
     return Run(directory, config, prepared, checkpoint)
 
@@ -119,12 +136,19 @@ def _backup_position(backup_dir: Path) -> tuple[int, int] | None:
     return (epoch, batch) if batch >= 0 else (epoch + 1, -1)
 
 
-def load_run(directory: str | Path) -> Run:
+def _stored_inputs(stored: dict, config: RunConfig) -> TaskInputs:
+    return task_for(config.model).inputs_type.from_config(stored["inputs"])
+
+
+def load_run(directory: str | Path, *, with_data: bool = True) -> Run:
     """Opens an existing run and restores its best epoch (early stopping), or its latest
-    checkpoint when it kept none."""
+    checkpoint when it kept none. `with_data=False` builds the model from the run alone
+    (its config, inputs and artifacts; no dataset is read): what exporting needs."""
     directory = Path(directory)
     stored = _read_json(directory / CONFIG_FILE)
-    run = _open(directory, RunConfig(**stored["run"]), stored["inputs"])
+    config = RunConfig(**stored["run"])
+    split = None if with_data else stored.get("split", "")
+    run = _open(directory, config, _stored_inputs(stored, config), split=split)
     if run.checkpoint.restore(run.model) == 0:
         raise FileNotFoundError(f"{directory / 'checkpoints'} holds no checkpoint: the run never finished an epoch.")
     restore_best(run.model, directory / BEST_DIR)
@@ -176,7 +200,12 @@ def train(
                 stored = _read_json(config_path)
                 stored_config = RunConfig(**stored["run"])
                 config = dataclasses.replace(stored_config, epochs=max(config.epochs, stored_config.epochs))
-                run = _open(directory, config, stored["inputs"], save_directory=scratch and scratch / "checkpoints")
+                run = _open(
+                    directory,
+                    config,
+                    _stored_inputs(stored, stored_config),
+                    save_directory=scratch and scratch / "checkpoints",
+                )
                 initial_epoch = run.checkpoint.restore(run.model)
                 logger.info("resuming %s from epoch %d", directory, initial_epoch)
             else:
@@ -188,11 +217,13 @@ def train(
                 run = _open(directory, config, None, save_directory=scratch and scratch / "checkpoints")
                 initial_epoch = 0
         if chief:
+            if not (resume or recovering is not None):  # a new run
+                task_for(config.model).save_artifacts(run.prepared, directory)
             _write_json(
                 config_path,
                 {
                     "run": dataclasses.asdict(config),
-                    "inputs": run.inputs,
+                    "inputs": run.inputs.to_config(),
                     "split": run.prepared.split,
                     "distribute": {
                         "strategy": strategy,
@@ -209,7 +240,7 @@ def train(
         if not chief:
             return {}
 
-    family = family_for(config.model)
+    task = task_for(config.model)
     metrics_path = directory / METRICS_FILE
     # The report runs on one device: a model restored from the final checkpoint outside the
     # strategy (its batches, e.g. merged subgraphs, need not split across replicas).
@@ -219,15 +250,15 @@ def train(
         "epochs": config.epochs,
         "epochs_trained": len(next(iter(history["history"].values()), [])),
         "best_epoch": history["best_epoch"],
-        "validation_metric": family.validation_metric if config.patience else None,
+        "validation_metric": task.validation_metric if config.patience else None,
         "train_seconds": history["seconds"],
         "steps_per_epoch": history["steps_per_epoch"],
         "split": run.prepared.split,
-        "validation": family.report(reported.prepared, "validation"),
-        "test": family.report(reported.prepared, "test"),
-        "baselines": {"test": family.baselines(reported.prepared, "test")},
+        "validation": task.report(reported.prepared, "validation"),
+        "test": task.report(reported.prepared, "test"),
+        "baselines": {"test": task.baselines(reported.prepared, "test")},
     }
-    fused = family.fused_reports(reported.prepared)
+    fused = task.fused_reports(reported.prepared)
     if fused is not None:
         metrics["fused"] = fused  # what the export serves: the model fused with a baseline
     _write_json(metrics_path, metrics)
@@ -245,9 +276,9 @@ def _fit(
     verbose,
 ) -> dict:
     config = run.config
-    family = family_for(config.model)
+    task = task_for(config.model)
     first_epoch, skip = (recovering[0], recovering[1] + 1) if recovering is not None else (initial_epoch, 0)
-    fit_data = family.datasets(run.prepared, config, initial_epoch=first_epoch)
+    fit_data = task.datasets(run.prepared, config, initial_epoch=first_epoch)
     validation = fit_data.validation and distribute.shard_by_data(fit_data.validation)
     parameter_server = isinstance(tf_strategy, tf.distribute.ParameterServerStrategy)
     if fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy):
@@ -258,7 +289,7 @@ def _fit(
     elif parameter_server:
         if fit_data.train_fn is None:
             raise ValueError(
-                f"{type(family).__name__} gives no `train_fn`: its models cannot train under parameter_server."
+                f"{type(task).__name__} gives no `train_fn`: its models cannot train under parameter_server."
             )
         train_data = distribute.fit_input(tf_strategy, lambda: fit_data.train_fn().skip(skip))
     else:
@@ -275,12 +306,12 @@ def _fit(
     if config.patience:
         # Before HistoryFile: the validation score it adds to the logs is recorded with the epoch.
         best_epoch = BestEpoch(
-            lambda: family.validation_score(run.prepared),
-            name=family.validation_metric,
+            lambda: task.validation_score(run.prepared),
+            name=task.validation_metric,
             patience=config.patience,
             directory=directory / BEST_DIR,
             save_directory=scratch and scratch / BEST_DIR,
-            previous_scores=history_file.history.get(family.validation_metric, [])[:first_epoch],
+            previous_scores=history_file.history.get(task.validation_metric, [])[:first_epoch],
         )
     callbacks = [
         stop_on_nan,
@@ -316,15 +347,15 @@ def evaluate(directory: str | Path, *, split: str = "test") -> dict:
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
     run = load_run(directory)
-    family = family_for(run.config.model)
+    task = task_for(run.config.model)
     report = {
         "model": run.config.model,
         "split": split,
         "split_description": run.prepared.split,
-        "tasks": family.report(run.prepared, split),
-        "baselines": family.baselines(run.prepared, split),
+        "tasks": task.report(run.prepared, split),
+        "baselines": task.baselines(run.prepared, split),
     }
-    fused = family.fused_reports(run.prepared) if split in ("validation", "test") else None
+    fused = task.fused_reports(run.prepared) if split in ("validation", "test") else None
     if fused is not None:
         report["fused"] = {key: value for key, value in fused.items() if key not in ("validation", "test")}
         report["fused"]["report"] = fused[split]

@@ -1,0 +1,256 @@
+"""The contract between a kind of model and the runs that train, evaluate and export it.
+
+A `ModelTask` owns one model kind end to end (TF-GNN's runner `Task` is the model): the
+datasets it accepts and its options (`check`), its typed inputs record (`inputs_type`),
+building the model (`build`, from the run alone) and its data (`prepare`), `model.fit`'s
+inputs (`datasets`), its report, baselines and early-stopping score, what it saves with
+a run beside `config.json` (`save_artifacts`), and its export (`export`).
+`tfzoo.training.run` does the rest (run directory, checkpoints, TensorBoard, NaN stop,
+resume, distribution) the same way for every kind.
+
+The tasks live in `tfzoo.tasks` (they build on the exporters); `tfzoo.training.registry`
+names each model's task and model class, so adding a model kind is its module and one
+registry line.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import inspect
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+
+from tfzoo.data.registry import check_dataset, load_dataset
+from tfzoo.training.config import RunConfig
+
+if TYPE_CHECKING:  # the run module builds on this one
+    from tfzoo.training.run import Run
+
+EVAL_BATCH_SIZE = 4096
+
+
+def constructor_options(model_class: type, *, set_by_task: Iterable[str] = ()) -> tuple[str, ...]:
+    """The keyword arguments that `model_class`'s constructor names, less those the task
+    fills in itself (from the data or the run): the model options a user may give.
+    Keras's own keyword arguments (`name`, `dtype`, ...) are not model options."""
+    parameters = inspect.signature(model_class.__init__).parameters.values()
+    named = (p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
+    return tuple(sorted(set(named) - set(set_by_task)))
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInputs:
+    """What a run's model is built from besides its `RunConfig` (a fitted feature spec,
+    channel sizes, the graph's feature width and the calibrated loss weights, ...):
+    computed from the training data when the run starts, stored in `config.json` and read
+    back on resume, evaluation and export, so that a reopened run is built exactly as it
+    was trained. Each task has its own record."""
+
+    def to_config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TaskInputs:
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - fields)
+        if unknown:
+            raise ValueError(
+                f"{cls.__name__} has no field(s) {unknown}: the run was stored by another kind of model. "
+                f"Received: {sorted(config)}. Accepted: {sorted(fields)}"
+            )
+        return cls(**config)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A run's model and data, ready to train or evaluate.
+
+    Attributes:
+      model: the compiled model, its variables built (so a checkpoint restores at once).
+      inputs: the task's `TaskInputs` record; stored in `config.json` and handed back on
+        resume, so that a resumed or exported run sees exactly the statistics it was
+        trained with.
+      data: the task's splits; None for a run opened without its data (export).
+      split: how the rows were split, reported with every result.
+    """
+
+    model: tf.keras.Model
+    inputs: TaskInputs
+    data: Any
+    split: str
+    # What the task computes once per prepared run and reuses (e.g. the evaluation subgraphs).
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class FitData:
+    """What `model.fit` consumes.
+
+    `train` repeats forever from the run's first epoch (epoch-keyed shuffling makes a
+    resumed run see the same batches as an uninterrupted one); `steps_per_epoch` says
+    where each epoch ends.
+    """
+
+    train: tf.data.Dataset
+    steps_per_epoch: int
+    validation: tf.data.Dataset | None = None
+    # Builds `train` again from plain (NumPy) data, so that `ParameterServerStrategy`
+    # workers can each run it and take their share of its batches; without it, every
+    # worker iterates a copy of `train` (each batch is then seen once per worker).
+    train_fn: Callable[[], tf.data.Dataset] | None = None
+    # For batches that cannot be split along a first dimension (a batch of subgraphs merged
+    # into one GraphTensor): builds one input pipeline's stream of per-replica batches for
+    # `tf.distribute.InputContext`. Every multi-replica or multi-worker strategy then feeds
+    # each replica its own batches instead of splitting global ones.
+    replica_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset] | None = None
+
+    @classmethod
+    def epochs_of(
+        cls, train_fn: Callable[[], tf.data.Dataset], *, num_rows: int, batch_size: int, validation: tf.data.Dataset
+    ) -> FitData:
+        """Epochs of `num_rows` training rows in batches of `batch_size` (the last one
+        partial), streamed by `train_fn` (plain NumPy inside, so parameter-server workers
+        can rebuild it)."""
+        return cls(
+            train=train_fn(),
+            steps_per_epoch=math.ceil(num_rows / batch_size),
+            validation=validation,
+            train_fn=train_fn,
+        )
+
+
+def stored_run(directory: str | Path) -> dict:
+    """The `config.json` of the run in `directory`."""
+    path = Path(directory) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: is {directory} a tfzoo run directory?") from None
+
+
+class ModelTask(abc.ABC):
+    """One model kind, end to end. `prepare`, `build`, `datasets`, `report` and `export`
+    are the contract.
+
+    A task is made for one registered model name and its model class
+    (`tfzoo.training.registry.task_for`). `metric_names` are the columns of its report
+    tables; `validation_metric` names the score that early stopping follows
+    (`validation_score`, higher is better).
+    """
+
+    inputs_type: ClassVar[type[TaskInputs]]
+    metric_names: ClassVar[tuple[str, ...]] = ("auc", "ap")
+    validation_metric: ClassVar[str] = "val_mean_auc"
+    # What a `RunConfig` (and `tfzoo train`) uses where it is given no value.
+    run_defaults: ClassVar[Mapping[str, Any]] = {"epochs": 5, "batch_size": 512, "patience": 3}
+    # The model name of the task's pre-training runs, where `RunConfig.init_from` may name
+    # one (`tfzoo train MODEL --init-from RUN`); None: the model has none.
+    pretraining_model: ClassVar[str | None] = None
+    # The datasets (`tfzoo.data.DATASETS` names) whose rows the task's models read.
+    accepted_datasets: ClassVar[tuple[str, ...]] = ()
+    # Options `export` takes beyond the common ones (`tfzoo export --target-recall ...`).
+    export_options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, model_class: type):
+        self.name = name
+        self.model_class = model_class
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.model_class.__name__})"
+
+    @abc.abstractmethod
+    def model_options(self) -> tuple[str, ...]:
+        """The `RunConfig.model_options` keys the model takes (`tfzoo train --option KEY=VALUE`)."""
+
+    def check(self, config: RunConfig) -> None:
+        """Fails, before any data is read, on a dataset, data option or model option that
+        the model does not take; each error is one line naming what was received and what
+        is accepted."""
+        check_dataset(config.dataset, config.data_options)
+        if config.dataset not in self.accepted_datasets:
+            raise ValueError(
+                f"Model {config.model!r} does not train on dataset {config.dataset!r}. "
+                f"Received: dataset={config.dataset!r}. Accepted: {', '.join(self.accepted_datasets)}"
+            )
+        accepted = self.model_options()
+        unknown = sorted(set(config.model_options) - set(accepted))
+        if unknown:
+            received = ", ".join(f"option={key!r}" for key in unknown)
+            raise ValueError(
+                f"Unknown option for model {config.model!r}. Received: {received}. Accepted: {', '.join(accepted)}"
+            )
+
+    @staticmethod
+    def load_data(config: RunConfig):
+        """The run's dataset, split as `config` says (`tfzoo.data.load_dataset`)."""
+        return load_dataset(
+            config.dataset,
+            path=config.data_path,
+            tasks=config.tasks,
+            split_seed=config.split_seed,
+            options=config.data_options,
+        )
+
+    @abc.abstractmethod
+    def prepare(self, config: RunConfig, inputs: TaskInputs | None) -> Prepared:
+        """Loads the data and builds the compiled model; `inputs` as stored by an earlier
+        run, None for a new run (then computed from the training data)."""
+
+    @abc.abstractmethod
+    def build(self, config: RunConfig, inputs: TaskInputs, directory: Path) -> tf.keras.Model:
+        """The compiled model of the run in `directory`, its variables built, from the run's
+        config, inputs and saved artifacts alone: no dataset is read (export)."""
+
+    def save_artifacts(self, prepared: Prepared, directory: Path) -> None:
+        """Writes what `build` and `export` need beyond `config.json` into the run's
+        directory (nothing by default)."""
+        return None  # rankers and sequence models are built from their inputs alone
+
+    @abc.abstractmethod
+    def datasets(self, prepared: Prepared, config: RunConfig, *, initial_epoch: int = 0) -> FitData:
+        """Training (from `initial_epoch` on) and validation data for `model.fit`."""
+
+    @abc.abstractmethod
+    def report(self, prepared: Prepared, split: str) -> dict:
+        """Exact metrics of the prepared model on `split` ("train", "validation", "test")."""
+
+    def validation_score(self, prepared: Prepared) -> float:
+        """The early-stopping score: exact validation AUC, averaged over the tasks."""
+        report = self.report(prepared, "validation")
+        return float(np.mean([metrics["auc"] for metrics in report.values()]))
+
+    def baselines(self, prepared: Prepared, split: str) -> dict[str, dict]:
+        """{name: report} of the strong simple baselines of the model on `split`, in the
+        shape of `report` (none by default)."""
+        return {}
+
+    def fused_reports(self, prepared: Prepared, *, per_user: bool = False) -> dict | None:
+        """Where the export serves the model's score fused with a baseline's
+        (`tfzoo.evaluation.fusion`): the fusion chosen on validation and its validation and
+        test reports; None where it serves the model alone (the default)."""
+        return None
+
+    @abc.abstractmethod
+    def export(self, run: Run, export_base: str | Path, name: str, *, version: int | None = None, **options) -> Path:
+        """Exports the run's model as TF Serving serves it, into
+        `<export_base>/<name>/<version>/` (default version: the next free one); returns the
+        version directory. `options` are `export_options` (None values mean "not given")."""
+
+    def check_export_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The given (not None) export options, or a one-line error naming those the
+        model's export does not take."""
+        given = {key: value for key, value in options.items() if value is not None}
+        unknown = sorted(set(given) - set(self.export_options))
+        if unknown:
+            raise ValueError(
+                f"The {self.name} export takes no option(s) {unknown}. "
+                f"Accepted: {', '.join(self.export_options) or 'none'}"
+            )
+        return given
