@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench-check clean
 
 install: $(STAMP)
 
@@ -24,7 +24,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not bench_heavy"
+
+# Every bench/ script's quick mode, the costly ones included (about 6 minutes on 2 cores).
+bench-check: $(STAMP)
+	$(BIN)/python -m pytest -n 2 tests/bench
 
 clean:
 	rm -rf runs .demo savedmodels/*/ savedmodels/models.config

@@ -4,6 +4,7 @@
     python bench/ann.py --candidates 0 --vectors EMBEDDINGS.npy [--query-vectors QUERIES.npy]
     python bench/ann.py --candidates 0 --fit EMBEDDINGS.npy --components 50 [--fitted-size 1000000]
     python bench/ann.py --dump-embeddings savedmodels/ssmtl_retrieval/1 EMBEDDINGS.npy
+    python bench/ann.py --quick      # 2,000 random candidates, target recall 0.9: checks that it runs
 
 Side by side in one run, on the same queries:
 
@@ -77,6 +78,11 @@ SEED = 0
 # A leaf of the grid needs candidates to train on: settings with more leaves than a tenth
 # of the candidates are skipped on smaller sets.
 MIN_CANDIDATES_PER_LEAF = 10
+# `--quick`: every row of the random set (brute force, the size's defaults, one grid
+# setting, the tuned tree) built, saved, loaded and timed in seconds on one core.
+QUICK_CANDIDATES, QUICK_DIM, QUICK_QUERIES, QUICK_REPEATS, QUICK_COMPONENTS = 2000, 16, 20, 2, 5
+QUICK_GRID_SETTING = (20, 5, 50)  # leaves/searched/reorder: 100 candidates per leaf at 2,000
+QUICK_TARGET_RECALL = 0.9
 
 
 def latency_ms(search, queries: np.ndarray, batch: int, repeats: int) -> float:
@@ -367,8 +373,28 @@ def main(argv: list[str] | None = None) -> None:
         metavar=("SAVEDMODEL_DIR", "OUT_NPY"),
         help="write the user embeddings of an exported friend-retrieval SavedModel and exit",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"at most {QUICK_CANDIDATES:,} candidates (and --fitted-size) of at most {QUICK_DIM} random dims, "
+        f"{QUICK_QUERIES} queries, {QUICK_REPEATS} repeats; one small grid setting and target recall "
+        f"{QUICK_TARGET_RECALL} unless given: checks that the bench runs",
+    )
     args = parser.parse_args(argv)
 
+    if args.quick:
+        # Caps, not replacements: `--candidates 0` still skips the random set, and a
+        # smaller size given next to --quick stays.
+        args.candidates = min(args.candidates, QUICK_CANDIDATES)
+        args.dim = min(args.dim, QUICK_DIM)
+        args.queries = min(args.queries, QUICK_QUERIES)
+        args.repeats = min(args.repeats, QUICK_REPEATS)
+        args.fitted_size = min(args.fitted_size, QUICK_CANDIDATES)
+        args.components = min(args.components, QUICK_COMPONENTS)
+        if args.grid == parser.get_default("grid"):  # its settings have too many leaves for the caps
+            args.grid = [QUICK_GRID_SETTING]
+        if args.target_recall is None:  # the tuned row has its own code path: check it too
+            args.target_recall = QUICK_TARGET_RECALL
     if args.dump_embeddings:
         embeddings = dump_embeddings(*args.dump_embeddings)
         print(f"wrote {args.dump_embeddings[1]}: {embeddings.shape[0]:,} x {embeddings.shape[1]} user embeddings")

@@ -2,6 +2,7 @@
 to a logistic regression and gradient-boosted trees fitted on the same training split.
 
     .venv/bin/python bench/census_baselines.py [--seeds 0 1 2] [--epochs 10] [--out bench/out/census]
+    .venv/bin/python bench/census_baselines.py --quick    # MMoE, 2,000 training rows, one epoch: checks that it runs
 
 Split: the `census` dataset of tfzoo (random 80/10/10 of the bundled file, split seed 0);
 the neural models train on the 80% and report the 10% test split at their last epoch;
@@ -11,7 +12,9 @@ the references fit on the same 80% (scikit-learn, a dev dependency).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from tfzoo.evaluation import task_metrics
 from tfzoo.training import RunConfig, train
 
 MODELS = ("single_task", "shared_bottom", "mmoe", "ple")
+DEFAULT_OUT = "bench/out/census"
+QUICK_TRAIN_ROWS = 2000
 
 
 def reference_models(splits) -> dict[str, dict]:
@@ -91,24 +96,51 @@ def reference_models(splits) -> dict[str, dict]:
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--out", default="bench/out/census")
-    args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    parser.add_argument("--models", nargs="+", help=f"default {' '.join(MODELS)}; --quick: mmoe")
+    parser.add_argument("--out", help=f"run directories and results.json (default {DEFAULT_OUT}; --quick: a temp dir)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"MMoE (seed 0, one epoch) and the references on {QUICK_TRAIN_ROWS:,} training rows: "
+        "checks that the bench runs",
+    )
+    args = parser.parse_args(argv)
+    data_options = {}
+    if args.quick:
+        args.seeds, args.epochs, data_options = [0], 1, {"train_rows": QUICK_TRAIN_ROWS}
+    # Quick: one model exercises the loop (and is what census_gap.py reads); each more costs a training run.
+    args.models = args.models or (["mmoe"] if args.quick else list(MODELS))
+    # Quick runs must not land in (or be read back from) the full runs' directory.
+    out_folder = (
+        tempfile.TemporaryDirectory()
+        if args.quick and args.out is None
+        else contextlib.nullcontext(args.out or DEFAULT_OUT)
+    )
+    with out_folder as out:
+        _run(args, data_options, Path(out))
 
-    splits = load_dataset("census")
+
+def _run(args: argparse.Namespace, data_options: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    splits = load_dataset("census", options=data_options)
     print(f"split: {splits.split}", flush=True)
     results = {"split": splits.split, "epochs": args.epochs, "references": reference_models(splits), "models": {}}
     for model in args.models:
         runs = []
         for seed in args.seeds:
             run_dir = out / f"{model}-seed{seed}"
-            config = RunConfig(model=model, dataset="census", epochs=args.epochs, batch_size=512, seed=seed)
+            config = RunConfig(
+                model=model,
+                dataset="census",
+                epochs=args.epochs,
+                batch_size=512,
+                seed=seed,
+                data_options=data_options,
+            )
             metrics = (
                 json.loads((run_dir / "metrics.json").read_text())
                 if (run_dir / "metrics.json").exists()

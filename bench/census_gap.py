@@ -1,6 +1,7 @@
 """Where does gradient boosting's edge over the neural baselines on Census income come from?
 
     .venv/bin/python bench/census_gap.py [--mmoe-runs bench/out/census]
+    .venv/bin/python bench/census_gap.py --quick    # 2,000 training rows, one-epoch MMoE: checks that it runs
 
 Fits on the `census` training split and scores the test split (income task):
 - gradient-boosted trees on all features, on categorical features only, and on numeric
@@ -10,15 +11,17 @@ Fits on the `census` training split and scores the test split (income task):
   neural models (a linear model that can use thresholds);
 - if MMoE runs of `bench/census_baselines.py` exist: their test AUC, and the AUC of the
   average of MMoE's and the trees' predictions (complementary errors raise it);
-- a learning curve: trees and MMoE (10 epochs, seed 0) trained on a random 25% and 50%
-  of the training rows, next to the full-split figures: if the gap narrows
+- a learning curve: trees and MMoE (`--epochs`, default 10, seed 0) trained on a random
+  25% and 50% of the training rows, next to the full-split figures: if the gap narrows
   as rows grow, it is sample efficiency.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +35,51 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from tfzoo.data import load_dataset, make_dataset
 from tfzoo.evaluation import roc_auc
 from tfzoo.models import MMoE
-from tfzoo.training import load_run
+from tfzoo.training import RunConfig, load_run, train
 
 TASK = "income"
+DEFAULT_RUNS = "bench/out/census"  # where census_baselines.py writes its runs
+DEFAULT_OUT = "bench/out/census_gap.json"
+QUICK_TRAIN_ROWS = 2000
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mmoe-runs", default="bench/out/census")
+    parser.add_argument(
+        "--mmoe-runs",
+        help=f"folder of census_baselines.py's mmoe-seed* runs (default {DEFAULT_RUNS}; --quick: one MMoE run "
+        "trained here as census_baselines.py --quick trains it, in a temp dir)",
+    )
     parser.add_argument("--fractions", type=float, nargs="*", default=[0.25, 0.5])
-    args = parser.parse_args()
-    splits = load_dataset("census")
+    parser.add_argument("--epochs", type=int, default=10, help="MMoE epochs of the learning curve")
+    parser.add_argument("--out", help=f"write the AUCs as JSON here (default {DEFAULT_OUT}; --quick: not written)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_TRAIN_ROWS:,} training rows, one MMoE epoch, learning curve at 50%% only: checks that the bench runs",
+    )
+    args = parser.parse_args(argv)
+    data_options = {}
+    if args.quick:
+        args.fractions, args.epochs, data_options = [0.5], 1, {"train_rows": QUICK_TRAIN_ROWS}
+    if args.out is None and not args.quick:
+        args.out = DEFAULT_OUT
+    # Quick runs must not read the full runs: the MMoE rows need runs trained on the same rows.
+    train_quick_run = args.quick and args.mmoe_runs is None
+    runs_folder = (
+        tempfile.TemporaryDirectory() if train_quick_run else contextlib.nullcontext(args.mmoe_runs or DEFAULT_RUNS)
+    )
+    with runs_folder as runs:
+        if train_quick_run:
+            config = RunConfig(
+                model="mmoe", dataset="census", epochs=1, batch_size=512, seed=0, data_options=data_options
+            )
+            train(config, Path(runs) / "mmoe-seed0", verbose=0)
+        _compare(args, data_options, Path(runs))
+
+
+def _compare(args: argparse.Namespace, data_options: dict, mmoe_runs: Path) -> None:
+    splits = load_dataset("census", options=data_options)
     spec = splits.train.spec.fit(splits.train.features)
     categorical = [f.name for f in spec.features if f.kind == "categorical"]
     numeric = [f for f in spec.features if f.kind == "numeric"]
@@ -102,7 +139,7 @@ def main() -> None:
         )
         results[name] = model.fit(x_train, y_train).predict_proba(x_test)[:, 1]
 
-    runs = sorted(Path(args.mmoe_runs).glob("mmoe-seed*"))
+    runs = sorted(mmoe_runs.glob("mmoe-seed*"))
     if runs:
         mmoe = []
         for run_dir in runs:
@@ -125,7 +162,9 @@ def main() -> None:
         tf.keras.utils.set_random_seed(0)
         mmoe_model = MMoE(feature_spec=subset_spec)
         mmoe_model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
-        mmoe_model.fit(make_dataset(subset, subset_spec, batch_size=512, shuffle=True, seed=0), epochs=10, verbose=0)
+        mmoe_model.fit(
+            make_dataset(subset, subset_spec, batch_size=512, shuffle=True, seed=0), epochs=args.epochs, verbose=0
+        )
         predictions = mmoe_model.predict(
             make_dataset(splits.test, subset_spec, batch_size=4096, with_labels=False), verbose=0
         )
@@ -140,8 +179,10 @@ def main() -> None:
             print(f"| {name} | {np.mean(values):.4f} +/- {np.std(values):.4f} |")
         else:
             print(f"| {name} | {roc_auc(y_test, scores):.4f} |")
-    Path("bench/out").mkdir(parents=True, exist_ok=True)
-    Path("bench/out/census_gap.json").write_text(
+    if args.out is None:
+        return
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(
         json.dumps(
             {
                 k: ([roc_auc(y_test, s) for s in v] if isinstance(v, list) else roc_auc(y_test, v))

@@ -16,6 +16,7 @@ at each `--factors` value through `tfzoo.training` runs (the same path as
 
     python bench/grec_capacity.py                                   # census_flows, 2 epochs
     python bench/grec_capacity.py --dataset synthetic --epochs 1    # generated, quick
+    python bench/grec_capacity.py --quick    # one token-routing run, factor 1, 2,000 training rows: checks that it runs
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import tfzoo  # noqa: E402,F401  (Keras 2 switch)
-from tfzoo.data.features import DatasetSpec  # noqa: E402
 from tfzoo.data.pipeline import make_dataset  # noqa: E402
 from tfzoo.data.readers.census import census_token_groups  # noqa: E402
 from tfzoo.data.registry import load_dataset  # noqa: E402
@@ -40,12 +40,14 @@ from tfzoo.evaluation.flops import flops_per_example_of_model  # noqa: E402
 from tfzoo.training import RunConfig, load_run, train  # noqa: E402
 
 FLOPS_BATCH = 256
+QUICK_TRAIN_ROWS = 2000
+ROUTINGS = ("token", "sentence")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="census_flows", choices=["census_flows", "synthetic"])
-    parser.add_argument("--routings", nargs="+", default=["token", "sentence"], choices=["token", "sentence"])
+    parser.add_argument("--routings", nargs="+", choices=ROUTINGS, help=f"default {' '.join(ROUTINGS)}; --quick: token")
     parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 1.25, 2.0])
     parser.add_argument("--experts", type=int, default=8)
     parser.add_argument("--top-k", type=int, default=4)
@@ -60,7 +62,13 @@ def main() -> None:
         help="data option, e.g. upsample_tasks=flow (value parsed as JSON)",
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"one epoch, factor 1 (it drops), token routing unless --routings, {QUICK_TRAIN_ROWS:,} training rows: "
+        "checks that the bench runs",
+    )
+    args = parser.parse_args(argv)
 
     data_options = {}
     for item in args.data_option:
@@ -69,6 +77,11 @@ def main() -> None:
             data_options[key] = json.loads(value)
         except json.JSONDecodeError:
             data_options[key] = value
+    if args.quick:
+        args.factors, args.epochs, args.seeds = [1.0], 1, 1
+        data_options.setdefault("train_rows", QUICK_TRAIN_ROWS)
+    # Quick: one run exercises the loop; each routing more costs a training run.
+    args.routings = args.routings or (["token"] if args.quick else list(ROUTINGS))
     splits = load_dataset(args.dataset, options=data_options)
     options = {
         "flow_feature": "flow",
@@ -104,7 +117,7 @@ def main() -> None:
                     )
                     metrics = train(config, directory, verbose=0)
                     run = load_run(directory)
-                    spec = DatasetSpec.from_config(run.inputs)
+                    spec = run.inputs.feature_spec
                     test = run.prepared.data.test
                     sample = test.take(np.arange(min(FLOPS_BATCH, len(test))))
                     features = next(iter(make_dataset(sample, spec, batch_size=len(sample), with_labels=False)))

@@ -3,13 +3,16 @@ protocol (`tfzoo.evaluation.heuristics`): the numbers a friend-retrieval model m
 
     python bench/link_heuristics.py --data ../shared/data/twitch_musae --regions ES ENGB DE \
         --out docs/results/link_heuristics.jsonl
+    python bench/link_heuristics.py --quick      # a generated 200-user graph: checks that it runs
 
 For each region: the per-user friendship split with split seed 0 (`split_friendships`, as
 `tfzoo train ssmtl --dataset twitch` splits), then test Recall@K of popularity, common
 neighbours, Adamic-Adar and resource allocation from the training graph, the user itself,
 its training friends and its validation friends excluded, ties broken by popularity;
 overall and on the low-degree slice (bottom quartile of training degree). One JSON line
-per region goes to `--out`; the markdown table is printed.
+per region goes to `--out`; the markdown table is printed. `--quick` reads no region: it
+runs the same protocol on the zoo's generated friend graph (`friend_graph` dataset) of
+200 users, as one row named `friend_graph`.
 """
 
 from __future__ import annotations
@@ -24,19 +27,37 @@ import tfzoo  # noqa: F401  (the Keras 2 switch before TensorFlow)
 from tfzoo.data.registry import load_dataset
 from tfzoo.evaluation.heuristics import HEURISTICS, best_heuristic, heuristic_reports
 
+QUICK_USERS = 200  # `--quick`: the generated graph's size
 
-def main() -> None:
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="the twitch_musae folder (one subfolder per region)")
+    parser.add_argument("--data", type=Path, help="the twitch_musae folder (one subfolder per region)")
     parser.add_argument("--regions", nargs="+", default=["ES", "ENGB", "DE"])
     parser.add_argument("--cold-start-share", type=float, default=0.0)
     parser.add_argument("--out", type=Path, help="JSON lines, one per region")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a generated {QUICK_USERS}-user friend graph instead of --data's regions: checks that the bench runs",
+    )
+    args = parser.parse_args(argv)
+    if args.quick and args.data is not None:
+        parser.error("--quick generates its graph: drop --data")
+    if args.data is None and not args.quick:
+        parser.error("--data is required (or --quick)")
     options = {"cold_start_share": args.cold_start_share} if args.cold_start_share else {}
+    # (row name, dataset, path, data options) per graph; the split and protocol are the same.
+    if args.quick:
+        graphs = [("friend_graph", "friend_graph", None, {**options, "num_users": QUICK_USERS})]
+    else:
+        graphs = [(region, "twitch", str(args.data / region), options) for region in args.regions]
+    # The command that reproduces the row: the process's own, or the arguments a caller passed.
+    command = ["python", *sys.argv] if argv is None else ["python", f"bench/{Path(__file__).name}", *argv]
     rows = []
-    for region in args.regions:
+    for region, dataset, path, data_options in graphs:
         started = time.time()
-        splits = load_dataset("twitch", path=str(args.data / region), options=options)
+        splits = load_dataset(dataset, path=path, options=data_options)
         slices = {"cold_start": splits.cold_start_users} if len(splits.cold_start_users) else {}
         reports = heuristic_reports(
             splits.test,
@@ -49,10 +70,10 @@ def main() -> None:
             {
                 "region": region,
                 "split": splits.split,
-                "data_options": options,
+                "data_options": data_options,
                 "heuristics": reports,
                 "seconds": round(time.time() - started, 1),
-                "command": " ".join(["python", *sys.argv]),
+                "command": " ".join(command),
             }
         )
     if args.out:

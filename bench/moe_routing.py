@@ -81,7 +81,7 @@ def build_variants(num_experts: int, inputs: tf.Tensor, top_k: int, expert_units
     return variants
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--tokens", type=int, default=8)
@@ -91,11 +91,11 @@ def main() -> None:
     parser.add_argument("--experts", default="8,16,32,64")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=10, help="timed calls per variant per round")
-    parser.add_argument("--quick", action="store_true", help="batch 64, 3 rounds of 3 calls")
+    parser.add_argument("--quick", action="store_true", help="batch 64, 8 experts, 3 rounds of 3 calls")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.rounds, args.calls = 64, 3, 3
+        args.batch, args.experts, args.rounds, args.calls = 64, "8", 3, 3
 
     tf.keras.utils.set_random_seed(0)
     inputs = tf.random.normal([args.batch, args.tokens, args.dim])

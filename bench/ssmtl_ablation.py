@@ -3,6 +3,7 @@
     python bench/ssmtl_ablation.py --data ../shared/data/twitch_musae --regions ES ENGB \
         --grid objectives --seeds 0 1 2 3 4 --out docs/results/ssmtl_objectives.jsonl
     python bench/ssmtl_ablation.py --table docs/results/ssmtl_objectives.jsonl
+    python bench/ssmtl_ablation.py --quick      # one 1-epoch run on a 200-user graph: checks that it runs
 
 Every run goes through `tfzoo.training.train`, exactly as `tfzoo train ssmtl --dataset
 twitch --data DIR/REGION --seed SEED --option ...` would: the split seed is 0 for every
@@ -28,6 +29,10 @@ Grids (`--grid`):
 - `augmentation`: +both with lighter and heavier augmentation.
 `--table FILE` prints mean ± sample standard deviation over seeds, and for each variant
 against its grid's reference the paired bootstrap 95% interval of the difference.
+`--quick` reads no region: on the zoo's generated friend graph (`friend_graph` dataset) of
+200 users, named `friend_graph`, it writes the baselines and one run (the grid's first
+variant unless `--variants`, the first seed, one epoch) to `--out` (default: a temporary
+file, removed), then prints the file's tables.
 """
 
 from __future__ import annotations
@@ -113,6 +118,8 @@ REFERENCES = {
     "augmentation": "+both, drops 0.2",
 }
 HIT_KS = (50, 100)
+DEFAULT_OUT = Path("ssmtl_ablation.jsonl")
+QUICK_USERS = 200  # `--quick`: the generated graph's size
 
 
 def run_settings(variant: dict, *, num_users: int) -> tuple[dict, dict]:
@@ -142,7 +149,8 @@ def _fused(run) -> dict | None:
 
 
 def run_one(
-    data: str,
+    dataset: str,
+    data: str | None,
     region: str,
     grid: str,
     name: str,
@@ -157,11 +165,11 @@ def run_one(
     from tfzoo.training import load_run
 
     options, settings = run_settings(GRIDS[grid][name], num_users=num_users)
-    # `tfzoo train ssmtl --dataset twitch --data DATA --seed SEED [--option ...]`: the run
+    # `tfzoo train ssmtl --dataset DATASET --data DATA --seed SEED [--option ...]`: the run
     # defaults (batch size, most epochs, patience) are the family's unless overridden.
     config = RunConfig(
         model="ssmtl",
-        dataset="twitch",
+        dataset=dataset,
         data_path=data,
         epochs=max_epochs,
         seed=seed,
@@ -227,11 +235,11 @@ def fill_fusion(path: Path, keep: Path) -> None:
     scratch.replace(path)
 
 
-def baselines_row(data: str, region: str, data_options: dict) -> dict:
+def baselines_row(dataset: str, data: str | None, region: str, data_options: dict) -> dict:
     from tfzoo.data.registry import load_dataset
     from tfzoo.evaluation.heuristics import heuristic_reports
 
-    splits = load_dataset("twitch", path=data, split_seed=0, options=data_options)
+    splits = load_dataset(dataset, path=data, split_seed=0, options=data_options)
     slices = {"cold_start": splits.cold_start_users} if len(splits.cold_start_users) else {}
     reports = heuristic_reports(
         splits.test,
@@ -284,7 +292,7 @@ def _same_split(row: dict, region: str, data_options: dict) -> bool:
     return row["region"] == region and row.get("data_options", {}) == data_options
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="the twitch_musae folder (one subfolder per region)")
     parser.add_argument("--regions", nargs="+", default=["ES", "ENGB"])
@@ -299,7 +307,7 @@ def main() -> None:
     )
     parser.add_argument("--patience", type=int, help="default: tfzoo train ssmtl's")
     parser.add_argument("--max-epochs", type=int, help="default: tfzoo train ssmtl's")
-    parser.add_argument("--out", type=Path, default=Path("ssmtl_ablation.jsonl"))
+    parser.add_argument("--out", type=Path, help=f"JSON lines, one per run (default: {DEFAULT_OUT})")
     parser.add_argument(
         "--keep-runs",
         type=Path,
@@ -312,7 +320,23 @@ def main() -> None:
         action="store_true",
         help="add the served fusion to --out's rows that lack it, from the runs kept in --keep-runs, and stop",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a generated {QUICK_USERS}-user friend graph, the grid's first variant (or --variants), the first "
+        "seed, one epoch, --out in a temporary directory unless given, then the tables: checks that the bench runs",
+    )
+    args = parser.parse_args(argv)
+    if args.quick and not (args.table or args.fill_fusion):
+        if args.data is not None:
+            parser.error("--quick generates its graph: drop --data")
+        if args.out is None:
+            with tempfile.TemporaryDirectory() as scratch:
+                _experiments(parser, args, Path(scratch) / DEFAULT_OUT.name, argv)
+        else:
+            _experiments(parser, args, args.out, argv)
+        return
+    args.out = args.out or DEFAULT_OUT
     if args.table:
         print(tables(_read(args.table)))
         return
@@ -322,22 +346,37 @@ def main() -> None:
         fill_fusion(args.out, args.keep_runs)
         return
     if args.data is None:
-        parser.error("--data is required to run experiments")
+        parser.error("--data is required to run experiments (or --quick)")
+    _experiments(parser, args, args.out, argv)
+
+
+def _experiments(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Path, argv: list[str] | None) -> None:
+    """The grid's runs missing from `out`, each appended as it finishes; with `--quick`,
+    one small run on the generated graph, then the tables of `out`."""
     variants = args.variants or list(GRIDS[args.grid])
     unknown = sorted(set(variants) - set(GRIDS[args.grid]))
     if unknown:
         parser.error(f"unknown variants {unknown} of grid {args.grid!r}; it has {list(GRIDS[args.grid])}")
     data_options = {"cold_start_share": args.cold_start_share} if args.cold_start_share else {}
-    command = " ".join(["python", *sys.argv])
-    for region in args.regions:
-        data = str(args.data / region)
-        rows = [r for r in _read(args.out) if _same_split(r, region, data_options)]
+    # (dataset, data path) per region; the split, the runs and the reports are the same.
+    if args.quick:
+        # One variant, seed and epoch show that a run goes through; under the default grid
+        # the first variant is `retrieval`, which needs no calibration of eq. 6's weights.
+        variants, seeds, max_epochs = variants[:1], args.seeds[:1], 1
+        data_options = {**data_options, "num_users": QUICK_USERS}
+        sources = {"friend_graph": ("friend_graph", None)}
+    else:
+        seeds, max_epochs = args.seeds, args.max_epochs
+        sources = {region: ("twitch", str(args.data / region)) for region in args.regions}
+    # The command that reproduces the rows: the process's own, or the arguments a caller passed.
+    command = " ".join(["python", *sys.argv] if argv is None else ["python", f"bench/{Path(__file__).name}", *argv])
+    for region, (dataset, data) in sources.items():
+        rows = [r for r in _read(out) if _same_split(r, region, data_options)]
         if not any(r["kind"] == "baselines" for r in rows):
-            _append(args.out, {**baselines_row(data, region, data_options), "command": command})
-    for seed in args.seeds:  # seed-major: a partial grid covers every variant
-        for region in args.regions:
-            data = str(args.data / region)
-            rows = [r for r in _read(args.out) if _same_split(r, region, data_options)]
+            _append(out, {**baselines_row(dataset, data, region, data_options), "command": command})
+    for seed in seeds:  # seed-major: a partial grid covers every variant
+        for region, (dataset, data) in sources.items():
+            rows = [r for r in _read(out) if _same_split(r, region, data_options)]
             num_users = next(r["num_users"] for r in rows if r["kind"] == "baselines")
             for name in variants:
                 if any(
@@ -347,6 +386,7 @@ def main() -> None:
                     continue
                 keep = None if args.keep_runs is None else args.keep_runs / region / args.grid / name / f"seed{seed}"
                 row = run_one(
+                    dataset,
                     data,
                     region,
                     args.grid,
@@ -355,15 +395,17 @@ def main() -> None:
                     data_options=data_options,
                     num_users=num_users,
                     patience=args.patience,
-                    max_epochs=args.max_epochs,
+                    max_epochs=max_epochs,
                     keep=keep,
                 )
-                _append(args.out, {**row, "command": command})
+                _append(out, {**row, "command": command})
                 print(
                     f"{region} {name} seed {seed}: best epoch {row['best_epoch']}/{row['epochs_trained']}, "
                     f"{row['seconds']:.0f} s, test {row['test']['all']}",
                     flush=True,
                 )
+    if args.quick:  # the `--table` code on the rows just written
+        print(tables(_read(out)))
 
 
 def _recall(hits: list[int], targets: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ the validation AUC surrogate's. Prints, per seed, lambda of every task every
 `--every` steps (markdown), and the final weights; the noise task should end lowest.
 
     python bench/supermoe_task_weights.py [--seeds 3] [--epochs 3] [--rate 0.1]
+    python bench/supermoe_task_weights.py --quick    # one seed, one epoch: checks that it runs
 """
 
 from __future__ import annotations
@@ -47,14 +48,17 @@ class Trajectory(tf.keras.callbacks.Callback):
         self.steps.append(self.model.current_task_weights())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=0.1, help="task_weight_rate")
     parser.add_argument("--every", type=int, default=5, help="print lambda every EVERY steps")
     parser.add_argument("--batch-size", type=int, default=64)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="one seed, one epoch: checks that the bench runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.epochs = 1, 1
 
     data, sizes = make_behaviour_sequences(80, num_items=60, events_per_user=16, length=6, seed=3)
     data = with_noise_task(data, seed=0)

@@ -52,7 +52,7 @@ def test_model_trains_under_mixed_bfloat16_and_exports_float32(model_name, tmp_p
         model=model_name,
         dataset=dataset,
         epochs=1,
-        batch_size=64,
+        batch_size=512,  # a few steps: the wiring is under test, not the learning
         patience=0,
         precision="mixed_bfloat16",
         data_options=data_options,
