@@ -65,7 +65,8 @@ MISMATCHES = [
         ["train", "mmoe", "--dataset", "aliexpress", "--option", "nonsense=1"],
         1,
         "Unknown option for model 'mmoe'. Received: option='nonsense'. "
-        "Accepted: dropout, embedding_dim, expert_units, num_experts, task_weights, tower_units",
+        "Accepted: dropout, embedding_dim, expert_units, kernel_initializer, kernel_regularizer, num_experts, "
+        "task_weights, tower_units",
     ),
     (
         ["train", "ssmtl", "--dataset", "twitch", "--option", "fanouts=[2]", "--option", "units=8"],

@@ -6,6 +6,7 @@ from tests.harness import check_model
 from tests.serving.helpers import TINY_OPTIONS
 from tfzoo.data import make_dataset
 from tfzoo.evaluation import roc_auc
+from tfzoo.layers import Experts
 from tfzoo.models import PLE, MMoE, SharedBottom, SingleTaskTowers
 
 # The rankers' tiny options: the one table the serving tests build them from too.
@@ -121,3 +122,34 @@ def test_unknown_task_weight_and_empty_tasks_are_refused(synthetic_small):
         MMoE(feature_spec=spec, tasks=())
     with pytest.raises(ValueError, match="num_levels=0"):
         PLE(feature_spec=spec, num_levels=0)
+
+
+@pytest.mark.parametrize("model_class", list(TINY), ids=lambda c: c.__name__)
+def test_kernel_options_reach_every_dense_kernel_and_round_trip(model_class, census_small):
+    data, spec = census_small
+    features, _, _ = batch(data, spec, size=16)
+    options = {
+        "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.5}},
+        "kernel_initializer": {"class_name": "Constant", "config": {"value": 0.01}},
+    }
+    model = model_class(feature_spec=spec, **TINY[model_class], **options)
+    model(features)
+    # The kernels of the MLPs, expert banks and logit layers (gates and embeddings excluded).
+    layers = list(model._flatten_layers(include_self=False))
+    dense_kernels = [k for layer in layers if isinstance(layer, Experts) for k in layer.kernels] + [
+        layer.kernel for layer in layers if isinstance(layer, tf.keras.layers.Dense) and "gate" not in layer.name
+    ]
+    assert dense_kernels
+    # Each dense kernel starts at 0.01 and adds 0.5 x sum(w^2) to the model's losses.
+    for kernel in dense_kernels:
+        np.testing.assert_allclose(kernel.numpy(), 0.01)
+    expected = sum(0.5 * float(tf.reduce_sum(tf.square(k))) for k in dense_kernels)
+    assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
+    assert len(model.losses) == len(dense_kernels)
+    config = model.get_config()
+    assert config["kernel_regularizer"] == options["kernel_regularizer"]
+    rebuilt = model_class.from_config(config)
+    rebuilt(features)
+    assert float(tf.add_n(rebuilt.losses)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="Received: kernel_regularizer='l3'"):
+        model_class(feature_spec=spec, **TINY[model_class], kernel_regularizer="l3")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
 
 from tfzoo.layers.experts import Experts
+from tfzoo.layers.moe import check_expert_options
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -26,6 +27,8 @@ class CustomizedGateControl(tf.keras.layers.Layer):
       expert_units: widths of each expert's layers.
       shared_output: also return the shared stream (every level but the last).
       activation: expert activation.
+      expert_options: more arguments of the expert banks (`Experts`): `kernel_initializer`,
+        `kernel_regularizer`.
 
     Call arguments:
       inputs: [batch, d] (first level: every stream starts from the same input) or
@@ -44,6 +47,7 @@ class CustomizedGateControl(tf.keras.layers.Layer):
         *,
         shared_output: bool = False,
         activation: str = "relu",
+        expert_options: Mapping[str, Any] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -59,14 +63,20 @@ class CustomizedGateControl(tf.keras.layers.Layer):
         self.expert_units = tuple(int(u) for u in expert_units)
         self.shared_output = shared_output
         self.activation = activation
+        check_expert_options(expert_options)
+        self.expert_options = dict(expert_options or {})
 
     def build(self, input_shape):
         width = int(input_shape[-1])
         t, m, s = self.num_tasks, self.num_task_experts, self.num_shared_experts
-        self.task_experts = Experts(t * m, self.expert_units, activation=self.activation, name="task_experts")
+        self.task_experts = Experts(
+            t * m, self.expert_units, activation=self.activation, name="task_experts", **self.expert_options
+        )
         self.task_experts.build([t * m, None, width])
         if s:
-            self.shared_experts = Experts(s, self.expert_units, activation=self.activation, name="shared_experts")
+            self.shared_experts = Experts(
+                s, self.expert_units, activation=self.activation, name="shared_experts", **self.expert_options
+            )
             self.shared_experts.build([None, width])
         self.gate_kernel = self.add_weight(name="gate_kernel", shape=(t, width, m + s), initializer="glorot_uniform")
         self.gate_bias = self.add_weight(name="gate_bias", shape=(t, m + s), initializer="zeros")
@@ -120,5 +130,6 @@ class CustomizedGateControl(tf.keras.layers.Layer):
             expert_units=list(self.expert_units),
             shared_output=self.shared_output,
             activation=self.activation,
+            expert_options=dict(self.expert_options),
         )
         return config

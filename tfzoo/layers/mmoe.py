@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
 
-from tfzoo.layers.moe import MixtureOfExperts
+from tfzoo.layers.moe import MixtureOfExperts, check_expert_options
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -23,6 +23,8 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
       num_experts: number of experts E, all evaluated for every row.
       expert_units: widths of each expert's layers.
       activation: expert activation.
+      expert_options: more arguments of the experts (`MixtureOfExperts(expert_options=...)`:
+        `kernel_initializer`, `kernel_regularizer`).
 
     Call arguments:
       inputs: [batch, d_in].
@@ -32,7 +34,14 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
     """
 
     def __init__(
-        self, num_tasks: int, num_experts: int, expert_units: Sequence[int], *, activation: str = "relu", **kwargs
+        self,
+        num_tasks: int,
+        num_experts: int,
+        expert_units: Sequence[int],
+        *,
+        activation: str = "relu",
+        expert_options: Mapping[str, Any] | None = None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if num_tasks < 1:
@@ -43,6 +52,8 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
         self.num_experts = num_experts
         self.expert_units = tuple(int(u) for u in expert_units)
         self.activation = activation
+        check_expert_options(expert_options)
+        self.expert_options = dict(expert_options or {})
 
     def build(self, input_shape):
         self.mixture = MixtureOfExperts(
@@ -52,6 +63,7 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
             router_options={"num_gates": self.num_tasks},
             top_k=None,
             activation=self.activation,
+            expert_options=self.expert_options,
             name="mixture",
         )
         self.mixture.build(input_shape)
@@ -88,5 +100,6 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
             num_experts=self.num_experts,
             expert_units=list(self.expert_units),
             activation=self.activation,
+            expert_options=dict(self.expert_options),
         )
         return config

@@ -26,6 +26,16 @@ def _router_class(router) -> type:
 EXPERT_OPTIONS = ("kernel_initializer", "kernel_regularizer")
 
 
+def check_expert_options(expert_options: Mapping[str, Any] | None) -> None:
+    """Fails on an `expert_options` key that `Experts` does not take (`EXPERT_OPTIONS`)."""
+    unknown = sorted(set(expert_options or {}) - set(EXPERT_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"Unknown expert options {unknown}. Received: expert_options={dict(expert_options)}. "
+            f"Accepted: {', '.join(EXPERT_OPTIONS)}"
+        )
+
+
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
 class MixtureOfExperts(tf.keras.layers.Layer):
     """E experts (`tfzoo.layers.Experts`) behind a router; each unit uses its top-k experts.
@@ -112,12 +122,7 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        unknown = sorted(set(expert_options or {}) - set(EXPERT_OPTIONS))
-        if unknown:
-            raise ValueError(
-                f"Unknown expert options {unknown}. Received: expert_options={dict(expert_options)}. "
-                f"Accepted: {', '.join(EXPERT_OPTIONS)}"
-            )
+        check_expert_options(expert_options)
         if num_experts < 1:
             raise ValueError(f"`num_experts` must be >= 1. Received: num_experts={num_experts}")
         if isinstance(router, Mapping):  # a serialised custom router, from get_config

@@ -15,16 +15,68 @@ from tfzoo.layers.mmoe import MultiGateMixtureOfExperts
 from tfzoo.models.multitask import MultiTaskModel
 
 
-def _tower(units: Sequence[int], dropout: float, name: str) -> tf.keras.Sequential:
-    return tf.keras.Sequential([MLP(units, dropout=dropout), tf.keras.layers.Dense(1, name="logit")], name=name)
+def _tower(
+    units: Sequence[int], dropout: float, name: str, kernel_options: Mapping[str, Any] | None = None
+) -> tf.keras.Sequential:
+    options = dict(kernel_options or {})
+    return tf.keras.Sequential(
+        [MLP(units, dropout=dropout, **options), tf.keras.layers.Dense(1, name="logit", **options)], name=name
+    )
+
+
+def _serializable(value):
+    """A Keras initializer / regularizer argument as a config holds it (names and dicts as given)."""
+    if value is None or isinstance(value, (str, dict)):
+        return value
+    return tf.keras.utils.serialize_keras_object(value)
+
+
+class DenseRanker(MultiTaskModel):
+    """Base of the baselines built from dense layers: `kernel_initializer` and
+    `kernel_regularizer` (anything `tf.keras.initializers.get` / `tf.keras.regularizers.get`
+    take: a name, a config dict, an object; None: each layer's default) apply to every dense
+    kernel of the model (MLPs, experts, towers and their logit layers), e.g. `tfzoo train mmoe --option
+    kernel_regularizer='{"class_name": "L2", "config": {"l2": 1e-5}}'`. Embedding tables
+    keep their own initialisation and no regularizer."""
+
+    def __init__(self, *, kernel_initializer=None, kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value, get in (
+            ("kernel_initializer", kernel_initializer, tf.keras.initializers.get),
+            ("kernel_regularizer", kernel_regularizer, tf.keras.regularizers.get),
+        ):
+            try:
+                # `get` hands an unknown name back unchanged: what it returns must be callable.
+                known = value is None or callable(get(value))
+            except (ValueError, TypeError):
+                known = False
+            if not known:
+                raise ValueError(f"`{name}` is not a Keras {name.split('_')[1]}. Received: {name}={value!r}")
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
+
+    @property
+    def kernel_options(self) -> dict[str, Any]:
+        """The arguments every dense layer of the model is built with: those given (None
+        keeps each layer's own default, so a model without them is built as before)."""
+        options = {"kernel_initializer": self.kernel_initializer, "kernel_regularizer": self.kernel_regularizer}
+        return {name: value for name, value in options.items() if value is not None}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_initializer": _serializable(self.kernel_initializer),
+            "kernel_regularizer": _serializable(self.kernel_regularizer),
+        }
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
-class SingleTaskTowers(MultiTaskModel):
+class SingleTaskTowers(DenseRanker):
     """One independent network per task (own embeddings and MLP): the no-sharing baseline.
 
     Args:
-      feature_spec, tasks, task_weights: see `MultiTaskModel`.
+      feature_spec, tasks, task_weights: see `MultiTaskModel`; kernel_initializer,
+        kernel_regularizer: see `DenseRanker`.
       embedding_dim: embedding width of categorical features.
       hidden_units: MLP widths of each task's network.
       dropout: dropout after each hidden layer.
@@ -48,7 +100,7 @@ class SingleTaskTowers(MultiTaskModel):
         self.encoders = {
             t: FeatureEncoder(self.feature_spec, embedding_dim=embedding_dim, name=f"{t}_encoder") for t in self.tasks
         }
-        self.towers = {t: _tower(self.hidden_units, dropout, f"{t}_tower") for t in self.tasks}
+        self.towers = {t: _tower(self.hidden_units, dropout, f"{t}_tower", self.kernel_options) for t in self.tasks}
 
     def task_logits(self, features, training=False):
         return {
@@ -65,11 +117,12 @@ class SingleTaskTowers(MultiTaskModel):
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
-class SharedBottom(MultiTaskModel):
+class SharedBottom(DenseRanker):
     """Hard parameter sharing: one bottom MLP, one tower per task.
 
     Args:
-      feature_spec, tasks, task_weights: see `MultiTaskModel`.
+      feature_spec, tasks, task_weights: see `MultiTaskModel`; kernel_initializer,
+        kernel_regularizer: see `DenseRanker`.
       embedding_dim: embedding width of categorical features.
       bottom_units: widths of the shared MLP.
       tower_units: widths of each task tower (a logit layer follows).
@@ -94,8 +147,8 @@ class SharedBottom(MultiTaskModel):
         self.tower_units = tuple(tower_units)
         self.dropout = dropout
         self.encoder = FeatureEncoder(self.feature_spec, embedding_dim=embedding_dim, name="encoder")
-        self.trunk = MLP(self.bottom_units, dropout=dropout, name="bottom")
-        self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower") for t in self.tasks}
+        self.trunk = MLP(self.bottom_units, dropout=dropout, name="bottom", **self.kernel_options)
+        self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower", self.kernel_options) for t in self.tasks}
 
     def get_config(self):
         return {
@@ -108,11 +161,12 @@ class SharedBottom(MultiTaskModel):
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MMoE(MultiTaskModel):
+class MMoE(DenseRanker):
     """Multi-gate Mixture-of-Experts (Ma et al., KDD 2018): shared experts, a gate per task.
 
     Args:
-      feature_spec, tasks, task_weights: see `MultiTaskModel`.
+      feature_spec, tasks, task_weights: see `MultiTaskModel`; kernel_initializer,
+        kernel_regularizer: see `DenseRanker`.
       embedding_dim: embedding width of categorical features.
       num_experts: experts shared by all tasks.
       expert_units: widths of each expert's layers.
@@ -140,8 +194,10 @@ class MMoE(MultiTaskModel):
         self.tower_units = tuple(tower_units)
         self.dropout = dropout
         self.encoder = FeatureEncoder(self.feature_spec, embedding_dim=embedding_dim, name="encoder")
-        self.trunk = MultiGateMixtureOfExperts(len(self.tasks), num_experts, self.expert_units, name="mmoe")
-        self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower") for t in self.tasks}
+        self.trunk = MultiGateMixtureOfExperts(
+            len(self.tasks), num_experts, self.expert_units, expert_options=self.kernel_options, name="mmoe"
+        )
+        self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower", self.kernel_options) for t in self.tasks}
 
     def get_config(self):
         return {
@@ -155,11 +211,12 @@ class MMoE(MultiTaskModel):
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
-class PLE(MultiTaskModel):
+class PLE(DenseRanker):
     """Progressive Layered Extraction (Tang et al., RecSys 2020): stacked CGC levels.
 
     Args:
-      feature_spec, tasks, task_weights: see `MultiTaskModel`.
+      feature_spec, tasks, task_weights: see `MultiTaskModel`; kernel_initializer,
+        kernel_regularizer: see `DenseRanker`.
       embedding_dim: embedding width of categorical features.
       num_levels: number of extraction (CGC) levels; 1 is plain CGC.
       num_task_experts: experts owned by each task, per level.
@@ -203,13 +260,14 @@ class PLE(MultiTaskModel):
                     num_shared_experts,
                     self.expert_units,
                     shared_output=level < num_levels - 1,
+                    expert_options=self.kernel_options,
                     name=f"cgc_{level}",
                 )
                 for level in range(num_levels)
             ],
             name="extraction",
         )
-        self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower") for t in self.tasks}
+        self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower", self.kernel_options) for t in self.tasks}
 
     def get_config(self):
         return {

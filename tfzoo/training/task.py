@@ -34,15 +34,24 @@ if TYPE_CHECKING:  # the run module builds on this one
     from tfzoo.training.run import Run
 
 EVAL_BATCH_SIZE = 4096
+# Where Keras' and TFRS's base classes live: their constructor arguments are not model options.
+_LIBRARY_MODULES = frozenset({"builtins", "keras", "tf_keras", "tensorflow", "tensorflow_recommenders"})
 
 
 def constructor_options(model_class: type, *, set_by_task: Iterable[str] = ()) -> tuple[str, ...]:
-    """The keyword arguments that `model_class`'s constructor names, less those the task
-    fills in itself (from the data or the run): the model options a user may give.
-    Keras's own keyword arguments (`name`, `dtype`, ...) are not model options."""
-    parameters = inspect.signature(model_class.__init__).parameters.values()
-    named = (p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
-    return tuple(sorted(set(named) - set(set_by_task)))
+    """The keyword arguments that `model_class`'s constructor names, and those of the
+    tfzoo base classes it hands its `**kwargs` to, less those the task fills in itself
+    (from the data or the run): the model options a user may give. Keras's own keyword
+    arguments (`name`, `dtype`, ...) are not model options."""
+    named = set()
+    for cls in model_class.__mro__:
+        if cls.__module__.split(".")[0] in _LIBRARY_MODULES or "__init__" not in vars(cls):
+            continue
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        named |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break  # the rest of the chain is not reachable from the model's options
+    return tuple(sorted(named - set(set_by_task)))
 
 
 @dataclasses.dataclass(frozen=True)
