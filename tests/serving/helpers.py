@@ -101,6 +101,10 @@ TINY_RUNS: dict[str, tuple[str, dict]] = {
     ),
 }
 
+# Where the tiny runs keep their artifacts (a friend graph, item tables): removed when the
+# test process exits, not left behind in the system's temporary folder.
+_TINY_RUNS_DIR = tempfile.TemporaryDirectory(prefix="tfzoo_tiny_runs_")
+
 # Every model `tfzoo train` trains is served in the end-to-end tests.
 ZOO_MODELS: list[str] = trained_models()
 
@@ -110,7 +114,7 @@ def build_zoo_model(model_name: str, *, seed: int = 0) -> Run:
     the run's artifacts in a scratch directory)."""
     tf.keras.utils.set_random_seed(seed)
     task = task_for(model_name)
-    directory = Path(tempfile.mkdtemp(prefix=f"tiny_{model_name}_"))
+    directory = Path(tempfile.mkdtemp(prefix=f"{model_name}_", dir=_TINY_RUNS_DIR.name))
     if model_name in TINY_RUNS:
         dataset, options = TINY_RUNS[model_name]
         config = RunConfig(model=model_name, dataset=dataset, model_options=options)
