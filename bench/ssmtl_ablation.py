@@ -16,8 +16,10 @@ the same for what the export serves, the model's score fused with a heuristic at
 weight the run chose on validation); a run already in the file is skipped, so a grid can
 be run in parts and a later run fills in what is missing. The first line of each
 (region, split) holds the heuristic baselines on the same split
-(`tfzoo.evaluation.heuristics`). `--fill-fusion --keep-runs DIR` adds `fused` to rows
-written before runs chose a fusion, from their kept run directories.
+(`tfzoo.evaluation.heuristics`). `--fill-fusion --keep-runs DIR` recomputes `fused` for
+rows written before the current fusion (heuristic and popularity weights chosen together
+on validation), from their kept run directories; the earlier entry stays as
+`fused_without_popularity`.
 
 Grids (`--grid`):
 - `default`: `tfzoo train ssmtl`'s defaults, nothing changed.
@@ -210,29 +212,51 @@ def run_one(
     }
 
 
-def fill_fusion(path: Path, keep: Path) -> None:
-    """Adds `fused` to the run rows of `path` written before runs chose a fusion, from
-    their kept run directories (`keep`/REGION/GRID/VARIANT/seedN); the file is rewritten
-    once every row is done."""
+def _key(row: dict) -> tuple:
+    return (
+        row["kind"],
+        row["region"],
+        json.dumps(row.get("data_options", {}), sort_keys=True),
+        row.get("grid"),
+        row.get("variant"),
+        row.get("seed"),
+    )
+
+
+def _fusion_is_stale(row: dict) -> bool:
+    """A run row whose `fused` predates the current fusion (none, or no popularity term)."""
+    if row["kind"] != "run":
+        return False
+    fused = row.get("fused", {})
+    return fused is not None and "popularity_weight" not in fused
+
+
+def fill_fusion(path: Path, keep: Path, regions: list[str] | None = None) -> None:
+    """Recomputes `fused` for the run rows of `path` written before the current fusion
+    (heuristic and popularity weights chosen together), from their kept run directories
+    (`keep`/REGION/GRID/VARIANT/seedN). Each row is written as soon as it is done (the file
+    re-read first, so rows appended meanwhile by a running grid are kept)."""
     from tfzoo.training import load_run
 
-    rows = _read(path)
-    for row in rows:
-        if row["kind"] != "run" or "fused" in row:
+    for row in _read(path):
+        if not _fusion_is_stale(row) or (regions and row["region"] not in regions):
             continue
         run_dir = keep / row["region"] / row["grid"] / row["variant"] / f"seed{row['seed']}"
         if not (run_dir / "metrics.json").exists():
-            print(f"no kept run at {run_dir}: {row['region']} {row['variant']} seed {row['seed']} left without fusion")
+            print(f"no kept run at {run_dir}: {row['region']} {row['variant']} seed {row['seed']} left as it is")
             continue
+        if "fused" in row:
+            row["fused_without_popularity"] = row["fused"]  # kept: the earlier tables read it
         row["fused"] = _fused(load_run(run_dir))
         print(
-            f"{row['region']} {row['variant']} seed {row['seed']}: fused weight {row['fused']['weight']}, "
-            f"test {row['fused']['test']['all']}",
+            f"{row['region']} {row['variant']} seed {row['seed']}: fused weights {row['fused']['weight']}, "
+            f"{row['fused']['popularity_weight']}, test {row['fused']['test']['all']}",
             flush=True,
         )
-    scratch = path.with_suffix(".tmp")
-    scratch.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    scratch.replace(path)
+        rows = [row if _key(line) == _key(row) else line for line in _read(path)]
+        scratch = path.with_suffix(".tmp")
+        scratch.write_text("".join(json.dumps(line) + "\n" for line in rows))
+        scratch.replace(path)
 
 
 def baselines_row(dataset: str, data: str | None, region: str, data_options: dict) -> dict:
@@ -295,7 +319,7 @@ def _same_split(row: dict, region: str, data_options: dict) -> bool:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="the twitch_musae folder (one subfolder per region)")
-    parser.add_argument("--regions", nargs="+", default=["ES", "ENGB"])
+    parser.add_argument("--regions", nargs="+", help="default: ES ENGB (--fill-fusion: every region)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="objectives")
     parser.add_argument("--variants", nargs="+", help="a subset of the grid's variants (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -318,7 +342,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fill-fusion",
         action="store_true",
-        help="add the served fusion to --out's rows that lack it, from the runs kept in --keep-runs, and stop",
+        help="recompute the served fusion of --out's rows written before the current one (all of --regions "
+        "when given), from the runs kept in --keep-runs, and stop",
     )
     parser.add_argument(
         "--quick",
@@ -343,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.fill_fusion:
         if args.keep_runs is None:
             parser.error("--fill-fusion reads the kept runs: pass --keep-runs DIR")
-        fill_fusion(args.out, args.keep_runs)
+        fill_fusion(args.out, args.keep_runs, args.regions)
         return
     if args.data is None:
         parser.error("--data is required to run experiments (or --quick)")
@@ -367,7 +392,7 @@ def _experiments(parser: argparse.ArgumentParser, args: argparse.Namespace, out:
         sources = {"friend_graph": ("friend_graph", None)}
     else:
         seeds, max_epochs = args.seeds, args.max_epochs
-        sources = {region: ("twitch", str(args.data / region)) for region in args.regions}
+        sources = {region: ("twitch", str(args.data / region)) for region in args.regions or ["ES", "ENGB"]}
     # The command that reproduces the rows: the process's own, or the arguments a caller passed.
     command = " ".join(["python", *sys.argv] if argv is None else ["python", f"bench/{Path(__file__).name}", *argv])
     for region, (dataset, data) in sources.items():
@@ -451,18 +476,39 @@ def tables(rows: list[dict]) -> str:
                     cells.append(f"{values.mean():.3f}{spread}")
                 epochs = np.mean([r["best_epoch"] for r in mine])
                 out.append(f"| {name} | {len(mine)} | {epochs:.1f} | " + " | ".join(cells) + " |")
-                if all(r.get("fused") for r in mine):  # what the export serves
+                # What the export serves, and (rows refilled since) what it served before the
+                # popularity term, with the term's paired effect.
+                for key in ("fused_without_popularity", "fused"):
+                    if not all(r.get(key) for r in mine):
+                        continue
                     cells = []
                     for part, k in columns:
-                        values = np.array(
-                            [_recall(r["fused"][f"hits@{k}"], targets)[slices[part]].mean() for r in mine]
-                        )
+                        values = np.array([_recall(r[key][f"hits@{k}"], targets)[slices[part]].mean() for r in mine])
                         spread = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
                         cells.append(f"{values.mean():.3f}{spread}")
-                    weights = "/".join(f"{r['fused']['weight']:g}" for r in mine)
+                    label = f"+ w x log(1 + {mine[0][key]['heuristic']})"
+                    weights = "w = " + "/".join(f"{r[key]['weight']:g}" for r in mine)
+                    if key == "fused":
+                        label += " + p x log(1 + degree)"
+                        weights += ", p = " + "/".join(f"{r[key].get('popularity_weight', 0):g}" for r in mine)
                     out.append(
-                        f"| {name}, served: + w x log(1 + {mine[0]['fused']['heuristic']}), w = {weights} | "
-                        f"{len(mine)} | {epochs:.1f} | " + " | ".join(cells) + " |"
+                        f"| {name}, served: {label}, {weights} | {len(mine)} | {epochs:.1f} | "
+                        + " | ".join(cells)
+                        + " |"
+                    )
+                if all(r.get("fused") and r.get("fused_without_popularity") for r in mine):
+                    cells = []
+                    for part, k in columns:
+                        a = np.array([_recall(r["fused"][f"hits@{k}"], targets)[slices[part]] for r in mine])
+                        b = np.array(
+                            [_recall(r["fused_without_popularity"][f"hits@{k}"], targets)[slices[part]] for r in mine]
+                        )
+                        interval = paired_bootstrap(a, b)
+                        cells.append(f"{interval['difference']:+.3f} [{interval['low']:+.3f}, {interval['high']:+.3f}]")
+                    out.append(
+                        f"| {name}, served: the popularity term's effect (95% interval) | {len(mine)} | - | "
+                        + " | ".join(cells)
+                        + " |"
                     )
             reference = REFERENCES.get(grid)
             if reference in variants:

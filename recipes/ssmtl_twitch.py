@@ -75,7 +75,7 @@ def main() -> None:
     rows = [("ssmtl (test)", metrics["test"])]
     if "fused" in metrics:
         fused = metrics["fused"]
-        rows.append((f"ssmtl + {fused['weight']:g} x log(1 + {fused['heuristic']}) (test, served)", fused["test"]))
+        rows.append((f"{tfzoo.evaluation.fusion.fusion_label('ssmtl', fused)} (test, served)", fused["test"]))
     rows += [(f"{name} (test)", report) for name, report in metrics["baselines"]["test"].items()]
     print(tfzoo.evaluation.format_task_table(rows, metrics=METRICS))
 

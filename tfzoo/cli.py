@@ -242,6 +242,7 @@ def _add_serving_parsers(commands) -> None:
 
 
 def _train(args) -> int:
+    from tfzoo.evaluation.fusion import fusion_label
     from tfzoo.evaluation.report import format_task_table
     from tfzoo.training.config import RunConfig
     from tfzoo.training.distribute import configure_cpu_devices
@@ -287,7 +288,7 @@ def _train(args) -> int:
         )
     rows = [(f"{model} (validation)", metrics["validation"]), (f"{model} (test)", metrics["test"])]
     if "fused" in metrics:
-        rows.append((f"{_fused_label(model, metrics['fused'])} (test, served)", metrics["fused"]["test"]))
+        rows.append((f"{fusion_label(model, metrics['fused'])} (test, served)", metrics["fused"]["test"]))
     rows += [(f"{name} (test)", report) for name, report in metrics.get("baselines", {}).get("test", {}).items()]
     print(format_task_table(rows, metrics=task_for(model).metric_names))
     print(f"\nrun written to {args.out}")
@@ -296,11 +297,8 @@ def _train(args) -> int:
     return 0
 
 
-def _fused_label(model: str, fused: dict) -> str:
-    return f"{model} + {fused['weight']:g} x log(1 + {fused['heuristic']})"
-
-
 def _evaluate(args) -> int:
+    from tfzoo.evaluation.fusion import fusion_label
     from tfzoo.evaluation.report import format_task_table
     from tfzoo.training.registry import task_for
     from tfzoo.training.run import evaluate
@@ -310,7 +308,7 @@ def _evaluate(args) -> int:
     rows = [(f"{Path(args.run).name} ({args.split})", report["tasks"])]
     if "fused" in report:
         rows.append(
-            (f"{_fused_label(Path(args.run).name, report['fused'])} ({args.split}, served)", report["fused"]["report"])
+            (f"{fusion_label(Path(args.run).name, report['fused'])} ({args.split}, served)", report["fused"]["report"])
         )
     rows += [(f"{name} ({args.split})", baseline) for name, baseline in report["baselines"].items()]
     print(format_task_table(rows, metrics=task_for(report["model"]).metric_names))

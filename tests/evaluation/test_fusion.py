@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from tfzoo.evaluation.fusion import FUSION_WEIGHTS, FusedScores, fused_reports
+from tfzoo.evaluation.fusion import FUSION_WEIGHTS, POPULARITY_WEIGHTS, FusedScores, fused_reports, with_popularity
 from tfzoo.evaluation.heuristics import HeuristicScores
 from tfzoo.evaluation.retrieval import recall_report
 
@@ -40,6 +40,7 @@ def test_weight_is_chosen_on_validation_and_reported_on_test():
         train_edges=EDGES,
         validation=validation,
         test=test,
+        popularity_weights=(0.0,),
         ks=(1,),
         per_user=True,
         select_by_k=1,
@@ -49,8 +50,9 @@ def test_weight_is_chosen_on_validation_and_reported_on_test():
     # 3's candidates (1, 2, 4 excluded): 0 scores w x 1.04 (friends 1, 2) and 5 scores
     # 0.5 + w x 0.89 (friend 4, degree 2): 0 comes first only for w > 3.5. The smallest
     # weight with the best recall is chosen.
-    assert [fused["validation_by_weight"][str(w)] for w in (0.0, 0.5, 2.0, 4.0, 32.0)] == [0.0, 0.5, 0.5, 1.0, 1.0]
-    assert fused["weight"] == 4.0 and fused["heuristic"] == "adamic_adar"
+    by_weight = {row["weight"]: row["recall@1"] for row in fused["validation_by_weight"]}
+    assert [by_weight[w] for w in (0.0, 0.5, 2.0, 4.0, 32.0)] == [0.0, 0.5, 0.5, 1.0, 1.0]
+    assert fused["weight"] == 4.0 and fused["popularity_weight"] == 0.0 and fused["heuristic"] == "adamic_adar"
     # Test, with 0 - 3 excluded: 5 (friend 4) now ranks 3 first (0.3 + 4 x log(1 + 1 / log 2)
     # = 3.9 > 0.7) and misses 6; 6 (friend 7, no common friends) ranks 5 first: a hit.
     assert fused["test"]["all"]["recall@1"] == pytest.approx(0.5)
@@ -69,13 +71,54 @@ def test_weight_zero_reports_the_model_alone():
         validation=validation,
         test=test,
         weights=(0.0,),
+        popularity_weights=(0.0,),
         ks=(1, 2),
         select_by_k=2,
     )
     alone = recall_report(
         queries, test, train_edges=EDGES, exclude_edges=[validation], ks=(1, 2), candidate_embeddings=candidates
     )
-    assert fused["weight"] == 0.0 and fused["test"] == alone
+    assert fused["weight"] == 0.0 and fused["popularity_weight"] == 0.0 and fused["test"] == alone
+
+
+def test_popularity_adds_the_weighted_log_degree_of_the_candidate():
+    heuristic = HeuristicScores("adamic_adar", EDGES, USERS)
+    scores = FusedScores(QUERIES, CANDIDATES, heuristic, 2.0, 0.5)(np.array([0]))
+    # 3 has degree 3 and shares friends 1 and 2 with 0; 7 has degree 1 and no common friend.
+    assert scores[0, 3] == pytest.approx(0.3 + 2 * math.log1p(2 / math.log(3)) + 0.5 * math.log(4))
+    assert scores[0, 7] == pytest.approx(0.7 + 0.5 * math.log(2))
+    # As vectors: one more dimension, 1 for queries, the weighted log degree for candidates.
+    queries, candidates = with_popularity(QUERIES, CANDIDATES, heuristic.degree, 0.5)
+    np.testing.assert_allclose(
+        queries @ candidates.T, QUERIES @ CANDIDATES.T + 0.5 * np.log1p(heuristic.degree)[np.newaxis, :]
+    )
+    with pytest.raises(ValueError, match="popularity_weight=-1"):
+        with_popularity(QUERIES, CANDIDATES, heuristic.degree, -1)
+    with pytest.raises(ValueError, match=r"shape \(8,\). Received: \(3,\)"):
+        with_popularity(QUERIES, CANDIDATES, heuristic.degree[:3], 0.5)
+
+
+def test_popularity_weight_is_chosen_on_validation():
+    # Validation queries 0 and 3. The model alone ranks the highest id first (7: a miss for
+    # both). 0's candidates 3-7 have degrees 3, 2, 1, 1, 1: with weight 4, 3 scores
+    # 0.3 + 4 log 4 = 5.85 > 4 + 4 log 3 = 4.79 (4): a hit. 3's candidates 0, 5, 6, 7
+    # (degrees 2, 1, 1, 1): 0 scores 4 log 3 = 4.39 > 0.7 + 4 log 2 = 3.47 (7): a hit.
+    fused = fused_reports(
+        QUERIES,
+        CANDIDATES,
+        heuristic="adamic_adar",
+        train_edges=EDGES,
+        validation=np.array([[0, 3]]),
+        test=np.array([[5, 6]]),
+        weights=(0.0,),
+        popularity_weights=(0.0, 4.0, 8.0),
+        ks=(1,),
+        select_by_k=1,
+    )
+    by_weight = {row["popularity_weight"]: row["recall@1"] for row in fused["validation_by_weight"]}
+    assert by_weight == {0.0: 0.0, 4.0: 1.0, 8.0: 1.0}
+    assert fused["weight"] == 0.0 and fused["popularity_weight"] == 4.0  # ties: the smaller weight
+    assert fused["validation"]["all"]["recall@1"] == 1.0
 
 
 def _fused_on_the_hand_graph(**options):
@@ -92,8 +135,10 @@ def test_only_neighbourhood_heuristics_fuse(heuristic):
 def test_options_are_validated():
     with pytest.raises(ValueError, match=r"weights=\[0.0, -1.0\]"):
         _fused_on_the_hand_graph(weights=(0.0, -1.0))
+    with pytest.raises(ValueError, match=r"popularity_weights=\[\]"):
+        _fused_on_the_hand_graph(popularity_weights=())
     with pytest.raises(ValueError, match="select_by_k=50"):
         _fused_on_the_hand_graph(ks=(1, 2))
     with pytest.raises(ValueError, match="weight=-1"):
         FusedScores(QUERIES, CANDIDATES, HeuristicScores("adamic_adar", EDGES, USERS), -1)
-    assert 0.0 in FUSION_WEIGHTS
+    assert 0.0 in FUSION_WEIGHTS and 0.0 in POPULARITY_WEIGHTS

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -109,15 +110,21 @@ def test_embed_signature_embeds_a_serialized_subgraph(exported):
     assert out["embedding"].shape == (2, model.index_dim)
 
 
-FUSION = Fusion(heuristic="adamic_adar", weight=2.0)
+FUSIONS = {
+    # The heuristic through the two-hop rescoring, popularity through the index's vectors.
+    "heuristic_and_popularity": Fusion(heuristic="adamic_adar", weight=2.0, popularity_weight=0.5),
+    # Popularity alone: the index serves it, no rescoring.
+    "popularity": Fusion(heuristic="adamic_adar", weight=0.0, popularity_weight=1.0),
+}
 
 
-@pytest.fixture(scope="module")
-def fused_export(exported, tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(FUSIONS))
+def fused_export(request, exported, tmp_path_factory):
     # Brute force only: the fused rescoring is the same code behind either index (the
     # unfused tests above cover ScaNN's part), and every export costs CI seconds.
     model, _, graph, vectors, *_ = exported
-    return export_friend_retrieval(
+    fusion = FUSIONS[request.param]
+    path = export_friend_retrieval(
         model,
         graph,
         tmp_path_factory.mktemp("fused"),
@@ -126,36 +133,50 @@ def fused_export(exported, tmp_path_factory):
         k=K,
         fanouts=(4, 3),
         vectors=vectors,
-        fusion=FUSION,
+        fusion=fusion,
     )
+    return fusion, path
 
 
-def _offline_fused(graph, queries, candidates, users):
+def _offline_fused(graph, queries, candidates, users, fusion):
     """The fused ranking as `tfzoo.evaluation.fusion` scores it offline, over the export's graph."""
     scores = FusedScores(
-        queries, candidates, HeuristicScores(FUSION.heuristic, graph.edges, graph.num_users), FUSION.weight
+        queries,
+        candidates,
+        HeuristicScores(fusion.heuristic, graph.edges, graph.num_users),
+        fusion.weight,
+        fusion.popularity_weight,
     )
     top = ranked_candidates(scores, graph.num_users, users, [graph.edges], K)
     return top, np.take_along_axis(scores(users), top, axis=1)
 
 
 def test_fused_brute_force_serving_is_the_offline_fused_ranking(exported, fused_export):
-    _, _, graph, (queries, candidates), *_ = exported
-    brute = fused_export
+    model, sampler, graph, (queries, candidates), *_ = exported
+    fusion, brute = fused_export
     users = np.array([0, 7, 123, 299, 42])
     out = call_in_fresh_process(brute, {"user_ids": users})
-    expected, expected_scores = _offline_fused(graph, queries, candidates, users)
+    expected, expected_scores = _offline_fused(graph, queries, candidates, users, fusion)
     np.testing.assert_array_equal(out["friend_ids"], expected)
     np.testing.assert_allclose(out["scores"], expected_scores, rtol=1e-4, atol=1e-4)
-    # The heuristic changed the ranking: the fused export is not the model alone.
+    # The fusion changed the ranking: the fused export is not the model alone.
     alone = top_k_excluding(queries, users, [graph.edges], K, candidate_embeddings=candidates)
     assert (alone != expected).any()
     metadata = json.loads((brute / "assets.extra" / "ann_index.json").read_text())
-    assert metadata["fusion"] == {"heuristic": "adamic_adar", "weight": 2.0}
+    assert metadata["fusion"] == dataclasses.asdict(fusion)
+    # `embed` gives queries of the index's width: the popularity dimension's 1 included.
+    serialized = sampler.serialized_subgraphs([4])
+    embedded = call_in_fresh_process(brute, {"subgraphs": np.array(serialized)}, signature="embed")["embedding"]
+    assert embedded.shape == (1, model.index_dim + 1)
+    np.testing.assert_array_equal(embedded[:, -2:], 1.0)  # the bias's and the popularity's
 
 
 def test_fusion_is_validated():
     with pytest.raises(ValueError, match="fusion='popularity'"):
         Fusion(heuristic="popularity", weight=1.0)
-    with pytest.raises(ValueError, match="weight=0"):
+    with pytest.raises(ValueError, match="weight=0, popularity_weight=0"):
         Fusion(heuristic="adamic_adar", weight=0)
+    with pytest.raises(ValueError, match="popularity_weight=-1"):
+        Fusion(heuristic="adamic_adar", weight=1.0, popularity_weight=-1)
+    assert Fusion.chosen({"heuristic": "adamic_adar", "weight": 2.0}) == Fusion("adamic_adar", 2.0)  # older runs
+    assert Fusion.chosen({"heuristic": "adamic_adar", "weight": 0.0, "popularity_weight": 0.0}) is None

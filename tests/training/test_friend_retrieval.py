@@ -9,10 +9,10 @@ import pytest
 
 from tfzoo import cli
 from tfzoo.evaluation import top_k_excluding
-from tfzoo.evaluation.fusion import FUSION_WEIGHTS
+from tfzoo.evaluation.fusion import FUSION_WEIGHTS, POPULARITY_WEIGHTS, fusion_label
 from tfzoo.evaluation.heuristics import HEURISTICS
 from tfzoo.export import call_in_fresh_process
-from tfzoo.export.retrieval import export_friend_retrieval
+from tfzoo.export.retrieval import Fusion, export_friend_retrieval
 from tfzoo.graph import SubgraphSampler
 from tfzoo.training import RunConfig, load_run, task_for, train
 from tfzoo.training import task as task_module
@@ -103,20 +103,20 @@ def test_run_chooses_the_served_fusion_on_validation(ssmtl_run):
     run_dir, metrics = ssmtl_run
     fused = metrics["fused"]
     assert fused["heuristic"] == "adamic_adar"  # the default `fusion`
-    by_weight = {float(w): recall for w, recall in fused["validation_by_weight"].items()}
-    assert sorted(by_weight) == list(FUSION_WEIGHTS)
-    # Weight 0 is the model alone, scored on the same vectors as the run's own report.
-    assert by_weight[0.0] == pytest.approx(metrics["validation"]["all"]["recall@50"])
-    assert by_weight[fused["weight"]] == max(by_weight.values())
-    assert fused["validation"]["all"]["recall@50"] == pytest.approx(by_weight[fused["weight"]])
+    by_weight = {(row["weight"], row["popularity_weight"]): row["recall@50"] for row in fused["validation_by_weight"]}
+    assert sorted(by_weight) == [(w, p) for w in FUSION_WEIGHTS for p in POPULARITY_WEIGHTS]
+    # Weights 0 are the model alone, scored on the same vectors as the run's own report.
+    assert by_weight[0.0, 0.0] == pytest.approx(metrics["validation"]["all"]["recall@50"])
+    chosen_weights = (fused["weight"], fused["popularity_weight"])
+    assert by_weight[chosen_weights] == max(by_weight.values())
+    assert fused["validation"]["all"]["recall@50"] == pytest.approx(by_weight[chosen_weights])
     assert fused["test"]["all"]["users"] == metrics["test"]["all"]["users"]
-    # `tfzoo export` serves what the run chose (nothing to fuse at weight 0).
+    # `tfzoo export` serves what the run chose (nothing to fuse at weights 0).
     chosen = task_for("ssmtl").chosen_fusion(run_dir)
-    assert (
-        (chosen is None)
-        if fused["weight"] == 0
-        else (chosen.heuristic, chosen.weight) == ("adamic_adar", fused["weight"])
-    )
+    if chosen_weights == (0.0, 0.0):
+        assert chosen is None
+    else:
+        assert chosen == Fusion("adamic_adar", *chosen_weights)
 
 
 def test_fusion_option_is_validated(tmp_path):
@@ -139,7 +139,10 @@ def test_cli_evaluate_prints_the_model_next_to_the_four_heuristics(ssmtl_run, ca
         assert f"{name} (test)" in out
     assert f"{metrics['test']['all']['recall@50']:.4f}" in out
     fused = metrics["fused"]
-    assert "x log(1 + adamic_adar) (test, served)" in out and f"{fused['test']['all']['recall@50']:.4f}" in out
+    assert (
+        f"{fusion_label(run_dir.name, fused)} (test, served)" in out
+        and f"{fused['test']['all']['recall@50']:.4f}" in out
+    )
 
 
 def test_export_opens_the_run_without_reading_the_dataset(ssmtl_run, monkeypatch):

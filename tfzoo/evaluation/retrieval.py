@@ -7,7 +7,7 @@ Every ranking, a model's or a heuristic's (`tfzoo.evaluation.heuristics`), goes 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -37,30 +37,74 @@ def ranked_candidates(
     With `tie_break` ([num_users]), equal scores are ordered by it (larger first), e.g. a
     heuristic's many zero scores by popularity; without, by a stable sort of the scores.
     """
+    (result,) = ranked_candidates_of_variants(
+        lambda batch: [score_rows(batch)],
+        1,
+        num_users,
+        users,
+        exclude_edges,
+        k,
+        tie_break=tie_break,
+        chunk=chunk,
+        progress=progress,
+    )
+    return result
+
+
+def ranked_candidates_of_variants(
+    score_variants: Callable[[np.ndarray], Iterable[np.ndarray]],
+    num_variants: int,
+    num_users: int,
+    users: np.ndarray,
+    exclude_edges: Sequence[np.ndarray],
+    k: int,
+    *,
+    tie_break: np.ndarray | None = None,
+    chunk: int = 1024,
+    progress: Callable[[int], None] | None = None,
+) -> list[np.ndarray]:
+    """`ranked_candidates` of `num_variants` scorings at once: `score_variants`(users
+    [chunk]) yields one [chunk, num_users] score array per variant (e.g. one per fusion
+    weight, sharing the matrix products; a generator keeps one in memory at a time), ranked
+    with the same exclusions. Returns one [len(users), k] id array per variant."""
     exclusions = [neighbours(edges, num_users) for edges in exclude_edges]
     k = min(k, num_users)
     users = np.asarray(users, np.int64)
-    result = np.empty((len(users), k), np.int64)
+    results = [np.empty((len(users), k), np.int64) for _ in range(num_variants)]
     for start in range(0, len(users), chunk):
         batch = users[start : start + chunk]
-        scores = np.array(score_rows(batch), dtype=np.float64)  # [chunk, users]
-        scores[np.arange(len(batch)), batch] = -np.inf
+        # The excluded cells of this chunk: the users themselves and their excluded friends.
+        rows, columns = [np.arange(len(batch))], [batch]
         for splits, ids in exclusions:
             lengths = splits[batch + 1] - splits[batch]
-            rows = np.repeat(np.arange(len(batch)), lengths)
-            columns = np.concatenate([ids[splits[u] : splits[u + 1]] for u in batch]) if lengths.sum() else rows
+            if lengths.sum():
+                rows.append(np.repeat(np.arange(len(batch)), lengths))
+                columns.append(np.concatenate([ids[splits[u] : splits[u + 1]] for u in batch]))
+        rows, columns = np.concatenate(rows), np.concatenate(columns)
+        count = 0
+        for variant in score_variants(batch):
+            if count == num_variants:
+                raise ValueError(f"`score_variants` gave more than the {num_variants} score arrays expected.")
+            scores = np.array(variant, dtype=np.float64)  # [chunk, users], a copy
             scores[rows, columns] = -np.inf
-        if tie_break is None:
-            best = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [chunk, k] unordered
-            order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
-            result[start : start + len(batch)] = np.take_along_axis(best, order, axis=1)
-        else:
-            # Last key first: by score, then by tie_break (both descending).
-            secondary = np.broadcast_to(-np.asarray(tie_break, np.float64), scores.shape)
-            result[start : start + len(batch)] = np.lexsort((secondary, -scores), axis=1)[:, :k]
+            results[count][start : start + len(batch)] = _top_k(scores, k, tie_break)
+            count += 1
+        if count != num_variants:
+            raise ValueError(f"`score_variants` gave {count} score arrays; expected {num_variants}.")
         if progress is not None:
             progress(len(batch))
-    return result
+    return results
+
+
+def _top_k(scores: np.ndarray, k: int, tie_break: np.ndarray | None) -> np.ndarray:
+    """[chunk, k] column ids of each row's k highest `scores`, best first."""
+    if tie_break is None:
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [chunk, k] unordered
+        order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+        return np.take_along_axis(best, order, axis=1)
+    # Last key first: by score, then by tie_break (both descending).
+    secondary = np.broadcast_to(-np.asarray(tie_break, np.float64), scores.shape)
+    return np.lexsort((secondary, -scores), axis=1)[:, :k]
 
 
 def top_k_excluding(

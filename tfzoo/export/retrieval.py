@@ -6,7 +6,7 @@
   [batch, k] float32: the k users with the highest score (query vector . candidate
   vector, i.e. the model's retrieval logit) from the index, excluding the user and its
   known friends (rows are padded with id -1 and score -inf when fewer than k users are
-  left);
+  left); with a fusion, the score is the fused one (`Fusion`);
 - `embed`: `subgraphs` [batch] string, serialized `tf.train.Example`s of sampled
   subgraphs (schema in `assets/subgraph_schema.pbtxt`, root first; see
   `tfzoo.graph.SubgraphSampler.serialized_subgraphs`) -> `embedding` [batch, d]: the
@@ -15,7 +15,8 @@
 Vectors are those of subgraphs sampled from the graph given at export (at serving time:
 every known friendship), by `SSMTLRetrieval.user_vectors`, the function the training
 report evaluates. With a candidate bias the index holds one more dimension (queries 1,
-candidates their bias). With `index="scann"` the SavedModel needs the ScaNN ops
+candidates their bias), and one more with a fused popularity (queries 1, candidates the
+weighted log degree); `embed` returns queries with those 1s. With `index="scann"` the SavedModel needs the ScaNN ops
 to load (`tf.load_op_library(tfzoo.export.ann.scann_op_library_path())`, or a TF Serving
 build with them); `index="brute_force"` needs TensorFlow only.
 
@@ -39,7 +40,7 @@ import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
 from tfzoo.data.friend_graph import FriendGraph, neighbours
-from tfzoo.evaluation.fusion import check_fusion
+from tfzoo.evaluation.fusion import check_fusion, with_popularity
 from tfzoo.evaluation.heuristics import common_friend_weights
 from tfzoo.export.ann import ScannSettings, build_index, index_metadata
 from tfzoo.export.saved_model import next_version, save_version
@@ -52,27 +53,32 @@ INDEX_METADATA_FILE = "ann_index.json"  # in assets.extra: files TF Serving leav
 
 @dataclasses.dataclass(frozen=True)
 class Fusion:
-    """A neighbourhood heuristic's score added to the model's at retrieval time
-    (`tfzoo.evaluation.fusion`): `weight` x log(1 + `heuristic`(u, v))."""
+    """What is added to the model's score at retrieval time (`tfzoo.evaluation.fusion`):
+    `weight` x log(1 + `heuristic`(u, v)) + `popularity_weight` x log(1 + degree(v))."""
 
     heuristic: str
     weight: float
+    popularity_weight: float = 0.0
 
     def __post_init__(self):
         check_fusion(self.heuristic)
-        if not self.weight > 0:
+        if self.weight < 0 or self.popularity_weight < 0 or not self.weight + self.popularity_weight > 0:
             raise ValueError(
-                f"`weight` must be > 0 (0 serves the model alone: pass no fusion). Received: weight={self.weight}"
+                "`weight` and `popularity_weight` must be >= 0, one of them > 0 (both 0 serve the model alone: "
+                f"pass no fusion). Received: weight={self.weight}, popularity_weight={self.popularity_weight}"
             )
 
     @classmethod
     def chosen(cls, fused: Mapping[str, Any] | None) -> Fusion | None:
         """The fusion a run chose on validation, from its metrics' `fused` entry
         (`tfzoo.evaluation.fusion.fused_reports`); None where there is none to serve
-        (no entry, or weight 0: the model alone was best)."""
-        if not fused or not fused["weight"]:
+        (no entry, or both weights 0: the model alone was best)."""
+        if not fused:
             return None
-        return cls(heuristic=fused["heuristic"], weight=float(fused["weight"]))
+        weight, popularity_weight = float(fused["weight"]), float(fused.get("popularity_weight", 0.0))
+        if not weight and not popularity_weight:
+            return None
+        return cls(heuristic=fused["heuristic"], weight=weight, popularity_weight=popularity_weight)
 
 
 def _ragged_rows(values: tf.Tensor, row_splits: tf.Tensor) -> tf.RaggedTensor:
@@ -102,7 +108,11 @@ class FriendRetrievalModule(tf.Module):
     ):
         super().__init__(name="friend_retrieval")
         self.encoder = model.encoder
-        self.candidate_bias = bool(getattr(model, "candidate_bias", False))
+        # Dimensions the query side carries as 1s after the encoder's output: the candidate
+        # bias's and the fused popularity's (`with_popularity`).
+        self.query_ones = int(bool(getattr(model, "candidate_bias", False))) + int(
+            fusion is not None and fusion.popularity_weight > 0
+        )
         self.index = index
         self.user_embeddings = tf.Variable(queries, trainable=False, name="user_embeddings")  # [users, d] query vectors
         self.k = int(k)
@@ -134,7 +144,7 @@ class FriendRetrievalModule(tf.Module):
         )
         queries = tf.gather(self.user_embeddings, user_ids)  # [batch, d]
         excluded = self._exclusions(user_ids)  # [batch, width]
-        if self.fusion is not None:
+        if self.fusion is not None and self.fusion.weight:
             scores, ids = self._fused_candidates(user_ids, queries, excluded)
         else:
             fetch = tf.minimum(self.k + tf.shape(excluded)[1], self.num_users)
@@ -204,8 +214,9 @@ class FriendRetrievalModule(tf.Module):
         graph = tfgnn.parse_example(self.spec, subgraphs).merge_batch_to_components()
         # float32 whatever policy the encoder computes under: the index holds float32.
         embeddings = tf.cast(self.encoder(graph, training=False, roots_only=True), tf.float32)  # [batch, embedding_dim]
-        if self.candidate_bias:  # the query side of the bias dimension
-            embeddings = tf.concat([embeddings, tf.ones_like(embeddings[:, :1])], axis=1)
+        if self.query_ones:  # the query side of the bias and popularity dimensions
+            ones = tf.ones([tf.shape(embeddings)[0], self.query_ones], embeddings.dtype)
+            embeddings = tf.concat([embeddings, ones], axis=1)
         return {"embedding": embeddings}
 
 
@@ -247,8 +258,8 @@ def export_friend_retrieval(
         recall are written to `assets.extra/ann_index.json`. Ignored by brute force
         (exact).
       fusion: serve the model's score plus `fusion.weight` x log(1 + `fusion.heuristic`)
-        over `graph` (the run's choice: `metrics.json`'s `fused`); written to
-        `assets.extra/ann_index.json`.
+        + `fusion.popularity_weight` x log(1 + degree) over `graph` (the run's choice:
+        `metrics.json`'s `fused`); written to `assets.extra/ann_index.json`.
     """
     if k < 1:
         raise ValueError(f"`k` must be >= 1. Received: k={k}")
@@ -259,6 +270,10 @@ def export_friend_retrieval(
     if vectors is None:
         vectors = model.user_vectors(sampler)
     queries, candidates = (np.asarray(v, np.float32) for v in vectors)
+    if fusion is not None and fusion.popularity_weight:
+        # Popularity depends on the candidate alone: the index serves it exactly.
+        degree = np.diff(neighbours(graph.edges, graph.num_users)[0])
+        queries, candidates = with_popularity(queries, candidates, degree, fusion.popularity_weight)
     ids = tf.range(graph.num_users, dtype=tf.int64)
     top_k = build_index(index, candidates, ids, k=k, settings=scann, target_recall=target_recall, row_queries=queries)
     module = FriendRetrievalModule(model, top_k, graph, queries, k=k, candidates=candidates, fusion=fusion)
