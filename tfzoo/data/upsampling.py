@@ -1,4 +1,4 @@
-"""Upsampling of training rows by task (GRec, Wang et al., CIKM 2023, sec. 4.1: "training
+"""Upsampling of training rows by task (GRec, Wang et al., CIKM 2023, sec. 4.2: "training
 data are upsampled by tasks to ensure data balance").
 
 A task is a (flow, use case) pair: a row belongs to the task of its flow (the value of

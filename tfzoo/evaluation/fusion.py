@@ -9,7 +9,7 @@ with h a neighbourhood heuristic of `tfzoo.evaluation.heuristics` (a sum over th
 friends of u and v, zero for everyone else) and d(v) the candidate's degree. A two-tower
 model compresses a user's neighbourhood into one vector; the heuristic reads it exactly,
 so on graphs where friends of friends dominate (Twitch ENGB) the two rank different
-friends well and the sum beats both (docs/ssmtl.md, "Score fusion"). Users with one or
+friends well and the sum beats both (docs/ssmtl.md, "What is served"). Users with one or
 two friends reach few candidates through them; for them the most befriended users are a
 strong guess, which the popularity term adds. It depends on the candidate alone, so the
 export folds it into the vectors (`with_popularity`: one more dimension, 1 on the query

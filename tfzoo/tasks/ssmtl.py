@@ -29,7 +29,8 @@ METRICS_FILE = "metrics.json"
 
 # `tfzoo train ssmtl`'s model options where the user gives none (`bench/ssmtl_ablation.py
 # --grid levers` measures what each one is worth); `id_buckets` defaults to one row per
-# user of the graph; `fusion` names the heuristic the export adds to the model's score.
+# user of the graph; `fusion` names the heuristic the export adds to the model's score (with
+# the candidate's popularity, each weighted as chosen on validation).
 # `cca_scale` / `mae_scale` set eq. 6's beta / gamma by calibration (`SSMTL_CALIBRATION`);
 # an explicit `cca_weight` / `mae_weight` takes precedence.
 SSMTL_DEFAULTS = {
@@ -94,8 +95,9 @@ class FriendRetrievalTask(ModelTask):
     Model options: `fanouts` (default `[10, 5]`) sets the sampling,
     `uniform_negatives` (default 0) adds uniformly drawn negatives to every batch and
     `fusion` (default `adamic_adar`; `none` to serve the model alone) names the
-    neighbourhood heuristic whose score the export adds to the model's, with the weight
-    chosen on validation after training (`fused_reports`); the others go to the model's
+    neighbourhood heuristic whose score the export adds to the model's, with the
+    candidate's log degree, both weights chosen on validation after training
+    (`fused_reports`; 0 included); the others go to the model's
     constructor, over `SSMTL_DEFAULTS` (with `id_buckets` one per user).
 
     The whole graph is saved with the run (`graph.npz`): the export indexes every user
