@@ -73,3 +73,93 @@ def check_model(model: tf.keras.Model, features, tmp_path: Path):
     assert type(reloaded) is type(model), "load_model must revive the registered class"
     assert_allclose(reloaded(features), outputs)
     return outputs
+
+
+# Kernel knobs whose effect is visible in the weights and the losses: every dense kernel
+# starts at 0.01 and adds 0.5 x sum(w^2) to the layer losses.
+KERNEL_KNOBS = {
+    "kernel_initializer": {"class_name": "Constant", "config": {"value": 0.01}},
+    "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.5}},
+}
+
+
+def dense_kernels(model: tf.keras.layers.Layer) -> list[tf.Variable]:
+    """The trainable dense kernels of `model`: weights named `kernel`, `kernel_<i>` or
+    `<part>_kernel` (Dense, EinsumDense, expert banks, attention projections) and GraphEncoder's
+    input map `feature_embedding`, less the routers' (gates keep their own initialisation)."""
+    from tfzoo.layers import Router
+
+    routers = {
+        id(w) for layer in model._flatten_layers(include_self=True) if isinstance(layer, Router) for w in layer.weights
+    }
+    kernels = []
+    for variable in model.trainable_variables:
+        short = variable.name.split("/")[-1].split(":")[0]
+        is_kernel = short == "kernel" or short.startswith("kernel_") or short.endswith("_kernel")
+        if (is_kernel or short == "feature_embedding") and id(variable) not in routers:
+            kernels.append(variable)
+    return kernels
+
+
+def check_kernel_knobs(model: tf.keras.layers.Layer, num_kernels: int) -> float:
+    """Asserts that `model` (built with `KERNEL_KNOBS`, called once outside training) has
+    `num_kernels` dense kernels, all initialised and regularised by the knobs, and that no
+    other weight (embedding, router, bias, norm) was; returns the regularization loss."""
+    kernels = dense_kernels(model)
+    assert len(kernels) == num_kernels, [k.name for k in kernels]
+    for kernel in kernels:
+        np.testing.assert_allclose(kernel.numpy(), 0.01, err_msg=kernel.name)
+    ids = {id(k) for k in kernels}
+    others = [v for v in model.trainable_variables if id(v) not in ids]
+    assert others, "embeddings, routers and biases keep their own initialisation"
+    for variable in others:
+        assert not np.allclose(variable.numpy(), 0.01), f"{variable.name} is not a dense kernel"
+    assert len(model.losses) == num_kernels, "one regularization loss per dense kernel, no other"
+    expected = sum(0.5 * float(tf.reduce_sum(tf.square(k))) for k in kernels)
+    total = float(tf.add_n(model.losses))
+    np.testing.assert_allclose(total, expected, rtol=1e-5)
+    return total
+
+
+def check_default_kernels(model: tf.keras.layers.Layer) -> None:
+    """Asserts that `model`, built without kernel knobs, kept every layer's previous default:
+    Glorot uniform Keras kernels (tfzoo layers: None, their own Glorot uniform, per expert
+    in an expert bank) and no regularizer, hence no regularization loss."""
+    assert not model.losses
+    checked = 0
+    for layer in model._flatten_layers(include_self=False):
+        regularizer = getattr(layer, "kernel_regularizer", getattr(layer, "_kernel_regularizer", None))
+        assert regularizer is None, layer.name
+        if isinstance(layer, (tf.keras.layers.Dense, tf.keras.layers.EinsumDense)):
+            # None (TF-GNN's GATv2Conv passes its own default on): `add_weight`'s Glorot uniform.
+            initializer = layer.kernel_initializer
+            assert initializer is None or isinstance(initializer, tf.keras.initializers.GlorotUniform), layer.name
+            checked += 1
+        elif type(layer).__module__.startswith("tfzoo") and hasattr(layer, "kernel_initializer"):
+            initializer = layer.kernel_initializer
+            assert initializer is None or isinstance(initializer, tf.keras.initializers.GlorotUniform), layer.name
+            checked += 1
+    assert checked
+
+
+def check_layer_kernel_knobs(make_layer, inputs, num_kernels: int, **call_kwargs) -> None:
+    """For a layer that takes `kernel_initializer` / `kernel_regularizer`: built by
+    `make_layer(**options)` with `KERNEL_KNOBS`, every one of its `num_kernels` dense
+    kernels (and nothing else) starts at the initializer's value and adds one
+    regularization loss; its config keeps both, and the layer it rebuilds does the same.
+    An unknown regularizer name is refused when the layer is made."""
+    layer = make_layer(**KERNEL_KNOBS)
+    layer(inputs, **call_kwargs)
+    total = check_kernel_knobs(layer, num_kernels)
+    config = layer.get_config()
+    assert {name: config[name] for name in KERNEL_KNOBS} == KERNEL_KNOBS
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    clone(inputs, **call_kwargs)
+    np.testing.assert_allclose(float(tf.add_n(clone.losses)), total, rtol=1e-5)
+    try:
+        make_layer(kernel_regularizer="l3")
+    except ValueError as error:
+        assert str(error) == "`kernel_regularizer` is not a Keras regularizer. Received: kernel_regularizer='l3'"
+    else:
+        raise AssertionError("an unknown regularizer must be refused")

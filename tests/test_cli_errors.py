@@ -73,14 +73,30 @@ MISMATCHES = [
         1,
         "Unknown option for model 'ssmtl'. Received: option='units'. Accepted: candidate_bias, cca_decorrelation, "
         "cca_edge_drop, cca_feature_drop, cca_scale, cca_weight, dropout, embedding_dim, fanouts, fusion, hidden_dim, id_buckets, "
-        "logq_correction, mae_decoder_dim, mae_edge_drop, mae_gamma, mae_scale, mae_weight, message_passing, num_heads, "
+        "kernel_initializer, kernel_regularizer, logq_correction, mae_decoder_dim, mae_edge_drop, mae_gamma, mae_scale, mae_weight, message_passing, num_heads, "
         "num_layers, readout, retrieval_weight, ssl_batch_size, temperature, uniform_negatives",
     ),
     (
         ["pretrain", "supermoe", "--dataset", "generated_sequences", "--option", "units=8"],
         1,
         "Unknown option for model 'supermoe_mcp'. Received: option='units'. "
-        "Accepted: channel_weights, encoder, mask_rate, masked_channels, num_sampled, seed",
+        "Accepted: channel_weights, encoder, kernel_initializer, kernel_regularizer, mask_rate, masked_channels, "
+        "num_sampled, seed",
+    ),
+    (
+        ["train", "grec", "--dataset", "synthetic", "--option", "kernel_regularizer=l2", "--option", "units=8"],
+        1,
+        "Unknown option for model 'grec'. Received: option='units'. Accepted: behaviour_sequences, capacity_factor, "
+        "dropout, embedding_dim, expert_units, flow_feature, kernel_initializer, kernel_regularizer, "
+        "load_balance_weight, model_dim, num_experts, num_heads, num_layers, routing, sequence_layers, task_weights, "
+        "token_features, top_k, tower_units, z_loss_weight",
+    ),
+    (
+        ["train", "supermoe", "--dataset", "generated_sequences", "--option", "kernel_initializer=he_normal"]
+        + ["--option", "units=8"],
+        1,
+        "Unknown option for model 'supermoe'. Received: option='units'. Accepted: encoder, freeze_encoder, "
+        "kernel_initializer, kernel_regularizer, pretrained_encoder, task_weight_rate, task_weights",
     ),
     (
         ["train", "ssmtl", "--dataset", "twitch", "--data-option", "fold=1"],

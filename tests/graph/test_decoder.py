@@ -4,7 +4,7 @@ import tensorflow as tf
 import tensorflow_gnn as tfgnn
 from tensorflow_gnn.models.gat_v2 import GATv2Conv
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.graph import FRIENDS, USERS, RootAttentionDecoder, root_indices
 
 
@@ -30,3 +30,8 @@ def test_decoder_equals_a_whole_graph_gatv2_layer_at_the_roots(graph, tmp_path):
 def test_units_must_split_over_heads():
     with pytest.raises(ValueError, match="units=10, num_heads=3"):
         RootAttentionDecoder(units=10, num_heads=3)
+
+
+def test_kernel_options_reach_the_attention_and_the_widening_map(graph):
+    # GATv2's query, value and attention kernels, and the widening map's.
+    check_layer_kernel_knobs(lambda **options: RootAttentionDecoder(units=10, hidden_dim=4, **options), graph, 3 + 1)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.graph import FEATURES, NODE_ID, USERS, GraphEncoder, multi_hot, root_embeddings, root_ids
 
 
@@ -146,3 +146,21 @@ def test_root_states_equal_the_whole_encoder_at_the_roots(subgraphs, readout, pa
     )
     whole = root_embeddings(subgraphs, encoder(subgraphs)).numpy()
     np.testing.assert_allclose(encoder(subgraphs, roots_only=True).numpy(), whole, atol=1e-5)
+
+
+def test_kernel_options_reach_the_feature_map_every_round_and_the_readout(subgraphs):
+    def make(**options):
+        return GraphEncoder(
+            feature_dim=60,
+            hidden_dim=8,
+            output_dim=6,
+            num_layers=2,
+            num_heads=2,
+            readout="concat",
+            id_buckets=50,
+            **options,
+        )
+
+    # The feature map W (1); per round GATv2's query, value and attention kernels and the
+    # next-state kernel (2 x 4); the concat readout (1). The id table and biases keep theirs.
+    check_layer_kernel_knobs(make, subgraphs, 1 + 2 * 4 + 1)

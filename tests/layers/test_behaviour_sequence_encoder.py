@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.data import CategoricalFeature, DatasetSpec, IdFeature, NumericFeature, SequenceFeature
 from tfzoo.layers import BehaviourSequenceEncoder
 
@@ -58,3 +58,13 @@ def test_channels_are_validated():
     )
     with pytest.raises(ValueError, match="share `max_length`"):
         BehaviourSequenceEncoder(uneven)
+
+
+def test_kernel_options_reach_the_numeric_projection_and_the_blocks():
+    # The rating's projection (1) and two blocks' attention (4) and feed-forward (2)
+    # kernels; the item and position tables keep their own.
+    check_layer_kernel_knobs(
+        lambda **options: BehaviourSequenceEncoder(SPEC, model_dim=4, num_heads=2, num_layers=2, **options),
+        FEATURES,
+        1 + 2 * 6,
+    )

@@ -62,6 +62,8 @@ def test_kernel_regularizer_adds_its_penalty_to_the_layer_losses():
     expected = 0.1 * sum(float(np.square(k.numpy()).sum()) for k in layer.kernels)
     assert float(tf.add_n(layer.losses)) == pytest.approx(expected, rel=1e-5)
     assert Experts(3, (4,)).losses == []
+    with pytest.raises(ValueError, match="Received: kernel_regularizer='l3'"):
+        Experts(3, (4,), kernel_regularizer="l3")
 
 
 def test_validation():

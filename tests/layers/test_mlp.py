@@ -21,6 +21,10 @@ def test_kernel_initializer_and_regularizer_reach_every_layer(tmp_path):
     assert all(np.all(d.kernel.numpy() == 1.0) for d in layer._dense)
     # 0.5 * (4 * 3 + 3 * 2) ones squared.
     assert float(tf.add_n(layer.losses)) == pytest.approx(0.5 * (12 + 6))
+    with pytest.raises(ValueError, match="Received: kernel_regularizer='l3'"):
+        MLP((3,), kernel_regularizer="l3")
+    with pytest.raises(ValueError, match="Received: kernel_initializer='nope'"):
+        MLP((3,), kernel_initializer="nope")
 
 
 def test_dropout_only_in_training():

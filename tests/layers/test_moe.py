@@ -224,6 +224,9 @@ def test_bad_configurations_are_named():
         moe(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"Received: expert_options=\{'kernel_constraint': 'non_neg'\}"):
         MixtureOfExperts(4, (8,), expert_options={"kernel_constraint": "non_neg"})
+    # A bad value fails when the layer is made, not when it builds its experts.
+    with pytest.raises(ValueError, match="Received: kernel_regularizer='l3'"):
+        MixtureOfExperts(4, (8,), expert_options={"kernel_regularizer": "l3"})
 
 
 def test_expert_options_reach_the_experts_and_round_trip(tmp_path, tokens):
@@ -245,3 +248,11 @@ def test_saved_and_restored_with_each_kind_of_router(tmp_path, tokens):
     check_layer(custom, x, tmp_path, mask=mask, routing_ids=tf.constant([[0, 1], [1, 2], [2, 0], [0, 0]]))
     dense = MixtureOfExperts(3, (4,), router="dense", router_options={"num_gates": 2}, top_k=None, name="dense_moe")
     check_layer(dense, x[:, 0], tmp_path)
+
+
+def test_expert_option_objects_are_serialised_in_the_config(tmp_path, tokens):
+    x, mask = tokens
+    moe = MixtureOfExperts(4, (6,), expert_options={"kernel_regularizer": tf.keras.regularizers.L2(0.5)}, name="l2_moe")
+    check_layer(moe, x, tmp_path, mask=mask)
+    regularizer = moe.get_config()["expert_options"]["kernel_regularizer"]
+    assert regularizer["class_name"] == "L2" and regularizer["config"] == {"l2": 0.5}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.layers import MoEMultiHeadSelfAttention
 
 
@@ -57,3 +57,9 @@ def test_one_expert_is_dense_attention_and_training_adds_balance_losses():
 def test_validation():
     with pytest.raises(ValueError, match="Received: top_k=3"):
         MoEMultiHeadSelfAttention(2, 4, num_experts=2, top_k=3)
+
+
+def test_kernel_options_reach_the_expert_banks_and_the_output():
+    x = np.random.default_rng(0).normal(size=(2, 5, 6)).astype(np.float32)
+    # The query, key and value expert banks and the output projection; not the routers.
+    check_layer_kernel_knobs(lambda **options: MoEMultiHeadSelfAttention(2, 3, num_experts=3, **options), x, 4)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.layers import MoESequenceEncoder
 
 
@@ -49,3 +49,24 @@ def test_paper_gate_reaches_every_block(tmp_path):
     check_layer(encoder, inputs, tmp_path)
     assert encoder.get_config()["ffn_gate"] == "paper"
     assert all(block.ffn_gate == "paper" and block.feed_forward.normalize_gates for block in encoder.blocks)
+
+
+def test_kernel_options_reach_the_projection_and_every_block():
+    inputs = {"item": np.array([[1, 2, 0], [3, 4, 5]]), "rating": np.array([[1, 2, 0], [3, 4, 1]])}
+
+    def make(**options):
+        return MoESequenceEncoder(
+            8,
+            id_channels={"item": 6},
+            category_channels={"rating": 5},
+            num_blocks=2,
+            num_heads=1,
+            key_dim=4,
+            ffn_units=8,
+            num_experts=2,
+            **options,
+        )
+
+    # The projection's W (1); per block the Q / K / V expert banks, the attention output and
+    # the feed-forward experts' two layers (6). Tables and routers keep their own.
+    check_layer_kernel_knobs(make, inputs, 1 + 2 * 6)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.layers import MoETransformerBlock
 
 
@@ -86,3 +86,13 @@ def test_validation():
         MoETransformerBlock(2, 3, 0)
     with pytest.raises(ValueError, match="Received: ffn_gate='top1'"):
         MoETransformerBlock(2, 3, 4, ffn_gate="top1")
+
+
+def test_kernel_options_reach_attention_and_feed_forward_experts():
+    x = np.random.default_rng(0).normal(size=(2, 4, 6)).astype(np.float32)
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]], np.float32)
+    # Q / K / V banks and the attention output (4), the feed-forward experts' two layers (2);
+    # not the four routers nor the layer norms.
+    check_layer_kernel_knobs(
+        lambda **options: MoETransformerBlock(2, 3, 8, num_experts=3, **options), x, 4 + 2, mask=mask
+    )

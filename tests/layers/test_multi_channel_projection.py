@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.distribute.sharded_variable import ShardedVariable
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.layers import MultiChannelProjection
 
 
@@ -85,3 +85,17 @@ def test_sharded_table_lookup_equals_unsharded():
     shards = [tf.Variable(part) for part in np.array_split(rows, 3)]
     plain.tables["item"] = ShardedVariable(shards)
     np.testing.assert_allclose(plain(inputs).numpy(), expected, atol=1e-6)
+
+
+def test_kernel_options_reach_the_projection_kernel_only():
+    def make(**options):
+        return MultiChannelProjection(
+            6,
+            category_channels={"rating": 3, "genres": 5},
+            id_channels={"item": 10},
+            dense_channels={"interval": 1},
+            **options,
+        )
+
+    # W; the three channel tables, the bias and the layer norm keep their own.
+    check_layer_kernel_knobs(make, channels(), 1)

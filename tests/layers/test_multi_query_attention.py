@@ -1,6 +1,6 @@
 import numpy as np
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.layers import MultiQueryAttention
 
 
@@ -28,3 +28,9 @@ def test_heads_share_one_key_and_value_and_skip_padding(tmp_path):
     changed = x.copy()
     changed[0, 3] += 10.0
     np.testing.assert_allclose(layer(changed, mask=mask).numpy()[0, :3], out[0, :3], atol=1e-5)
+
+
+def test_kernel_options_reach_the_four_kernels():
+    x = np.random.default_rng(0).normal(size=(2, 4, 6)).astype(np.float32)
+    # Query, key, value and output kernels; the output bias keeps its zeros.
+    check_layer_kernel_knobs(lambda **options: MultiQueryAttention(num_heads=3, head_dim=2, **options), x, 4)

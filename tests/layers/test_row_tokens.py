@@ -1,6 +1,6 @@
 import numpy as np
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.data import CategoricalFeature, DatasetSpec, IdFeature, NumericFeature, SequenceFeature
 from tfzoo.layers import RowTokens
 
@@ -39,3 +39,20 @@ def test_one_token_per_group_then_one_per_behaviour_sequence(tmp_path):
     # The user token depends on the user's features only.
     other_item = dict(FEATURES, item_id=np.array([3, 1], np.int64))
     np.testing.assert_allclose(layer(other_item).numpy()[:, 0], out[:, 0], atol=1e-6)
+
+
+def test_kernel_options_reach_every_encoder_and_token_projection():
+    def make(**options):
+        return RowTokens(
+            SPEC,
+            token_features={"user": ["country", "age"], "item": ["item_id"]},
+            behaviour_sequences={"history": ["history"]},
+            model_dim=4,
+            embedding_dim=2,
+            num_heads=2,
+            **options,
+        )
+
+    # user: deep tower, wide feed-forward, token projection (3); item: token projection (1);
+    # history: one block's attention (4) and feed-forward (2) kernels. Tables keep their own.
+    check_layer_kernel_knobs(make, FEATURES, 3 + 1 + 6)

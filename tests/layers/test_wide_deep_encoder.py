@@ -1,11 +1,11 @@
 import numpy as np
 
-from tests.harness import check_layer
+from tests.harness import check_layer, check_layer_kernel_knobs
 from tfzoo.data import CategoricalFeature, DatasetSpec, EmbeddingFeature, IdFeature, NumericFeature, SequenceFeature
 from tfzoo.layers import WideDeepEncoder
 
 
-def test_item_parts_are_id_deep_wide_and_precomputed_concatenated(tmp_path):
+def item_spec_and_features():
     spec = DatasetSpec(
         features=(
             IdFeature("item_id", num_ids=5, embedding_dim=3),
@@ -24,6 +24,11 @@ def test_item_parts_are_id_deep_wide_and_precomputed_concatenated(tmp_path):
         "year": np.array([1.0, 2.0], np.float32),
         "clip": np.arange(8, dtype=np.float32).reshape(2, 4),
     }
+    return spec, features
+
+
+def test_item_parts_are_id_deep_wide_and_precomputed_concatenated(tmp_path):
+    spec, features = item_spec_and_features()
     encoder = WideDeepEncoder(spec, units=6, embedding_dim=2, name="item_encoder")
     out = check_layer(encoder, features, tmp_path).numpy()
     assert out.shape == (2, encoder.output_dim) == (2, 3 + 6 + 6 + 4)
@@ -37,3 +42,9 @@ def test_item_parts_are_id_deep_wide_and_precomputed_concatenated(tmp_path):
     wide = np.maximum(numbers @ encoder.wide_feed_forward.kernel.numpy() + encoder.wide_feed_forward.bias.numpy(), 0)
     np.testing.assert_allclose(out[:, 9:15], wide, atol=1e-5)
     np.testing.assert_allclose(out[:, 15:], features["clip"])
+
+
+def test_kernel_options_reach_the_deep_tower_and_the_wide_feed_forward():
+    spec, features = item_spec_and_features()
+    # The deep tower and the wide feed-forward; the id and category tables keep their own.
+    check_layer_kernel_knobs(lambda **options: WideDeepEncoder(spec, units=6, embedding_dim=2, **options), features, 2)

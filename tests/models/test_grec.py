@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.harness import assert_allclose, check_layer, check_model
+from tests.harness import (
+    KERNEL_KNOBS,
+    assert_allclose,
+    check_default_kernels,
+    check_kernel_knobs,
+    check_layer,
+    check_model,
+)
 from tfzoo.data import (
     CategoricalFeature,
     DatasetSpec,
@@ -121,7 +128,8 @@ def test_extracted_cost_does_not_grow_with_the_number_of_experts(synthetic_small
     assert costs[4] < full_costs[4] and full_costs[32] < 1.25 * full_costs[4]
 
 
-def test_behaviour_sequences_become_tokens_and_padding_is_ignored(tmp_path):
+def behaviour_data():
+    """Six rows of a user token (gender, age) and a behaviour sequence (items and ratings)."""
     spec = DatasetSpec(
         features=(
             CategoricalFeature("gender", vocabulary=("F", "M")),
@@ -149,7 +157,11 @@ def test_behaviour_sequences_become_tokens_and_padding_is_ignored(tmp_path):
         labels={"like": np.array([1, 0, 1, 0, 1, 1], np.float32), "love": np.array([0, 0, 1, 0, 0, 1], np.float32)},
         spec=spec,
     )
-    model = GRec(
+    return data, spec
+
+
+def behaviour_model(spec, **options):
+    return GRec(
         feature_spec=spec,
         token_features={"user": ["gender", "age"]},
         behaviour_sequences={"history": ["history", "history_rating"]},
@@ -159,7 +171,13 @@ def test_behaviour_sequences_become_tokens_and_padding_is_ignored(tmp_path):
         top_k=2,
         expert_units=(8,),
         tower_units=(4,),
+        **options,
     )
+
+
+def test_behaviour_sequences_become_tokens_and_padding_is_ignored(tmp_path):
+    data, spec = behaviour_data()
+    model = behaviour_model(spec)
     features = next(iter(make_dataset(data, spec, batch_size=6, with_labels=False)))
     assert set(model(features)) == {"like", "love"}
     sequence = model.row_encoder.sequences["history"]
@@ -207,3 +225,33 @@ def test_default_capacity_can_drop_where_factor_two_cannot(synthetic_small, batc
         assert model.moe.capacity(units) == int(np.ceil(factor * units * 4 / 8))
     assert dropped[2.0] == 0.0
     assert dropped[DEFAULT_CAPACITY_FACTOR] == pytest.approx(1 - 0.625, abs=0.01)
+
+
+@pytest.mark.parametrize("routing", ["task_sentence", "token"])
+def test_kernel_options_reach_every_dense_kernel_and_round_trip(routing):
+    data, spec = behaviour_data()
+    features = next(iter(make_dataset(data, spec, batch_size=6, with_labels=False)))
+    model = behaviour_model(spec, routing=routing, **KERNEL_KNOBS)
+    model(features)
+    # user token: deep tower, wide feed-forward, token projection (3); history: the rating
+    # projection (1) and one block (query, key, value, output, 2 feed-forward: 6); one token
+    # block (6); the expert bank (1); two towers of one hidden layer and a logit (4). The
+    # embeddings, the task tokens and the router are not dense kernels.
+    total = check_kernel_knobs(model, 3 + 1 + 6 + 6 + 1 + 4)
+    config = model.get_config()
+    assert {k: config[k] for k in KERNEL_KNOBS} == KERNEL_KNOBS
+    rebuilt = GRec.from_config(config)
+    rebuilt(features)
+    assert float(tf.add_n(rebuilt.losses)) == pytest.approx(total, rel=1e-5)
+    with pytest.raises(ValueError, match="Received: kernel_regularizer='l3'"):
+        behaviour_model(spec, kernel_regularizer="l3")
+    with pytest.raises(ValueError, match="Received: kernel_initializer='nope'"):
+        behaviour_model(spec, kernel_initializer="nope")
+
+
+def test_without_kernel_options_every_layer_keeps_its_default():
+    data, spec = behaviour_data()
+    model = behaviour_model(spec)
+    model(next(iter(make_dataset(data, spec, batch_size=6, with_labels=False))))
+    check_default_kernels(model)
+    assert model.get_config()["kernel_regularizer"] is None

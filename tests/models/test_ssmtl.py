@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.harness import assert_allclose
+from tests.harness import KERNEL_KNOBS, assert_allclose, check_default_kernels, check_kernel_knobs
 from tfzoo.models.ssmtl import SSMTLRetrieval
 
 
@@ -191,3 +191,35 @@ def test_calibrated_weights_equalise_encoder_gradient_norms(friendship_batches):
 def test_candidate_bias_needs_id_buckets():
     with pytest.raises(ValueError, match="id_buckets=0"):
         _model(candidate_bias=True)
+
+
+def test_kernel_options_reach_every_dense_kernel_and_round_trip(friendship_batches):
+    batch = friendship_batches[0]
+    options = dict(
+        cca_weight=0.5, mae_weight=2.0, id_buckets=300, candidate_bias=True, readout="concat", mae_decoder_dim=4
+    )
+    model = _model(**options, **KERNEL_KNOBS)
+    model.build_objectives(batch)
+    # The encoder: the feature map W (1), per GATv2 round the query, value and attention
+    # kernels and the next-state kernel (2 x 4), the concat readout (1); the CCA head (2);
+    # the GraphMAE head (1) and decoder (GATv2's 3, the widening map 1). The id embedding,
+    # the candidate biases and the [MASK] token are not dense kernels.
+    total = check_kernel_knobs(model, 1 + 2 * 4 + 1 + 2 + 1 + 4)
+    config = model.get_config()
+    assert {k: config[k] for k in KERNEL_KNOBS} == KERNEL_KNOBS
+    rebuilt = SSMTLRetrieval.from_config(config)
+    rebuilt.build_objectives(batch)
+    assert float(tf.add_n(rebuilt.losses)) == pytest.approx(total, rel=1e-5)
+    # Training minimises the regularization too: the step's objective holds it.
+    terms = model.loss_terms(batch, training=False)
+    with_layer_losses = model._objective(terms, layer_losses=True)
+    assert float(with_layer_losses - model._objective(terms, layer_losses=False)) == pytest.approx(total, rel=1e-4)
+    with pytest.raises(ValueError, match="Received: kernel_regularizer='l3'"):
+        _model(kernel_regularizer="l3")
+
+
+def test_without_kernel_options_every_layer_keeps_its_default(friendship_batches):
+    model = _model(cca_weight=0.5, mae_weight=2.0, readout="concat", mae_decoder_dim=4)
+    model.build_objectives(friendship_batches[0])
+    # No regularization term at all (TF-GNN's GATv2MPNNGraphUpdate put zero-weight L2 ones).
+    check_default_kernels(model)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.harness import check_model
+from tests.harness import KERNEL_KNOBS, check_default_kernels, check_kernel_knobs, check_model
 from tfzoo.data.behaviour_sequences import (
     BEHAVIOUR_TASKS,
     RATING_VOCABULARY,
@@ -296,3 +296,53 @@ def test_dense_counterparts_match_compute_or_parameters(sequences):
     assert encoder_parameters(compute, features) < 0.6 * target
     with pytest.raises(ValueError, match="match='flops'"):
         dense_counterpart(moe, features, match="flops")
+
+
+def test_kernel_options_reach_every_dense_kernel_and_round_trip(sequences):
+    data, sizes = sequences
+    sample = channel_columns(data.take(np.arange(4)))
+    model = SuperMoE(encoder=encoder_options(sizes), tasks=BEHAVIOUR_TASKS, **KERNEL_KNOBS)
+    model(sample)
+    # The projection's W (1); one block: the query, key and value expert banks, the
+    # attention output, the feed-forward experts' two layers (6); a tower per task (3).
+    # The channel tables and the four routers are not dense kernels.
+    total = check_kernel_knobs(model, 1 + 6 + len(BEHAVIOUR_TASKS))
+    config = model.get_config()
+    assert {k: config[k] for k in KERNEL_KNOBS} == KERNEL_KNOBS
+    assert not set(KERNEL_KNOBS) & set(config["encoder"])  # model options, not encoder ones
+    rebuilt = SuperMoE.from_config(config)
+    rebuilt(sample)
+    assert float(tf.add_n(rebuilt.losses)) == pytest.approx(total, rel=1e-5)
+
+    pretrainer = MaskedChannelPretrainer(
+        encoder=encoder_options(sizes), masked_channels=["item", "rating"], **KERNEL_KNOBS
+    )
+    pretrainer(sample)
+    pretrainer.loss_terms(sample)  # builds the heads
+    # The encoder's 7 and the rating head; the item's output embedding is a table.
+    check_kernel_knobs(pretrainer, 1 + 6 + 1)
+    assert (
+        MaskedChannelPretrainer.from_config(pretrainer.get_config()).kernel_regularizer
+        == KERNEL_KNOBS["kernel_regularizer"]
+    )
+
+    with pytest.raises(ValueError, match="Received: kernel_regularizer='l3'"):
+        SuperMoE(encoder=encoder_options(sizes), tasks=BEHAVIOUR_TASKS, kernel_regularizer="l3")
+    with pytest.raises(ValueError, match="`kernel_regularizer` is a model option, not an encoder option"):
+        SuperMoE(encoder={**encoder_options(sizes), "kernel_regularizer": "l2"}, tasks=BEHAVIOUR_TASKS)
+    with pytest.raises(ValueError, match="`kernel_initializer` is a model option"):
+        MaskedChannelPretrainer(
+            encoder={**encoder_options(sizes), "kernel_initializer": "ones"}, masked_channels=["rating"]
+        )
+
+
+def test_without_kernel_options_every_layer_keeps_its_default(sequences):
+    data, sizes = sequences
+    sample = channel_columns(data.take(np.arange(4)))
+    model = SuperMoE(encoder=encoder_options(sizes), tasks=BEHAVIOUR_TASKS)
+    model(sample)
+    check_default_kernels(model)
+    pretrainer = MaskedChannelPretrainer(encoder=encoder_options(sizes), masked_channels=["item", "rating"])
+    pretrainer(sample)
+    pretrainer.loss_terms(sample)
+    check_default_kernels(pretrainer)

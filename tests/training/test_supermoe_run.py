@@ -152,6 +152,21 @@ def test_init_from_is_checked(tmp_path):
             ),
             None,
         )
+    # The kernel initializer / regularizer are model options, not encoder hyper-parameters: a
+    # fine-tuning sets them whatever the pre-training used, and they stay out of the stored
+    # pre-trained encoder options.
+    prepared = task.prepare(
+        RunConfig(
+            model="supermoe",
+            dataset="generated_sequences",
+            init_from=str(pre_dir),
+            model_options={"kernel_regularizer": "l2"},
+        ),
+        None,
+    )
+    assert not set(prepared.inputs.encoder) & {"kernel_initializer", "kernel_regularizer"}
+    assert prepared.model.kernel_regularizer == "l2" and prepared.model.encoder.kernel_regularizer == "l2"
+    assert len(prepared.model.losses) == len(prepared.model.towers) + 1 + 6  # towers, projection, one block
     with pytest.raises(ValueError, match="split generated_sequences differently"):
         task.prepare(
             RunConfig(model="supermoe", dataset="generated_sequences", init_from=str(pre_dir), split_seed=1), None

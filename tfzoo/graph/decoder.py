@@ -23,6 +23,7 @@ from tensorflow_gnn.models.gat_v2 import GATv2Conv
 
 from tfzoo.graph.ops import root_indices
 from tfzoo.graph.schema import FRIENDS, USERS
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 
 _ROOTS = "roots"
 _NEIGHBOURS = "neighbours"
@@ -38,6 +39,10 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
       num_heads: attention heads; `units` (or `hidden_dim`) must be divisible by it.
       hidden_dim: width of the attention and of the pooled messages, then mapped linearly
         to `units` (None: attend in `units` channels, as GraphMAE's decoder).
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of every
+        dense kernel: the GATv2 layer's query, value and attention kernels and the
+        widening map's (None: Glorot uniform, no regularizer); biases keep theirs
+        (`tfzoo.layers.kernel_options`).
 
     Call arguments:
       graph: a scalar GraphTensor of sampled subgraphs whose users carry
@@ -49,7 +54,16 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
       edges were all dropped gets zeros (with `hidden_dim`: the widening map's bias).
     """
 
-    def __init__(self, *, units: int, num_heads: int = 1, hidden_dim: int | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        units: int,
+        num_heads: int = 1,
+        hidden_dim: int | None = None,
+        kernel_initializer=None,
+        kernel_regularizer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         attention_units = units if hidden_dim is None else hidden_dim
         if units < 1 or num_heads < 1 or attention_units < 1 or attention_units % num_heads:
@@ -60,6 +74,9 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
         self.units = int(units)
         self.num_heads = int(num_heads)
         self.hidden_dim = None if hidden_dim is None else int(hidden_dim)
+        check_kernel_options(kernel_initializer, kernel_regularizer)
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def build(self, input_shape):
         attention_units = self.units if self.hidden_dim is None else self.hidden_dim
@@ -69,9 +86,10 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
             receiver_tag=tfgnn.TARGET,
             activation="linear",
             name="gat_v2_decoder",
+            **kernel_options(self),
         )
         if self.hidden_dim is not None:
-            self._widen = tf.keras.layers.Dense(self.units, name="widen")
+            self._widen = tf.keras.layers.Dense(self.units, name="widen", **kernel_options(self))
         super().build(input_shape)
 
     def call(self, graph: tfgnn.GraphTensor) -> tf.Tensor:
@@ -108,5 +126,7 @@ class RootAttentionDecoder(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(units=self.units, num_heads=self.num_heads, hidden_dim=self.hidden_dim)
+        config.update(
+            units=self.units, num_heads=self.num_heads, hidden_dim=self.hidden_dim, **kernel_options_config(self)
+        )
         return config

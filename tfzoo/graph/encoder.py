@@ -30,6 +30,7 @@ from tensorflow_gnn.models import gat_v2
 
 from tfzoo.graph.ops import filter_edges, node_hops, root_indices, symmetrize
 from tfzoo.graph.schema import FEATURES, FRIENDS, NODE_ID, USERS
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 
 MESSAGE_PASSING = ("to_root", "both")
 READOUTS = ("last", "concat")
@@ -38,6 +39,48 @@ READOUTS = ("last", "concat")
 def hash_ids(ids: tf.Tensor, buckets: int) -> tf.Tensor:
     """int64 ids -> int32 rows of an `buckets`-row table (ids below `buckets` keep their own row)."""
     return tf.cast(tf.math.floormod(tf.cast(ids, tf.int64), buckets), tf.int32)
+
+
+def gat_round(
+    *, units: int, message_dim: int, num_heads: int, dropout: float, activation: str, kernel_options
+) -> tf.keras.layers.Layer:
+    """One round of GATv2 message passing towards `tfgnn.SOURCE`: what
+    `gat_v2.GATv2MPNNGraphUpdate` builds (a `GATv2Conv` per edge set, then the next state
+    from the concatenation of the old state and the pooled messages by a dense layer and
+    dropout), with `kernel_options` (`tfzoo.layers.kernel_options`) on every kernel.
+
+    The library's function takes an `l2_regularization` that it puts on the kernels and
+    the biases alike, and no other regularizer; this one regularises kernels only, with
+    the regularizer given. Without options it builds the same layers in the same order
+    (Glorot uniform kernels, zero biases), hence the same weights for the same seed; the
+    library's zero-weight L2 terms, which added exactly 0 to the loss, are left out."""
+    initializer = kernel_options.get("kernel_initializer", "glorot_uniform")  # the library's default
+    regularizer = kernel_options.get("kernel_regularizer")
+
+    def next_state(node_set_name):
+        del node_set_name  # one node set: users
+        dense = tf.keras.layers.Dense(
+            units,
+            activation=activation,
+            use_bias=True,
+            kernel_initializer=tfgnn.keras.clone_initializer(initializer),
+            bias_initializer="zeros",
+            kernel_regularizer=regularizer,
+        )
+        return tfgnn.keras.layers.NextStateFromConcat(tf.keras.Sequential([dense, tf.keras.layers.Dropout(dropout)]))
+
+    builder = tfgnn.keras.ConvGNNBuilder(
+        lambda edge_set_name, receiver_tag: gat_v2.GATv2Conv(
+            num_heads=num_heads,
+            per_head_channels=message_dim // num_heads,
+            receiver_tag=receiver_tag,
+            kernel_initializer=tfgnn.keras.clone_initializer(initializer),
+            kernel_regularizer=regularizer,
+        ),
+        next_state,
+        receiver_tag=tfgnn.SOURCE,
+    )
+    return builder.Convolve()
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -56,6 +99,11 @@ class GraphEncoder(tf.keras.layers.Layer):
         share one.
       message_passing: "to_root" or "both" (see the module docstring).
       readout: "last" or "concat" (see the module docstring).
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of every
+        dense kernel: the input map W of the multi-hot features, each GATv2 round's query,
+        value and attention kernels and its next-state kernel, and the concat readout's
+        (None: Glorot uniform, no regularizer). The id embedding table and the biases
+        keep theirs (`tfzoo.layers.kernel_options`).
 
     Call arguments:
       graph: a scalar GraphTensor of sampled subgraphs (`tfzoo.graph.schema`).
@@ -79,6 +127,8 @@ class GraphEncoder(tf.keras.layers.Layer):
         id_buckets: int = 0,
         message_passing: str = "to_root",
         readout: str = "last",
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -106,6 +156,7 @@ class GraphEncoder(tf.keras.layers.Layer):
             )
         if readout not in READOUTS:
             raise ValueError(f"`readout` must be one of {READOUTS}. Received: readout={readout!r}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.feature_dim = int(feature_dim)
         self.hidden_dim = int(hidden_dim)
         self.output_dim = int(output_dim)
@@ -115,10 +166,16 @@ class GraphEncoder(tf.keras.layers.Layer):
         self.id_buckets = int(id_buckets)
         self.message_passing = message_passing
         self.readout = readout
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def build(self, input_shape):
+        # The kernel W of the input map `x W + b`, read as an embedding bag: a dense kernel.
         self.feature_embedding = self.add_weight(
-            name="feature_embedding", shape=[self.feature_dim, self.hidden_dim], initializer="glorot_uniform"
+            name="feature_embedding",
+            shape=[self.feature_dim, self.hidden_dim],
+            initializer=self.kernel_initializer or "glorot_uniform",
+            regularizer=self.kernel_regularizer,
         )
         self.feature_bias = self.add_weight(name="feature_bias", shape=[self.hidden_dim], initializer="zeros")
         if self.id_buckets:
@@ -130,18 +187,18 @@ class GraphEncoder(tf.keras.layers.Layer):
             )
         concat = self.readout == "concat"
         self._rounds = [
-            gat_v2.GATv2MPNNGraphUpdate(
+            gat_round(
                 units=self.output_dim if last and not concat else self.hidden_dim,
                 message_dim=self.hidden_dim,
                 num_heads=self.num_heads,
-                receiver_tag=tfgnn.SOURCE,
-                state_dropout_rate=self.dropout,
+                dropout=self.dropout,
                 activation="linear" if last and not concat else "relu",
+                kernel_options=kernel_options(self),
             )
             for last in (i == self.num_layers - 1 for i in range(self.num_layers))
         ]
         if concat:
-            self._readout = tf.keras.layers.Dense(self.output_dim, name="readout")
+            self._readout = tf.keras.layers.Dense(self.output_dim, name="readout", **kernel_options(self))
         super().build(input_shape)
 
     def input_states(self, graph: tfgnn.GraphTensor) -> tf.Tensor:
@@ -222,6 +279,7 @@ class GraphEncoder(tf.keras.layers.Layer):
             id_buckets=self.id_buckets,
             message_passing=self.message_passing,
             readout=self.readout,
+            **kernel_options_config(self),
         )
         return config
 

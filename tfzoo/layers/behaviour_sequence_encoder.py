@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfzoo.data.features import as_spec
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.parallel_transformer import ParallelTransformerBlock
 from tfzoo.layers.routers import masked_mean
 
@@ -24,6 +25,10 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
       num_heads: attention heads.
       num_layers: transformer blocks.
       dropout: dropout in the blocks.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of every
+        dense kernel: the numeric channels' projections and the blocks' (None: Glorot
+        uniform, no regularizer); the channel and position embedding tables, biases and
+        layer norms keep theirs (`tfzoo.layers.kernel_options`).
 
     Call arguments:
       features: dict of preprocessed inputs (other keys are ignored).
@@ -40,6 +45,8 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
         num_heads: int = 4,
         num_layers: int = 1,
         dropout: float = 0.0,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -59,16 +66,21 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
                 "A behaviour sequence needs a categorical or id channel to tell padding apart. "
                 f"Received: features={[f.name for f in channels]}"
             )
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.model_dim = model_dim
         self.num_heads = num_heads
         self.num_layers = num_layers
         self.dropout = dropout
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def build(self, input_shape):
         self.channel_embeddings = {}
         for f in self.feature_spec.features:
             if f.modality == "numeric":
-                self.channel_embeddings[f.name] = tf.keras.layers.Dense(self.model_dim, name=f"{f.name}_projection")
+                self.channel_embeddings[f.name] = tf.keras.layers.Dense(
+                    self.model_dim, name=f"{f.name}_projection", **kernel_options(self)
+                )
             else:
                 self.channel_embeddings[f.name] = tf.keras.layers.Embedding(
                     f.cardinality, self.model_dim, name=f"{f.name}_embedding"
@@ -77,7 +89,7 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
             self.feature_spec.features[0].max_length, self.model_dim, name="position_embedding"
         )
         self.blocks = [
-            ParallelTransformerBlock(self.num_heads, dropout=self.dropout, name=f"block_{i}")
+            ParallelTransformerBlock(self.num_heads, dropout=self.dropout, name=f"block_{i}", **kernel_options(self))
             for i in range(self.num_layers)
         ]
         super().build(input_shape)
@@ -105,5 +117,6 @@ class BehaviourSequenceEncoder(tf.keras.layers.Layer):
             num_heads=self.num_heads,
             num_layers=self.num_layers,
             dropout=self.dropout,
+            **kernel_options_config(self),
         )
         return config

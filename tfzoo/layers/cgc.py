@@ -8,7 +8,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfzoo.layers.experts import Experts
-from tfzoo.layers.moe import check_expert_options
+from tfzoo.layers.moe import check_expert_options, expert_options_config
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -130,6 +130,6 @@ class CustomizedGateControl(tf.keras.layers.Layer):
             expert_units=list(self.expert_units),
             shared_output=self.shared_output,
             activation=self.activation,
-            expert_options=dict(self.expert_options),
+            expert_options=expert_options_config(self.expert_options),
         )
         return config

@@ -8,6 +8,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.kernel_options import check_kernel_options
+
 
 def _per_expert_glorot_uniform(shape, dtype=None):
     # Glorot per expert: fans are [d_in, d_out] of one expert, not of the whole bank
@@ -87,6 +89,7 @@ class Experts(tf.keras.layers.Layer):
             raise ValueError(f"`num_experts` must be >= 1. Received: num_experts={num_experts}")
         if not units or any(u < 1 for u in units):
             raise ValueError(f"`units` must be a non-empty list of positive widths. Received: units={units}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.num_experts = num_experts
         self.units = units
         self.activation = activation

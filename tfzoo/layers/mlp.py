@@ -7,6 +7,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.kernel_options import check_kernel_options
+
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
 class MLP(tf.keras.layers.Layer):
@@ -42,6 +44,7 @@ class MLP(tf.keras.layers.Layer):
             raise ValueError(f"`units` must be a non-empty list of positive widths. Received: units={units}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.units = units
         self.activation = activation
         self.dropout = dropout

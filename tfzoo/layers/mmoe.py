@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfzoo.layers.moe import MixtureOfExperts, check_expert_options
+from tfzoo.layers.moe import MixtureOfExperts, check_expert_options, expert_options_config
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -100,6 +100,6 @@ class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
             num_experts=self.num_experts,
             expert_units=list(self.expert_units),
             activation=self.activation,
-            expert_options=dict(self.expert_options),
+            expert_options=expert_options_config(self.expert_options),
         )
         return config

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfzoo.layers.experts import Experts
 from tfzoo.layers.extracted_experts import ExtractedExperts
+from tfzoo.layers.kernel_options import KERNEL_OPTIONS, check_kernel_options, serializable
 from tfzoo.layers.routers import ROUTERS, DenseRouter, Router
 
 
@@ -23,17 +24,25 @@ def _router_class(router) -> type:
 
 
 # The `Experts` arguments `MixtureOfExperts(expert_options=...)` passes on.
-EXPERT_OPTIONS = ("kernel_initializer", "kernel_regularizer")
+EXPERT_OPTIONS = KERNEL_OPTIONS
 
 
 def check_expert_options(expert_options: Mapping[str, Any] | None) -> None:
-    """Fails on an `expert_options` key that `Experts` does not take (`EXPERT_OPTIONS`)."""
+    """Fails on an `expert_options` key that `Experts` does not take (`EXPERT_OPTIONS`), or
+    a value that is not a Keras initializer / regularizer: when the layer is made, not
+    when it builds its experts."""
     unknown = sorted(set(expert_options or {}) - set(EXPERT_OPTIONS))
     if unknown:
         raise ValueError(
             f"Unknown expert options {unknown}. Received: expert_options={dict(expert_options)}. "
             f"Accepted: {', '.join(EXPERT_OPTIONS)}"
         )
+    check_kernel_options(**dict(expert_options or {}))
+
+
+def expert_options_config(expert_options: Mapping[str, Any]) -> dict[str, Any]:
+    """`expert_options` as a config holds them (an initializer or regularizer object serialised)."""
+    return {name: serializable(value) for name, value in expert_options.items()}
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -416,6 +425,6 @@ class MixtureOfExperts(tf.keras.layers.Layer):
             z_loss_weight=self.z_loss_weight,
             activation=self.activation,
             activate_output=self.activate_output,
-            expert_options=dict(self.expert_options),
+            expert_options=expert_options_config(self.expert_options),
         )
         return config

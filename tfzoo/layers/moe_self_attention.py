@@ -7,6 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.moe import MixtureOfExperts
 
 
@@ -31,6 +32,10 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
       num_experts: experts per projection.
       top_k: experts per token.
       load_balance_weight: weight of each mixture's load-balancing loss.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of every
+        dense kernel: the query, key and value expert banks and the output projection
+        (None: Glorot uniform, per expert in the banks; no regularizer); the routers and
+        biases keep theirs (`tfzoo.layers.kernel_options`).
 
     Call arguments:
       inputs: [batch, L, d].
@@ -49,6 +54,8 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
         num_experts: int = 4,
         top_k: int = 1,
         load_balance_weight: float = 0.01,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -58,11 +65,14 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
             )
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"`top_k` must be in [1, num_experts={num_experts}]. Received: top_k={top_k}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.num_heads = int(num_heads)
         self.key_dim = int(key_dim)
         self.num_experts = int(num_experts)
         self.top_k = int(top_k)
         self.load_balance_weight = float(load_balance_weight)
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def build(self, input_shape):
         width = int(input_shape[-1])
@@ -76,6 +86,7 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
                 normalize_gates=self.top_k > 1,
                 load_balance_weight=self.load_balance_weight,
                 activate_output=False,
+                expert_options=kernel_options(self),
                 name=name,
             )
             moe.build(tf.TensorShape([None, None, width]))
@@ -86,7 +97,7 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
             projection("key_moe"),
             projection("value_moe"),
         )
-        self.output_dense = tf.keras.layers.Dense(width, name="output")
+        self.output_dense = tf.keras.layers.Dense(width, name="output", **kernel_options(self))
         self.output_dense.build([None, None, self.num_heads * self.key_dim])
         super().build(input_shape)
 
@@ -121,5 +132,6 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
             num_experts=self.num_experts,
             top_k=self.top_k,
             load_balance_weight=self.load_balance_weight,
+            **kernel_options_config(self),
         )
         return config

@@ -7,6 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.moe_transformer_block import FFN_GATES, MoETransformerBlock
 from tfzoo.layers.multi_channel_projection import MultiChannelProjection
 
@@ -28,6 +29,13 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
       num_heads, key_dim, ffn_units, num_experts, attention_top_k, load_balance_weight,
         ffn_gate: see `MoETransformerBlock` ("switch", the default, or "paper": eq. 6's
         gate of 1).
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of every
+        dense kernel: the projection's W and the blocks' expert banks and attention
+        output projections (None: each layer's default, no regularizer); the channels'
+        embedding tables, the routers, biases and layer norms keep theirs
+        (`tfzoo.layers.kernel_options`). Training choices rather than architecture:
+        `SuperMoE` and `MaskedChannelPretrainer` take them as their own options, not in
+        their `encoder` options.
 
     Call arguments:
       inputs: {channel name: tensor} as `MultiChannelProjection` takes them.
@@ -54,9 +62,12 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
         attention_top_k: int = 1,
         load_balance_weight: float = 0.01,
         ffn_gate: str = "switch",
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.units = int(units)
         # Sorted by name, as the projection concatenates them (any order given builds one model).
         self.category_channels = {str(k): int(v) for k, v in sorted(dict(category_channels or {}).items())}
@@ -85,6 +96,8 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
         if ffn_gate not in FFN_GATES:
             raise ValueError(f"`ffn_gate` must be one of {FFN_GATES}. Received: ffn_gate={ffn_gate!r}")
         self.ffn_gate = ffn_gate
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def build(self, input_shape):
         self._channel_ranks = {name: len(tf.TensorShape(input_shape[name])) for name in self.category_channels}
@@ -96,6 +109,7 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
             category_dim=self.category_dim,
             id_dim=self.id_dim,
             name="projection",
+            **kernel_options(self),
         )
         self.projection.build(input_shape)
         self.blocks = []
@@ -109,6 +123,7 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
                 load_balance_weight=self.load_balance_weight,
                 ffn_gate=self.ffn_gate,
                 name=f"block_{index}",
+                **kernel_options(self),
             )
             block.build(tf.TensorShape([None, None, self.units]))
             self.blocks.append(block)
@@ -150,5 +165,6 @@ class MoESequenceEncoder(tf.keras.layers.Layer):
             attention_top_k=self.attention_top_k,
             load_balance_weight=self.load_balance_weight,
             ffn_gate=self.ffn_gate,
+            **kernel_options_config(self),
         )
         return config

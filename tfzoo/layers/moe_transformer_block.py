@@ -6,6 +6,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.moe import MixtureOfExperts
 from tfzoo.layers.moe_self_attention import MoEMultiHeadSelfAttention
 
@@ -42,6 +43,11 @@ class MoETransformerBlock(tf.keras.layers.Layer):
       load_balance_weight: weight of every mixture's load-balancing loss.
       ffn_gate: "switch" or "paper", the gate of the MoE-FFN's top expert (above).
       epsilon: layer-norm epsilon.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of every
+        dense kernel: the attention's Q / K / V expert banks and output projection, and
+        the feed-forward experts (None: Glorot uniform, per expert in the banks; no
+        regularizer); the routers, biases and layer norms keep theirs
+        (`tfzoo.layers.kernel_options`).
 
     Call arguments:
       inputs: [batch, L, d].
@@ -62,6 +68,8 @@ class MoETransformerBlock(tf.keras.layers.Layer):
         load_balance_weight: float = 0.01,
         ffn_gate: str = "switch",
         epsilon: float = 1e-6,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -71,6 +79,7 @@ class MoETransformerBlock(tf.keras.layers.Layer):
             raise ValueError(f"`ffn_gate` must be one of {FFN_GATES}. Received: ffn_gate={ffn_gate!r}")
         if num_experts < 1:
             raise ValueError(f"`num_experts` must be >= 1. Received: num_experts={num_experts}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.num_heads = int(num_heads)
         self.key_dim = int(key_dim)
         self.ffn_units = int(ffn_units)
@@ -79,6 +88,8 @@ class MoETransformerBlock(tf.keras.layers.Layer):
         self.load_balance_weight = float(load_balance_weight)
         self.ffn_gate = ffn_gate
         self.epsilon = float(epsilon)
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def build(self, input_shape):
         width = int(input_shape[-1])
@@ -90,6 +101,7 @@ class MoETransformerBlock(tf.keras.layers.Layer):
             top_k=self.attention_top_k,
             load_balance_weight=self.load_balance_weight,
             name="moe_attention",
+            **kernel_options(self),
         )
         self.attention.build(shape)
         self.feed_forward = MixtureOfExperts(
@@ -101,6 +113,7 @@ class MoETransformerBlock(tf.keras.layers.Layer):
             normalize_gates=self.ffn_gate == "paper",
             load_balance_weight=self.load_balance_weight,
             activate_output=False,
+            expert_options=kernel_options(self),
             name="moe_ffn",
         )
         self.feed_forward.build(shape)
@@ -129,5 +142,6 @@ class MoETransformerBlock(tf.keras.layers.Layer):
             load_balance_weight=self.load_balance_weight,
             ffn_gate=self.ffn_gate,
             epsilon=self.epsilon,
+            **kernel_options_config(self),
         )
         return config

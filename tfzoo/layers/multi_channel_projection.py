@@ -7,6 +7,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options_config
+
 
 def _channels(value, argument: str) -> dict[str, int]:
     # Sorted by name: the channels' parts are concatenated in this order, which must not
@@ -52,6 +54,10 @@ class MultiChannelProjection(tf.keras.layers.Layer):
       id_dim: embedding width of the ID channels.
       activation: the nonlinearity after the layer norm.
       epsilon: layer-norm epsilon.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of the
+        projection kernel W (None: Glorot uniform, no regularizer); the channels'
+        embedding tables, the bias and the layer norm keep theirs
+        (`tfzoo.layers.kernel_options`).
 
     Call arguments:
       inputs: {channel name: tensor}, every channel of the constructor.
@@ -72,6 +78,8 @@ class MultiChannelProjection(tf.keras.layers.Layer):
         id_dim: int = 16,
         activation: str = "gelu",
         epsilon: float = 1e-6,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -79,6 +87,7 @@ class MultiChannelProjection(tf.keras.layers.Layer):
             raise ValueError(f"`units` must be >= 1. Received: units={units}")
         if category_dim < 1 or id_dim < 1:
             raise ValueError(f"Embedding widths must be >= 1. Received: category_dim={category_dim}, id_dim={id_dim}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.units = int(units)
         self.category_channels = _channels(category_channels, "category_channels")
         self.id_channels = _channels(id_channels, "id_channels")
@@ -92,6 +101,8 @@ class MultiChannelProjection(tf.keras.layers.Layer):
         self.id_dim = int(id_dim)
         self.activation = activation
         self.epsilon = float(epsilon)
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -116,7 +127,12 @@ class MultiChannelProjection(tf.keras.layers.Layer):
             + len(self.id_channels) * self.id_dim
             + sum(self.dense_channels.values())
         )
-        self.kernel = self.add_weight(name="kernel", shape=(width, self.units), initializer="glorot_uniform")
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(width, self.units),
+            initializer=self.kernel_initializer or "glorot_uniform",
+            regularizer=self.kernel_regularizer,
+        )
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
         self.layer_norm = tf.keras.layers.LayerNormalization(epsilon=self.epsilon, name="layer_norm")
         self.layer_norm.build([None, None, self.units])
@@ -165,5 +181,6 @@ class MultiChannelProjection(tf.keras.layers.Layer):
             id_dim=self.id_dim,
             activation=self.activation,
             epsilon=self.epsilon,
+            **kernel_options_config(self),
         )
         return config

@@ -7,6 +7,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options_config
+
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
 class MultiQueryAttention(tf.keras.layers.Layer):
@@ -21,6 +23,9 @@ class MultiQueryAttention(tf.keras.layers.Layer):
       head_dim: width of each head (and of the shared key / value).
       output_dim: width of the output; default the query's width.
       dropout: dropout on the attention weights.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of the
+        query, key, value and output kernels (None: Glorot uniform, no regularizer); the
+        output bias keeps its zeros (`tfzoo.layers.kernel_options`).
 
     Call arguments:
       query: [batch, T_q, d].
@@ -34,7 +39,17 @@ class MultiQueryAttention(tf.keras.layers.Layer):
       [batch, T_q, output_dim].
     """
 
-    def __init__(self, num_heads: int, head_dim: int, *, output_dim: int | None = None, dropout: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        head_dim: int,
+        *,
+        output_dim: int | None = None,
+        dropout: float = 0.0,
+        kernel_initializer=None,
+        kernel_regularizer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if num_heads < 1:
             raise ValueError(f"`num_heads` must be >= 1. Received: num_heads={num_heads}")
@@ -44,20 +59,28 @@ class MultiQueryAttention(tf.keras.layers.Layer):
             raise ValueError(f"`output_dim` must be >= 1 or None. Received: output_dim={output_dim}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.output_dim = output_dim
         self.dropout = dropout
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def build(self, input_shape):
         width = int(input_shape[-1])
         h, k = self.num_heads, self.head_dim
         out = self.output_dim or width
-        # Query and output kernels are stored 2-D so that Glorot sees their true fans.
-        self.query_kernel = self.add_weight(name="query_kernel", shape=(width, h * k), initializer="glorot_uniform")
-        self.key_kernel = self.add_weight(name="key_kernel", shape=(width, k), initializer="glorot_uniform")
-        self.value_kernel = self.add_weight(name="value_kernel", shape=(width, k), initializer="glorot_uniform")
-        self.output_kernel = self.add_weight(name="output_kernel", shape=(h * k, out), initializer="glorot_uniform")
+        # Query and output kernels are stored 2-D so that Glorot (or any fan-based
+        # initializer given) sees their true fans.
+        kernel = {
+            "initializer": self.kernel_initializer or "glorot_uniform",
+            "regularizer": self.kernel_regularizer,
+        }
+        self.query_kernel = self.add_weight(name="query_kernel", shape=(width, h * k), **kernel)
+        self.key_kernel = self.add_weight(name="key_kernel", shape=(width, k), **kernel)
+        self.value_kernel = self.add_weight(name="value_kernel", shape=(width, k), **kernel)
+        self.output_kernel = self.add_weight(name="output_kernel", shape=(h * k, out), **kernel)
         self.output_bias = self.add_weight(name="output_bias", shape=(out,), initializer="zeros")
         self._dropout = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
         super().build(input_shape)
@@ -89,6 +112,10 @@ class MultiQueryAttention(tf.keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            num_heads=self.num_heads, head_dim=self.head_dim, output_dim=self.output_dim, dropout=self.dropout
+            num_heads=self.num_heads,
+            head_dim=self.head_dim,
+            output_dim=self.output_dim,
+            dropout=self.dropout,
+            **kernel_options_config(self),
         )
         return config

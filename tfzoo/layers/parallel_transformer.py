@@ -6,6 +6,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.multi_query_attention import MultiQueryAttention
 
 
@@ -24,6 +25,10 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
       ffn_units: hidden width of the feed-forward; default 4 d.
       activation: feed-forward activation.
       dropout: dropout on the attention weights and on the block's update (both branches).
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of every
+        dense kernel: the attention's query, key, value and output kernels and both
+        feed-forward kernels (None: Glorot uniform, no regularizer); biases and the layer
+        norm keep theirs (`tfzoo.layers.kernel_options`).
 
     Call arguments:
       inputs: [batch, tokens, d].
@@ -43,6 +48,8 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
         ffn_units: int | None = None,
         activation: str = "gelu",
         dropout: float = 0.0,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -53,25 +60,32 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
                 raise ValueError(f"`{name}` must be >= 1 or None. Received: {name}={value}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.ffn_units = ffn_units
         self.activation = activation
         self.dropout = dropout
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def build(self, input_shape):
         width = int(input_shape[-1])
         self.norm = tf.keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
         self.norm.build(input_shape)
         self.attention = MultiQueryAttention(
-            self.num_heads, self.head_dim or max(1, width // self.num_heads), dropout=self.dropout, name="attention"
+            self.num_heads,
+            self.head_dim or max(1, width // self.num_heads),
+            dropout=self.dropout,
+            name="attention",
+            **kernel_options(self),
         )
         self.attention.build(input_shape)
         self.ffn_hidden = tf.keras.layers.Dense(
-            self.ffn_units or 4 * width, activation=self.activation, name="ffn_hidden"
+            self.ffn_units or 4 * width, activation=self.activation, name="ffn_hidden", **kernel_options(self)
         )
         self.ffn_hidden.build(input_shape)
-        self.ffn_output = tf.keras.layers.Dense(width, name="ffn_output")
+        self.ffn_output = tf.keras.layers.Dense(width, name="ffn_output", **kernel_options(self))
         self.ffn_output.build(tf.TensorShape(input_shape)[:-1].concatenate([self.ffn_units or 4 * width]))
         self._dropout = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
         super().build(input_shape)
@@ -98,5 +112,6 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
             ffn_units=self.ffn_units,
             activation=self.activation,
             dropout=self.dropout,
+            **kernel_options_config(self),
         )
         return config

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfzoo.data.features import as_spec
 from tfzoo.layers.behaviour_sequence_encoder import BehaviourSequenceEncoder
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.wide_deep_encoder import WideDeepEncoder
 
 
@@ -22,6 +23,11 @@ class RowTokens(tf.keras.layers.Layer):
       behaviour_sequences: token name -> its aligned sequence channels (one
         `BehaviourSequenceEncoder` each).
       model_dim, embedding_dim, num_heads, sequence_layers, dropout: see `GRec`.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of every
+        dense kernel: the encoders' deep towers and wide feed-forwards, the token
+        projections and the behaviour sequences' (None: Glorot uniform, no regularizer);
+        embedding tables, biases and layer norms keep theirs
+        (`tfzoo.layers.kernel_options`).
     """
 
     def __init__(
@@ -35,9 +41,12 @@ class RowTokens(tf.keras.layers.Layer):
         num_heads: int = 4,
         sequence_layers: int = 1,
         dropout: float = 0.0,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.feature_spec = as_spec(feature_spec)
         self.token_features = {k: list(v) for k, v in token_features.items()}
         self.behaviour_sequences = {k: list(v) for k, v in behaviour_sequences.items()}
@@ -46,6 +55,8 @@ class RowTokens(tf.keras.layers.Layer):
         self.num_heads = num_heads
         self.sequence_layers = sequence_layers
         self.dropout = dropout
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     @property
     def num_tokens(self) -> int:
@@ -60,8 +71,9 @@ class RowTokens(tf.keras.layers.Layer):
                         units=self.model_dim,
                         embedding_dim=self.embedding_dim,
                         name=f"{name}_encoder",
+                        **kernel_options(self),
                     ),
-                    tf.keras.layers.Dense(self.model_dim, name=f"{name}_token"),
+                    tf.keras.layers.Dense(self.model_dim, name=f"{name}_token", **kernel_options(self)),
                 ],
                 name=f"{name}_token",
             )
@@ -75,6 +87,7 @@ class RowTokens(tf.keras.layers.Layer):
                 num_layers=self.sequence_layers,
                 dropout=self.dropout,
                 name=f"{name}_sequence",
+                **kernel_options(self),
             )
             for name, channels in self.behaviour_sequences.items()
         }
@@ -96,5 +109,6 @@ class RowTokens(tf.keras.layers.Layer):
             num_heads=self.num_heads,
             sequence_layers=self.sequence_layers,
             dropout=self.dropout,
+            **kernel_options_config(self),
         )
         return config

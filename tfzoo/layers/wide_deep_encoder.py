@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec, as_spec
 from tfzoo.layers.feature_encoder import FeatureEncoder
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 
 
 def _part(feature) -> str:
@@ -41,6 +42,10 @@ class WideDeepEncoder(tf.keras.layers.Layer):
       units: width of the deep tower and of the wide feed-forward.
       embedding_dim: embedding width of id and categorical features without their own.
       activation: activation of the deep tower and the wide feed-forward.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer of the
+        deep tower's and the wide feed-forward's kernels (None: Glorot uniform, no
+        regularizer); embedding tables and biases keep theirs
+        (`tfzoo.layers.kernel_options`).
 
     Call arguments:
       features: dict of preprocessed inputs (other keys are ignored).
@@ -56,6 +61,8 @@ class WideDeepEncoder(tf.keras.layers.Layer):
         units: int = 32,
         embedding_dim: int = 8,
         activation: str = "relu",
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,9 +75,12 @@ class WideDeepEncoder(tf.keras.layers.Layer):
             raise ValueError(f"`units` must be >= 1. Received: units={units}")
         if embedding_dim < 1:
             raise ValueError(f"`embedding_dim` must be >= 1. Received: embedding_dim={embedding_dim}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.units = units
         self.embedding_dim = embedding_dim
         self.activation = activation
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def _names(self, part: str) -> list[str]:
         return [f.name for f in self.feature_spec.features if _part(f) == part]
@@ -91,12 +101,14 @@ class WideDeepEncoder(tf.keras.layers.Layer):
                     self.feature_spec.select(names), embedding_dim=self.embedding_dim, name=f"{part}_features"
                 )
         self.deep_tower = (
-            tf.keras.layers.Dense(self.units, activation=self.activation, name="deep_tower")
+            tf.keras.layers.Dense(self.units, activation=self.activation, name="deep_tower", **kernel_options(self))
             if "deep" in self._encoders
             else None
         )
         self.wide_feed_forward = (
-            tf.keras.layers.Dense(self.units, activation=self.activation, name="wide_feed_forward")
+            tf.keras.layers.Dense(
+                self.units, activation=self.activation, name="wide_feed_forward", **kernel_options(self)
+            )
             if "wide" in self._encoders
             else None
         )
@@ -124,5 +136,6 @@ class WideDeepEncoder(tf.keras.layers.Layer):
             units=self.units,
             embedding_dim=self.embedding_dim,
             activation=self.activation,
+            **kernel_options_config(self),
         )
         return config

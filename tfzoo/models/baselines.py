@@ -10,6 +10,7 @@ import tensorflow as tf
 from tfzoo.data.features import DatasetSpec
 from tfzoo.layers.cgc import CustomizedGateControl
 from tfzoo.layers.feature_encoder import FeatureEncoder
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.mlp import MLP
 from tfzoo.layers.mmoe import MultiGateMixtureOfExperts
 from tfzoo.models.multitask import MultiTaskModel
@@ -24,34 +25,17 @@ def _tower(
     )
 
 
-def _serializable(value):
-    """A Keras initializer / regularizer argument as a config holds it (names and dicts as given)."""
-    if value is None or isinstance(value, (str, dict)):
-        return value
-    return tf.keras.utils.serialize_keras_object(value)
-
-
 class DenseRanker(MultiTaskModel):
     """Base of the baselines built from dense layers: `kernel_initializer` and
     `kernel_regularizer` (anything `tf.keras.initializers.get` / `tf.keras.regularizers.get`
     take: a name, a config dict, an object; None: each layer's default) apply to every dense
     kernel of the model (MLPs, experts, towers and their logit layers), e.g. `tfzoo train mmoe --option
     kernel_regularizer='{"class_name": "L2", "config": {"l2": 1e-5}}'`. Embedding tables
-    keep their own initialisation and no regularizer."""
+    and the gates keep their own initialisation and no regularizer (`tfzoo.layers.kernel_options`)."""
 
     def __init__(self, *, kernel_initializer=None, kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        for name, value, get in (
-            ("kernel_initializer", kernel_initializer, tf.keras.initializers.get),
-            ("kernel_regularizer", kernel_regularizer, tf.keras.regularizers.get),
-        ):
-            try:
-                # `get` hands an unknown name back unchanged: what it returns must be callable.
-                known = value is None or callable(get(value))
-            except (ValueError, TypeError):
-                known = False
-            if not known:
-                raise ValueError(f"`{name}` is not a Keras {name.split('_')[1]}. Received: {name}={value!r}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         self.kernel_initializer = kernel_initializer
         self.kernel_regularizer = kernel_regularizer
 
@@ -59,15 +43,10 @@ class DenseRanker(MultiTaskModel):
     def kernel_options(self) -> dict[str, Any]:
         """The arguments every dense layer of the model is built with: those given (None
         keeps each layer's own default, so a model without them is built as before)."""
-        options = {"kernel_initializer": self.kernel_initializer, "kernel_regularizer": self.kernel_regularizer}
-        return {name: value for name, value in options.items() if value is not None}
+        return kernel_options(self)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "kernel_initializer": _serializable(self.kernel_initializer),
-            "kernel_regularizer": _serializable(self.kernel_regularizer),
-        }
+        return {**super().get_config(), **kernel_options_config(self)}
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")

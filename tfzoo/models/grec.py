@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfzoo.data.features import CategoricalFeature, DatasetSpec, SequenceFeature
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.moe import MixtureOfExperts
 from tfzoo.layers.parallel_transformer import ParallelTransformerBlock
 from tfzoo.layers.row_tokens import RowTokens
@@ -127,6 +128,16 @@ class GRec(_PairForward, MultiTaskModel):
       load_balance_weight, z_loss_weight: auxiliary routing losses.
       tower_units: hidden widths of each use case's tower.
       dropout: dropout in the transformer blocks and the towers.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer (a name,
+        a config dict or an object) of every dense kernel of the model: the row
+        encoders' deep towers, wide feed-forwards and token projections, the behaviour
+        sequences' numeric projections, every transformer block's attention (query, key,
+        value, output) and feed-forward kernels, the expert bank of the mixture, and the
+        towers with their logit layers; e.g. `tfzoo train grec --option
+        kernel_regularizer='{"class_name": "L2", "config": {"l2": 1e-5}}'`. None keeps each
+        layer's own default (a model without them is built as before). Embedding tables
+        (features, task tokens, positions), the router, biases and layer norms keep their
+        own initialisation and no regularizer (`tfzoo.layers.kernel_options`).
     """
 
     def __init__(
@@ -152,10 +163,13 @@ class GRec(_PairForward, MultiTaskModel):
         z_loss_weight: float = 1e-3,
         tower_units: Sequence[int] = (32,),
         dropout: float = 0.0,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(feature_spec=feature_spec, tasks=tasks, task_weights=task_weights, **kwargs)
         spec = self.feature_spec
+        check_kernel_options(kernel_initializer, kernel_regularizer)
         if routing not in ROUTINGS:
             raise ValueError(f"`routing` must be one of {ROUTINGS}. Received: routing={routing!r}")
         if model_dim < 1 or num_heads < 1 or num_layers < 0 or sequence_layers < 0:
@@ -198,6 +212,8 @@ class GRec(_PairForward, MultiTaskModel):
         self.z_loss_weight = z_loss_weight
         self.tower_units = tuple(tower_units)
         self.dropout = dropout
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
         self.num_flows = spec.feature(flow_feature).cardinality if flow_feature else 0
 
         self.row_encoder = RowTokens(
@@ -210,10 +226,14 @@ class GRec(_PairForward, MultiTaskModel):
             sequence_layers=sequence_layers,
             dropout=dropout,
             name="row_tokens",
+            **kernel_options(self),
         )
         self.task_tokens = tf.keras.layers.Embedding(self.num_flows + len(self.tasks), model_dim, name="task_tokens")
         self.token_transformer = tf.keras.Sequential(
-            [ParallelTransformerBlock(num_heads, dropout=dropout, name=f"block_{i}") for i in range(num_layers)]
+            [
+                ParallelTransformerBlock(num_heads, dropout=dropout, name=f"block_{i}", **kernel_options(self))
+                for i in range(num_layers)
+            ]
             + [tf.keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")],
             name="token_transformer",
         )
@@ -233,9 +253,10 @@ class GRec(_PairForward, MultiTaskModel):
             capacity_factor=capacity_factor if routing in ("token", "sentence") else None,
             load_balance_weight=load_balance_weight if routing != "dense" else 0.0,
             z_loss_weight=z_loss_weight,
+            expert_options=kernel_options(self),
             name="moe",
         )
-        self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower") for t in self.tasks}
+        self.towers = {t: _tower(self.tower_units, dropout, f"{t}_tower", kernel_options(self)) for t in self.tasks}
 
     def _check_groups(self, token_features, behaviour_sequences, flow_feature):
         spec = self.feature_spec
@@ -348,6 +369,7 @@ class GRec(_PairForward, MultiTaskModel):
             "z_loss_weight": self.z_loss_weight,
             "tower_units": list(self.tower_units),
             "dropout": self.dropout,
+            **kernel_options_config(self),
         }
 
 

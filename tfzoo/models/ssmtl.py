@@ -44,6 +44,7 @@ from tfzoo.graph.decoder import RootAttentionDecoder
 from tfzoo.graph.encoder import GraphEncoder, hash_ids
 from tfzoo.graph.ops import first_components, message_receivers, multi_hot, root_ids, root_indices, side_by_side
 from tfzoo.graph.schema import FEATURES, USERS
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.models.base import LossTerm, ZooModel, dtype_policy, with_other_replicas
 from tfzoo.objectives.cca_ssg import cca_ssg_loss
 from tfzoo.objectives.graph_mae import scaled_cosine_error
@@ -83,6 +84,15 @@ class SSMTLRetrieval(ZooModel):
         its logit (batches carry `candidate_probability`, and `negative_probability` for
         uniformly sampled `negatives`), so that in-batch negatives, which are drawn in
         proportion to how many friends a user has, estimate a softmax over all users.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer (a name,
+        a config dict or an object) of every dense kernel: the encoder's (the input map W
+        of the multi-hot features, every GATv2 round's query, value, attention and
+        next-state kernels, the concat readout), the CCA-SSG head's, the GraphMAE head's
+        and its decoder's (GATv2 kernels and widening map); e.g. `tfzoo train ssmtl
+        --option kernel_regularizer='{"class_name": "L2", "config": {"l2": 1e-5}}'`. None
+        keeps each layer's own default (a model without them is built as before). The
+        user-id embedding, the candidate biases, the [MASK] token and the biases keep their
+        own initialisation and no regularizer (`tfzoo.layers.kernel_options`).
     """
 
     def __init__(
@@ -110,9 +120,14 @@ class SSMTLRetrieval(ZooModel):
         logq_correction: bool = False,
         ssl_batch_size: int | None = None,
         mae_decoder_dim: int | None = None,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_kernel_options(kernel_initializer, kernel_regularizer)
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
         weights = {"retrieval_weight": retrieval_weight, "cca_weight": cca_weight, "mae_weight": mae_weight}
         if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
             raise ValueError(f"Loss weights must be >= 0 with at least one > 0. Received: {weights}")
@@ -161,6 +176,7 @@ class SSMTLRetrieval(ZooModel):
             message_passing=message_passing,
             readout=readout,
             name="encoder",
+            **kernel_options(self),
         )
         if self.candidate_bias:
             self.bias_embedding = tf.keras.layers.Embedding(
@@ -181,16 +197,20 @@ class SSMTLRetrieval(ZooModel):
             )
             self.cca_head = tf.keras.Sequential(
                 [
-                    tf.keras.layers.Dense(embedding_dim, activation="relu", name="linear_relu"),
-                    tf.keras.layers.Dense(embedding_dim, name="linear"),
+                    tf.keras.layers.Dense(embedding_dim, activation="relu", name="linear_relu", **kernel_options(self)),
+                    tf.keras.layers.Dense(embedding_dim, name="linear", **kernel_options(self)),
                 ],
                 name="cca_head",
             )
         if self.mae_weight > 0:
             self.mae_edge_drop_layer = EdgeDrop(mae_edge_drop, name="mae_edge_drop")
             self.query_masking = QueryNodeMasking(state_dim=hidden_dim, name="query_masking")
-            self.mae_head = tf.keras.layers.Dense(embedding_dim, use_bias=False, name="mae_head")
-            self.decoder = RootAttentionDecoder(units=feature_dim, hidden_dim=mae_decoder_dim, name="mae_decoder")
+            self.mae_head = tf.keras.layers.Dense(
+                embedding_dim, use_bias=False, name="mae_head", **kernel_options(self)
+            )
+            self.decoder = RootAttentionDecoder(
+                units=feature_dim, hidden_dim=mae_decoder_dim, name="mae_decoder", **kernel_options(self)
+            )
 
     def call(self, graph: tfgnn.GraphTensor, training: bool = False) -> tf.Tensor:
         """[num_components, embedding_dim] the embeddings of the subgraphs' roots, float32
@@ -381,6 +401,7 @@ class SSMTLRetrieval(ZooModel):
             "logq_correction": self.logq_correction,
             "ssl_batch_size": self.ssl_batch_size,
             "mae_decoder_dim": self.mae_decoder_dim,
+            **kernel_options_config(self),
         }
 
     @classmethod

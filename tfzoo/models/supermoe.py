@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfzoo.data.features import DatasetSpec, as_spec
+from tfzoo.layers.kernel_options import KERNEL_OPTIONS, check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
 from tfzoo.models.base import LossTerm, ZooModel, num_replicas, replica_rows, sum_over_replicas
 from tfzoo.models.multitask import MultiTaskModel
@@ -27,8 +28,21 @@ from tfzoo.models.multitask import MultiTaskModel
 VALIDATION_SURROGATE = "validation_hinge_auc"
 
 
-def build_encoder(options: Mapping[str, Any]) -> MoESequenceEncoder:
-    return MoESequenceEncoder(**dict(options), name="encoder")
+def build_encoder(options: Mapping[str, Any], knobs: Mapping[str, Any] | None = None) -> MoESequenceEncoder:
+    """The model's encoder: `options` are its hyper-parameters (what a fine-tuning run
+    checks against its pre-training), `knobs` the model's kernel initializer / regularizer.
+
+    The knobs are model options, not encoder options: they are training choices (a
+    fine-tuning may regularise a pre-trained encoder that was not, and its initializer is
+    overwritten by the pre-trained weights anyway), so they are kept out of the encoder
+    hyper-parameters that `init_from` compares and stores."""
+    misplaced = sorted(set(options) & set(KERNEL_OPTIONS))
+    if misplaced:
+        raise ValueError(
+            f"{', '.join(f'`{name}`' for name in misplaced)} is a model option, not an encoder option: "
+            f"give it beside `encoder`. Received: encoder={dict(options)}"
+        )
+    return MoESequenceEncoder(**dict(options), **dict(knobs or {}), name="encoder")
 
 
 def encoder_parameters(options: Mapping[str, Any], features: Mapping[str, Any]) -> int:
@@ -135,6 +149,15 @@ class MaskedChannelPretrainer(ZooModel):
       num_sampled: negatives of the sampled softmax of ID channels.
       channel_weights: loss weight per predicted channel (default 1).
       seed: seed of the masking.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer (a name,
+        a config dict or an object) of every dense kernel: the encoder's (its input
+        projection W, the attention and feed-forward expert banks and the attention output
+        projections) and the category channels' output heads. None keeps each layer's
+        own default (a model without them is built as before). The channels' embedding
+        tables, the ID channels' output embeddings (sampled-softmax tables), the routers,
+        biases and layer norms keep their own initialisation and no regularizer
+        (`tfzoo.layers.kernel_options`). Model options, not `encoder` options (see
+        `build_encoder`).
     """
 
     def __init__(
@@ -146,11 +169,16 @@ class MaskedChannelPretrainer(ZooModel):
         num_sampled: int = 64,
         channel_weights: Mapping[str, float] | None = None,
         seed: int = 0,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_kernel_options(kernel_initializer, kernel_regularizer)
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
         self.encoder_options = dict(encoder)
-        self.encoder = build_encoder(self.encoder_options)
+        self.encoder = build_encoder(self.encoder_options, kernel_options(self))
         vocabularies = {**self.encoder.category_channels, **self.encoder.id_channels}
         unknown = [c for c in masked_channels if c not in vocabularies]
         if unknown or not masked_channels:
@@ -179,7 +207,9 @@ class MaskedChannelPretrainer(ZooModel):
                     name=f"{channel}_output_bias", shape=(self.vocabularies[channel],), initializer="zeros"
                 )
             else:
-                self.heads[channel] = tf.keras.layers.Dense(self.vocabularies[channel], name=f"{channel}_head")
+                self.heads[channel] = tf.keras.layers.Dense(
+                    self.vocabularies[channel], name=f"{channel}_head", **kernel_options(self)
+                )
         self.track_loss_terms(self.masked_channels)
         self.channel_accuracy = {c: tf.keras.metrics.Mean(name=f"{c}_accuracy") for c in self.masked_channels}
 
@@ -292,6 +322,7 @@ class MaskedChannelPretrainer(ZooModel):
             "num_sampled": self.num_sampled,
             "channel_weights": dict(self.channel_weights),
             "seed": self.seed,
+            **kernel_options_config(self),
         }
 
     @classmethod
@@ -333,6 +364,16 @@ class SuperMoE(MultiTaskModel):
       task_weight_rate: step of the AUC-driven weights; 0 keeps them fixed.
       freeze_encoder: train the towers only, on the (pre-trained) encoder's fixed H: a
         linear probe per task, the fine-tuning that cannot forget what pre-training learned.
+      kernel_initializer, kernel_regularizer: a Keras initializer / regularizer (a name,
+        a config dict or an object) of every dense kernel: the encoder's (its input
+        projection W, the attention and feed-forward expert banks and the attention output
+        projections) and the task towers'; e.g. `tfzoo train supermoe --option
+        kernel_regularizer='{"class_name": "L2", "config": {"l2": 1e-5}}'`. None keeps each
+        layer's own default (a model without them is built as before). The channels'
+        embedding tables, the routers, biases and layer norms keep their own
+        initialisation and no regularizer (`tfzoo.layers.kernel_options`). Model options,
+        not `encoder` options: a run fine-tuned from a pre-training (`init_from`) may set
+        them whatever the pre-training used (see `build_encoder`).
     """
 
     def __init__(
@@ -344,6 +385,8 @@ class SuperMoE(MultiTaskModel):
         task_weights: Mapping[str, float] | None = None,
         task_weight_rate: float = 0.0,
         freeze_encoder: bool = False,
+        kernel_initializer=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         if feature_spec is None:
@@ -353,12 +396,15 @@ class SuperMoE(MultiTaskModel):
         super().__init__(feature_spec=as_spec(feature_spec), tasks=tasks, task_weights=task_weights, **kwargs)
         if task_weight_rate < 0:
             raise ValueError(f"`task_weight_rate` must be >= 0. Received: task_weight_rate={task_weight_rate}")
+        check_kernel_options(kernel_initializer, kernel_regularizer)
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
         self.encoder_options = dict(encoder)
         self.task_weight_rate = float(task_weight_rate)
         self.freeze_encoder = bool(freeze_encoder)
-        self.encoder = build_encoder(self.encoder_options)
+        self.encoder = build_encoder(self.encoder_options, kernel_options(self))
         self.encoder.trainable = not self.freeze_encoder
-        self.towers = {t: tf.keras.layers.Dense(1, name=f"{t}_tower") for t in self.tasks}
+        self.towers = {t: tf.keras.layers.Dense(1, name=f"{t}_tower", **kernel_options(self)) for t in self.tasks}
         # Every replica computes the same update from all-reduced gradients: the first one's is kept.
         self.lambdas = tf.Variable(
             [self.task_weights[t] for t in self.tasks],
@@ -443,4 +489,5 @@ class SuperMoE(MultiTaskModel):
             "encoder": dict(self.encoder_options),
             "task_weight_rate": self.task_weight_rate,
             "freeze_encoder": self.freeze_encoder,
+            **kernel_options_config(self),
         }

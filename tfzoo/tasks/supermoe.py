@@ -24,6 +24,7 @@ from tfzoo.data.registry import BEHAVIOUR_SEQUENCE_DATASETS
 from tfzoo.evaluation.logistic import task_logistic_regressions
 from tfzoo.evaluation.metrics import task_metrics
 from tfzoo.export.supermoe import export_supermoe
+from tfzoo.layers.kernel_options import KERNEL_OPTIONS
 from tfzoo.layers.moe_sequence_encoder import MoESequenceEncoder
 from tfzoo.training.config import RunConfig, make_optimizer
 from tfzoo.training.task import (
@@ -183,7 +184,9 @@ class SuperMoETask(ModelTask):
         built = MoESequenceEncoder(
             **{**ENCODER_DEFAULTS, **dict(run["model_options"].get("encoder", {})), **channels}
         ).get_config()
-        base = set(tf.keras.layers.Layer().get_config())  # name, trainable, dtype
+        # The kernel initializer / regularizer are the models' options, not the encoder's
+        # hyper-parameters: a fine-tuning sets its own (`tfzoo.models.supermoe.build_encoder`).
+        base = {*tf.keras.layers.Layer().get_config(), *KERNEL_OPTIONS}  # name, trainable, dtype
         encoder = {k: v for k, v in built.items() if k not in base and k not in channels}
         given = dict(config.model_options.get("encoder", {}))
         conflicts = {k: (v, encoder.get(k)) for k, v in given.items() if k not in channels and encoder.get(k) != v}
