@@ -48,6 +48,9 @@ def census_baselines(work: Path, export_base: Path, epochs: int) -> list[tuple[s
             + ", ".join(f"{task} AUC {m['auc']:.4f}" for task, m in metrics["test"].items()),
             flush=True,
         )
+    # Every run reports the strong simple baselines on the same rows (fitted once here:
+    # the four runs share the data); they close the table.
+    rows += [(f"{baseline} (reference)", report) for baseline, report in metrics["baselines"]["test"].items()]
 
     step(
         f"Exporting each model to {export_base}/ (TF Serving layout) and reloading it in a fresh process "

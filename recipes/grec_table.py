@@ -29,7 +29,7 @@ import tfzoo
 from tfzoo.data import TabularData, make_dataset
 from tfzoo.evaluation import float_ops_per_example, format_task_table, task_metrics
 from tfzoo.export.grec import export_grec
-from tfzoo.training import RunConfig, load_run, train
+from tfzoo.training import RunConfig, load_run, task_for, train
 from tfzoo.training.run import Run
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -82,17 +82,37 @@ def train_variant(
 def score(model, rows: TabularData, spec) -> dict[str, Any]:
     """Exact test metrics per use case, and AUC / AP per (flow, use case) task."""
     predictions = model.predict(make_dataset(rows, spec, batch_size=EVAL_BATCH, with_labels=False), verbose=0)
-    predictions = {t: np.asarray(p) for t, p in predictions.items()}
+    return score_predictions({t: np.asarray(p) for t, p in predictions.items()}, rows, model.flow_feature)
+
+
+def score_predictions(predictions: Mapping[str, np.ndarray], rows: TabularData, flow_feature: str | None) -> dict:
+    """`score` of given predictions {use case: score [rows]} (a model's or a baseline's)."""
     per_use_case = task_metrics(rows.labels, predictions, rows.label_masks)
     per_task = {}
-    if model.flow_feature:
-        flows = rows.features[model.flow_feature].astype(str)
+    if flow_feature:
+        flows = rows.features[flow_feature].astype(str)
         for flow in np.unique(flows):
             in_flow = flows == flow
-            masks = {t: rows.label_masks[t].astype(bool) & in_flow for t in model.tasks}
+            masks = {t: rows.label_masks[t].astype(bool) & in_flow for t in predictions}
             for t, metrics in task_metrics(rows.labels, predictions, masks).items():
                 per_task[f"{flow}/{t}"] = metrics
     return {"use_cases": per_use_case, "tasks": per_task}
+
+
+def reference_entries(run: Run) -> dict[str, dict]:
+    """The grid's strong simple baselines (logistic regression, gradient-boosted trees per
+    use case; `tfzoo.evaluation.tabular`) on the run's test rows, as grid entries."""
+    test = run.prepared.data.test
+    predictions = task_for("grec").baseline_predictions(run.prepared, "test")
+    return {
+        f"{name} | reference": {
+            "variant": name.replace("_", " "),
+            "seed": None,
+            "test": score_predictions(scores, test, run.model.flow_feature),
+            "flops_per_example": {},
+        }
+        for name, scores in predictions.items()
+    }
 
 
 def flops(model, rows: TabularData, spec) -> dict[str, float]:
@@ -157,6 +177,8 @@ def run_grid(
                 "seconds": time.perf_counter() - started,
                 "load_average": os.getloadavg(),
             }
+            if not any(key.endswith("| reference") for key in results):  # the same rows for every variant
+                results.update(reference_entries(run))
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(results, indent=1))
             print(
@@ -176,15 +198,22 @@ def _mean_std(values) -> str:
     values = [v for v in values if v == v]
     if not values:
         return "-"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def _by_variant(results: Mapping[str, Any]) -> dict[str, list]:
+    """Entries grouped by variant, the references (no seed) last."""
+    by_variant: dict[str, list] = {}
+    for entry in sorted(results.values(), key=lambda entry: entry["seed"] is None):
+        by_variant.setdefault(entry["variant"], []).append(entry)
+    return by_variant
 
 
 def markdown_table(results: Mapping[str, Any]) -> str:
     """Table 1's shape: per variant, AP and AUC per use case (mean ± std over seeds) and FLOPs."""
-    by_variant: dict[str, list] = {}
-    for entry in results.values():
-        by_variant.setdefault(entry["variant"], []).append(entry)
+    by_variant = _by_variant(results)
     tasks = list(next(iter(results.values()))["test"]["use_cases"])
     header = (
         ["model", "seeds"]
@@ -193,14 +222,14 @@ def markdown_table(results: Mapping[str, Any]) -> str:
     )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant, entries in by_variant.items():
-        cells = [variant, str(len(entries))]
+        cells = [variant, str(len(entries)) if entries[0]["seed"] is not None else "-"]
         for t in tasks:
             for metric in ("ap", "auc"):
                 cells.append(_mean_std([e["test"]["use_cases"][t][metric] for e in entries]))
-        full = [e["flops_per_example"]["full"] / 1e6 for e in entries]
+        full = [e["flops_per_example"].get("full", float("nan")) / 1e6 for e in entries]
         extracted = [e["flops_per_example"].get("extracted_per_task", float("nan")) / 1e6 for e in entries]
         cells += [
-            f"{statistics.mean(full):.3f}",
+            f"{statistics.mean(full):.3f}" if full[0] == full[0] else "-",
             f"{statistics.mean(extracted):.3f}" if extracted[0] == extracted[0] else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -209,9 +238,7 @@ def markdown_table(results: Mapping[str, Any]) -> str:
 
 def task_auc_table(results: Mapping[str, Any]) -> str:
     """Test AUC per (flow, use case) task and variant, mean over seeds."""
-    by_variant: dict[str, list] = {}
-    for entry in results.values():
-        by_variant.setdefault(entry["variant"], []).append(entry)
+    by_variant = _by_variant(results)
     tasks = list(next(iter(results.values()))["test"]["tasks"])
     if not tasks:
         return ""

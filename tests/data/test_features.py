@@ -168,3 +168,40 @@ def test_no_switch_over_feature_classes_outside_the_features_module():
         if pattern.search(line)
     ]
     assert not offenders, f"switch on the feature's kind through its methods instead: {offenders}"
+
+
+def test_every_kind_gives_the_baselines_its_columns():
+    spec = DatasetSpec(
+        features=(*full_spec().features, NumericFeature("age", num_buckets=2)),
+        labels=("click",),
+    )
+    raw = {**columns(), "age": np.array([1.0, 2.0, 3.0, 4.0], np.float32)}
+    spec = spec.fit(raw)
+    from tfzoo.data.preprocessing import FeaturePreprocessor
+
+    inputs = {k: v.numpy() for k, v in FeaturePreprocessor(spec)({k: tf.constant(v) for k, v in raw.items()}).items()}
+    by_name = {f.name: f.baseline_columns(inputs[f.name]) for f in spec.features}
+    # Categorical: one-hot of the index for linear models; the index, a category, for trees.
+    color = by_name["color"]
+    assert color.linear.shape == (4, spec.feature("color").cardinality)
+    np.testing.assert_array_equal(color.linear.toarray().argmax(axis=1), inputs["color"])
+    np.testing.assert_array_equal(color.trees[:, 0], inputs["color"])
+    assert color.categorical.tolist() == [True]
+    # An id: its one-hot row, nothing for trees (its number orders nothing).
+    assert by_name["item"].linear.shape == (4, 11) and by_name["item"].linear[3, 10] == 1
+    assert by_name["item"].trees.shape == (4, 0)
+    # Numeric: the standardised value; with buckets, also the bucket's one-hot (linear).
+    np.testing.assert_allclose(by_name["price"].linear.toarray()[:, 0], inputs["price"])
+    assert by_name["price"].categorical.tolist() == [False]
+    age = by_name["age"]
+    assert age.linear.shape == (4, 1 + 2) and (age.linear[:, 1:].sum(axis=1) == 1).all() and age.trees.shape == (4, 1)
+    # A categorical sequence: each index's share of the row's real positions; trees get the length.
+    history = by_name["history"]
+    bags = history.linear.toarray()
+    np.testing.assert_allclose(bags.sum(axis=1), [1, 1, 0, 1])
+    a = inputs["history"][0, 0]  # "a" is the first element of row 0 and two of row 3's three
+    assert bags[0, a] == pytest.approx(0.5) and bags[3, a] == pytest.approx(2 / 3)
+    np.testing.assert_array_equal(history.trees[:, 0], [2, 1, 0, 3])
+    # A numeric sequence: the mean the encoder pools; an embedding: its vector.
+    np.testing.assert_allclose(by_name["gaps"].trees[:, 0], inputs["gaps"].mean(axis=1))
+    assert by_name["title"].linear.shape == (4, 2) and by_name["title"].trees.shape == (4, 2)

@@ -45,7 +45,14 @@ def test_run_directory_holds_config_checkpoints_logs_and_metrics(one_epoch_run):
     assert written["test"]["ctr"]["rows"] == 2000
     assert len(written["history"]["loss"]) == 1
     # Evaluating the stored run reproduces the test metrics from the checkpoint.
-    assert evaluate(run_dir)["tasks"]["ctr"]["auc"] == pytest.approx(written["test"]["ctr"]["auc"], abs=1e-6)
+    evaluated = evaluate(run_dir)
+    assert evaluated["tasks"]["ctr"]["auc"] == pytest.approx(written["test"]["ctr"]["auc"], abs=1e-6)
+    # The strong simple baselines sit beside the model, on the same test rows.
+    baselines = written["baselines"]["test"]
+    assert set(baselines) == {"logistic_regression", "gradient_boosted_trees"}
+    for name, report in baselines.items():
+        assert report["ctr"]["rows"] == 2000 and 0.6 < report["ctr"]["auc"] <= 1.0, name
+        assert evaluated["baselines"][name]["ctr"]["auc"] == pytest.approx(report["ctr"]["auc"]), name
 
 
 def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(one_epoch_run, tmp_path):
@@ -95,7 +102,8 @@ def test_cli_train_evaluate_export(one_epoch_run, tmp_path, capsys):
     assert "epochs=0" in capsys.readouterr().err
     run_dir = str(copy_of(one_epoch_run[0], tmp_path))
     assert cli.main(["train", "mmoe", "--dataset", "synthetic", "--epochs", "2", "--out", run_dir, "--resume"]) == 0
-    assert "mmoe (test)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mmoe (test)" in out and "gradient_boosted_trees (test)" in out and "logistic_regression (test)" in out
     assert cli.main(["evaluate", "--run", run_dir]) == 0
     assert "ctr AUC" in capsys.readouterr().out
     assert cli.main(["export", "--run", run_dir, "--to", str(tmp_path / "savedmodels")]) == 0
@@ -107,3 +115,22 @@ def test_cli_train_evaluate_export(one_epoch_run, tmp_path, capsys):
     assert cli.main(["train", "mmoe", "--dataset", "synthetic", "--out", run_dir]) == 1
     assert "pass --resume" in capsys.readouterr().err
     assert cli.main(["evaluate", "--run", str(tmp_path / "nowhere")]) == 1
+
+
+def test_baselines_are_fitted_once_for_the_same_rows(one_epoch_run, monkeypatch):
+    from tfzoo.tasks import ranking
+
+    fits = []
+    original = ranking.TabularBaselines
+
+    def counting(*args, **kwargs):
+        fits.append(args[-1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ranking, "TabularBaselines", counting)
+    monkeypatch.setattr(ranking, "_FITTED_BASELINES", {})
+    first, second = evaluate(one_epoch_run[0]), evaluate(one_epoch_run[0])
+    assert len(fits) == 1 and first["baselines"] == second["baselines"]
+    # Other rows are other baselines: the cache is keyed by content, not by run.
+    train(config(epochs=1, data_options={"train_rows": 4000}), one_epoch_run[0].parent / "fewer_rows", verbose=0)
+    assert len(fits) == 2

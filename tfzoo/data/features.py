@@ -24,7 +24,10 @@ the exporters never switch on the class of a feature:
 - `lookup_layer()` and `preprocess(values, lookup)`: raw tensor -> model input;
 - `embedding_rows`, `embedding_width(default)`, `encoded_width(default)` and
   `encode(inputs, table, dtype=...)`: model input -> dense vector in `dtype` (`tfzoo.layers.FeatureEncoder`);
-- `example_values(num_rows)`: valid raw values (warm-up requests, tests).
+- `example_values(num_rows)`: valid raw values (warm-up requests, tests);
+- `baseline_columns(inputs)`: model inputs (NumPy) -> the columns the strong simple
+  baselines read (`tfzoo.evaluation.tabular`): a sparse block for linear models, a dense
+  block for trees and which of its columns are categorical.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sparse
 import tensorflow as tf
 
 STRING = "string"
@@ -52,6 +56,39 @@ def _check_name(name: str) -> None:
             "A feature name must start with a letter or digit and hold only letters, "
             f"digits, '_', '.' or '-'. Received: name={name!r}"
         )
+
+
+# Trees split a categorical column natively up to this many categories (scikit-learn's
+# histogram trees bin at most 255 values); above it, indices are ordered numbers.
+MAX_TREE_CATEGORIES = 255
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineColumns:
+    """One feature's columns for the strong simple baselines (`tfzoo.evaluation.tabular`).
+
+    Attributes:
+      linear: [rows, width] SciPy CSR matrix for linear models (one-hot indices, bags of
+        indices, standardised numbers, vectors).
+      trees: [rows, tree_width] float64 for gradient-boosted trees.
+      categorical: [tree_width] bool: which tree columns hold category indices.
+    """
+
+    linear: sparse.csr_matrix
+    trees: np.ndarray
+    categorical: np.ndarray
+
+
+def _one_hot(indices: np.ndarray, width: int) -> sparse.csr_matrix:
+    rows = np.arange(len(indices))
+    return sparse.csr_matrix(
+        (np.ones(len(indices)), (rows, np.asarray(indices, np.int64))), shape=(len(indices), width)
+    )
+
+
+def _dense_columns(values: np.ndarray) -> BaselineColumns:
+    values = np.asarray(values, np.float64).reshape(len(values), -1)  # [rows, width]
+    return BaselineColumns(sparse.csr_matrix(values), values, np.zeros(values.shape[1], bool))
 
 
 class _EmbeddedIndices:
@@ -75,6 +112,15 @@ class _EmbeddedIndices:
 
     def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None, *, dtype=tf.float32) -> tf.Tensor:
         return table(inputs)  # [batch, width]
+
+    # Baselines: a one-hot index for linear models; for trees the index itself, a category
+    # where there are few enough of them.
+    def baseline_columns(self, inputs: np.ndarray) -> BaselineColumns:
+        indices = np.asarray(inputs, np.int64)  # [rows]
+        categorical = self.embedding_rows <= MAX_TREE_CATEGORIES
+        return BaselineColumns(
+            _one_hot(indices, self.embedding_rows), indices[:, np.newaxis].astype(np.float64), np.array([categorical])
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +261,11 @@ class IdFeature(_EmbeddedIndices):
     def example_values(self, num_rows: int) -> np.ndarray:
         return np.arange(num_rows, dtype=np.int64) % self.num_ids
 
+    def baseline_columns(self, inputs: np.ndarray) -> BaselineColumns:
+        # An id's number orders nothing: trees get no column, linear models its one-hot row.
+        indices = np.asarray(inputs, np.int64)  # [rows]
+        return BaselineColumns(_one_hot(indices, self.cardinality), np.zeros((len(indices), 0)), np.zeros(0, bool))
+
 
 @dataclasses.dataclass(frozen=True)
 class NumericFeature:
@@ -327,6 +378,17 @@ class NumericFeature:
         # Bucketised in float32: a 16-bit value could cross a boundary.
         bucket = tf.raw_ops.Bucketize(input=values, boundaries=list(self.boundaries))  # [batch]
         return tf.concat([tf.cast(values, dtype)[:, tf.newaxis], table(bucket)], axis=-1)  # [batch, 1 + width]
+
+    def baseline_columns(self, inputs: np.ndarray) -> BaselineColumns:
+        # The standardised value (trees find their own thresholds); with buckets, linear
+        # models also get the bucket's one-hot, as the networks get its embedding.
+        values = np.asarray(inputs, np.float64)  # [rows]
+        columns = _dense_columns(values)
+        if not self.num_bucket_indices:
+            return columns
+        bucket = np.searchsorted(np.asarray(self.boundaries), values, side="right")  # as Bucketize
+        linear = sparse.hstack([columns.linear, _one_hot(bucket, self.num_bucket_indices)], format="csr")
+        return dataclasses.replace(columns, linear=linear)
 
 
 ElementFeature = CategoricalFeature | IdFeature | NumericFeature
@@ -450,6 +512,19 @@ class SequenceFeature(_EmbeddedIndices):
         total = tf.reduce_sum(embedded * mask, axis=1)  # [batch, width]
         return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
+    def baseline_columns(self, inputs: np.ndarray) -> BaselineColumns:
+        # As the encoder pools: numbers averaged; indices as a bag (each index's share of
+        # the row's non-padding positions) for linear models, the row's length for trees.
+        if self.modality == "numeric":
+            return _dense_columns(np.asarray(inputs, np.float64).mean(axis=1))
+        indices = np.asarray(inputs, np.int64)  # [rows, max_length], 0 = padding
+        rows, positions = np.nonzero(indices)
+        lengths = np.bincount(rows, minlength=len(indices)).astype(np.float64)  # [rows]
+        bag = sparse.csr_matrix(
+            (1.0 / lengths[rows], (rows, indices[rows, positions])), shape=(len(indices), self.cardinality)
+        )  # duplicates summed
+        return BaselineColumns(bag, lengths[:, np.newaxis], np.zeros(1, bool))
+
 
 @dataclasses.dataclass(frozen=True)
 class EmbeddingFeature:
@@ -496,6 +571,9 @@ class EmbeddingFeature:
 
     def encode(self, inputs: tf.Tensor, table: tf.keras.layers.Layer | None, *, dtype=tf.float32) -> tf.Tensor:
         return tf.cast(inputs, dtype)  # [batch, dim]
+
+    def baseline_columns(self, inputs: np.ndarray) -> BaselineColumns:
+        return _dense_columns(inputs)  # the vector, for both
 
 
 Feature = CategoricalFeature | IdFeature | NumericFeature | SequenceFeature | EmbeddingFeature

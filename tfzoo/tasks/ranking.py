@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +18,7 @@ from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_column
 from tfzoo.data.preprocessing import FeaturePreprocessor
 from tfzoo.data.registry import DATASETS, FRIEND_GRAPH_DATASETS
 from tfzoo.evaluation.metrics import task_metrics
+from tfzoo.evaluation.tabular import TabularBaselines
 from tfzoo.export.saved_model import export_saved_model
 from tfzoo.export.warmup import example_rows
 from tfzoo.training.config import RunConfig, make_optimizer
@@ -38,9 +41,27 @@ class RankingInputs(TaskInputs):
         return DatasetSpec.from_config(self.spec)
 
 
+# Fitted baselines by the content they were fitted on (`_fingerprint`), the most recently
+# used last; a few kept, the baselines of large data are not small.
+_FITTED_BASELINES: dict[str, TabularBaselines] = {}
+_KEPT_BASELINES = 2
+
+
+def _fingerprint(spec: DatasetSpec, tasks, *columns: Mapping) -> str:
+    """A digest of the spec, the tasks and every array of `columns` (model_columns)."""
+    digest = hashlib.sha256(json.dumps([spec.to_config(), list(tasks)], sort_keys=True, default=str).encode())
+    for leaf in tf.nest.flatten(list(columns)):
+        array = np.ascontiguousarray(leaf)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
+    return digest.hexdigest()
+
+
 class RankingTask(ModelTask):
     """A ranker: `model_class(feature_spec=..., tasks=..., **options)` over the rows of a
-    tabular dataset, exported behind its preprocessing (raw features in)."""
+    tabular dataset, exported behind its preprocessing (raw features in). The baselines
+    are logistic regression and gradient-boosted trees per task on the same rows
+    (`tfzoo.evaluation.tabular`)."""
 
     inputs_type = RankingInputs
     # Every dataset of tabular rows; behaviour sequences are read as their flat features.
@@ -97,6 +118,31 @@ class RankingTask(ModelTask):
     def report(self, prepared: Prepared, split: str) -> dict:
         rows = getattr(prepared.data, split)
         return task_metrics(rows.labels, self.predictions(prepared, split), rows.label_masks)
+
+    def baseline_predictions(self, prepared: Prepared, split: str) -> dict[str, dict[str, np.ndarray]]:
+        """{baseline: {task: score [rows]}} of logistic regression and gradient-boosted
+        trees on `split`, in row order, fitted on the run's training rows as the model's
+        preprocessing gives them; once per process for the same rows, spec and tasks
+        (several models trained on one dataset in one process, as the demo and a grid do,
+        share one fit)."""
+        spec = prepared.inputs.feature_spec
+        fitted = prepared.cache.get("tabular_baselines")
+        if fitted is None:
+            data = prepared.data
+            train, validation = model_columns(data.train, spec), model_columns(data.validation, spec)
+            key = _fingerprint(spec, prepared.model.tasks, train, validation)
+            fitted = _FITTED_BASELINES.pop(key, None) or TabularBaselines(spec, train, validation, prepared.model.tasks)
+            _FITTED_BASELINES[key] = fitted  # the most recent last
+            while len(_FITTED_BASELINES) > _KEPT_BASELINES:
+                _FITTED_BASELINES.pop(next(iter(_FITTED_BASELINES)))
+            prepared.cache["tabular_baselines"] = fitted
+        rows = getattr(prepared.data, split)
+        return fitted.predictions(model_columns(rows, spec, with_labels=False)["features"])
+
+    def baselines(self, prepared: Prepared, split: str) -> dict[str, dict]:
+        rows = getattr(prepared.data, split)
+        predictions = self.baseline_predictions(prepared, split)
+        return {name: task_metrics(rows.labels, scores, rows.label_masks) for name, scores in predictions.items()}
 
     def export(self, run, export_base: str | Path, name: str, *, version: int | None = None, **options) -> Path:
         self.check_export_options(options)
