@@ -268,8 +268,11 @@ def export_and_check(model, spec, rows: TabularData, export_base: str, name: str
     return path
 
 
-def print_report(name: str, report: Mapping[str, Any]) -> None:
-    print(format_task_table([(f"{name} (test)", report["use_cases"])]))
+def print_report(name: str, report: Mapping[str, Any], references: Mapping[str, Mapping] | None = None) -> None:
+    """Test metrics per use case beside the references', then per flow (the model's)."""
+    rows = [(f"{name} (test)", report["use_cases"])]
+    rows += [(f"{entry['variant']} (reference)", entry["test"]["use_cases"]) for entry in (references or {}).values()]
+    print(format_task_table(rows))
     by_flow: dict[str, dict] = {}
     for task, metrics in report["tasks"].items():
         flow, use_case = task.split("/", 1)
@@ -348,5 +351,7 @@ def run(args, name: str, dataset: str, data_options: Mapping[str, Any], options:
     )
     print(f"split: {run.prepared.split}")
     test, spec = run.prepared.data.test, run.inputs.feature_spec
-    print_report(f"grec {args.routing} {args.experts}/{args.top_k}", score(run.model, test, spec))
+    print_report(
+        f"grec {args.routing} {args.experts}/{args.top_k}", score(run.model, test, spec), reference_entries(run)
+    )
     export_and_check(run.model, spec, test, args.export_base, f"grec_{name}")
