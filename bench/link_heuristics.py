@@ -26,6 +26,7 @@ from pathlib import Path
 import tfzoo  # noqa: F401  (the Keras 2 switch before TensorFlow)
 from tfzoo.data.registry import load_dataset
 from tfzoo.evaluation.heuristics import HEURISTICS, best_heuristic, heuristic_reports
+from tfzoo.evaluation.report import reproducing_command
 
 QUICK_USERS = 200  # `--quick`: the generated graph's size
 
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         graphs = [(region, "twitch", str(args.data / region), options) for region in args.regions]
     # The command that reproduces the row: the process's own, or the arguments a caller passed.
-    command = ["python", *sys.argv] if argv is None else ["python", f"bench/{Path(__file__).name}", *argv]
+    command = reproducing_command(
+        *((sys.argv[0], sys.argv[1:]) if argv is None else (f"bench/{Path(__file__).name}", argv))
+    )
     rows = []
     for region, dataset, path, data_options in graphs:
         started = time.time()
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                 "data_options": data_options,
                 "heuristics": reports,
                 "seconds": round(time.time() - started, 1),
-                "command": " ".join(command),
+                "command": command,
             }
         )
     if args.out:

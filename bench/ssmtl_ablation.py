@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from tfzoo.evaluation.intervals import minimum_detectable_effect, paired_bootstrap
+from tfzoo.evaluation.report import reproducing_command
 from tfzoo.training import RunConfig, task_for, train
 
 # The previous model: features only, messages towards the root, last-round readout, plain
@@ -394,7 +395,9 @@ def _experiments(parser: argparse.ArgumentParser, args: argparse.Namespace, out:
         seeds, max_epochs = args.seeds, args.max_epochs
         sources = {region: ("twitch", str(args.data / region)) for region in args.regions or ["ES", "ENGB"]}
     # The command that reproduces the rows: the process's own, or the arguments a caller passed.
-    command = " ".join(["python", *sys.argv] if argv is None else ["python", f"bench/{Path(__file__).name}", *argv])
+    command = reproducing_command(
+        *((sys.argv[0], sys.argv[1:]) if argv is None else (f"bench/{Path(__file__).name}", argv))
+    )
     for region, (dataset, data) in sources.items():
         rows = [r for r in _read(out) if _same_split(r, region, data_options)]
         if not any(r["kind"] == "baselines" for r in rows):

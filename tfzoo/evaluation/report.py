@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 
@@ -26,3 +27,17 @@ def format_task_table(
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def reproducing_command(script: str, argv: Sequence[str]) -> str:
+    """The command a results file records: `python SCRIPT ARGS` with every absolute path
+    (an argument, or the value of `--option=PATH`) made relative to the working directory
+    (the repository root), so that the file names no machine's folders."""
+
+    def relative(token: str) -> str:
+        prefix, _, value = token.rpartition("=") if token.startswith("--") and "=" in token else ("", "", token)
+        if os.path.isabs(value):
+            value = os.path.relpath(value)
+        return f"{prefix}={value}" if prefix else value
+
+    return " ".join(["python", relative(script), *(relative(token) for token in argv)])
