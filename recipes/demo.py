@@ -77,7 +77,7 @@ RECIPE_DEMOS = (
     (
         "ssmtl_twitch.py",
         "SSMTL friend retrieval (GATv2 on sampled 2-hop subgraphs with user-id embeddings; "
-        "retrieval + CCA-SSG + GraphMAE) on a generated friend graph, next to the graph heuristics; "
+        "in-batch retrieval, log-Q corrected) on a generated friend graph, next to the graph heuristics; "
         "exported with its ScaNN index",
     ),
     (

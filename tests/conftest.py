@@ -4,13 +4,21 @@ import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `make test` runs two pytest workers on two cores: BLAS and OpenMP pools (scikit-learn's
+# baselines, NumPy) of one thread each, here and in the processes tests start, or their
+# spinning threads fight the other worker's for the cores and fits run many times slower.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 import tfzoo  # noqa: E402,F401
+
+threadpool_limits(limits=1)  # the pools already loaded (NumPy's BLAS) too
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

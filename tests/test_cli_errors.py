@@ -3,6 +3,7 @@ what was received and what is accepted, before any data is read."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -154,3 +155,47 @@ def test_mismatch_is_one_line_naming_what_was_received_and_what_is_accepted(argu
     assert returned == code
     assert capsys.readouterr().err.splitlines() == [f"tfzoo {arguments[0]}: error: {message}"]
     assert not out.exists()
+
+
+def _data_config(tmp_path, file_name="data.json", **changes) -> str:
+    raw = {
+        "format": "csv",
+        "files": {"train": "a.csv", "validation": "b.csv", "test": "c.csv"},
+        "features": [{"name": "age", "kind": "numeric"}],
+        "labels": ["click"],
+        **changes,
+    }
+    path = tmp_path / file_name
+    path.write_text(json.dumps(raw))
+    return str(path)
+
+
+def test_data_config_mismatches_are_one_line(tmp_path, capsys):
+    def error(arguments):
+        try:
+            returned = cli.main([*arguments, "--out", str(tmp_path / "run")])
+        except SystemExit as stop:  # argparse's errors
+            returned = stop.code
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and not (tmp_path / "run").exists(), lines
+        return returned, lines[0]
+
+    path = _data_config(tmp_path)
+    assert error(["train", "ssmtl", "--data-config", path]) == (
+        1,
+        f"tfzoo train: error: Model 'ssmtl' does not train from a data config yet. Received: data_config='{path}'. "
+        "Accepted: models grec, mmoe, ple, shared_bottom, single_task; or a named dataset: twitch, friend_graph",
+    )
+    bad = _data_config(tmp_path, "bad.json", format="xlsx")
+    assert error(["train", "mmoe", "--data-config", bad]) == (
+        1,
+        f"tfzoo train: error: {bad}: `format`: Received: 'xlsx'. Accepted: csv, tsv, parquet, tfrecord",
+    )
+    assert error(["train", "mmoe", "--data-config", path, "--strategy", "parameter_server"]) == (
+        1,
+        "tfzoo train: error: The files of a data config are read by Python readers, which parameter-server workers "
+        "(TensorFlow ops only) cannot run. Received: strategy='parameter_server'. Accepted: default, mirrored, "
+        "multi_worker",
+    )
+    code, line = error(["train", "mmoe", "--data-config", path, "--dataset", "census"])
+    assert code == 2 and "not allowed with argument" in line

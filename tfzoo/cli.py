@@ -109,14 +109,40 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         "the run chose on validation (metrics.json `fused`)",
     )
 
+    data = commands.add_parser(
+        "data",
+        help="analyze a data config's files, or convert them to TFRecord shards, as Apache Beam pipelines",
+        description="Beam pipeline options (--runner DataflowRunner --project ..., Flink, Spark) follow the "
+        "command's own; the default runner is DirectRunner (this machine).",
+    )
+    data.add_argument("action", choices=("analyze", "convert"))
+    data.add_argument("--data-config", required=True, metavar="FILE")
+    data.add_argument("--out", required=True, help="output folder (any path tf.io.gfile opens)")
+    data.add_argument("--num-shards", type=int, default=32, help="convert: TFRecord files per split")
+    data.add_argument("--on-bad-row", choices=("raise", "skip"), default="raise")
+
     _add_serving_parsers(commands)
     return parser
 
 
 def _add_run_arguments(parser, datasets, strategies) -> None:
     """The arguments of a training run (`tfzoo train` and `tfzoo pretrain`)."""
-    parser.add_argument("--dataset", required=True, choices=None if datasets is None else sorted(datasets))
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--data-config",
+        metavar="FILE",
+        help="your own data: a YAML or JSON file naming its files (CSV, TSV, Parquet, TFRecord), features, "
+        "labels and split (see docs/data.md); streamed, never held in memory",
+    )
+    source.add_argument("--dataset", choices=None if datasets is None else sorted(datasets), help="a named dataset")
     parser.add_argument("--data", help="path of the dataset's files (for datasets not bundled with tfzoo)")
+    parser.add_argument(
+        "--on-bad-row",
+        choices=("raise", "skip"),
+        default="raise",
+        help="with --data-config: stop at the first bad row, naming its file and line (default), or skip bad "
+        "rows, counted per file and reported after each epoch",
+    )
     parser.add_argument("--tasks", help="comma-separated labels to train on (default: the dataset's)")
     parser.add_argument(
         "--data-option",
@@ -252,9 +278,16 @@ def _train(args) -> int:
     if args.cpu_devices:
         configure_cpu_devices(args.cpu_devices)  # before any TensorFlow op
     model = PRETRAINING[args.model] if args.command == "pretrain" else args.model
+    data_config = None
+    if args.data_config:
+        from tfzoo.data.data_config import read_data_config
+
+        data_config = read_data_config(args.data_config)
     config = RunConfig(
         model=model,
-        dataset=args.dataset,
+        dataset=data_config.name if data_config else args.dataset,
+        data_config=data_config and {**data_config.to_dict(), "name": data_config.name, "source": data_config.source},
+        on_bad_row=args.on_bad_row,
         data_path=args.data,
         tasks=args.tasks.split(",") if args.tasks else None,
         epochs=args.epochs,
@@ -437,12 +470,32 @@ def _launch(args) -> int:
     return launch(command, workers=args.workers, ps=args.ps, timeout=args.timeout, max_restarts=args.max_restarts)
 
 
+def _data(args) -> int:
+    from tfzoo.data import beam_pipelines
+    from tfzoo.data.data_config import read_data_config
+
+    config = read_data_config(args.data_config)
+    options = {"on_bad_row": args.on_bad_row, "beam_args": args.beam_args}
+    if args.action == "analyze":
+        beam_pipelines.analyze(config, args.out, **options)
+        spec, rows, _ = beam_pipelines.read_analysis(args.out)
+        print(f"rows: {rows}; spec fitted on the training rows: {args.out}/{beam_pipelines.ANALYSIS_FILE}")
+    else:
+        beam_pipelines.convert(config, args.out, num_shards=args.num_shards, **options)
+        print(f"TFRecord shards and their data config: {args.out}/data.yaml")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("tensorflow").propagate = False  # it has its own handler
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser(argv[0] if argv else None).parse_args(argv)
+    parser = _parser(argv[0] if argv else None)
+    if argv[:1] == ["data"]:  # what the command does not take are the Beam pipeline's options
+        args, args.beam_args = parser.parse_known_args(argv)
+    else:
+        args = parser.parse_args(argv)
     handlers = {
         "train": _train,
         "pretrain": _train,
@@ -451,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "launch": _launch,
         "serve": _serve,
         "query": _query,
+        "data": _data,
     }
     # Bad data (`DataFormatError`) is a ValueError; missing or existing runs are OSErrors.
     expected: tuple[type[Exception], ...] = (ValueError, KeyError, OSError)

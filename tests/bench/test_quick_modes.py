@@ -30,6 +30,7 @@ HEAVY = {
     "serving": 30,
     "ssmtl_ablation": 51,
     "ssmtl_step": 29,
+    "streaming": 30,
     "supermoe_task_weights": 26,
     "train_throughput": 64,
 }

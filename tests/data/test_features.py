@@ -205,3 +205,43 @@ def test_every_kind_gives_the_baselines_its_columns():
     # A numeric sequence: the mean the encoder pools; an embedding: its vector.
     np.testing.assert_allclose(by_name["gaps"].trees[:, 0], inputs["gaps"].mean(axis=1))
     assert by_name["title"].linear.shape == (4, 2) and by_name["title"].trees.shape == (4, 2)
+
+
+def test_statistics_over_batches_or_merged_equal_one_fit():
+    # Streaming fits (`tfzoo.data.streaming`) update statistics batch by batch and merge
+    # those of different files: the fitted spec is the in-memory one.
+    rng = np.random.default_rng(0)
+    columns = {
+        "color": rng.choice(["red", "green", "blue", "rare"], 5000, p=[0.5, 0.3, 0.1995, 0.0005]).astype(object),
+        "price": np.where(rng.random(5000) < 0.1, np.nan, rng.lognormal(size=5000)).astype(np.float32),
+    }
+    spec = DatasetSpec(
+        features=(CategoricalFeature("color", min_count=3, max_tokens=2), NumericFeature("price", num_buckets=5))
+    )
+    whole = spec.fit(columns)
+    left, right = spec.statistics(seed=1), spec.statistics(seed=2)
+    for start in range(0, 3000, 700):
+        left.update({k: v[start : min(start + 700, 3000)] for k, v in columns.items()})
+    right.update({k: v[3000:] for k, v in columns.items()})
+    left.merge(right)
+    merged = left.fitted()
+    assert left.num_rows == 5000
+    assert merged.feature("color").vocabulary == whole.feature("color").vocabulary == ("red", "green")
+    price, expected = merged.feature("price"), whole.feature("price")
+    assert price.mean == pytest.approx(expected.mean, rel=1e-9) and price.std == pytest.approx(expected.std, rel=1e-9)
+    assert price.boundaries == expected.boundaries  # every value kept below the sample size: exact
+
+
+def test_quantile_sample_above_its_size_stays_uniform():
+    from tfzoo.data.features import _Moments
+
+    values = np.random.default_rng(0).normal(size=60_000)
+    feature = NumericFeature("x", num_buckets=4)
+    parts = [_Moments(feature, sample_size=5_000, seed=s) for s in range(3)]
+    for i, part in enumerate(parts):
+        part.update(values[i * 20_000 : (i + 1) * 20_000])
+    parts[0].merge(parts[1])
+    parts[0].merge(parts[2])
+    assert parts[0].count == 60_000 and parts[0].sample.size == 5_000
+    boundaries = parts[0].fitted().boundaries  # the normal's quartiles, standardised: -0.674, 0, 0.674
+    np.testing.assert_allclose(boundaries, [-0.674, 0.0, 0.674], atol=0.05)

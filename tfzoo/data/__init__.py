@@ -1,5 +1,6 @@
 """Feature specs, readers, splits and `tf.data` pipelines."""
 
+from tfzoo.data.data_config import DataConfig, DataConfigError, read_data_config
 from tfzoo.data.errors import DataFormatError
 from tfzoo.data.features import (
     CategoricalFeature,
@@ -26,6 +27,7 @@ from tfzoo.data.readers import (
 )
 from tfzoo.data.registry import DATASETS, DatasetSplits, load_dataset
 from tfzoo.data.splits import ordered_split, random_split
+from tfzoo.data.streaming import StreamedSplits
 from tfzoo.data.synthetic import make_multi_scenario_data
 from tfzoo.data.synthetic_graph import make_friend_graph
 from tfzoo.data.tabular import TabularData
@@ -36,6 +38,8 @@ __all__ = [
     "CategoricalFeature",
     "DATASETS",
     "DatasetSplits",
+    "DataConfig",
+    "DataConfigError",
     "DataFormatError",
     "DatasetSpec",
     "EmbeddingFeature",
@@ -48,6 +52,7 @@ __all__ = [
     "MultiHotFeatures",
     "NumericFeature",
     "SequenceFeature",
+    "StreamedSplits",
     "TabularData",
     "bundled_census_path",
     "load_dataset",
@@ -62,6 +67,7 @@ __all__ = [
     "random_split",
     "read_aliexpress",
     "read_census_income",
+    "read_data_config",
     "read_movielens_100k",
     "read_twitch",
     "split_friendships",

@@ -91,7 +91,16 @@ def _dense_columns(values: np.ndarray) -> BaselineColumns:
     return BaselineColumns(sparse.csr_matrix(values), values, np.zeros(values.shape[1], bool))
 
 
-class _EmbeddedIndices:
+class _FitsInOnePass:
+    """`fitted(values)`: the feature fitted on one column (`statistics()` over one batch)."""
+
+    def fitted(self, values: np.ndarray):
+        statistics = self.statistics()
+        statistics.update(np.asarray(values))
+        return statistics.fitted()
+
+
+class _EmbeddedIndices(_FitsInOnePass):
     """Encoding of a feature whose model inputs are indices (`tfzoo.layers.FeatureEncoder`):
     an embedding table of `cardinality` rows, `embedding_dim` wide (else the encoder's
     default). Shared by categorical, id and index-sequence features."""
@@ -139,6 +148,8 @@ class CategoricalFeature(_EmbeddedIndices):
     num_oov_buckets: int = 1
     dtype: str = STRING
     embedding_dim: int | None = None
+    max_tokens: int | None = None
+    min_count: int = 1
     kind: ClassVar[str] = "categorical"
     modality: ClassVar[str] = "categorical"
     is_sequence: ClassVar[bool] = False
@@ -164,6 +175,10 @@ class CategoricalFeature(_EmbeddedIndices):
                 f"`num_oov_buckets` of {self.name!r} must be >= 1 so that unknown values "
                 f"have somewhere to go. Received: num_oov_buckets={self.num_oov_buckets}"
             )
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"`max_tokens` of {self.name!r} must be >= 1. Received: max_tokens={self.max_tokens}")
+        if self.min_count < 1:
+            raise ValueError(f"`min_count` of {self.name!r} must be >= 1. Received: min_count={self.min_count}")
         if self.vocabulary is not None:
             cast = str if self.dtype == STRING else int
             vocabulary = tuple(cast(v) for v in self.vocabulary)
@@ -184,13 +199,15 @@ class CategoricalFeature(_EmbeddedIndices):
             raise ValueError(f"Categorical feature {self.name!r} has no vocabulary yet; fit the spec first.")
         return len(self.vocabulary) + self.num_oov_buckets
 
-    def fitted(self, values: np.ndarray) -> CategoricalFeature:
-        if self.is_fitted:
-            return self
-        counts = collections.Counter(values.tolist())
-        # Most frequent first, ties broken by value, so the vocabulary is deterministic.
-        vocabulary = sorted(counts, key=lambda v: (-counts[v], str(v)))
-        return dataclasses.replace(self, vocabulary=tuple(vocabulary))
+    def statistics(self, *, seed: int = 0) -> FeatureStatistics:
+        return _UnfittedOnly(self) if self.is_fitted else _ValueCounts(self)
+
+    def fitted_from_counts(self, counts: Mapping[Any, int]) -> CategoricalFeature:
+        """The feature with the vocabulary of `counts` ({value: count}): values seen at
+        least `min_count` times, the `max_tokens` most frequent (the rest go to the OOV
+        buckets); most frequent first, ties broken by value, so it is deterministic."""
+        vocabulary = sorted((v for v, c in counts.items() if c >= self.min_count), key=lambda v: (-counts[v], str(v)))
+        return dataclasses.replace(self, vocabulary=tuple(vocabulary[: self.max_tokens]))
 
     def lookup_layer(self) -> tf.keras.layers.Layer:
         """The Keras lookup (vocabulary or hashing) that maps raw values to indices; a
@@ -248,8 +265,8 @@ class IdFeature(_EmbeddedIndices):
     def cardinality(self) -> int:
         return self.num_ids + 1
 
-    def fitted(self, values: np.ndarray) -> IdFeature:
-        return self
+    def statistics(self, *, seed: int = 0) -> FeatureStatistics:
+        return _UnfittedOnly(self)
 
     def lookup_layer(self) -> None:
         return None
@@ -268,7 +285,7 @@ class IdFeature(_EmbeddedIndices):
 
 
 @dataclasses.dataclass(frozen=True)
-class NumericFeature:
+class NumericFeature(_FitsInOnePass):
     """A real value, standardised with statistics of the training split.
 
     With `log1p`, values go through sign(x) * log(1 + |x|) first (heavy-tailed amounts).
@@ -318,22 +335,22 @@ class NumericFeature:
         values = np.asarray(values, dtype=np.float64)
         return np.sign(values) * np.log1p(np.abs(values)) if self.log1p else values
 
-    def fitted(self, values: np.ndarray) -> NumericFeature:
-        if self.is_fitted:
-            return self
-        transformed = self.transform_np(values)
-        finite = transformed[np.isfinite(transformed)]
-        if finite.size == 0:
+    def statistics(self, *, seed: int = 0) -> FeatureStatistics:
+        return _UnfittedOnly(self) if self.is_fitted else _Moments(self, seed=seed)
+
+    def fitted_from_moments(self, count: int, mean: float, std: float, sample: np.ndarray) -> NumericFeature:
+        """The feature standardised by `mean` and `std` of its `count` finite (transformed)
+        training values, with quantile buckets from `sample` (a uniform sample of them, or
+        all of them)."""
+        if count == 0:
             mean, std = 0.0, 1.0
-        else:
-            mean, std = float(finite.mean()), float(finite.std())
         std = std if std > 1e-12 else 1.0  # a constant column still standardises to 0
         boundaries = None
         if self.num_buckets is not None:
-            standardised = (finite - mean) / std if finite.size else np.zeros(1)
+            standardised = (sample - mean) / std if sample.size else np.zeros(1)
             quantiles = np.quantile(standardised, np.linspace(0, 1, self.num_buckets + 1)[1:-1])
             boundaries = tuple(float(b) for b in np.unique(np.round(quantiles, 6)))
-        return dataclasses.replace(self, mean=mean, std=std, boundaries=boundaries)
+        return dataclasses.replace(self, mean=float(mean), std=float(std), boundaries=boundaries)
 
     def lookup_layer(self) -> None:
         return None
@@ -450,11 +467,8 @@ class SequenceFeature(_EmbeddedIndices):
             return values >= 0
         return values != ""
 
-    def fitted(self, values: np.ndarray) -> SequenceFeature:
-        if self.is_fitted:
-            return self
-        valid = values[self.valid_mask_np(values)]
-        return dataclasses.replace(self, element=self.element.fitted(valid))
+    def statistics(self, *, seed: int = 0) -> FeatureStatistics:
+        return _UnfittedOnly(self) if self.is_fitted else _SequenceElements(self, seed=seed)
 
     @property
     def modality(self) -> str:
@@ -527,7 +541,7 @@ class SequenceFeature(_EmbeddedIndices):
 
 
 @dataclasses.dataclass(frozen=True)
-class EmbeddingFeature:
+class EmbeddingFeature(_FitsInOnePass):
     """A precomputed vector (text or image embedding); missing entries become 0."""
 
     name: str
@@ -543,8 +557,8 @@ class EmbeddingFeature:
         if self.dim < 1:
             raise ValueError(f"`dim` of {self.name!r} must be >= 1. Received: dim={self.dim}")
 
-    def fitted(self, values: np.ndarray) -> EmbeddingFeature:
-        return self
+    def statistics(self, *, seed: int = 0) -> FeatureStatistics:
+        return _UnfittedOnly(self)
 
     def lookup_layer(self) -> None:
         return None
@@ -574,6 +588,122 @@ class EmbeddingFeature:
 
     def baseline_columns(self, inputs: np.ndarray) -> BaselineColumns:
         return _dense_columns(inputs)  # the vector, for both
+
+
+# Statistics a spec is fitted with, gathered in one pass over batches of rows: each kind's
+# `statistics()` gives an accumulator that takes batches (`update`), combines with another
+# over other rows (`merge`: the same statistics whether rows arrive in one batch, many, or on
+# several workers) and gives the fitted feature (`fitted`). `DatasetSpec.fit` is one batch.
+
+# Numbers a numeric feature keeps for its quantile buckets: a uniform sample (bottom-k by
+# seeded random keys, which merges exactly); every value while there are fewer, so the
+# boundaries of data up to this size are exact.
+QUANTILE_SAMPLE_SIZE = 200_000
+
+
+class FeatureStatistics:
+    """Accumulates one feature's statistics over batches of its raw column."""
+
+    def __init__(self, feature):
+        self.feature = feature
+
+    def update(self, values: np.ndarray) -> None:
+        """Adds a batch of the raw column (the rows of `DatasetSpec.check_columns`)."""
+
+    def merge(self, other: FeatureStatistics) -> None:
+        """Adds the statistics of other rows of the same feature."""
+
+    def fitted(self):
+        """The fitted feature."""
+        return self.feature
+
+
+class _UnfittedOnly(FeatureStatistics):
+    """A feature with nothing to learn (ids, vectors, or fitted already)."""
+
+
+class _ValueCounts(FeatureStatistics):
+    """How often each value occurs: a categorical feature's vocabulary."""
+
+    def __init__(self, feature):
+        super().__init__(feature)
+        self.counts: collections.Counter = collections.Counter()
+
+    def update(self, values: np.ndarray) -> None:
+        values = np.asarray(values)
+        if values.dtype == object:  # np.unique sorts; mixed str/bytes objects cannot be
+            values = values.astype(str)
+        unique, counts = np.unique(values, return_counts=True)
+        cast = str if self.feature.dtype == STRING else int
+        self.counts.update({cast(v): int(c) for v, c in zip(unique.tolist(), counts.tolist())})
+
+    def merge(self, other: _ValueCounts) -> None:
+        self.counts.update(other.counts)
+
+    def fitted(self):
+        return self.feature.fitted_from_counts(self.counts)
+
+
+class _Moments(FeatureStatistics):
+    """Count, mean and sum of squared deviations of the finite (transformed) values,
+    merged exactly (Chan et al.), and a mergeable uniform sample for the quantiles."""
+
+    def __init__(self, feature, *, sample_size: int = QUANTILE_SAMPLE_SIZE, seed: int = 0):
+        super().__init__(feature)
+        self.count, self.mean, self.squares = 0, 0.0, 0.0
+        self.sample_size = sample_size
+        self._rng = np.random.default_rng(seed)
+        self.sample = np.zeros(0)  # [<= sample_size] values
+        self.keys = np.zeros(0)  # [<= sample_size] their random keys; the smallest kept
+
+    def update(self, values: np.ndarray) -> None:
+        transformed = self.feature.transform_np(values)
+        finite = transformed[np.isfinite(transformed)]
+        if finite.size == 0:
+            return
+        batch = _Moments(self.feature, sample_size=self.sample_size)
+        batch.count, batch.mean = finite.size, float(finite.mean())
+        batch.squares = float(((finite - batch.mean) ** 2).sum())
+        if self.feature.num_buckets is not None:
+            batch.sample, batch.keys = finite, self._rng.random(finite.size)
+        self.merge(batch)
+
+    def merge(self, other: _Moments) -> None:
+        if other.count == 0:
+            return
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        self.mean += delta * other.count / count
+        self.squares += other.squares + delta**2 * self.count * other.count / count
+        self.count = count
+        if other.sample.size:
+            sample, keys = np.concatenate([self.sample, other.sample]), np.concatenate([self.keys, other.keys])
+            if sample.size > self.sample_size:
+                kept = np.argpartition(keys, self.sample_size)[: self.sample_size]
+                sample, keys = sample[kept], keys[kept]
+            self.sample, self.keys = sample, keys
+
+    def fitted(self):
+        std = float(np.sqrt(self.squares / self.count)) if self.count else 1.0
+        return self.feature.fitted_from_moments(self.count, self.mean, std, self.sample)
+
+
+class _SequenceElements(FeatureStatistics):
+    """The statistics of a sequence's element over its valid (non-padding) positions."""
+
+    def __init__(self, feature, *, seed: int = 0):
+        super().__init__(feature)
+        self.element = feature.element.statistics(seed=seed)
+
+    def update(self, values: np.ndarray) -> None:
+        values = np.asarray(values)
+        self.element.update(values[self.feature.valid_mask_np(values)])
+
+    def merge(self, other: _SequenceElements) -> None:
+        self.element.merge(other.element)
+
+    def fitted(self):
+        return dataclasses.replace(self.feature, element=self.element.fitted())
 
 
 Feature = CategoricalFeature | IdFeature | NumericFeature | SequenceFeature | EmbeddingFeature
@@ -654,10 +784,17 @@ class DatasetSpec:
         """Learns vocabularies and normalisation statistics from `columns`.
 
         Pass the training split only: validation and test rows must not leak into the
-        statistics. Features that are already fitted are kept as they are.
+        statistics. Features that are already fitted are kept as they are. (Data that
+        arrives in batches: `statistics()`.)
         """
-        self.check_columns(columns)
-        return dataclasses.replace(self, features=tuple(f.fitted(np.asarray(columns[f.name])) for f in self.features))
+        statistics = self.statistics()
+        statistics.update(columns)
+        return statistics.fitted()
+
+    def statistics(self, *, seed: int = 0) -> SpecStatistics:
+        """An accumulator of the spec's statistics over batches of rows (one streaming pass);
+        `seed` seeds the quantile samples (give accumulators of different rows different seeds)."""
+        return SpecStatistics(self, seed=seed)
 
     def check_columns(self, columns: Mapping[str, Any], *, source: str = "") -> int:
         """Checks that `columns` hold every feature with a usable dtype and shape.
@@ -719,6 +856,29 @@ class DatasetSpec:
             features=tuple(feature_from_config(c) for c in config["features"]),
             labels=tuple(config.get("labels", ())),
         )
+
+
+class SpecStatistics:
+    """Every feature's statistics over batches of columns; `fitted()` is the fitted spec.
+    Accumulators of the same spec over different rows `merge` (workers, files)."""
+
+    def __init__(self, spec: DatasetSpec, *, seed: int = 0):
+        self.spec = spec
+        self.features = {f.name: f.statistics(seed=seed) for f in spec.features}
+        self.num_rows = 0
+
+    def update(self, columns: Mapping[str, np.ndarray]) -> None:
+        self.num_rows += self.spec.check_columns(columns)
+        for name, statistics in self.features.items():
+            statistics.update(np.asarray(columns[name]))
+
+    def merge(self, other: SpecStatistics) -> None:
+        self.num_rows += other.num_rows
+        for name, statistics in self.features.items():
+            statistics.merge(other.features[name])
+
+    def fitted(self) -> DatasetSpec:
+        return dataclasses.replace(self.spec, features=tuple(s.fitted() for s in self.features.values()))
 
 
 def as_spec(spec: DatasetSpec | Mapping[str, Any]) -> DatasetSpec:

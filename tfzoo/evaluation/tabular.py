@@ -119,7 +119,9 @@ class TabularBaselines:
             n_iter_no_change=10,
             random_state=self.seed,
         )
-        if trees.shape[1] == 0 or len(np.unique(labels[observed])) < 2:
+        # Early stopping holds out a stratified tenth: each class needs two rows at least.
+        counts = np.bincount(labels[observed].astype(np.int64), minlength=2)
+        if trees.shape[1] == 0 or counts.min() < 2:
             return _Constant(float(labels[observed].mean()) if observed.any() else 0.5)
         return model.fit(trees[observed], labels[observed])
 
@@ -141,7 +143,8 @@ class TabularBaselines:
 
 
 class _Constant:
-    """A task the trees cannot fit (one class, or no tree columns): its base rate."""
+    """A task the trees cannot fit (a class with fewer than two rows, or no tree columns):
+    its base rate."""
 
     def __init__(self, rate: float):
         self.rate = rate

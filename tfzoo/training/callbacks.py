@@ -15,6 +15,25 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; training was stopped."""
 
 
+class ReportBadRows(tf.keras.callbacks.Callback):
+    """After each epoch, the rows that `on_bad_row="skip"` left out of it, per file (read
+    from `BadRowCounts`), logged and printed: nothing is dropped silently."""
+
+    def __init__(self, bad_rows):
+        super().__init__()
+        self.bad_rows = bad_rows
+        self.skipped: list[dict[str, int]] = []  # per epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        counts = self.bad_rows.take()
+        self.skipped.append(counts)
+        if counts:
+            files = ", ".join(f"{path}: {count}" for path, count in sorted(counts.items()))
+            print(f"epoch {epoch + 1}: skipped {sum(counts.values())} bad row(s) ({files})", flush=True)
+            if logs is not None:
+                logs["skipped_rows"] = float(sum(counts.values()))
+
+
 class StopOnNaN(tf.keras.callbacks.Callback):
     """Stops training at the first batch whose loss is NaN or infinite, and says where.
 

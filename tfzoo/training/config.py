@@ -37,6 +37,10 @@ class RunConfig:
       data_options: options of the dataset's split (`tfzoo.data.registry.DATA_OPTIONS`).
       init_from: a pre-training run directory to start from (tasks with a
         `pretraining_model`, e.g. SUPER-MoE from `tfzoo pretrain supermoe`).
+      data_config: the user's own data (`tfzoo.data.data_config`, as a dict; `dataset`
+        is then its name): streamed from its files, never held in memory.
+      on_bad_row: with `data_config`, "raise" at the first bad row (naming its file and
+        line) or "skip" bad rows (counted per file, reported after each epoch).
       precision: the Keras dtype policy the model is built under (`PRECISIONS`):
         "mixed_bfloat16" or "mixed_float16" compute in 16 bits with float32 variables
         (float16 with dynamic loss scaling); checkpoints and exports are float32 alike.
@@ -57,6 +61,8 @@ class RunConfig:
     learning_rate_schedule: str = "constant"
     init_from: str | None = None
     precision: str = "float32"
+    data_config: dict[str, Any] | None = None
+    on_bad_row: str = "raise"
 
     def __post_init__(self):
         from tfzoo.training.registry import PRETRAINING, task_for  # tasks build on this module
@@ -67,6 +73,8 @@ class RunConfig:
                 f"{self.model} has no pre-training to start from. Received: init_from={self.init_from!r}. "
                 f"Accepted: init_from with model {', '.join(sorted(PRETRAINING))}"
             )
+        if self.on_bad_row not in ("raise", "skip"):
+            raise ValueError(f"`on_bad_row` must be 'raise' or 'skip'. Received: on_bad_row={self.on_bad_row!r}")
         task.check(self)
         for name, value in task.run_defaults.items():
             if getattr(self, name) is None:

@@ -216,6 +216,15 @@ def per_replica_input(
     return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
 
 
+def input_pipelines(strategy: tf.distribute.Strategy) -> int:
+    """How many input pipelines `strategy` runs: one per worker process (the chief
+    included) under `multi_worker`, one otherwise."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        info = task_info()
+        return max(1, info.num_workers + int(info.has_chief_task))
+    return 1
+
+
 def feeds_replicas_separately(strategy: tf.distribute.Strategy) -> bool:
     """Whether `strategy` runs more than one replica or process (so that global batches
     would be split or dealt out)."""

@@ -180,6 +180,11 @@ def train(
     Under `parameter_server`, variables of `min_shard_bytes` or more are split across the
     parameter servers; `config.json` records where every variable lives.
     """
+    if strategy == "parameter_server" and config.data_config is not None:
+        raise ValueError(
+            "The files of a data config are read by Python readers, which parameter-server workers (TensorFlow "
+            "ops only) cannot run. Received: strategy='parameter_server'. Accepted: default, mirrored, multi_worker"
+        )
     if distribute.is_server_task(strategy):
         distribute.serve_cluster_task()  # returns only when the process is killed
         return {}
@@ -281,7 +286,10 @@ def _fit(
     fit_data = task.datasets(run.prepared, config, initial_epoch=first_epoch)
     validation = fit_data.validation and distribute.shard_by_data(fit_data.validation)
     parameter_server = isinstance(tf_strategy, tf.distribute.ParameterServerStrategy)
+    steps_per_epoch = fit_data.steps_per_epoch
     if fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy):
+        if fit_data.sharded_steps_per_epoch is not None:
+            steps_per_epoch = fit_data.sharded_steps_per_epoch(distribute.input_pipelines(tf_strategy))
         train_data = distribute.per_replica_input(tf_strategy, fit_data.replica_fn, skip_steps=skip)
         # Validation batches cannot be split across replicas either: the run's exact
         # validation metrics come from `report` after training.
@@ -314,6 +322,7 @@ def _fit(
             previous_scores=history_file.history.get(task.validation_metric, [])[:first_epoch],
         )
     callbacks = [
+        *fit_data.callbacks,
         stop_on_nan,
         *([best_epoch] if best_epoch else []),
         history_file,
@@ -324,7 +333,7 @@ def _fit(
     started = time.perf_counter()
     run.model.fit(
         train_data,
-        steps_per_epoch=fit_data.steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
         validation_data=validation,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
@@ -337,7 +346,7 @@ def _fit(
     return {
         "history": history_file.history,
         "seconds": seconds,
-        "steps_per_epoch": fit_data.steps_per_epoch,
+        "steps_per_epoch": steps_per_epoch,
         "best_epoch": None if best_epoch is None or best_epoch.best_epoch is None else best_epoch.best_epoch + 1,
     }
 

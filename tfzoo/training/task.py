@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
+from tfzoo.data.data_config import DataConfig
 from tfzoo.data.registry import check_dataset, load_dataset
+from tfzoo.data.streaming import StreamedSplits
 from tfzoo.training.config import RunConfig
 
 if TYPE_CHECKING:  # the run module builds on this one
@@ -119,6 +121,11 @@ class FitData:
     # `tf.distribute.InputContext`. Every multi-replica or multi-worker strategy then feeds
     # each replica its own batches instead of splitting global ones.
     replica_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset] | None = None
+    # With `replica_fn` reading a share of the files per input pipeline: the steps of an
+    # epoch for that many pipelines (default `steps_per_epoch`).
+    sharded_steps_per_epoch: Callable[[int], int] | None = None
+    # Keras callbacks the data needs beside the run's own (e.g. reporting skipped rows).
+    callbacks: list = dataclasses.field(default_factory=list)
 
     @classmethod
     def epochs_of(
@@ -133,6 +140,12 @@ class FitData:
             validation=validation,
             train_fn=train_fn,
         )
+
+
+def _tasks_taking_data_configs() -> list[str]:
+    from tfzoo.training.registry import TASKS, task_for  # the registry builds on this module
+
+    return [name for name in TASKS if task_for(name).accepts_data_configs]
 
 
 def stored_run(directory: str | Path) -> dict:
@@ -164,6 +177,8 @@ class ModelTask(abc.ABC):
     pretraining_model: ClassVar[str | None] = None
     # The datasets (`tfzoo.data.DATASETS` names) whose rows the task's models read.
     accepted_datasets: ClassVar[tuple[str, ...]] = ()
+    # Whether the task's models train on the user's own files (`RunConfig.data_config`).
+    accepts_data_configs: ClassVar[bool] = False
     # Options `export` takes beyond the common ones (`tfzoo export --target-recall ...`).
     export_options: ClassVar[tuple[str, ...]] = ()
 
@@ -182,8 +197,22 @@ class ModelTask(abc.ABC):
         """Fails, before any data is read, on a dataset, data option or model option that
         the model does not take; each error is one line naming what was received and what
         is accepted."""
-        check_dataset(config.dataset, config.data_options)
-        if config.dataset not in self.accepted_datasets:
+        if config.data_config is not None:
+            if not self.accepts_data_configs:
+                accepted = sorted(task for task in _tasks_taking_data_configs())
+                raise ValueError(
+                    f"Model {config.model!r} does not train from a data config yet. Received: "
+                    f"data_config={config.data_config.get('source', config.dataset)!r}. Accepted: models "
+                    f"{', '.join(accepted)}; or a named dataset: {', '.join(self.accepted_datasets)}"
+                )
+            if config.data_options:
+                raise ValueError(
+                    f"A data config takes no data options. Received: {sorted(config.data_options)}. Accepted: none"
+                )
+            self.data_config(config)  # a config error names its file and key
+        else:
+            check_dataset(config.dataset, config.data_options)
+        if config.data_config is None and config.dataset not in self.accepted_datasets:
             raise ValueError(
                 f"Model {config.model!r} does not train on dataset {config.dataset!r}. "
                 f"Received: dataset={config.dataset!r}. Accepted: {', '.join(self.accepted_datasets)}"
@@ -197,8 +226,17 @@ class ModelTask(abc.ABC):
             )
 
     @staticmethod
-    def load_data(config: RunConfig):
-        """The run's dataset, split as `config` says (`tfzoo.data.load_dataset`)."""
+    def data_config(config: RunConfig) -> DataConfig:
+        """The run's `DataConfig` (`config.data_config` parsed)."""
+        raw = {k: v for k, v in config.data_config.items() if k != "source"}
+        return DataConfig.from_dict(raw, source=config.data_config.get("source", "<data config>"))
+
+    @classmethod
+    def load_data(cls, config: RunConfig):
+        """The run's dataset, split as `config` says (`tfzoo.data.load_dataset`), or its
+        data config's files as streams (`tfzoo.data.streaming.StreamedSplits`)."""
+        if config.data_config is not None:
+            return StreamedSplits(cls.data_config(config), on_bad_row=config.on_bad_row)
         return load_dataset(
             config.dataset,
             path=config.data_path,

@@ -1,0 +1,77 @@
+"""Data configs: YAML and JSON read alike; every mistake names the file, the key and what
+is accepted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tfzoo.data.data_config import DataConfig, DataConfigError, read_data_config
+
+RAW = {
+    "name": "clicks",
+    "format": "csv",
+    "files": "shards/*.csv",
+    "split": {"by": "hash", "key": "user", "shares": [0.8, 0.1, 0.1]},
+    "features": [
+        {"name": "age", "kind": "numeric", "num_buckets": 4},
+        {"name": "city", "kind": "categorical", "max_tokens": 100, "min_count": 2},
+        {"name": "tags", "kind": "sequence", "max_length": 5, "element": {"kind": "categorical", "name": "tags"}},
+    ],
+    "labels": ["click", {"name": "buy", "column": "action", "positive": ["buy", "order"]}],
+}
+
+
+def test_yaml_and_json_read_alike_with_patterns_from_the_config_folder(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(RAW))
+    (tmp_path / "b.json").write_text(json.dumps(RAW))
+    from_yaml, from_json = read_data_config(tmp_path / "a.yaml"), read_data_config(tmp_path / "b.json")
+    assert from_yaml.spec == from_json.spec
+    assert from_yaml.files == from_json.files == {"all": (str(tmp_path / "shards/*.csv"),)}
+    assert from_yaml.spec.labels == ("click", "buy")
+    assert from_yaml.label_columns[1].positive == ("buy", "order")
+    assert from_yaml.spec.feature("city").max_tokens == 100
+    assert from_yaml.needed_columns == ("age", "city", "tags", "click", "action", "user")
+    # What a run stores reads back to the same config, from anywhere.
+    assert DataConfig.from_dict(from_yaml.to_dict(), source="stored").spec == from_yaml.spec
+
+
+@pytest.mark.parametrize(
+    "change, key, accepted",
+    [
+        ({"format": "xlsx"}, "`format`", "Accepted: csv, tsv, parquet, tfrecord"),
+        ({"colour": 1}, "`colour`", "Accepted: name, format"),
+        ({"labels": []}, "`labels`", "at least one label"),
+        ({"split": {"by": "random"}}, "`split.by`", "Accepted: hash, column, time"),
+        ({"split": {"by": "hash", "key": "user", "shares": [0.5, 0.1, 0.1]}}, "`split.shares`", "summing to 1"),
+        ({"split": {"by": "time", "column": "ts", "validation_from": 5}}, "`split.test_from`", "required"),
+        ({"split": None}, "`split`", "needs a split rule"),
+        ({"files": {"train": "a.csv"}}, "`files`", "exactly train, validation, test"),
+        ({"features": [{"name": "age", "kind": "numeric", "num_buckets": 1}]}, "`features[0]`", "num_buckets=1"),
+        ({"features": [{"name": "age", "kind": "vector"}]}, "`features[0]`", "expected one of"),
+        ({"features": [{"name": "age"}]}, "`features[0]`", "needs `name` and `kind`"),
+        ({"labels": [{"name": "buy", "colum": "action"}]}, "`labels[0].colum`", "Accepted: name, column, positive"),
+        ({"columns": ["age"]}, "`columns`", "lacks"),
+    ],
+)
+def test_each_mistake_names_the_file_the_key_and_what_is_accepted(tmp_path, change, key, accepted):
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump({**RAW, **change}))
+    with pytest.raises(DataConfigError) as error:
+        read_data_config(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: {key}:"), message
+    assert accepted in message
+
+
+def test_unreadable_or_malformed_files_name_the_file(tmp_path):
+    with pytest.raises(DataConfigError, match="missing.yaml.*cannot be read"):
+        read_data_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataConfigError, match="bad.json.*not valid JSON"):
+        read_data_config(tmp_path / "bad.json")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(DataConfigError, match="list.yaml.*mapping"):
+        read_data_config(tmp_path / "list.yaml")

@@ -1,0 +1,145 @@
+"""`tfzoo train MODEL --data-config FILE`: a ranker trained from files it never holds in
+memory reports, resumes and exports exactly as one trained from memory.
+
+The rows are the generated multi-scenario rows, written as shards with a `part` column
+that splits them; the in-memory copy of the same rows checks every number."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from tfzoo import cli
+from tfzoo.data.file_writers import data_config_of, write_shards
+from tfzoo.data.pipeline import make_dataset
+from tfzoo.data.synthetic import make_multi_scenario_data
+from tfzoo.evaluation.metrics import task_metrics
+from tfzoo.training import RunConfig, evaluate, load_run, train
+
+TINY_MMOE = {"embedding_dim": 2, "num_experts": 2, "expert_units": [8], "tower_units": [4]}
+SPLITS = ("train", "validation", "test")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    data = make_multi_scenario_data(num_rows=6000, seed=0)
+    part = np.array(SPLITS)[np.random.default_rng(0).choice(3, len(data), p=[0.8, 0.1, 0.1])]
+    return data, part
+
+
+def _config_file(rows, directory, file_format: str) -> str:
+    data, part = rows
+    write_shards(data, directory / "shards", file_format=file_format, num_shards=3, extra_columns={"part": part})
+    rule = {"by": "column", "column": "part", "values": {s: [s] for s in SPLITS}}
+    raw = data_config_of(data.spec, file_format=file_format, files="shards/part-*", split=rule, name="clicks")
+    path = directory / "clicks.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return str(path)
+
+
+def _run_config(path: str, **overrides) -> RunConfig:
+    from tfzoo.data.data_config import read_data_config
+
+    data_config = read_data_config(path)
+    stored = {**data_config.to_dict(), "name": data_config.name, "source": data_config.source}
+    settings = dict(
+        model="mmoe", dataset="clicks", data_config=stored, epochs=2, batch_size=64, seed=3, model_options=TINY_MMOE
+    )
+    return RunConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def csv_run(rows, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("csv")
+    path = _config_file(rows, directory, "csv")
+    return path, directory / "run", train(_run_config(path, patience=0), directory / "run", verbose=0)
+
+
+def test_the_streamed_report_is_the_model_on_the_same_rows_in_memory(rows, csv_run):
+    data, part = rows
+    _, run_dir, metrics = csv_run
+    losses = metrics["history"]["loss"]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert stored["inputs"]["rows"] == {s: int((part == s).sum()) for s in SPLITS}
+    assert stored["run"]["data_config"]["format"] == "csv" and "part" in stored["split"]
+    # The restored model on the in-memory copy of the test rows: the numbers the run wrote.
+    run = load_run(run_dir)
+    test = data.take(np.flatnonzero(part == "test"))
+    predictions = run.model.predict(make_dataset(test, run.inputs.feature_spec, batch_size=512, with_labels=False))
+    expected = task_metrics(test.labels, predictions, test.label_masks)
+    for task in ("ctr", "atc", "cvr"):
+        assert metrics["test"][task]["rows"] == expected[task]["rows"]
+        assert metrics["test"][task]["auc"] == pytest.approx(expected[task]["auc"], abs=1e-5), task
+    assert metrics["test"]["ctr"]["auc"] > 0.6  # it learned (ctr is the densest task)
+    # The baselines on the same rows, and `evaluate` reproduces it all from the files.
+    for name, report in metrics["baselines"]["test"].items():
+        assert report["ctr"]["rows"] == expected["ctr"]["rows"] and report["ctr"]["auc"] > 0.6, name
+    assert evaluate(run_dir)["tasks"]["ctr"]["auc"] == pytest.approx(metrics["test"]["ctr"]["auc"], abs=1e-6)
+
+
+def test_resumed_streamed_run_equals_an_uninterrupted_one(csv_run, tmp_path):
+    path, straight_dir, _ = csv_run
+    train(_run_config(path, epochs=1, patience=0), tmp_path / "resumed", verbose=0)
+    train(_run_config(path, epochs=2, patience=0), tmp_path / "resumed", resume=True, verbose=0)
+    straight, resumed = load_run(straight_dir), load_run(tmp_path / "resumed")
+    for run in (straight, resumed):
+        run.checkpoint.restore(run.model)
+    assert int(resumed.model.optimizer.iterations) == int(straight.model.optimizer.iterations)
+    for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_export_serves_raw_rows_as_the_streamed_model_scores_them(rows, csv_run, tmp_path):
+    data, part = rows
+    _, run_dir, _ = csv_run
+    assert cli.main(["export", "--run", str(run_dir), "--to", str(tmp_path), "--name", "clicks"]) == 0
+    serving = tf.saved_model.load(str(tmp_path / "clicks" / "1")).signatures["serving_default"]
+    run = load_run(run_dir)
+    test = data.take(np.flatnonzero(part == "test")[:50])
+    raw = {f.name: tf.constant(test.features[f.name]) for f in run.inputs.feature_spec.features}
+    served = serving(**raw)
+    predicted = run.model.predict(make_dataset(test, run.inputs.feature_spec, batch_size=64, with_labels=False))
+    for task, scores in predicted.items():
+        np.testing.assert_allclose(np.ravel(served[task]), np.ravel(scores), atol=1e-5)
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "tfrecord"])
+def test_parquet_and_tfrecord_train_from_the_command_line(rows, tmp_path, file_format, capsys):
+    path = _config_file(rows, tmp_path, file_format)
+    run_dir = tmp_path / "run"
+    args = ["train", "mmoe", "--data-config", path, "--epochs", "1", "--batch-size", "512", "--out", str(run_dir)]
+    assert cli.main([*args, "--option", f"num_experts={TINY_MMOE['num_experts']}"]) == 0
+    out = capsys.readouterr().out
+    assert "split: clicks: by the value of 'part'" in out and "logistic_regression (test)" in out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["ctr"]["rows"] == int((rows[1] == "test").sum())
+
+
+def test_each_worker_reads_its_own_files_and_together_every_training_row(rows, csv_run):
+    # What `tfzoo train --strategy multi_worker` hands each of two workers' input
+    # pipelines (one replica each) over the three shards: files 0 and 2, and file 1.
+    from tfzoo.training.registry import task_for
+
+    data, part = rows
+    config = _run_config(csv_run[0], epochs=1, batch_size=64)
+    task = task_for("mmoe")
+    prepared = task.prepare(config, None)
+    fit = task.datasets(prepared, config)
+    steps = fit.sharded_steps_per_epoch(2)
+    row_key = data.features["item_vector"][:, 0]  # continuous: one value per row
+    train = np.flatnonzero(part == "train")
+    expected = [set(row_key[train[train % 3 != 1]].tolist()), set(row_key[train[train % 3 == 1]].tolist())]
+    assert steps == int(np.ceil(max(map(len, expected)) / 32))  # the larger share, 32 rows a step
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker, num_replicas_in_sync=2)
+        batches = list(fit.replica_fn(context))
+        assert len(batches) == steps and all(len(b[1]["ctr"]) == 32 for b in batches)
+        seen = {float(v) for b in batches for v in b[0]["item_vector"][:, 0].numpy()}
+        # Its own rows, every one of them (the smaller share goes round again).
+        assert seen == expected[worker], worker
+    assert not expected[0] & expected[1]

@@ -1,0 +1,286 @@
+"""A dataset described by one YAML or JSON file: where its files are, what each column is,
+which are the labels, and how rows fall into train / validation / test.
+
+    name: clicks                  # default: the file's stem
+    format: csv                   # csv | tsv | parquet | tfrecord (tf.train.Example)
+    files: shards/part-*.csv      # patterns (relative to this file) of every row ...
+    split: {by: hash, key: user_id, shares: [0.8, 0.1, 0.1]}
+    # ... or files per split, without `split`:
+    # files: {train: train-*.csv, validation: val-*.csv, test: test-*.csv}
+    features:                     # tfzoo.data.features kinds and their options
+      - {name: age, kind: numeric, num_buckets: 10}
+      - {name: city, kind: categorical, max_tokens: 10000, min_count: 5}
+      - {name: user_id, kind: categorical, hash_buckets: 1000000}
+    labels: [click, {name: buy, column: behaviour, positive: [buy]}]
+
+Split rules, each deterministic row by row, so a stream can apply it:
+- `{by: hash, key: COLUMN, shares: [train, validation, test]}`: the row's key hashed
+  (FarmHash fingerprint of its text), so all rows of one key fall in one split;
+- `{by: column, column: COLUMN, values: {train: [...], validation: [...], test: [...]}}`;
+- `{by: time, column: COLUMN, validation_from: T1, test_from: T2}`: rows before T1 train,
+  from T2 test, between validation.
+
+Files are any path `tf.io.gfile` opens (local, `gs://`, HDFS where TensorFlow has them);
+CSV and TSV may be gzip-compressed (`.gz`). Sequence and embedding columns of text files
+hold their values joined by `separator` (default "|"). A headerless text file names its
+columns with `columns: [...]`.
+
+Every error names the config file, the key at fault and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tfzoo.data.features import DatasetSpec, feature_from_config
+
+FORMATS = ("csv", "tsv", "parquet", "tfrecord")
+SPLITS = ("train", "validation", "test")
+SPLIT_RULES = ("hash", "column", "time")
+_KEYS = ("name", "format", "files", "split", "features", "labels", "separator", "columns", "description")
+
+
+class DataConfigError(ValueError):
+    """A data config that cannot be used; the message names the file and the key."""
+
+    def __init__(self, path: str, key: str, message: str):
+        self.path, self.key = str(path), key
+        super().__init__(f"{path}: `{key}`: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelColumn:
+    """A binary label: the column's number (0 / 1; empty or NaN: missing), or 1 where the
+    column's text is one of `positive`."""
+
+    name: str
+    column: str
+    positive: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitRule:
+    by: str  # "files", "hash", "column" or "time"
+    key: str | None = None  # hash: the key column
+    shares: tuple[float, float, float] | None = None
+    column: str | None = None  # column / time
+    values: Mapping[str, tuple[str, ...]] | None = None
+    validation_from: float | None = None
+    test_from: float | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for c in (self.key, self.column) if c is not None)
+
+    def describe(self) -> str:
+        if self.by == "files":
+            return "files per split"
+        if self.by == "hash":
+            shares = "/".join(f"{s:g}" for s in self.shares)
+            return f"hash of {self.key!r} into train/validation/test shares {shares}"
+        if self.by == "column":
+            return f"by the value of {self.column!r}: " + "; ".join(f"{s} {list(v)}" for s, v in self.values.items())
+        return (
+            f"by {self.column!r}: train before {self.validation_from:g}, validation before "
+            f"{self.test_from:g}, test from it"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """A parsed data config (see the module docstring); `to_dict()` is stored with a run."""
+
+    name: str
+    format: str
+    files: Mapping[str, tuple[str, ...]]  # split -> patterns; "all" with a split rule
+    split: SplitRule
+    spec: DatasetSpec  # unfitted features, labels named
+    label_columns: tuple[LabelColumn, ...]
+    separator: str = "|"
+    columns: tuple[str, ...] | None = None  # headerless text files
+    source: str = ""  # the config file
+    # As given, its patterns made absolute: stored with a run, which then reopens anywhere.
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        if self.columns is not None:
+            missing = [c for c in self.needed_columns if c not in self.columns]
+            if missing:
+                raise DataConfigError(
+                    self.source, "columns", f"lacks {missing}, which the features, labels or split read"
+                )
+
+    @property
+    def needed_columns(self) -> tuple[str, ...]:
+        """Every column a row is read for: features, label columns, split columns."""
+        names = [*self.spec.feature_names, *(label.column for label in self.label_columns), *self.split.columns]
+        return tuple(dict.fromkeys(names))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, source: str = "<data config>", base: str | None = None) -> DataConfig:
+        """Parses `raw`; relative file patterns are taken from `base` (the config's folder)."""
+        if not isinstance(raw, Mapping):
+            raise DataConfigError(source, "", f"must be a mapping. Received: {type(raw).__name__}")
+        raw = dict(raw)
+        unknown = sorted(set(raw) - set(_KEYS))
+        if unknown:
+            raise DataConfigError(source, unknown[0], f"unknown key. Accepted: {', '.join(_KEYS)}")
+        for key in ("format", "files", "features", "labels"):
+            if key not in raw:
+                raise DataConfigError(source, key, "required")
+        fmt = raw["format"]
+        if fmt not in FORMATS:
+            raise DataConfigError(source, "format", f"Received: {fmt!r}. Accepted: {', '.join(FORMATS)}")
+        files = _files(raw["files"], source, base)
+        split = _split_rule(raw.get("split"), files, source)
+        features = []
+        for i, feature in enumerate(_list(raw["features"], source, "features")):
+            key = f"features[{i}]"
+            if not isinstance(feature, Mapping) or "kind" not in feature or "name" not in feature:
+                raise DataConfigError(source, key, f"needs `name` and `kind`. Received: {feature!r}")
+            try:
+                features.append(feature_from_config(feature))
+            except (TypeError, ValueError) as error:
+                raise DataConfigError(source, key, str(error)) from None
+        labels = tuple(
+            _label(label, source, f"labels[{i}]") for i, label in enumerate(_list(raw["labels"], source, "labels"))
+        )
+        if not labels:
+            raise DataConfigError(source, "labels", "name at least one label")
+        try:
+            spec = DatasetSpec(features=tuple(features), labels=tuple(label.name for label in labels))
+        except ValueError as error:
+            raise DataConfigError(source, "features", str(error)) from None
+        separator = raw.get("separator", "|")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise DataConfigError(source, "separator", f"one character. Received: {separator!r}")
+        columns = raw.get("columns")
+        if columns is not None:
+            if fmt not in ("csv", "tsv"):
+                raise DataConfigError(source, "columns", f"names the columns of headerless csv / tsv files, not {fmt}")
+            columns = tuple(str(c) for c in _list(columns, source, "columns"))
+        return cls(
+            name=str(raw.get("name") or Path(source).stem),
+            format=fmt,
+            files=files,
+            split=split,
+            spec=spec,
+            label_columns=labels,
+            separator=separator,
+            columns=columns,
+            source=source,
+            raw={**raw, "files": {k: list(v) for k, v in files.items()}},
+        )
+
+
+def read_data_config(path: str | Path) -> DataConfig:
+    """The data config in `path` (YAML, or JSON: a `.json` suffix)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise DataConfigError(str(path), "", f"cannot be read ({error.strerror or error})") from None
+    language = "JSON" if path.suffix == ".json" else "YAML"
+    try:
+        raw = json.loads(text) if language == "JSON" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as error:
+        raise DataConfigError(str(path), "", f"is not valid {language}: {error}") from None
+    if not isinstance(raw, Mapping):
+        raise DataConfigError(str(path), "", f"must hold a mapping of keys. Received: {type(raw).__name__}")
+    return DataConfig.from_dict(raw, source=str(path), base=str(path.parent.resolve()))
+
+
+def _list(value: Any, source: str, key: str) -> list:
+    if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
+        raise DataConfigError(source, key, f"must be a list. Received: {value!r}")
+    return list(value)
+
+
+def _patterns(value: Any, source: str, key: str, base: str | None) -> tuple[str, ...]:
+    patterns = [value] if isinstance(value, str) else _list(value, source, key)
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise DataConfigError(source, key, f"one or more file patterns. Received: {value!r}")
+    return tuple(p if base is None or "://" in p or Path(p).is_absolute() else str(Path(base) / p) for p in patterns)
+
+
+def _files(value: Any, source: str, base: str | None) -> dict[str, tuple[str, ...]]:
+    if isinstance(value, Mapping):
+        if "all" in value:
+            if len(value) > 1:
+                raise DataConfigError(source, "files", "`all` or one entry per split, not both")
+            return {"all": _patterns(value["all"], source, "files.all", base)}
+        unknown = sorted(set(value) - set(SPLITS))
+        missing = [s for s in SPLITS if s not in value]
+        if unknown or missing:
+            raise DataConfigError(
+                source, "files", f"per split needs exactly {', '.join(SPLITS)}. Received: {sorted(value)}"
+            )
+        return {s: _patterns(value[s], source, f"files.{s}", base) for s in SPLITS}
+    return {"all": _patterns(value, source, "files", base)}
+
+
+def _split_rule(value: Any, files: Mapping[str, Any], source: str) -> SplitRule:
+    if "all" not in files:
+        if value is not None:
+            raise DataConfigError(source, "split", "files are given per split already: drop `split`")
+        return SplitRule(by="files")
+    if not isinstance(value, Mapping):
+        raise DataConfigError(source, "split", f"one file set needs a split rule: by {', '.join(SPLIT_RULES)}")
+    by = value.get("by")
+    if by not in SPLIT_RULES:
+        raise DataConfigError(source, "split.by", f"Received: {by!r}. Accepted: {', '.join(SPLIT_RULES)}")
+    accepted = {"hash": {"by", "key", "shares"}, "column": {"by", "column", "values"}, "time": set()}
+    accepted["time"] = {"by", "column", "validation_from", "test_from"}
+    unknown = sorted(set(value) - accepted[by])
+    if unknown:
+        raise DataConfigError(source, f"split.{unknown[0]}", f"unknown for by={by}. Accepted: {sorted(accepted[by])}")
+    missing = sorted(accepted[by] - set(value))
+    if missing:
+        raise DataConfigError(source, f"split.{missing[0]}", f"required for by={by}")
+    if by == "hash":
+        shares = value["shares"]
+        if (
+            not isinstance(shares, Sequence)
+            or len(shares) != 3
+            or not all(isinstance(s, (int, float)) and s >= 0 for s in shares)
+            or abs(sum(shares) - 1.0) > 1e-6
+        ):
+            raise DataConfigError(source, "split.shares", f"three shares >= 0 summing to 1. Received: {shares!r}")
+        return SplitRule(by="hash", key=str(value["key"]), shares=tuple(float(s) for s in shares))
+    if by == "column":
+        values = value["values"]
+        if not isinstance(values, Mapping) or sorted(values) != sorted(SPLITS):
+            raise DataConfigError(source, "split.values", f"a list of values for each of {', '.join(SPLITS)}")
+        lists = {
+            s: tuple(str(v) for v in ([values[s]] if isinstance(values[s], (str, int)) else values[s])) for s in SPLITS
+        }
+        return SplitRule(by="column", column=str(value["column"]), values=lists)
+    start, end = value["validation_from"], value["test_from"]
+    if not all(isinstance(v, (int, float)) for v in (start, end)) or not start <= end:
+        raise DataConfigError(
+            source, "split", f"numbers with validation_from <= test_from. Received: {start!r}, {end!r}"
+        )
+    return SplitRule(by="time", column=str(value["column"]), validation_from=float(start), test_from=float(end))
+
+
+def _label(value: Any, source: str, key: str) -> LabelColumn:
+    if isinstance(value, str):
+        return LabelColumn(name=value, column=value)
+    if not isinstance(value, Mapping) or "name" not in value:
+        raise DataConfigError(source, key, f"a column name, or {{name, column, positive}}. Received: {value!r}")
+    unknown = sorted(set(value) - {"name", "column", "positive"})
+    if unknown:
+        raise DataConfigError(source, f"{key}.{unknown[0]}", "unknown. Accepted: name, column, positive")
+    positive = value.get("positive")
+    if positive is not None:
+        positive = tuple(str(v) for v in ([positive] if isinstance(positive, (str, int)) else positive))
+    return LabelColumn(name=str(value["name"]), column=str(value.get("column", value["name"])), positive=positive)

@@ -1,0 +1,405 @@
+"""Rows of a data config's files, streamed in batches of NumPy columns, one file at a time.
+
+Each reader yields `RowBatch`es: the raw feature columns in the dtypes of
+`tfzoo.data.features` (the same arrays an in-memory reader builds), the labels (float32,
+NaN where missing) and the split rule's columns. Text files (CSV / TSV, gzip or not) and
+Parquet files are read with pyarrow's streaming readers; TFRecord files of
+`tf.train.Example` with `tf.data`. A bad row (wrong number of fields, a value that is not
+a number where one is needed, a vector of the wrong width) raises a `DataFormatError`
+naming the file and line (record index for Parquet and TFRecord) and the field, or with
+`on_bad_row="skip"` is counted in `BadRowCounts` and left out.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+
+from tfzoo.data.data_config import DataConfig, LabelColumn
+from tfzoo.data.errors import DataFormatError
+from tfzoo.data.features import FLOAT32, INT64, SEQUENCE_PAD, STRING
+
+BAD_ROW_POLICIES = ("raise", "skip")
+BATCH_ROWS = 8192  # rows per batch a reader yields (and per pyarrow block, roughly)
+
+
+@dataclasses.dataclass
+class RowBatch:
+    features: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]  # float32, NaN: missing
+    split_columns: dict[str, np.ndarray]  # str
+
+    def __len__(self) -> int:
+        return len(next(iter(self.labels.values())))
+
+    def take(self, keep: np.ndarray) -> RowBatch:
+        pick = lambda columns: {k: v[keep] for k, v in columns.items()}  # noqa: E731
+        return RowBatch(pick(self.features), pick(self.labels), pick(self.split_columns))
+
+
+class BadRowCounts:
+    """Rows skipped by `on_bad_row="skip"`, per file (readers on several threads add to it)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts: collections.Counter = collections.Counter()
+        self.first: dict[str, str] = {}  # file -> the first skipped row's error
+
+    def add(self, error: DataFormatError) -> None:
+        with self._lock:
+            self.counts[error.path] += 1
+            self.first.setdefault(error.path, str(error))
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, reset (one epoch's)."""
+        with self._lock:
+            counts, self.counts = dict(self.counts), collections.Counter()
+        return counts
+
+
+class _Rows:
+    """Applies the bad-row policy to the rows of one file."""
+
+    def __init__(self, path: str, policy: str, counts: BadRowCounts | None):
+        if policy not in BAD_ROW_POLICIES:
+            raise ValueError(f"`on_bad_row` must be one of {BAD_ROW_POLICIES}. Received: on_bad_row={policy!r}")
+        self.path, self.policy, self.counts = path, policy, counts
+
+    def bad(self, reason: str, *, line: int | None, field: str | None = None) -> None:
+        error = DataFormatError(reason, path=self.path, line=line, field=field)
+        if self.policy == "raise":
+            raise error
+        if self.counts is not None:
+            self.counts.add(error)
+
+
+def _as_text(values) -> np.ndarray:
+    """An object array of str ("" for nulls) from a NumPy or Arrow column."""
+    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):  # Arrow
+        values = values.to_numpy(zero_copy_only=False)
+    array = np.asarray(values, dtype=object)
+    array[np.equal(array, None)] = ""
+    return array
+
+
+def parse_numbers(values, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """`values` (text or numbers, NumPy or Arrow) as `dtype` (np.int64 or np.float64;
+    missing: "" or null -> NaN, or -1 for integers), and where a value is not a number.
+    Parsed by Arrow's casts; only where some value fails is each one tried alone."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = -1 if dtype == np.int64 else np.nan
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        values = pa.array(values)
+    elif not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = pa.array(_as_text(values).tolist(), pa.string())
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
+    try:
+        parsed = pc.cast(values, pa.int64() if dtype == np.int64 else pa.float64())
+        return pc.fill_null(parsed, missing).to_numpy(zero_copy_only=False).astype(dtype), np.zeros(len(values), bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # find the values at fault, one by one
+        parsed, bad = np.full(len(values), missing, dtype), np.zeros(len(values), bool)
+        for i, value in enumerate(values.to_pylist()):
+            if value is None:
+                continue
+            try:
+                number = float(value) if dtype == np.float64 else int(value)
+                if dtype == np.int64 and number != float(value):
+                    raise ValueError(value)
+                parsed[i] = number
+            except (ValueError, OverflowError, TypeError):
+                bad[i] = True
+        return parsed, bad
+
+
+def _scalar_column(feature, values) -> tuple[np.ndarray, np.ndarray]:
+    if feature.dtype == STRING:
+        text = _as_text(values)
+        return np.array([v if isinstance(v, str) else str(v) for v in text], dtype=object) if len(
+            text
+        ) and not isinstance(text[0], str) else text, np.zeros(len(text), bool)
+    values, bad = parse_numbers(values, np.int64 if feature.dtype == INT64 else np.float64)
+    return (values.astype(np.float32) if feature.dtype == FLOAT32 else values), bad
+
+
+def _split_column(feature, rows, separator: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sequence or embedding values of each row (a joined string, or a list) as one array:
+    a sequence's last `max_length` values up to its last valid one, right-padded; an
+    embedding's `dim` numbers (none: missing, NaN). Vectorised in Arrow and NumPy: the
+    values of all rows are parsed at once, then placed by their row and position."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    is_sequence = feature.kind == "sequence"
+    dtype = feature.dtype
+    width = feature.max_length if is_sequence else feature.dim
+    num_rows = len(rows)
+    if isinstance(rows, pa.Array) and pa.types.is_list(rows.type):  # lists (Parquet)
+        lists = rows
+    elif isinstance(rows, pa.Array) or all(isinstance(r, str) for r in rows[:1]):  # joined text (text files)
+        text = rows if isinstance(rows, pa.Array) else pa.array(_as_text(rows).tolist(), pa.string())
+        lists = pc.split_pattern(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text), separator)
+    else:  # lists (TFRecord)
+        lists = pa.array([[] if r is None else list(r) for r in rows])
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = lists.flatten()
+    row_of = np.repeat(np.arange(num_rows), lengths)  # [values]
+    position = np.arange(len(row_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    if dtype == STRING:
+        values = _as_text(flat.to_numpy(zero_copy_only=False)).astype(object)
+        bad_value = np.zeros(len(values), bool)
+    else:
+        raw = flat.to_numpy(zero_copy_only=False)
+        numpy_dtype = np.int64 if dtype == INT64 else np.float64
+        values, bad_value = (
+            parse_numbers(_as_text(raw), numpy_dtype)
+            if raw.dtype == object
+            else (raw.astype(numpy_dtype), np.zeros(len(raw), bool))
+        )
+    bad = np.zeros(num_rows, bool)
+    bad[row_of[bad_value]] = True
+    column = np.full((num_rows, width), SEQUENCE_PAD[dtype], dtype=object if dtype == STRING else np.dtype(dtype))
+    if is_sequence:
+        valid = np.isfinite(values) if dtype == FLOAT32 else values != SEQUENCE_PAD[dtype]
+        length = np.zeros(num_rows, np.int64)  # up to the last valid value (gaps before it stay)
+        np.maximum.at(length, row_of[valid], position[valid] + 1)
+        first = np.maximum(length - width, 0)  # the last `width` of them kept
+        keep = (position < length[row_of]) & (position >= first[row_of]) & ~bad[row_of]
+        column[row_of[keep], position[keep] - first[row_of[keep]]] = values[keep]
+    else:
+        bad |= (lengths != 0) & (lengths != width)
+        keep = ~bad[row_of]
+        column[row_of[keep], position[keep]] = values[keep]
+    return column, bad
+
+
+def _label_column(label: LabelColumn, values) -> tuple[np.ndarray, np.ndarray]:
+    if label.positive is not None:
+        text = _as_text(values)
+        positive = np.isin(text, np.array(label.positive, dtype=object)).astype(np.float32)
+        return np.where(text == "", np.nan, positive).astype(np.float32), np.zeros(len(text), bool)
+    values, bad = parse_numbers(values, np.float64)
+    return values.astype(np.float32), bad
+
+
+def _item(values, index: int):
+    """Row `index` of a NumPy or Arrow column, as Python."""
+    value = values[index]
+    return value.as_py() if hasattr(value, "as_py") else value
+
+
+def convert_columns(
+    config: DataConfig, columns: dict[str, list | np.ndarray], rows: _Rows, lines: np.ndarray
+) -> RowBatch:
+    """Raw text (or typed, from Parquet) columns -> a `RowBatch`, bad rows handled;
+    `lines[i]` is row i's line (record index) for messages."""
+    num_rows = len(lines)
+    bad = np.zeros(num_rows, bool)
+    features, labels = {}, {}
+    for feature in config.spec.features:
+        values = columns[feature.name]
+        if feature.kind in ("sequence", "embedding"):
+            column, at_fault = _split_column(feature, values, config.separator)
+        else:
+            column, at_fault = _scalar_column(feature, values)
+        for i in np.flatnonzero(at_fault & ~bad):
+            rows.bad(f"not a valid {feature.kind} value: {_item(values, i)!r}", line=int(lines[i]), field=feature.name)
+        bad |= at_fault
+        features[feature.name] = column
+    for label in config.label_columns:
+        values = columns[label.column]
+        column, at_fault = _label_column(label, values)
+        for i in np.flatnonzero(at_fault & ~bad):
+            rows.bad(
+                f"label {label.name!r} is not a number: {_item(values, i)!r}", line=int(lines[i]), field=label.column
+            )
+        bad |= at_fault
+        labels[label.name] = column
+    split_columns = {name: _as_text(columns[name]) for name in config.split.columns}
+    rule = config.split
+    if rule.by in ("time", "column"):  # a row that falls in no split is a bad row, not a silent drop
+        text = split_columns[rule.column]
+        if rule.by == "time":
+            times, at_fault = parse_numbers(text, np.float64)
+            at_fault |= ~np.isfinite(times)
+            reason = "the split's time column needs a number"
+        else:
+            at_fault = ~np.isin(text, np.array([v for vs in rule.values.values() for v in vs], dtype=object))
+            reason = "the split's column holds a value of no split"
+        for i in np.flatnonzero(at_fault & ~bad):
+            rows.bad(f"{reason}: {text[i]!r}", line=int(lines[i]), field=rule.column)
+        bad |= at_fault
+    batch = RowBatch(features, labels, split_columns)
+    return batch.take(~bad) if bad.any() else batch
+
+
+@contextlib.contextmanager
+def _opened(path: str):
+    """`path` as a pyarrow file: natively where it is local, through `tf.io.gfile` where it
+    is a URL TensorFlow opens (gs://, hdfs://, ...)."""
+    import pyarrow as pa
+
+    if "://" not in path:
+        with pa.OSFile(path, "rb") as f:
+            yield f
+        return
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "rb") as gfile, pa.PythonFile(gfile, mode="r") as f:
+        yield f
+
+
+def _text_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: int) -> Iterator[RowBatch]:
+    import pyarrow as pa
+    import pyarrow.csv as csv
+
+    needed = config.needed_columns
+    invalid_lines: list[int] = []
+    raised: list[DataFormatError] = []  # pyarrow turns a handler's exception into its own
+
+    def invalid(row) -> str:
+        line = row.number
+        try:
+            rows.bad(f"{row.actual_columns} fields where the header has {row.expected_columns}", line=line)
+        except DataFormatError as error:
+            raised.append(error)
+            return "error"
+        invalid_lines.append(line if line is not None else -1)
+        return "skip"
+
+    def failure(error: Exception) -> DataFormatError:
+        if raised:
+            return raised[0]
+        if isinstance(error, KeyError) or "not found" in str(error):  # a column the config reads is not there
+            return DataFormatError(f"{error}; the config reads {list(needed)}", path=path, line=1)
+        return DataFormatError(str(error), path=path)
+
+    with _opened(path) as raw, pa.CompressedInputStream(raw, "gzip") if path.endswith(".gz") else raw as f:
+        try:
+            reader = csv.open_csv(
+                f,
+                read_options=csv.ReadOptions(use_threads=False, block_size=1 << 22, column_names=config.columns),
+                parse_options=csv.ParseOptions(
+                    delimiter="\t" if config.format == "tsv" else ",", invalid_row_handler=invalid
+                ),
+                convert_options=csv.ConvertOptions(
+                    column_types={name: pa.string() for name in needed},
+                    include_columns=list(needed),
+                    strings_can_be_null=False,
+                ),
+            )
+            batches = iter(reader)
+        except (pa.ArrowInvalid, KeyError) as error:
+            raise failure(error) from None
+        first_line = 1 if config.columns else 2  # of the first data row
+        seen = 0  # data rows read so far
+        while True:
+            try:
+                record_batch = next(batches)
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as error:
+                raise failure(error) from None
+            count = record_batch.num_rows
+            # Row r's line: skip the invalid lines before it (each is one line of the file).
+            lines = np.arange(seen, seen + count) + first_line
+            for line in sorted(invalid_lines):
+                lines = lines + (lines >= line)
+            columns = {name: record_batch.column(name) for name in needed}
+            seen += count
+            for start in range(0, count, batch_rows):
+                part = slice(start, start + batch_rows)
+                yield convert_columns(config, {k: v[part] for k, v in columns.items()}, rows, lines[part])
+
+
+def _parquet_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: int) -> Iterator[RowBatch]:
+    import pyarrow.parquet as pq
+
+    needed = config.needed_columns
+    with _opened(path) as f:
+        parquet = pq.ParquetFile(f)
+        missing = [c for c in needed if c not in parquet.schema_arrow.names]
+        if missing:
+            raise DataFormatError(f"no column(s) {missing}; the file has {parquet.schema_arrow.names}", path=path)
+        seen = 0
+        for record_batch in parquet.iter_batches(batch_size=batch_rows, columns=list(needed)):
+            columns = {}
+            for name in needed:
+                column = record_batch.column(name)
+                columns[name] = (
+                    column.to_pylist() if hasattr(column.type, "value_type") else column.to_numpy(zero_copy_only=False)
+                )
+            lines = np.arange(seen, seen + record_batch.num_rows)
+            seen += record_batch.num_rows
+            yield convert_columns(config, columns, rows, lines)
+
+
+def _tfrecord_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: int) -> Iterator[RowBatch]:
+    import tensorflow as tf
+
+    parse = {}
+    for feature in config.spec.features:
+        if feature.kind in ("sequence", "embedding"):  # a missing vector has no values; a wrong width is a bad row
+            parse[feature.name] = tf.io.VarLenFeature(tf.dtypes.as_dtype(feature.dtype))
+        else:
+            default = SEQUENCE_PAD[feature.dtype]
+            parse[feature.name] = tf.io.FixedLenFeature([], tf.dtypes.as_dtype(feature.dtype), default_value=default)
+    for label in config.label_columns:
+        if label.positive is None:
+            parse[label.column] = tf.io.FixedLenFeature([], tf.float32, default_value=np.nan)
+        else:
+            parse[label.column] = tf.io.FixedLenFeature([], tf.string, default_value="")
+    for name in config.split.columns:
+        parse.setdefault(name, tf.io.FixedLenFeature([], tf.string, default_value=""))
+
+    seen = 0
+    for records in tf.data.TFRecordDataset(path).batch(batch_rows):
+        records = records.numpy()
+        lines = np.arange(seen, seen + len(records))
+        seen += len(records)
+        try:
+            values = tf.io.parse_example(records, parse)
+            keep = np.ones(len(records), bool)
+        except tf.errors.InvalidArgumentError:  # find the records at fault, one by one
+            keep = np.ones(len(records), bool)
+            for i, record in enumerate(records):
+                try:
+                    tf.io.parse_example([record], parse)
+                except tf.errors.InvalidArgumentError as error:
+                    keep[i] = False
+                    rows.bad(f"not a tf.train.Example of the config's features: {error.message}", line=int(lines[i]))
+            values = tf.io.parse_example(records[keep], parse)
+            lines = lines[keep]
+        columns = {}
+        for name, value in values.items():
+            if isinstance(value, tf.SparseTensor):  # a sequence: each row's list of values
+                columns[name] = [
+                    [v.decode() if isinstance(v, bytes) else v for v in row]
+                    for row in tf.RaggedTensor.from_sparse(value).to_list()
+                ]
+                continue
+            value = value.numpy()
+            columns[name] = np.array([v.decode() for v in value], dtype=object) if value.dtype == object else value
+        yield convert_columns(config, columns, rows, lines)
+
+
+_READERS = {"csv": _text_batches, "tsv": _text_batches, "parquet": _parquet_batches, "tfrecord": _tfrecord_batches}
+
+
+def read_file(
+    config: DataConfig,
+    path: str,
+    *,
+    on_bad_row: str = "raise",
+    bad_rows: BadRowCounts | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[RowBatch]:
+    """The rows of one file of `config`, in batches of at most `batch_rows`."""
+    yield from _READERS[config.format](config, path, _Rows(path, on_bad_row, bad_rows), batch_rows)

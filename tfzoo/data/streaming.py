@@ -1,0 +1,269 @@
+"""A data config's splits as streams: `tf.data` pipelines that read the files in parallel
+and never hold more than a shuffle buffer of rows, and the spec fitted in one pass.
+
+    splits = StreamedSplits(read_data_config("clicks.yaml"))
+    analysis = splits.analyze()                     # one pass: spec statistics, row counts
+    train = splits.dataset("train", analysis.spec, batch_size=512, shuffle=True, seed=0, epoch=3)
+
+Each epoch reads the split's files in an order drawn from (seed, epoch), interleaved a few
+at a time, and shuffles rows in a buffer seeded the same way: the batches of epoch e are a
+function of (seed, e) alone, so a run resumed at epoch e sees the batches it would have
+seen. `shard=(index, count)` gives worker `index` of `count` every count-th file (of the
+sorted file list): workers read disjoint rows whose union is the split.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+import zlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfzoo.data.data_config import SPLITS, DataConfig
+from tfzoo.data.features import DatasetSpec
+from tfzoo.data.file_readers import BadRowCounts, RowBatch, parse_numbers, read_file
+from tfzoo.data.preprocessing import FeaturePreprocessor
+
+SHUFFLE_BUFFER_ROWS = 100_000
+FILES_READ_AT_ONCE = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """What one pass over the data learns: the spec fitted on the training rows and the
+    rows of each split (which fixes the steps of an epoch)."""
+
+    spec: DatasetSpec
+    rows: dict[str, int]
+    train_file_rows: dict[str, int]  # the training rows of each file (workers read files)
+
+
+def split_of(config: DataConfig, batch: RowBatch) -> np.ndarray:
+    """Each row's split index (0 train, 1 validation, 2 test; -1 none) by the split rule."""
+    rule = config.split
+    if rule.by == "hash":
+        buckets = 1_000_000
+        hashed = tf.strings.to_hash_bucket_fast(batch.split_columns[rule.key], buckets).numpy() / buckets
+        bounds = np.cumsum(rule.shares)[:2]
+        return np.searchsorted(bounds, hashed, side="right")
+    values = batch.split_columns[rule.column]
+    if rule.by == "column":
+        index = np.full(len(values), -1)
+        for i, split in enumerate(SPLITS):
+            index[np.isin(values, rule.values[split])] = i
+        return index
+    times, _ = parse_numbers(values, np.float64)  # every one a number (a row without is a bad row)
+    return np.searchsorted([rule.validation_from, rule.test_from], times, side="right")
+
+
+def _concatenated(batches: list[RowBatch]) -> RowBatch:
+    if len(batches) == 1:
+        return batches[0]
+    join = lambda part: {k: np.concatenate([getattr(b, part)[k] for b in batches]) for k in getattr(batches[0], part)}  # noqa: E731
+    return RowBatch(join("features"), join("labels"), join("split_columns"))
+
+
+class StreamedSplits:
+    """The train / validation / test rows of a data config, read from its files."""
+
+    def __init__(self, config: DataConfig, *, on_bad_row: str = "raise"):
+        self.config = config
+        self.on_bad_row = on_bad_row
+        self.bad_rows = BadRowCounts()
+        self._files: dict[str, list[str]] = {}
+
+    @property
+    def split(self) -> str:
+        return f"{self.config.name}: {self.config.split.describe()}"
+
+    def files(self, split: str) -> list[str]:
+        """The sorted files of `split` (every file where a rule splits the rows)."""
+        group = split if self.config.split.by == "files" else "all"
+        if group not in self._files:
+            found = sorted({path for pattern in self.config.files[group] for path in tf.io.gfile.glob(pattern)})
+            if not found:
+                raise FileNotFoundError(
+                    f"{self.config.source}: `files`: no file matches {list(self.config.files[group])}"
+                )
+            self._files[group] = found
+        return self._files[group]
+
+    def batches(self, split: str, *, files: Sequence[str] | None = None) -> Iterator[RowBatch]:
+        """The rows of `split`, file by file in `files` order (default: all of the split's)."""
+        index = SPLITS.index(split)
+        for path in self.files(split) if files is None else files:
+            for batch in read_file(self.config, path, on_bad_row=self.on_bad_row, bad_rows=self.bad_rows):
+                if self.config.split.by != "files":
+                    batch = batch.take(split_of(self.config, batch) == index)
+                if len(batch):
+                    yield batch
+
+    def analyze(self) -> Analysis:
+        """One pass over every file: the spec fitted on the training rows, rows per split.
+
+        Files are read on a thread per core (the parsing runs in Arrow and NumPy, outside
+        the GIL), each into its own statistics, merged in file order: the result does not
+        depend on the number of threads."""
+        if self.config.split.by == "files":
+            work = [(split, path) for split in SPLITS for path in self.files(split)]
+        else:  # one read of each file, rows dealt to their split
+            work = [(None, path) for path in self.files("train")]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(work), os.cpu_count() or 1)) as pool:
+            parts = list(pool.map(lambda item: self._analyze_file(*item), work))
+        statistics = self.config.spec.statistics()
+        rows = dict.fromkeys(SPLITS, 0)
+        train_file_rows: dict[str, int] = {}
+        for (split, path), (file_statistics, file_rows) in zip(work, parts):
+            statistics.merge(file_statistics)
+            for name, count in file_rows.items():
+                rows[name] += count
+            if split in (None, "train"):
+                train_file_rows[path] = train_file_rows.get(path, 0) + file_rows["train"]
+        if rows["train"] == 0:
+            raise ValueError(f"{self.config.source}: no training rows in {self.files('train')}")
+        return Analysis(spec=statistics.fitted(), rows=rows, train_file_rows=train_file_rows)
+
+    def _analyze_file(self, split: str | None, path: str):
+        """The statistics of one file's training rows and its rows per split (`split`: the
+        split the file belongs to; None: the split rule deals its rows)."""
+        statistics = self.config.spec.statistics(seed=zlib.crc32(path.encode()))
+        rows = dict.fromkeys(SPLITS, 0)
+        for batch in read_file(self.config, path, on_bad_row=self.on_bad_row, bad_rows=self.bad_rows):
+            which = np.full(len(batch), SPLITS.index(split)) if split else split_of(self.config, batch)
+            for i, name in enumerate(SPLITS):
+                rows[name] += int((which == i).sum())
+            train = batch.take(which == 0) if split != "train" else batch
+            if len(train):
+                statistics.update(train.features)
+        return statistics, rows
+
+    def shard_rows(self, file_rows: dict[str, int], count: int) -> list[int]:
+        """The training rows each of `count` shards (`dataset(shard=...)`) reads."""
+        files = self.files("train")
+        return [sum(file_rows.get(path, 0) for path in files[index::count]) for index in range(count)]
+
+    def dataset(
+        self,
+        split: str,
+        spec: DatasetSpec,
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        shard: tuple[int, int] = (0, 1),
+        with_labels: bool = True,
+        preprocess: bool = True,
+        repeat: bool = False,
+    ) -> tf.data.Dataset:
+        """One epoch of `split` as batches of `(features, labels, label_masks)` (or
+        features alone), features preprocessed by `spec` (raw with `preprocess=False`);
+        with `repeat`, its rows again and again (every batch full)."""
+        index, count = shard
+        files = self.files(split)[index::count]
+        if not files:
+            raise ValueError(f"Shard {index} of {count} has no file: {split} has {len(self.files(split))} file(s).")
+        rng = np.random.default_rng([seed, epoch]) if shuffle else None
+        if rng is not None:
+            files = [files[i] for i in rng.permutation(len(files))]
+
+        def batches():
+            for batch in self._shuffled_batches(split, files, batch_size, rng, repeat=repeat):
+                yield batch.features, batch.labels
+
+        dataset = tf.data.Dataset.from_generator(batches, output_signature=self._signature(spec))
+        if preprocess:
+            preprocessor = FeaturePreprocessor(spec)
+
+            def model_inputs(features, labels):
+                masks = {k: tf.cast(tf.math.is_finite(v), tf.float32) for k, v in labels.items()}
+                labels = {k: tf.where(masks[k] > 0, v, 0.0) for k, v in labels.items()}
+                return preprocessor(features), labels, masks
+
+            dataset = dataset.map(model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            if not with_labels:
+                dataset = dataset.map(lambda features, labels, masks: features)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def _chunks(self, split: str, files: list[str]) -> Iterator[RowBatch]:
+        """The rows of `files`, `FILES_READ_AT_ONCE` files open at a time, their chunks taken
+        in turn (a fixed order); each file's next chunk is parsed on a thread meanwhile."""
+        pending = list(files)
+        open_files: list[list] = []  # [iterator, future of its next chunk]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=FILES_READ_AT_ONCE) as pool:
+
+            def advance(iterator):
+                return pool.submit(next, iterator, None)
+
+            while pending or open_files:
+                while pending and len(open_files) < FILES_READ_AT_ONCE:
+                    iterator = self.batches(split, files=[pending.pop(0)])
+                    open_files.append([iterator, advance(iterator)])
+                for entry in list(open_files):
+                    chunk = entry[1].result()
+                    if chunk is None:
+                        open_files.remove(entry)
+                        continue
+                    entry[1] = advance(entry[0])
+                    yield chunk
+
+    def _shuffled_batches(
+        self, split: str, files: list[str], batch_size: int, rng: np.random.Generator | None, *, repeat: bool
+    ) -> Iterator[RowBatch]:
+        """Batches of `batch_size` rows of `files` (the last one partial, unless `repeat`:
+        then the files again and again, each pass every row once, every batch full). With
+        `rng`, rows are shuffled in a buffer of `SHUFFLE_BUFFER_ROWS`: whenever it is full,
+        it is permuted and its first half goes out as batches, and at the end of a pass the
+        rest. Every batch is a copy: no chunk stays alive for one of its rows, so memory is
+        the buffer's, whatever the data's size."""
+        carry: list[RowBatch] = []  # the last partial batch of a pass (`repeat`): out first in the next
+        held: list[RowBatch] = []
+        rows = 0  # in `held`
+        keep = SHUFFLE_BUFFER_ROWS // 2 if rng is not None else 0
+
+        def queued() -> RowBatch | None:
+            parts = list(carry)
+            if held:
+                buffer = _concatenated(held)
+                parts.append(buffer.take(rng.permutation(len(buffer)) if rng is not None else np.arange(len(buffer))))
+            return _concatenated(parts) if parts else None
+
+        while True:
+            for chunk in self._chunks(split, files):
+                held.append(chunk)
+                rows += len(chunk)
+                if rows < (SHUFFLE_BUFFER_ROWS if rng is not None else batch_size):
+                    continue
+                queue = queued()
+                out = (len(queue) - keep) // batch_size * batch_size
+                for start in range(0, out, batch_size):
+                    yield queue.take(np.arange(start, start + batch_size))
+                carry, held = [], [queue.take(np.arange(out, len(queue)))]
+                rows = len(held[0])
+            # The end of a pass: the rows held go out too (with `repeat`, a partial last
+            # batch goes first in the next pass), so each pass yields every row once.
+            queue = queued()
+            if queue is None:
+                if repeat:
+                    raise ValueError(f"{split} has no rows in {files}: nothing to repeat.")
+                return
+            out = len(queue) // batch_size * batch_size if repeat else len(queue)
+            for start in range(0, out, batch_size):
+                yield queue.take(np.arange(start, min(start + batch_size, out)))
+            carry, held, rows = [queue.take(np.arange(out, len(queue)))], [], 0
+            if not repeat:
+                return
+
+    def _signature(self, spec: DatasetSpec):
+        features = {}
+        for name, tensor_spec in spec.serving_signature().items():
+            feature = spec.feature(name)
+            width = feature.max_length if feature.kind == "sequence" else None
+            shape = [None, width] if width is not None else tensor_spec.shape
+            features[name] = tf.TensorSpec(shape, tensor_spec.dtype)
+        labels = {name: tf.TensorSpec([None], tf.float32) for name in spec.labels}
+        return features, labels
