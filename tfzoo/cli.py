@@ -286,7 +286,7 @@ def _train(args) -> int:
     config = RunConfig(
         model=model,
         dataset=data_config.name if data_config else args.dataset,
-        data_config=data_config and {**data_config.to_dict(), "name": data_config.name, "source": data_config.source},
+        data_config=data_config and data_config.run_record(),
         on_bad_row=args.on_bad_row,
         data_path=args.data,
         tasks=args.tasks.split(",") if args.tasks else None,

@@ -44,8 +44,7 @@ def _config_file(rows, directory, file_format: str) -> str:
 def _run_config(path: str, **overrides) -> RunConfig:
     from tfzoo.data.data_config import read_data_config
 
-    data_config = read_data_config(path)
-    stored = {**data_config.to_dict(), "name": data_config.name, "source": data_config.source}
+    stored = read_data_config(path).run_record()
     settings = dict(
         model="mmoe", dataset="clicks", data_config=stored, epochs=2, batch_size=64, seed=3, model_options=TINY_MMOE
     )

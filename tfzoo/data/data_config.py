@@ -125,6 +125,11 @@ class DataConfig:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
 
+    def run_record(self) -> dict[str, Any]:
+        """What a run stores (`RunConfig.data_config`): the config, its name and the file it
+        came from (for messages); `ModelTask.data_config` reads it back."""
+        return {**self.raw, "name": self.name, "source": self.source}
+
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "<data config>", base: str | None = None) -> DataConfig:
         """Parses `raw`; relative file patterns are taken from `base` (the config's folder)."""

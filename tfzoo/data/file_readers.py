@@ -104,7 +104,9 @@ def parse_numbers(values, dtype) -> tuple[np.ndarray, np.ndarray]:
     try:
         parsed = pc.cast(values, pa.int64() if dtype == np.int64 else pa.float64())
         return pc.fill_null(parsed, missing).to_numpy(zero_copy_only=False).astype(dtype), np.zeros(len(values), bool)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # find the values at fault, one by one
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Some value is not a number: parse each alone to name the rows at fault (the
+        # bad-row tests go through here; clean batches never do).
         parsed, bad = np.full(len(values), missing, dtype), np.zeros(len(values), bool)
         for i, value in enumerate(values.to_pylist()):
             if value is None:
@@ -367,7 +369,7 @@ def _tfrecord_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: in
         try:
             values = tf.io.parse_example(records, parse)
             keep = np.ones(len(records), bool)
-        except tf.errors.InvalidArgumentError:  # find the records at fault, one by one
+        except tf.errors.InvalidArgumentError:  # some record is malformed: parse each alone to name it
             keep = np.ones(len(records), bool)
             for i, record in enumerate(records):
                 try:

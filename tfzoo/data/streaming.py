@@ -5,8 +5,8 @@ and never hold more than a shuffle buffer of rows, and the spec fitted in one pa
     analysis = splits.analyze()                     # one pass: spec statistics, row counts
     train = splits.dataset("train", analysis.spec, batch_size=512, shuffle=True, seed=0, epoch=3)
 
-Each epoch reads the split's files in an order drawn from (seed, epoch), interleaved a few
-at a time, and shuffles rows in a buffer seeded the same way: the batches of epoch e are a
+Each epoch reads the split's files in an order drawn from (seed, epoch), a few open at a
+time, and shuffles rows in a NumPy buffer seeded the same way: the batches of epoch e are a
 function of (seed, e) alone, so a run resumed at epoch e sees the batches it would have
 seen. `shard=(index, count)` gives worker `index` of `count` every count-th file (of the
 sorted file list): workers read disjoint rows whose union is the split.
