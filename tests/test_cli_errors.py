@@ -181,10 +181,16 @@ def test_data_config_mismatches_are_one_line(tmp_path, capsys):
         return returned, lines[0]
 
     path = _data_config(tmp_path)
+    assert error(["train", "supermoe", "--data-config", path]) == (
+        1,
+        f"tfzoo train: error: Model 'supermoe' does not train from a data config yet. Received: data_config="
+        f"'{path}'. Accepted: models grec, mmoe, ple, shared_bottom, single_task, ssmtl; or a named dataset: "
+        "movielens_sequences, generated_sequences",
+    )
     assert error(["train", "ssmtl", "--data-config", path]) == (
         1,
-        f"tfzoo train: error: Model 'ssmtl' does not train from a data config yet. Received: data_config='{path}'. "
-        "Accepted: models grec, mmoe, ple, shared_bottom, single_task; or a named dataset: twitch, friend_graph",
+        f"tfzoo train: error: Model 'ssmtl' trains from data configs of kind friend_graph. Received: kind='rows' "
+        f"in {path}",
     )
     bad = _data_config(tmp_path, "bad.json", format="xlsx")
     assert error(["train", "mmoe", "--data-config", bad]) == (

@@ -132,7 +132,8 @@ def _add_run_arguments(parser, datasets, strategies) -> None:
         "--data-config",
         metavar="FILE",
         help="your own data: a YAML or JSON file naming its files (CSV, TSV, Parquet, TFRecord), features, "
-        "labels and split (see docs/data.md); streamed, never held in memory",
+        "labels and split, streamed, never held in memory; or, with `kind: friend_graph`, a node table and an "
+        "edge list (see docs/data.md)",
     )
     source.add_argument("--dataset", choices=None if datasets is None else sorted(datasets), help="a named dataset")
     parser.add_argument("--data", help="path of the dataset's files (for datasets not bundled with tfzoo)")
@@ -475,6 +476,10 @@ def _data(args) -> int:
     from tfzoo.data.data_config import read_data_config
 
     config = read_data_config(args.data_config)
+    if config.kind != "rows":
+        raise ValueError(
+            f"{config.source}: `kind`: tfzoo data {args.action} reads configs of rows. Received: kind={config.kind!r}"
+        )
     options = {"on_bad_row": args.on_bad_row, "beam_args": args.beam_args}
     if args.action == "analyze":
         beam_pipelines.analyze(config, args.out, **options)

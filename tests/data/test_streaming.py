@@ -219,3 +219,30 @@ def test_skipped_bad_rows_are_counted_per_file_and_the_rest_kept(tmp_path):
     assert analysis.spec.feature("price").mean == pytest.approx(np.mean([1.5, 4.0]))
     assert "rows.csv:3" in splits.bad_rows.first[path]
     assert splits.bad_rows.take() == {}  # taking resets: each epoch reports its own
+
+
+@pytest.mark.parametrize("file_format", ["csv", "tsv", "parquet"])
+def test_a_file_without_a_column_the_config_reads_names_the_file_and_the_column(tmp_path, file_format):
+    # A header (or schema) lacking `price`: no row of the file can be read, so even `skip`
+    # stops, naming the file and the column. (In TFRecord an absent feature is a missing
+    # value: each record may have its own.)
+    path = str(tmp_path / f"rows.{file_format}")
+    if file_format == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"color": ["red", "blue"], "click": [1.0, 0.0]}), path)
+    else:
+        (tmp_path / f"rows.{file_format}").write_text(
+            "color,click\nred,1\nblue,0\n".replace(",", {"csv": ",", "tsv": "\t"}[file_format])
+        )
+    raw = {
+        "format": file_format,
+        "files": {"train": path, "validation": path, "test": path},
+        "features": [{"name": "color", "kind": "categorical"}, {"name": "price", "kind": "numeric"}],
+        "labels": ["click"],
+    }
+    for policy in ("raise", "skip"):
+        with pytest.raises(DataFormatError) as error:
+            StreamedSplits(DataConfig.from_dict(raw, source="rows.yaml"), on_bad_row=policy).analyze()
+        assert str(error.value).startswith(path) and "price" in str(error.value), str(error.value)

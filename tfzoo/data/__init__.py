@@ -11,6 +11,7 @@ from tfzoo.data.features import (
     SequenceFeature,
 )
 from tfzoo.data.friend_graph import FriendGraph, FriendshipSplits, MultiHotFeatures, split_friendships
+from tfzoo.data.graph_config import FriendGraphConfig, read_friend_graph
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns, preprocess_columns
 from tfzoo.data.preprocessing import FeaturePreprocessor
 from tfzoo.data.readers import (
@@ -45,6 +46,7 @@ __all__ = [
     "EmbeddingFeature",
     "FeaturePreprocessor",
     "FriendGraph",
+    "FriendGraphConfig",
     "FriendshipSplits",
     "IdFeature",
     "MOVIELENS_TASKS",
@@ -68,6 +70,7 @@ __all__ = [
     "read_aliexpress",
     "read_census_income",
     "read_data_config",
+    "read_friend_graph",
     "read_movielens_100k",
     "read_twitch",
     "split_friendships",

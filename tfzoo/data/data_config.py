@@ -25,6 +25,10 @@ CSV and TSV may be gzip-compressed (`.gz`). Sequence and embedding columns of te
 hold their values joined by `separator` (default "|"). A headerless text file names its
 columns with `columns: [...]`.
 
+A friend graph (a node table and an edge list) is a config of `kind: friend_graph`
+(`tfzoo.data.graph_config`); without `kind`, or with `kind: rows`, a config describes
+rows as above. `read_data_config` reads either.
+
 Every error names the config file, the key at fault and what is accepted.
 """
 
@@ -43,7 +47,8 @@ from tfzoo.data.features import DatasetSpec, feature_from_config
 FORMATS = ("csv", "tsv", "parquet", "tfrecord")
 SPLITS = ("train", "validation", "test")
 SPLIT_RULES = ("hash", "column", "time")
-_KEYS = ("name", "format", "files", "split", "features", "labels", "separator", "columns", "description")
+KINDS = ("rows", "friend_graph")
+_KEYS = ("name", "format", "files", "split", "features", "labels", "separator", "columns", "description", "kind")
 
 
 class DataConfigError(ValueError):
@@ -108,6 +113,8 @@ class DataConfig:
     # As given, its patterns made absolute: stored with a run, which then reopens anywhere.
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
+    kind = "rows"
+
     def __post_init__(self):
         if self.columns is not None:
             missing = [c for c in self.needed_columns if c not in self.columns]
@@ -139,6 +146,8 @@ class DataConfig:
         unknown = sorted(set(raw) - set(_KEYS))
         if unknown:
             raise DataConfigError(source, unknown[0], f"unknown key. Accepted: {', '.join(_KEYS)}")
+        if raw.get("kind", "rows") != "rows":
+            raise DataConfigError(source, "kind", f"Received: {raw['kind']!r}. Accepted: {', '.join(KINDS)}")
         for key in ("format", "files", "features", "labels"):
             if key not in raw:
                 raise DataConfigError(source, key, "required")
@@ -148,7 +157,7 @@ class DataConfig:
         files = _files(raw["files"], source, base)
         split = _split_rule(raw.get("split"), files, source)
         features = []
-        for i, feature in enumerate(_list(raw["features"], source, "features")):
+        for i, feature in enumerate(list_of(raw["features"], source, "features")):
             key = f"features[{i}]"
             if not isinstance(feature, Mapping) or "kind" not in feature or "name" not in feature:
                 raise DataConfigError(source, key, f"needs `name` and `kind`. Received: {feature!r}")
@@ -157,7 +166,7 @@ class DataConfig:
             except (TypeError, ValueError) as error:
                 raise DataConfigError(source, key, str(error)) from None
         labels = tuple(
-            _label(label, source, f"labels[{i}]") for i, label in enumerate(_list(raw["labels"], source, "labels"))
+            _label(label, source, f"labels[{i}]") for i, label in enumerate(list_of(raw["labels"], source, "labels"))
         )
         if not labels:
             raise DataConfigError(source, "labels", "name at least one label")
@@ -172,7 +181,7 @@ class DataConfig:
         if columns is not None:
             if fmt not in ("csv", "tsv"):
                 raise DataConfigError(source, "columns", f"names the columns of headerless csv / tsv files, not {fmt}")
-            columns = tuple(str(c) for c in _list(columns, source, "columns"))
+            columns = tuple(str(c) for c in list_of(columns, source, "columns"))
         return cls(
             name=str(raw.get("name") or Path(source).stem),
             format=fmt,
@@ -187,8 +196,24 @@ class DataConfig:
         )
 
 
-def read_data_config(path: str | Path) -> DataConfig:
-    """The data config in `path` (YAML, or JSON: a `.json` suffix)."""
+def parse_data_config(raw: Mapping[str, Any], *, source: str = "<data config>", base: str | None = None):
+    """The `DataConfig` or, with `kind: friend_graph`, the `FriendGraphConfig` of `raw`
+    (relative file patterns taken from `base`)."""
+    if not isinstance(raw, Mapping):
+        raise DataConfigError(source, "", f"must be a mapping. Received: {type(raw).__name__}")
+    kind = raw.get("kind", "rows")
+    if kind not in KINDS:
+        raise DataConfigError(source, "kind", f"Received: {kind!r}. Accepted: {', '.join(KINDS)}")
+    if kind == "friend_graph":
+        from tfzoo.data.graph_config import FriendGraphConfig  # builds on this module
+
+        return FriendGraphConfig.from_dict(raw, source=source, base=base)
+    return DataConfig.from_dict(raw, source=source, base=base)
+
+
+def read_data_config(path: str | Path):
+    """The data config in `path` (YAML, or JSON: a `.json` suffix): a `DataConfig`, or a
+    `FriendGraphConfig` where it says `kind: friend_graph`."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -201,17 +226,17 @@ def read_data_config(path: str | Path) -> DataConfig:
         raise DataConfigError(str(path), "", f"is not valid {language}: {error}") from None
     if not isinstance(raw, Mapping):
         raise DataConfigError(str(path), "", f"must hold a mapping of keys. Received: {type(raw).__name__}")
-    return DataConfig.from_dict(raw, source=str(path), base=str(path.parent.resolve()))
+    return parse_data_config(raw, source=str(path), base=str(path.parent.resolve()))
 
 
-def _list(value: Any, source: str, key: str) -> list:
+def list_of(value: Any, source: str, key: str) -> list:
     if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
         raise DataConfigError(source, key, f"must be a list. Received: {value!r}")
     return list(value)
 
 
-def _patterns(value: Any, source: str, key: str, base: str | None) -> tuple[str, ...]:
-    patterns = [value] if isinstance(value, str) else _list(value, source, key)
+def patterns_of(value: Any, source: str, key: str, base: str | None) -> tuple[str, ...]:
+    patterns = [value] if isinstance(value, str) else list_of(value, source, key)
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise DataConfigError(source, key, f"one or more file patterns. Received: {value!r}")
     return tuple(p if base is None or "://" in p or Path(p).is_absolute() else str(Path(base) / p) for p in patterns)
@@ -222,15 +247,15 @@ def _files(value: Any, source: str, base: str | None) -> dict[str, tuple[str, ..
         if "all" in value:
             if len(value) > 1:
                 raise DataConfigError(source, "files", "`all` or one entry per split, not both")
-            return {"all": _patterns(value["all"], source, "files.all", base)}
+            return {"all": patterns_of(value["all"], source, "files.all", base)}
         unknown = sorted(set(value) - set(SPLITS))
         missing = [s for s in SPLITS if s not in value]
         if unknown or missing:
             raise DataConfigError(
                 source, "files", f"per split needs exactly {', '.join(SPLITS)}. Received: {sorted(value)}"
             )
-        return {s: _patterns(value[s], source, f"files.{s}", base) for s in SPLITS}
-    return {"all": _patterns(value, source, "files", base)}
+        return {s: patterns_of(value[s], source, f"files.{s}", base) for s in SPLITS}
+    return {"all": patterns_of(value, source, "files", base)}
 
 
 def _split_rule(value: Any, files: Mapping[str, Any], source: str) -> SplitRule:

@@ -16,12 +16,12 @@ import collections
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from tfzoo.data.data_config import DataConfig, LabelColumn
-from tfzoo.data.errors import DataFormatError
+from tfzoo.data.errors import BadRows, DataFormatError
 from tfzoo.data.features import FLOAT32, INT64, SEQUENCE_PAD, STRING
 
 BAD_ROW_POLICIES = ("raise", "skip")
@@ -405,3 +405,75 @@ def read_file(
 ) -> Iterator[RowBatch]:
     """The rows of one file of `config`, in batches of at most `batch_rows`."""
     yield from _READERS[config.format](config, path, _Rows(path, on_bad_row, bad_rows), batch_rows)
+
+
+def read_text_columns(
+    path: str, file_format: str, columns: Sequence[str], *, bad_rows: BadRows
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The `columns` of a whole CSV, TSV or Parquet file as text (object arrays; a null is
+    ""), with each row's line (text, the header being line 1) or record index (Parquet).
+    A row with the wrong number of fields goes to `bad_rows`; a missing column raises a
+    `DataFormatError` naming the file and the columns it has."""
+    import pyarrow as pa
+    import pyarrow.csv as csv
+    import pyarrow.parquet as pq
+
+    columns = list(columns)
+    if file_format == "parquet":
+        with _opened(path) as f:
+            parquet = pq.ParquetFile(f)
+            missing = [c for c in columns if c not in parquet.schema_arrow.names]
+            if missing:
+                raise DataFormatError(f"no column(s) {missing}; the file has {parquet.schema_arrow.names}", path=path)
+            table = parquet.read(columns=columns)
+        lines = np.arange(table.num_rows)
+    else:
+        invalid_lines: list[int] = []
+        raised: list[DataFormatError] = []  # pyarrow turns a handler's exception into its own
+
+        def invalid(row) -> str:
+            try:
+                bad_rows.handle(
+                    DataFormatError(
+                        f"{row.actual_columns} fields where the header has {row.expected_columns}",
+                        path=path,
+                        line=row.number,
+                    )
+                )
+            except DataFormatError as error:
+                raised.append(error)
+                return "error"
+            invalid_lines.append(row.number if row.number is not None else -1)
+            return "skip"
+
+        with _opened(path) as raw, pa.CompressedInputStream(raw, "gzip") if path.endswith(".gz") else raw as f:
+            try:
+                table = csv.read_csv(
+                    f,
+                    read_options=csv.ReadOptions(use_threads=False),
+                    parse_options=csv.ParseOptions(
+                        delimiter="\t" if file_format == "tsv" else ",", invalid_row_handler=invalid
+                    ),
+                    convert_options=csv.ConvertOptions(
+                        column_types={name: pa.string() for name in columns},
+                        include_columns=columns,
+                        strings_can_be_null=False,
+                    ),
+                )
+            except (pa.ArrowInvalid, KeyError) as error:
+                if raised:
+                    raise raised[0] from None
+                message = str(error)
+                if isinstance(error, KeyError) or "not found" in message:
+                    message = f"{message}; the config reads {columns}"
+                raise DataFormatError(message, path=path, line=1) from None
+        lines = np.arange(table.num_rows) + 2
+        for line in sorted(invalid_lines):
+            lines = lines + (lines >= line)
+    values = {}
+    for name in columns:
+        column = table.column(name)
+        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+            column = column.cast(pa.string())
+        values[name] = np.array(column.fill_null("").to_pylist(), dtype=object)
+    return values, lines

@@ -45,6 +45,8 @@ class FriendGraph:
         float64 [num_users] each, NaN where unknown.
       source: where the graph came from, for messages.
       skipped_rows: rows dropped by a reader's `on_bad_row="skip"`.
+      node_ids: [num_users] the users' ids as their files give them (text), where they
+        are not simply 0 .. num_users - 1 (`tfzoo.data.graph_config`); None otherwise.
     """
 
     num_users: int
@@ -55,9 +57,16 @@ class FriendGraph:
     node_targets: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     source: str = ""
     skipped_rows: int = 0
+    node_ids: np.ndarray | None = None
 
     def __post_init__(self):
         self.edges = canonical_edges(self.edges, self.num_users)
+        if self.node_ids is not None:
+            self.node_ids = np.asarray(self.node_ids, str)
+            if self.node_ids.shape != (self.num_users,):
+                raise ValueError(
+                    f"`node_ids` must hold one id per user ({self.num_users}). Received: shape={self.node_ids.shape}"
+                )
         self.feature_splits = np.asarray(self.feature_splits, np.int64)
         self.feature_indices = np.asarray(self.feature_indices, np.int32)
         if self.feature_splits.shape != (self.num_users + 1,) or self.feature_splits[-1] != len(self.feature_indices):
@@ -78,6 +87,21 @@ class FriendGraph:
     def degrees(self) -> np.ndarray:
         """[num_users] number of friends of each user."""
         return degrees(self.edges, self.num_users)
+
+    def serving_ids(self) -> np.ndarray | None:
+        """The users' ids as a client names them: int64 where every id is an integer, else
+        text; None where they are the row indices 0 .. num_users - 1 themselves."""
+        if self.node_ids is None:
+            return None
+        try:
+            integers = np.array([int(i) for i in self.node_ids], np.int64)
+        except (ValueError, OverflowError):
+            return self.node_ids.astype(object)
+        if np.array_equal(integers, np.arange(self.num_users)) and all(
+            str(i) == text for i, text in zip(integers, self.node_ids)
+        ):
+            return None
+        return integers
 
     def user_features(self, user: int) -> np.ndarray:
         return self.feature_indices[self.feature_splits[user] : self.feature_splits[user + 1]]
@@ -102,6 +126,7 @@ class FriendGraph:
             feature_dim=self.features.dim,
             feature_description=self.features.description,
             source=self.source,
+            **({} if self.node_ids is None else {"node_ids": self.node_ids}),
             **targets,
         )
 
@@ -121,6 +146,7 @@ class FriendGraph:
                 features=MultiHotFeatures(int(stored["feature_dim"]), str(stored["feature_description"])),
                 node_targets={k[len("target_") :]: stored[k] for k in stored.files if k.startswith("target_")},
                 source=str(stored["source"]),
+                node_ids=stored["node_ids"] if "node_ids" in stored.files else None,
             )
 
     def with_edges(self, edges: np.ndarray) -> FriendGraph:

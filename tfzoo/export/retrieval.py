@@ -6,7 +6,10 @@
   [batch, k] float32: the k users with the highest score (query vector . candidate
   vector, i.e. the model's retrieval logit) from the index, excluding the user and its
   known friends (rows are padded with id -1 and score -inf when fewer than k users are
-  left); with a fusion, the score is the fused one (`Fusion`);
+  left); with a fusion, the score is the fused one (`Fusion`). Users are the graph's
+  rows 0 .. n - 1, or where the graph came from files with their own ids
+  (`FriendGraph.serving_ids`), those ids: int64, or string (padding "") where an id is
+  not an integer;
 - `embed`: `subgraphs` [batch] string, serialized `tf.train.Example`s of sampled
   subgraphs (schema in `assets/subgraph_schema.pbtxt`, root first; see
   `tfzoo.graph.SubgraphSampler.serialized_subgraphs`) -> `embedding` [batch, d]: the
@@ -122,6 +125,18 @@ class FriendRetrievalModule(tf.Module):
         self.friend_ids = tf.Variable(ids, trainable=False, name="friend_ids")  # [2 * friendships]
         self.spec = subgraph_spec()
         self.fusion = fusion
+        # Users as their files name them (`FriendGraph.serving_ids`): requests and results
+        # speak those ids, looked up in a table; None where they are the row indices.
+        serving_ids = graph.serving_ids()
+        self.id_dtype = tf.int64 if serving_ids is None or serving_ids.dtype == np.int64 else tf.string
+        if serving_ids is not None:
+            self.node_ids = tf.Variable(serving_ids, trainable=False, name="node_ids", dtype=self.id_dtype)  # [users]
+            self.rows_of_ids = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(serving_ids, self.id_dtype), tf.range(graph.num_users, dtype=tf.int64)
+                ),
+                default_value=-1,
+            )
         if fusion is not None:
             if candidates is None:
                 raise ValueError("A fused export rescores candidates exactly: pass `candidates` [users, d].")
@@ -138,10 +153,27 @@ class FriendRetrievalModule(tf.Module):
         return tf.sort(own.to_tensor(default_value=tf.int64.max), axis=1)
 
     def recommend(self, user_ids: tf.Tensor) -> dict[str, tf.Tensor]:
-        known = tf.reduce_all((user_ids >= 0) & (user_ids < self.num_users))
-        tf.debugging.Assert(
-            known, [f"user_ids must lie in [0, {self.num_users}) (the indexed users); received:", user_ids]
+        """The top k of `user_ids` (the users' own ids where the graph has them)."""
+        if not hasattr(self, "rows_of_ids"):
+            return self._recommend_rows(user_ids)
+        rows = self.rows_of_ids.lookup(user_ids)  # [batch], -1: unknown
+        known = tf.debugging.Assert(
+            tf.reduce_all(rows >= 0), ["user_ids must name indexed users; received:", user_ids], summarize=20
         )
+        with tf.control_dependencies([known]):  # before any row is gathered
+            found = self._recommend_rows(tf.identity(rows))
+        ids = found["friend_ids"]
+        padding = tf.constant(-1 if self.id_dtype == tf.int64 else "", self.id_dtype)
+        found["friend_ids"] = tf.where(ids >= 0, tf.gather(self.node_ids, tf.maximum(ids, 0)), padding)
+        return found
+
+    def _recommend_rows(self, user_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        known = tf.debugging.Assert(
+            tf.reduce_all((user_ids >= 0) & (user_ids < self.num_users)),
+            [f"user_ids must lie in [0, {self.num_users}) (the indexed users); received:", user_ids],
+        )
+        with tf.control_dependencies([known]):  # before any row is gathered
+            user_ids = tf.identity(user_ids)
         queries = tf.gather(self.user_embeddings, user_ids)  # [batch, d]
         excluded = self._exclusions(user_ids)  # [batch, width]
         if self.fusion is not None and self.fusion.weight:
@@ -277,7 +309,7 @@ def export_friend_retrieval(
     ids = tf.range(graph.num_users, dtype=tf.int64)
     top_k = build_index(index, candidates, ids, k=k, settings=scann, target_recall=target_recall, row_queries=queries)
     module = FriendRetrievalModule(model, top_k, graph, queries, k=k, candidates=candidates, fusion=fusion)
-    recommend = tf.function(module.recommend, input_signature=[tf.TensorSpec([None], tf.int64, name="user_ids")])
+    recommend = tf.function(module.recommend, input_signature=[tf.TensorSpec([None], module.id_dtype, name="user_ids")])
     embed = tf.function(module.embed, input_signature=[tf.TensorSpec([None], tf.string, name="subgraphs")])
     signatures = {"serving_default": recommend.get_concrete_function(), "embed": embed.get_concrete_function()}
     with tempfile.TemporaryDirectory() as scratch:
@@ -287,8 +319,9 @@ def export_friend_retrieval(
         options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if index == "scann" else None)
         metadata = {**index_metadata(top_k), "fusion": None if fusion is None else dataclasses.asdict(fusion)}
         users = np.arange(min(2, graph.num_users))
+        serving_ids = graph.serving_ids()
         warmup = {
-            "serving_default": {"user_ids": users.astype(np.int64)},
+            "serving_default": {"user_ids": users.astype(np.int64) if serving_ids is None else serving_ids[users]},
             "embed": {"subgraphs": np.array(sampler.serialized_subgraphs(users), dtype=object)},
         }
         return save_version(

@@ -86,7 +86,7 @@ class RankingTask(ModelTask):
     inputs_type = RankingInputs
     # Every dataset of tabular rows; behaviour sequences are read as their flat features.
     accepted_datasets = tuple(name for name in DATASETS if name not in FRIEND_GRAPH_DATASETS)
-    accepts_data_configs = True
+    data_config_kinds = ("rows",)
 
     def model_options(self) -> tuple[str, ...]:
         return constructor_options(self.model_class, set_by_task=("feature_spec", "tasks"))

@@ -114,6 +114,7 @@ class FriendRetrievalTask(ModelTask):
     # most 12, stopping 2 epochs after the best (docs/ssmtl.md).
     run_defaults = {"epochs": 12, "batch_size": 256, "patience": 2}
     accepted_datasets = FRIEND_GRAPH_DATASETS
+    data_config_kinds = ("friend_graph",)
     # Options of the run rather than of the model's constructor (see the class docstring).
     run_options = ("fanouts", "uniform_negatives", "cca_scale", "mae_scale", "fusion")
     # `target_recall`: the ScaNN index searches the fewest leaves that reach it; `fusion`:

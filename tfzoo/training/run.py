@@ -180,7 +180,11 @@ def train(
     Under `parameter_server`, variables of `min_shard_bytes` or more are split across the
     parameter servers; `config.json` records where every variable lives.
     """
-    if strategy == "parameter_server" and config.data_config is not None:
+    if (
+        strategy == "parameter_server"
+        and config.data_config is not None
+        and config.data_config.get("kind") != "friend_graph"
+    ):
         raise ValueError(
             "The files of a data config are read by Python readers, which parameter-server workers (TensorFlow "
             "ops only) cannot run. Received: strategy='parameter_server'. Accepted: default, mirrored, multi_worker"

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from tfzoo.data.data_config import DataConfig
+from tfzoo.data.data_config import DataConfig, parse_data_config
+from tfzoo.data.graph_config import FriendGraphConfig, friend_graph_splits
 from tfzoo.data.registry import check_dataset, load_dataset
 from tfzoo.data.streaming import StreamedSplits
 from tfzoo.training.config import RunConfig
@@ -145,7 +146,7 @@ class FitData:
 def _tasks_taking_data_configs() -> list[str]:
     from tfzoo.training.registry import TASKS, task_for  # the registry builds on this module
 
-    return [name for name in TASKS if task_for(name).accepts_data_configs]
+    return [name for name in TASKS if task_for(name).data_config_kinds]
 
 
 def stored_run(directory: str | Path) -> dict:
@@ -177,8 +178,10 @@ class ModelTask(abc.ABC):
     pretraining_model: ClassVar[str | None] = None
     # The datasets (`tfzoo.data.DATASETS` names) whose rows the task's models read.
     accepted_datasets: ClassVar[tuple[str, ...]] = ()
-    # Whether the task's models train on the user's own files (`RunConfig.data_config`).
-    accepts_data_configs: ClassVar[bool] = False
+    # The kinds of data config (`tfzoo.data.data_config.KINDS`) whose files the task's
+    # models train on (`RunConfig.data_config`): "rows", "friend_graph"; none: only named
+    # datasets.
+    data_config_kinds: ClassVar[tuple[str, ...]] = ()
     # Options `export` takes beyond the common ones (`tfzoo export --target-recall ...`).
     export_options: ClassVar[tuple[str, ...]] = ()
 
@@ -198,18 +201,24 @@ class ModelTask(abc.ABC):
         the model does not take; each error is one line naming what was received and what
         is accepted."""
         if config.data_config is not None:
-            if not self.accepts_data_configs:
+            source = config.data_config.get("source", config.dataset)
+            if not self.data_config_kinds:
                 accepted = sorted(task for task in _tasks_taking_data_configs())
                 raise ValueError(
                     f"Model {config.model!r} does not train from a data config yet. Received: "
-                    f"data_config={config.data_config.get('source', config.dataset)!r}. Accepted: models "
+                    f"data_config={source!r}. Accepted: models "
                     f"{', '.join(accepted)}; or a named dataset: {', '.join(self.accepted_datasets)}"
                 )
             if config.data_options:
                 raise ValueError(
                     f"A data config takes no data options. Received: {sorted(config.data_options)}. Accepted: none"
                 )
-            self.data_config(config)  # a config error names its file and key
+            kind = self.data_config(config).kind  # a config error names its file and key
+            if kind not in self.data_config_kinds:
+                raise ValueError(
+                    f"Model {config.model!r} trains from data configs of kind {', '.join(self.data_config_kinds)}. "
+                    f"Received: kind={kind!r} in {source}"
+                )
         else:
             check_dataset(config.dataset, config.data_options)
         if config.data_config is None and config.dataset not in self.accepted_datasets:
@@ -226,17 +235,21 @@ class ModelTask(abc.ABC):
             )
 
     @staticmethod
-    def data_config(config: RunConfig) -> DataConfig:
-        """The run's `DataConfig` (`config.data_config` parsed)."""
+    def data_config(config: RunConfig) -> DataConfig | FriendGraphConfig:
+        """The run's data config (`config.data_config` parsed)."""
         raw = {k: v for k, v in config.data_config.items() if k != "source"}
-        return DataConfig.from_dict(raw, source=config.data_config.get("source", "<data config>"))
+        return parse_data_config(raw, source=config.data_config.get("source", "<data config>"))
 
     @classmethod
     def load_data(cls, config: RunConfig):
         """The run's dataset, split as `config` says (`tfzoo.data.load_dataset`), or its
-        data config's files as streams (`tfzoo.data.streaming.StreamedSplits`)."""
+        data config's files: rows as streams (`tfzoo.data.streaming.StreamedSplits`), a
+        friend graph read and split (`tfzoo.data.graph_config.friend_graph_splits`)."""
         if config.data_config is not None:
-            return StreamedSplits(cls.data_config(config), on_bad_row=config.on_bad_row)
+            data_config = cls.data_config(config)
+            if isinstance(data_config, FriendGraphConfig):
+                return friend_graph_splits(data_config, split_seed=config.split_seed, on_bad_row=config.on_bad_row)
+            return StreamedSplits(data_config, on_bad_row=config.on_bad_row)
         return load_dataset(
             config.dataset,
             path=config.data_path,
