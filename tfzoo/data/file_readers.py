@@ -157,6 +157,8 @@ def _split_column(feature, rows, separator: str) -> tuple[np.ndarray, np.ndarray
     if dtype == STRING:
         values = _as_text(flat.to_numpy(zero_copy_only=False)).astype(object)
         bad_value = np.zeros(len(values), bool)
+    elif pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type):  # text: parsed in Arrow
+        values, bad_value = parse_numbers(flat, np.int64 if dtype == INT64 else np.float64)
     else:
         raw = flat.to_numpy(zero_copy_only=False)
         numpy_dtype = np.int64 if dtype == INT64 else np.float64
@@ -344,6 +346,7 @@ def _parquet_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: int
 
 
 def _tfrecord_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: int) -> Iterator[RowBatch]:
+    import pyarrow as pa
     import tensorflow as tf
 
     parse = {}
@@ -363,13 +366,13 @@ def _tfrecord_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: in
 
     seen = 0
     for records in tf.data.TFRecordDataset(path).batch(batch_rows):
-        records = records.numpy()
-        lines = np.arange(seen, seen + len(records))
-        seen += len(records)
-        try:
+        count = int(records.shape[0])
+        lines = np.arange(seen, seen + count)
+        seen += count
+        try:  # the serialized records stay in TensorFlow: no copy of them in Python
             values = tf.io.parse_example(records, parse)
-            keep = np.ones(len(records), bool)
         except tf.errors.InvalidArgumentError:  # some record is malformed: parse each alone to name it
+            records = records.numpy()
             keep = np.ones(len(records), bool)
             for i, record in enumerate(records):
                 try:
@@ -381,15 +384,25 @@ def _tfrecord_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: in
             lines = lines[keep]
         columns = {}
         for name, value in values.items():
-            if isinstance(value, tf.SparseTensor):  # a sequence: each row's list of values
-                columns[name] = [
-                    [v.decode() if isinstance(v, bytes) else v for v in row]
-                    for row in tf.RaggedTensor.from_sparse(value).to_list()
-                ]
+            if isinstance(value, tf.SparseTensor):  # a sequence or vector: each row's list, as an Arrow list array
+                row_of = value.indices.numpy()[:, 0]  # row-major: each row's values in order
+                offsets = np.zeros(len(lines) + 1, np.int32)
+                np.cumsum(np.bincount(row_of, minlength=len(lines)), out=offsets[1:])
+                columns[name] = pa.ListArray.from_arrays(pa.array(offsets), _arrow_values(value.values.numpy()))
                 continue
             value = value.numpy()
-            columns[name] = np.array([v.decode() for v in value], dtype=object) if value.dtype == object else value
+            columns[name] = _arrow_values(value) if value.dtype == object else value
         yield convert_columns(config, columns, rows, lines)
+
+
+def _arrow_values(values: np.ndarray):
+    """A NumPy column as Arrow; bytes (TFRecord strings) decoded as UTF-8 in Arrow, not
+    one by one in Python."""
+    import pyarrow as pa
+
+    if values.dtype == object:
+        return pa.array(values, pa.binary()).cast(pa.string())
+    return pa.array(values)
 
 
 _READERS = {"csv": _text_batches, "tsv": _text_batches, "parquet": _parquet_batches, "tfrecord": _tfrecord_batches}

@@ -30,6 +30,7 @@ from tfzoo.data.preprocessing import FeaturePreprocessor
 
 SHUFFLE_BUFFER_ROWS = 100_000
 FILES_READ_AT_ONCE = 4
+ROWS_PER_YIELD = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +188,9 @@ class StreamedSplits:
             dataset = dataset.map(model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             if not with_labels:
                 dataset = dataset.map(lambda features, labels, masks: features)
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        # The generator's runs of whole batches, cut into the batches (the same rows in the
+        # same order as one batch per yield).
+        return dataset.rebatch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     def _chunks(self, split: str, files: list[str]) -> Iterator[RowBatch]:
         """The rows of `files`, `FILES_READ_AT_ONCE` files open at a time, their chunks taken
@@ -214,8 +217,9 @@ class StreamedSplits:
     def _shuffled_batches(
         self, split: str, files: list[str], batch_size: int, rng: np.random.Generator | None, *, repeat: bool
     ) -> Iterator[RowBatch]:
-        """Batches of `batch_size` rows of `files` (the last one partial, unless `repeat`:
-        then the files again and again, each pass every row once, every batch full). With
+        """Runs of whole batches of `batch_size` rows of `files`, about `ROWS_PER_YIELD`
+        rows each (the last batch partial, unless `repeat`: then the files again and again,
+        each pass every row once, every batch full). With
         `rng`, rows are shuffled in a buffer of `SHUFFLE_BUFFER_ROWS`: whenever it is full,
         it is permuted and its first half goes out as batches, and at the end of a pass the
         rest. Every batch is a copy: no chunk stays alive for one of its rows, so memory is
@@ -224,6 +228,9 @@ class StreamedSplits:
         held: list[RowBatch] = []
         rows = 0  # in `held`
         keep = SHUFFLE_BUFFER_ROWS // 2 if rng is not None else 0
+        # Rows per yield: whole batches, several at once (`dataset` cuts them), so that the
+        # per-element costs of the generator and the preprocessing are paid per 8k rows.
+        step = batch_size * max(1, ROWS_PER_YIELD // batch_size)
 
         def queued() -> RowBatch | None:
             parts = list(carry)
@@ -240,8 +247,8 @@ class StreamedSplits:
                     continue
                 queue = queued()
                 out = (len(queue) - keep) // batch_size * batch_size
-                for start in range(0, out, batch_size):
-                    yield queue.take(np.arange(start, start + batch_size))
+                for start in range(0, out, step):
+                    yield queue.take(np.arange(start, min(start + step, out)))
                 carry, held = [], [queue.take(np.arange(out, len(queue)))]
                 rows = len(held[0])
             # The end of a pass: the rows held go out too (with `repeat`, a partial last
@@ -252,8 +259,8 @@ class StreamedSplits:
                     raise ValueError(f"{split} has no rows in {files}: nothing to repeat.")
                 return
             out = len(queue) // batch_size * batch_size if repeat else len(queue)
-            for start in range(0, out, batch_size):
-                yield queue.take(np.arange(start, min(start + batch_size, out)))
+            for start in range(0, out, step):
+                yield queue.take(np.arange(start, min(start + step, out)))
             carry, held, rows = [queue.take(np.arange(out, len(queue)))], [], 0
             if not repeat:
                 return
