@@ -22,7 +22,8 @@ on validation), from their kept run directories; the earlier entry stays as
 `fused_without_popularity`.
 
 Grids (`--grid`):
-- `default`: `tfzoo train ssmtl`'s defaults, nothing changed.
+- `default`: `tfzoo train ssmtl`'s defaults, nothing changed; and the previous default,
+  the same with the paper's objectives (`+both (previous default)`).
 - `levers`: the road from the previous model to the default, one lever added at a time.
 - `objectives`: the default (+both, at the default calibrated scales) and with CCA-SSG,
   GraphMAE or both switched off.
@@ -66,6 +67,7 @@ PREVIOUS = {
 }
 RETRIEVAL = {"cca_weight": 0.0, "mae_weight": 0.0}  # the default: no self-supervision
 PAPER_SCALES = {"cca_scale": 0.1, "mae_scale": 0.1}  # the paper's objectives, calibrated
+PREVIOUS_DEFAULT = "+both (previous default)"
 
 
 def _ladder(*steps: tuple[str, dict]) -> dict[str, dict]:
@@ -78,8 +80,9 @@ def _ladder(*steps: tuple[str, dict]) -> dict[str, dict]:
 
 
 GRIDS: dict[str, dict[str, dict]] = {
-    # `tfzoo train ssmtl` as it is, nothing changed.
-    "default": {"default": {}},
+    # `tfzoo train ssmtl` as it is, nothing changed, and the previous default: the same
+    # with the paper's objectives at calibrated scale 0.1.
+    "default": {"default": {}, PREVIOUS_DEFAULT: PAPER_SCALES},
     # From the previous model to the default (retrieval only), one lever at a time, then
     # one more lever at a time on top of the default.
     "levers": {
@@ -116,7 +119,7 @@ GRIDS: dict[str, dict[str, dict]] = {
     },
 }
 REFERENCES = {
-    "default": None,
+    "default": "default",
     "levers": "+ dropout 0.2 (default)",
     "objectives": "retrieval",
     "weights": None,
