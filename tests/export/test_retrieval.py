@@ -86,6 +86,35 @@ def test_brute_force_serving_is_exact_and_excludes_known_friends(exported):
     )
 
 
+@pytest.mark.parametrize("ids", ["integers", "text"])
+def test_a_graph_with_its_own_user_ids_is_served_in_them(exported, tmp_path, ids):
+    # A graph read from a user's files (`tfzoo.data.graph_config`) keeps their ids: the
+    # export takes and returns them, int64 where every id is an integer, else text.
+    model, _, graph, (queries, candidates), *_ = exported
+    numbers = 10_000 + 7 * np.random.default_rng(0).permutation(graph.num_users)
+    own = numbers if ids == "integers" else np.char.add("user-", numbers.astype(str))
+    path = export_friend_retrieval(
+        model,
+        dataclasses.replace(graph, node_ids=own.astype(str)),
+        tmp_path,
+        "own_ids",
+        index="brute_force",
+        k=K,
+        fanouts=(4, 3),
+        vectors=(queries, candidates),
+    )
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    rows = np.array([3, 0, graph.num_users - 1])
+    served = serve(user_ids=tf.constant(own[rows]))["friend_ids"].numpy()
+    expected = top_k_excluding(queries, rows, [graph.edges], K, candidate_embeddings=candidates)
+    served = served.astype(str) if ids == "text" else served
+    assert served.tolist() == own[expected].tolist()
+    # An id no user has is refused, naming what was received, before any row is looked up.
+    unknown = tf.constant(np.array([own[0], 5 if ids == "integers" else "user-5"], own.dtype))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="user_ids must name indexed users"):
+        serve(user_ids=unknown)
+
+
 def test_scann_serving_loads_with_the_op_library_and_excludes_known_friends(exported):
     _, _, graph, (queries, candidates), scann, _ = exported
     users = np.arange(0, 300, 10)

@@ -1,6 +1,6 @@
 """`tfzoo train ssmtl --data-config` on a friend graph written as a user's files: the run
-trains on the graph and split the named dataset has, and the export speaks the files'
-user ids."""
+trains on the graph and split the named dataset has, and keeps the files' user ids for
+its export (which serves in them: tests/export/test_retrieval.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfzoo import cli
 from tfzoo.data import load_dataset, make_friend_graph
-from tfzoo.evaluation import top_k_excluding
-from tfzoo.export.retrieval import export_friend_retrieval
-from tfzoo.training import load_run, task_for
+from tfzoo.training import RunConfig, task_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -50,43 +47,22 @@ def runs(tmp_path_factory):
         f"{graph.features.dim}}}]}}\n"
         "edges: {files: friends.csv, columns: [a, b]}\n"
     )
-    metrics = _train(tmp_path, "files", ["--data-config", str(tmp_path / "friends.yaml")])
-    return tmp_path, metrics, load_run(tmp_path / "files")
+    return tmp_path, _train(tmp_path, "files", ["--data-config", str(tmp_path / "friends.yaml")])
 
 
 def test_the_files_train_on_the_graph_and_split_of_the_named_dataset(runs):
-    tmp_path, metrics, run = runs
+    tmp_path, metrics = runs
     named = load_dataset("friend_graph", options={"num_users": NUM_USERS})
-    data = run.prepared.data
+    stored = json.loads((tmp_path / "files" / "config.json").read_text())["run"]
+    assert stored["data_config"]["kind"] == "friend_graph" and stored["dataset"] == "friends"
+    data = task_for("ssmtl").load_data(RunConfig(**stored))  # the split the run trained on
     assert metrics["split"] == "friends: " + named.split
     for part in ("validation", "test"):
         np.testing.assert_array_equal(getattr(data, part), getattr(named, part))
     for graph in ("graph", "train"):
         for field in ("edges", "feature_splits", "feature_indices"):
             np.testing.assert_array_equal(getattr(getattr(data, graph), field), getattr(getattr(named, graph), field))
-    stored = json.loads((tmp_path / "files" / "config.json").read_text())["run"]
-    assert stored["data_config"]["kind"] == "friend_graph" and stored["dataset"] == "friends"
-    # The heuristics beside the model are those of the named graph.
-    assert (
-        metrics["baselines"]["test"]["adamic_adar"]["all"]["recall@50"]
-        > metrics["baselines"]["test"]["popularity"]["all"]["recall@50"]
-    )
-
-
-def test_the_export_takes_and_returns_the_files_user_ids(runs, tmp_path):
-    run = runs[2]
-    task = task_for("ssmtl")
-    graph = task.run_graph(run.config, run.directory)
-    assert graph.serving_ids().tolist() == USER_IDS.tolist()
-    queries, candidates = task.user_vectors(run.prepared)
-    path = export_friend_retrieval(
-        run.model, graph, tmp_path, "friends", index="brute_force", k=10, vectors=(queries, candidates)
-    )
-    rows = np.array([3, 0, NUM_USERS - 1])
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    served = serve(user_ids=tf.constant(USER_IDS[rows]))
-    expected = top_k_excluding(queries, rows, [graph.edges], 10, candidate_embeddings=candidates)
-    np.testing.assert_array_equal(served["friend_ids"], np.where(expected >= 0, USER_IDS[expected], -1))
-    # An id no file has is refused, naming what was received.
-    with pytest.raises(tf.errors.InvalidArgumentError, match="user_ids must name indexed users"):
-        serve(user_ids=tf.constant([USER_IDS[0], 5], tf.int64))
+    # The graph saved with the run, for its export, keeps the files' ids.
+    saved = task_for("ssmtl").run_graph(None, tmp_path / "files")
+    assert saved.serving_ids().tolist() == USER_IDS.tolist()
+    np.testing.assert_array_equal(saved.edges, named.graph.edges)
