@@ -104,13 +104,6 @@ class FriendGraphConfig:
         """What a run stores (`RunConfig.data_config`); `parse_data_config` reads it back."""
         return {**self.raw, "name": self.name, "source": self.source}
 
-    def describe_split(self) -> str:
-        cold = f", cold-start users {self.cold_start_share:g}" if self.cold_start_share else ""
-        return (
-            f"{self.name}: friendships split per user, validation {self.validation_share:g}, "
-            f"test {self.test_share:g}{cold}"
-        )
-
     @classmethod
     def from_dict(
         cls, raw: Mapping[str, Any], *, source: str = "<data config>", base: str | None = None
