@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tfzoo import cli
+from tfzoo.training import task_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,10 +184,20 @@ def test_data_config_mismatches_are_one_line(tmp_path, capsys):
     path = _data_config(tmp_path)
     assert error(["train", "supermoe", "--data-config", path]) == (
         1,
-        f"tfzoo train: error: Model 'supermoe' does not train from a data config yet. Received: data_config="
-        f"'{path}'. Accepted: models grec, mmoe, ple, shared_bottom, single_task, ssmtl; or a named dataset: "
-        "movielens_sequences, generated_sequences",
+        f"tfzoo train: error: Model 'supermoe' trains from data configs of kind events. Received: kind='rows' "
+        f"in {path}",
     )
+    # A model kind that reads no data config (e.g. one a user registers without any) says
+    # which models do.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(task_for("supermoe")), "data_config_kinds", ())
+        assert error(["train", "supermoe", "--data-config", path]) == (
+            1,
+            f"tfzoo train: error: Model 'supermoe' does not train from a data config yet. Received: data_config="
+            f"'{path}'. Accepted: models grec, mmoe, ple, shared_bottom, single_task, ssmtl, supermoe_mcp; or a "
+            "named dataset: "
+            "movielens_sequences, generated_sequences",
+        )
     assert error(["train", "ssmtl", "--data-config", path]) == (
         1,
         f"tfzoo train: error: Model 'ssmtl' trains from data configs of kind friend_graph. Received: kind='rows' "

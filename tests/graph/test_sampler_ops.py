@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_gnn as tfgnn
 from tensorflow_gnn.experimental.sampler import ext_ops, ext_ops_vectorized
 
 from tfzoo.graph import NODE_ID, USERS, SubgraphSampler, sampler_ops
@@ -52,3 +53,33 @@ def test_seeded_sampler_samples_the_same_subgraphs_under_either_implementation(s
         ext_ops.set_ops_implementation(sampler_ops.IMPLEMENTATION)
     assert subgraphs["vectorized"] == subgraphs[sampler_ops.IMPLEMENTATION]
     assert subgraphs["vectorized"][0] != subgraphs["vectorized"][1]  # the draws go on between calls
+
+
+def test_parallel_edge_removal_equals_tf_gnn_removal():
+    # Three graphs of one component each; edges (source, target) with repeats, and an edge
+    # feature that tells which copy of a repeated edge is kept.
+    rng = np.random.default_rng(0)
+    edges = [[(0, 1), (1, 2), (0, 1), (2, 0), (1, 2)], [], [(3, 3), (0, 2), (3, 3), (3, 3)]]
+    nodes = [3, 2, 4]
+    weight = tf.RaggedTensor.from_row_lengths(
+        tf.constant(rng.normal(size=(sum(len(e) for e in edges), 2)), tf.float32), [len(e) for e in edges]
+    )
+    graph = tfgnn.GraphTensor.from_pieces(
+        node_sets={"users": tfgnn.NodeSet.from_fields(sizes=tf.ragged.constant([[n] for n in nodes]), features={})},
+        edge_sets={
+            "friends": tfgnn.EdgeSet.from_fields(
+                sizes=tf.ragged.constant([[len(e)] for e in edges]),
+                features={"weight": weight},
+                adjacency=tfgnn.Adjacency.from_indices(
+                    ("users", tf.ragged.constant([[s for s, _ in e] for e in edges], tf.int64, ragged_rank=1)),
+                    ("users", tf.ragged.constant([[t for _, t in e] for e in edges], tf.int64, ragged_rank=1)),
+                ),
+            )
+        },
+    )
+    expected = sampler_ops.TF_GNN_REMOVE_PARALLEL_EDGES(graph).edge_sets["friends"]
+    found = sampler_ops.remove_parallel_edges(graph).edge_sets["friends"]
+    assert found.adjacency.source.to_list() == expected.adjacency.source.to_list() == [[0, 1, 2], [], [3, 0]]
+    assert found.adjacency.target.to_list() == expected.adjacency.target.to_list()
+    assert found.sizes.numpy().tolist() == expected.sizes.numpy().tolist() == [[3], [0], [2]]
+    assert found["weight"].to_list() == expected["weight"].to_list()

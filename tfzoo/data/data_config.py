@@ -26,8 +26,9 @@ hold their values joined by `separator` (default "|"). A headerless text file na
 columns with `columns: [...]`.
 
 A friend graph (a node table and an edge list) is a config of `kind: friend_graph`
-(`tfzoo.data.graph_config`); without `kind`, or with `kind: rows`, a config describes
-rows as above. `read_data_config` reads either.
+(`tfzoo.data.graph_config`), an event log grouped into behaviour sequences one of
+`kind: events` (`tfzoo.data.events_config`); without `kind`, or with `kind: rows`, a
+config describes rows as above. `read_data_config` reads any of them.
 
 Every error names the config file, the key at fault and what is accepted.
 """
@@ -47,7 +48,7 @@ from tfzoo.data.features import DatasetSpec, feature_from_config
 FORMATS = ("csv", "tsv", "parquet", "tfrecord")
 SPLITS = ("train", "validation", "test")
 SPLIT_RULES = ("hash", "column", "time")
-KINDS = ("rows", "friend_graph")
+KINDS = ("rows", "friend_graph", "events")
 _KEYS = ("name", "format", "files", "split", "features", "labels", "separator", "columns", "description", "kind")
 
 
@@ -197,8 +198,8 @@ class DataConfig:
 
 
 def parse_data_config(raw: Mapping[str, Any], *, source: str = "<data config>", base: str | None = None):
-    """The `DataConfig` or, with `kind: friend_graph`, the `FriendGraphConfig` of `raw`
-    (relative file patterns taken from `base`)."""
+    """The `DataConfig` of `raw`, or by its `kind` its `FriendGraphConfig` or
+    `EventsConfig` (relative file patterns taken from `base`)."""
     if not isinstance(raw, Mapping):
         raise DataConfigError(source, "", f"must be a mapping. Received: {type(raw).__name__}")
     kind = raw.get("kind", "rows")
@@ -208,12 +209,16 @@ def parse_data_config(raw: Mapping[str, Any], *, source: str = "<data config>", 
         from tfzoo.data.graph_config import FriendGraphConfig  # builds on this module
 
         return FriendGraphConfig.from_dict(raw, source=source, base=base)
+    if kind == "events":
+        from tfzoo.data.events_config import EventsConfig  # builds on this module
+
+        return EventsConfig.from_dict(raw, source=source, base=base)
     return DataConfig.from_dict(raw, source=source, base=base)
 
 
 def read_data_config(path: str | Path):
-    """The data config in `path` (YAML, or JSON: a `.json` suffix): a `DataConfig`, or a
-    `FriendGraphConfig` where it says `kind: friend_graph`."""
+    """The data config in `path` (YAML, or JSON: a `.json` suffix): a `DataConfig`, or by
+    its `kind` a `FriendGraphConfig` or an `EventsConfig`."""
     path = Path(path)
     try:
         text = path.read_text()

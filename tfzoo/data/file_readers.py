@@ -421,11 +421,17 @@ def read_file(
 
 
 def read_text_columns(
-    path: str, file_format: str, columns: Sequence[str], *, bad_rows: BadRows
+    path: str,
+    file_format: str,
+    columns: Sequence[str],
+    *,
+    bad_rows: BadRows,
+    column_names: Sequence[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The `columns` of a whole CSV, TSV or Parquet file as text (object arrays; a null is
-    ""), with each row's line (text, the header being line 1) or record index (Parquet).
-    A row with the wrong number of fields goes to `bad_rows`; a missing column raises a
+    ""), with each row's line (text: the header, if any, being line 1) or record index
+    (Parquet). `column_names` names the columns of a headerless CSV or TSV file. A row
+    with the wrong number of fields goes to `bad_rows`; a missing column raises a
     `DataFormatError` naming the file and the columns it has."""
     import pyarrow as pa
     import pyarrow.csv as csv
@@ -463,7 +469,9 @@ def read_text_columns(
             try:
                 table = csv.read_csv(
                     f,
-                    read_options=csv.ReadOptions(use_threads=False),
+                    read_options=csv.ReadOptions(
+                        use_threads=False, column_names=list(column_names) if column_names else None
+                    ),
                     parse_options=csv.ParseOptions(
                         delimiter="\t" if file_format == "tsv" else ",", invalid_row_handler=invalid
                     ),
@@ -480,7 +488,7 @@ def read_text_columns(
                 if isinstance(error, KeyError) or "not found" in message:
                     message = f"{message}; the config reads {columns}"
                 raise DataFormatError(message, path=path, line=1) from None
-        lines = np.arange(table.num_rows) + 2
+        lines = np.arange(table.num_rows) + (1 if column_names else 2)  # the first data row's line
         for line in sorted(invalid_lines):
             lines = lines + (lines >= line)
     values = {}

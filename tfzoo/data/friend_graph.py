@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfzoo.data.ids import client_ids
+
 
 @dataclasses.dataclass(frozen=True)
 class MultiHotFeatures:
@@ -93,15 +95,10 @@ class FriendGraph:
         text; None where they are the row indices 0 .. num_users - 1 themselves."""
         if self.node_ids is None:
             return None
-        try:
-            integers = np.array([int(i) for i in self.node_ids], np.int64)
-        except (ValueError, OverflowError):
-            return self.node_ids.astype(object)
-        if np.array_equal(integers, np.arange(self.num_users)) and all(
-            str(i) == text for i, text in zip(integers, self.node_ids)
-        ):
+        named = client_ids(self.node_ids)
+        if named.dtype == np.int64 and np.array_equal(named, np.arange(self.num_users)):
             return None
-        return integers
+        return named
 
     def user_features(self, user: int) -> np.ndarray:
         return self.feature_indices[self.feature_splits[user] : self.feature_splits[user + 1]]

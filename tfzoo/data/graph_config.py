@@ -46,12 +46,12 @@ from typing import Any
 
 import numpy as np
 
-from tfzoo.data.data_config import DataConfigError, list_of, patterns_of
+from tfzoo.data.data_config import DataConfigError, list_of
 from tfzoo.data.errors import BadRowPolicy, BadRows, DataFormatError
 from tfzoo.data.features import CategoricalFeature, NumericFeature
 from tfzoo.data.friend_graph import FriendGraph, FriendshipSplits, MultiHotFeatures, split_friendships
+from tfzoo.data.table_files import TableFiles
 
-TABLE_FORMATS = ("csv", "tsv", "parquet")
 NODE_FEATURE_KINDS = ("categorical", "tokens", "numeric", "indices")
 _KEYS = ("kind", "name", "nodes", "edges", "split", "separator", "description")
 _FEATURE_OPTIONS = {
@@ -73,12 +73,6 @@ class NodeFeature:
     min_count: int = 1
     num_buckets: int = 10
     dim: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class TableFiles:
-    patterns: tuple[str, ...]
-    format: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,14 +144,9 @@ class FriendGraphConfig:
         stored_files = {}
         tables = {}
         for key, table in (("nodes", nodes), ("edges", edges)):
-            if "files" not in table:
-                raise DataConfigError(source, f"{key}.files", "required")
-            fmt = table.get("format", "csv")
-            if fmt not in TABLE_FORMATS:
-                raise DataConfigError(
-                    source, f"{key}.format", f"Received: {fmt!r}. Accepted: {', '.join(TABLE_FORMATS)}"
-                )
-            tables[key] = TableFiles(patterns_of(table["files"], source, f"{key}.files", base), fmt)
+            # The edges' `columns` name their two id columns, not those of a headerless file.
+            files = {k: v for k, v in table.items() if k != "columns"}
+            tables[key] = TableFiles.from_config(files, source=source, key=key, base=base)
             stored_files[key] = {**table, "files": list(tables[key].patterns)}
         return cls(
             name=str(raw.get("name") or Path(source).stem),
@@ -200,25 +189,6 @@ def _node_feature(value: Any, source: str, key: str) -> NodeFeature:
     if kind == "indices" and "dim" not in options:
         raise DataConfigError(source, f"{key}.dim", "required for kind indices: the number of indices")
     return NodeFeature(name=value["name"], kind=kind, **options)
-
-
-def _files(config: FriendGraphConfig, table: TableFiles, key: str) -> list[str]:
-    import tensorflow as tf
-
-    found = sorted({path for pattern in table.patterns for path in tf.io.gfile.glob(pattern)})
-    if not found:
-        raise FileNotFoundError(f"{config.source}: `{key}.files`: no file matches {list(table.patterns)}")
-    return found
-
-
-def _rows(config: FriendGraphConfig, table: TableFiles, key: str, columns: list[str], on_bad_row: BadRowPolicy):
-    """Each file of `table`: (path, {column: str array}, line numbers, its BadRows)."""
-    from tfzoo.data.file_readers import read_text_columns
-
-    for path in _files(config, table, key):
-        bad_rows = BadRows(on_bad_row, path)
-        values, lines = read_text_columns(path, table.format, columns, bad_rows=bad_rows)
-        yield path, values, lines, bad_rows
 
 
 class _Indicators:
@@ -362,7 +332,7 @@ def _read_users(
     seen: dict[str, tuple[str, int]] = {}  # id -> (file, line) of its row
     skipped = 0
     columns = [config.node_id, *(f.name for f in config.node_features)]
-    for path, values, lines, bad_rows in _rows(config, config.nodes, "nodes", columns, on_bad_row):
+    for path, values, lines, bad_rows in config.nodes.read(config.source, "nodes", columns, on_bad_row):
         keep = np.ones(len(lines), bool)
         bad = functools.partial(_drop, keep, bad_rows, path, lines)
         parsed = []
@@ -391,7 +361,7 @@ def _read_users(
         skipped += bad_rows.skipped
     node_ids = np.concatenate(ids)
     if not len(node_ids):
-        raise DataFormatError("no user rows", path=", ".join(_files(config, config.nodes, "nodes")))
+        raise DataFormatError("no user rows", path=", ".join(config.nodes.paths(config.source, "nodes")))
     return node_ids, parsed_files, skipped
 
 
@@ -428,7 +398,7 @@ def _read_friendships(
     edges = [np.zeros((0, 2), np.int64)]
     skipped = 0
     columns = list(config.edge_columns)
-    for path, values, lines, bad_rows in _rows(config, config.edges, "edges", columns, on_bad_row):
+    for path, values, lines, bad_rows in config.edges.read(config.source, "edges", columns, on_bad_row):
         keep = np.ones(len(lines), bool)
         ends = []
         for column in columns:

@@ -30,6 +30,9 @@ class DatasetSplits:
     validation: TabularData
     test: TabularData
     split: str  # how the rows were split, reported with every result
+    # The files' own ids of what the rows number 1, 2, ... (an event log's items, actions,
+    # users: `tfzoo.data.events_config`), by what they name; empty for the named datasets.
+    vocabularies: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def _census(
@@ -56,7 +59,7 @@ def _synthetic(path: str | None, tasks: Sequence[str] | None, split_seed: int) -
     return DatasetSplits(train, validation, test, f"random 80/10/10 of {len(data)} generated rows, seed {split_seed}")
 
 
-def _with_tasks(parts: Sequence[TabularData], tasks: Sequence[str] | None) -> list[TabularData]:
+def with_tasks(parts: Sequence[TabularData], tasks: Sequence[str] | None) -> list[TabularData]:
     """The parts with their spec's labels restricted to `tasks` (default: all of them)."""
     if not tasks:
         return list(parts)
@@ -81,7 +84,7 @@ def _aliexpress(path: str | None, tasks: Sequence[str] | None, split_seed: int) 
         f"train: random 90% of {train_path.name} ({len(train)} of {len(full_train)} rows), validation: the "
         f"other 10% ({len(validation)} rows), seed {split_seed}; test: {test_path.name} ({len(test)} rows)"
     )
-    return DatasetSplits(*_with_tasks((train, validation, test), tasks), split)
+    return DatasetSplits(*with_tasks((train, validation, test), tasks), split)
 
 
 def _movielens(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
@@ -101,7 +104,7 @@ def _movielens(path: str | None, tasks: Sequence[str] | None, split_seed: int) -
         f"ordered by timestamp (ties in file order) 80/10/10 of {len(data)} ratings: validation from "
         f"{day(validation)}, test from {day(test)} (UTC)"
     )
-    return DatasetSplits(*_with_tasks((train, validation, test), tasks), split)
+    return DatasetSplits(*with_tasks((train, validation, test), tasks), split)
 
 
 def _time_split(data: TabularData, what: str) -> DatasetSplits:

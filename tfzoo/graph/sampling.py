@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 from tensorflow_gnn.experimental import sampler as tfgnn_sampler
+from tensorflow_gnn.experimental.sampler import subgraph_pipeline
 from tensorflow_gnn.sampler import sampling_spec_builder
 
 from tfzoo.data.friend_graph import FriendGraph
@@ -59,19 +60,29 @@ class SubgraphSampler:
         spec = builder.build()
         hops = {f"hop{hop}": hop for hop in range(1, len(fanouts) + 1)}
 
-        def edge_sampler(op):
-            return tfgnn_sampler.InMemUniformEdgesSampler.from_graph_tensor(
-                full,
-                op.edge_set_name,
-                sample_size=op.sample_size,
-                name=op.op_name,
-                seed=None if seed is None else seed * 1000 + hops[op.op_name],
-            )
+        edge_samplers = {}
 
-        # Without autograph: the sampling code has no data-dependent Python control flow, and
-        # converting TF-GNN's source costs tens of seconds per process and per traced map.
-        create = tf.autograph.experimental.do_not_convert(tfgnn_sampler.create_sampling_model_from_spec)
-        self._model = create(schema, spec, edge_sampler, seed_node_dtype=tf.int64)
+        def edge_sampler(op):
+            # One layer per hop, built here: it sorts the graph's edges once, eagerly.
+            if op.op_name not in edge_samplers:
+                edge_samplers[op.op_name] = tfgnn_sampler.InMemUniformEdgesSampler.from_graph_tensor(
+                    full,
+                    op.edge_set_name,
+                    sample_size=op.sample_size,
+                    name=op.op_name,
+                    seed=None if seed is None else seed * 1000 + hops[op.op_name],
+                )
+            return edge_samplers[op.op_name]
+
+        for op in spec.sampling_ops:
+            edge_sampler(op)
+        self._edge_samplers = tuple(edge_samplers.values())
+        # TF-GNN's pipeline called in our traced function, not wrapped in the Keras model of
+        # `create_sampling_model_from_spec`: that model traces the whole sampler once more,
+        # symbolically, when it is built (about 4 s of Python per sampler).
+        self._model = subgraph_pipeline.SamplingPipeline(
+            graph_schema=schema, sampling_spec=spec, edge_sampler_factory=edge_sampler
+        )
         # Traced once per sampler: every later call (eager, or from a `tf.data` map that
         # samples queries, candidates and negatives) reuses the one concrete function instead
         # of re-tracing the sampler's ragged ops, which costs tens of seconds per trace.

@@ -41,8 +41,9 @@ from tfzoo.training.task import (
 ITEMS_FILE = "items.npz"
 # SUPER-MoE encoder hyper-parameters where the user gives none (the channels come from the data).
 ENCODER_DEFAULTS = {"units": 32}
-# `tfzoo pretrain supermoe`'s pre-trainer options where the user gives none.
-MCP_DEFAULTS = {"masked_channels": ["item", "rating"], "mask_rate": 0.2, "num_sampled": 64}
+# `tfzoo pretrain supermoe`'s pre-trainer options where the user gives none; the masked
+# channels default to the item and the data's action channel (`rating` or `action`).
+MCP_DEFAULTS = {"mask_rate": 0.2, "num_sampled": 64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,17 +97,20 @@ class SuperMoETask(ModelTask):
     place, they must split it alike, or the pre-training would have seen this run's
     validation and test rows.
 
-    The baseline is logistic regression on the bag features of
-    `tfzoo.data.behaviour_sequences.bag_features` (the window's items, its liked items,
-    the target item, genre counts), one per task, C chosen on validation AUC. The run
-    saves its `ItemTables` (`items.npz`); the export takes raw sequences (item ids,
-    ratings, timestamps), looks the other channels up in them, and serves the task
-    probabilities and the user embedding (`tfzoo.export.supermoe`).
+    The data is a named behaviour-sequence dataset or an event log's data config
+    (`kind: events`, `tfzoo.data.events_config`). The baseline is logistic regression on
+    the bag features of `tfzoo.data.behaviour_sequences.bag_features` (the window's
+    items, its liked items, the target item, genre counts), one per task, C chosen on
+    validation AUC. The run saves its `ItemTables` (`items.npz`); the export takes raw
+    sequences (item ids, actions, timestamps, as the files name them), looks the other
+    channels up in them, and serves the task probabilities and the user embedding
+    (`tfzoo.export.supermoe`).
     """
 
     inputs_type = ChannelInputs
     pretraining_model = "supermoe_mcp"
     accepted_datasets = BEHAVIOUR_SEQUENCE_DATASETS
+    data_config_kinds = ("events",)
 
     def model_options(self) -> tuple[str, ...]:
         return tuple(
@@ -272,10 +276,10 @@ class SuperMoETask(ModelTask):
 
     def save_artifacts(self, prepared: Prepared, directory: Path) -> None:
         data = prepared.data
-        ItemTables.of(data.train, data.validation, data.test).save(directory / ITEMS_FILE)
+        ItemTables.of(data.train, data.validation, data.test, keys=data.vocabularies).save(directory / ITEMS_FILE)
 
     def export(self, run, export_base: str | Path, name: str, *, version: int | None = None, **options) -> Path:
-        """Raw sequences in (item ids, ratings, timestamps), with the run's item tables;
+        """Raw sequences in (item ids, actions, timestamps), with the run's item tables;
         a run saved before item tables were kept with runs rebuilds them from its dataset."""
         self.check_export_options(options)
         path = Path(run.directory) / ITEMS_FILE
@@ -283,7 +287,7 @@ class SuperMoETask(ModelTask):
             items = ItemTables.load(path)
         else:
             data = self.load_data(run.config)
-            items = ItemTables.of(data.train, data.validation, data.test)
+            items = ItemTables.of(data.train, data.validation, data.test, keys=data.vocabularies)
         return export_supermoe(run.model, items, export_base, name, version)
 
 
@@ -309,6 +313,7 @@ class MaskedChannelPretrainingTask(ModelTask):
     validation_metric = "val_minus_mcp_loss"
     run_defaults = {"epochs": 5, "batch_size": 256, "patience": 2}
     accepted_datasets = BEHAVIOUR_SEQUENCE_DATASETS
+    data_config_kinds = ("events",)
 
     def model_options(self) -> tuple[str, ...]:
         return constructor_options(self.model_class)
@@ -323,7 +328,8 @@ class MaskedChannelPretrainingTask(ModelTask):
         return self._model(config, inputs, steps_per_epoch=1)
 
     def _model(self, config: RunConfig, inputs: ChannelInputs, *, steps_per_epoch: int) -> tf.keras.Model:
-        options = {**MCP_DEFAULTS, "seed": config.seed, **config.model_options}
+        masked = ["item", inputs.sizes.action_channel]
+        options = {**MCP_DEFAULTS, "masked_channels": masked, "seed": config.seed, **config.model_options}
         options["encoder"] = {**ENCODER_DEFAULTS, **dict(options.get("encoder", {})), **inputs.channels}
         model = self.model_class(**options)
         model.compile(optimizer=make_optimizer(config, steps_per_epoch))

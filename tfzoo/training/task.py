@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfzoo.data.data_config import DataConfig, parse_data_config
+from tfzoo.data.events_config import EventsConfig, event_sequence_splits
 from tfzoo.data.graph_config import FriendGraphConfig, friend_graph_splits
 from tfzoo.data.registry import check_dataset, load_dataset
 from tfzoo.data.streaming import StreamedSplits
@@ -235,7 +236,7 @@ class ModelTask(abc.ABC):
             )
 
     @staticmethod
-    def data_config(config: RunConfig) -> DataConfig | FriendGraphConfig:
+    def data_config(config: RunConfig) -> DataConfig | FriendGraphConfig | EventsConfig:
         """The run's data config (`config.data_config` parsed)."""
         raw = {k: v for k, v in config.data_config.items() if k != "source"}
         return parse_data_config(raw, source=config.data_config.get("source", "<data config>"))
@@ -244,11 +245,16 @@ class ModelTask(abc.ABC):
     def load_data(cls, config: RunConfig):
         """The run's dataset, split as `config` says (`tfzoo.data.load_dataset`), or its
         data config's files: rows as streams (`tfzoo.data.streaming.StreamedSplits`), a
-        friend graph read and split (`tfzoo.data.graph_config.friend_graph_splits`)."""
+        friend graph read and split (`tfzoo.data.graph_config.friend_graph_splits`), an
+        event log's behaviour sequences (`tfzoo.data.events_config.event_sequence_splits`)."""
         if config.data_config is not None:
             data_config = cls.data_config(config)
             if isinstance(data_config, FriendGraphConfig):
                 return friend_graph_splits(data_config, split_seed=config.split_seed, on_bad_row=config.on_bad_row)
+            if isinstance(data_config, EventsConfig):
+                return event_sequence_splits(
+                    data_config, split_seed=config.split_seed, tasks=config.tasks, on_bad_row=config.on_bad_row
+                )
             return StreamedSplits(data_config, on_bad_row=config.on_bad_row)
         return load_dataset(
             config.dataset,
