@@ -24,6 +24,7 @@ SCRIPTS = sorted(path.stem for path in BENCH.glob("*.py"))
 HEAVY = {
     "census_baselines": 20,
     "census_gap": 28,
+    "export_time": 30,
     "grec_capacity": 25,
     "sampler_trace": 26,
     "scaling": 45,

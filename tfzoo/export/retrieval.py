@@ -46,7 +46,7 @@ from tfzoo.data.friend_graph import FriendGraph, neighbours
 from tfzoo.evaluation.fusion import check_fusion, with_popularity
 from tfzoo.evaluation.heuristics import common_friend_weights
 from tfzoo.export.ann import ScannSettings, build_index, index_metadata
-from tfzoo.export.saved_model import next_version, save_version
+from tfzoo.export.saved_model import hold_untracked, next_version, save_version
 from tfzoo.graph.sampling import DEFAULT_FANOUTS, SubgraphSampler
 from tfzoo.graph.schema import subgraph_schema, subgraph_spec
 
@@ -110,7 +110,7 @@ class FriendRetrievalModule(tf.Module):
         fusion: Fusion | None = None,
     ):
         super().__init__(name="friend_retrieval")
-        self.encoder = model.encoder
+        hold_untracked(self, "encoder", model.encoder)
         # Dimensions the query side carries as 1s after the encoder's output: the candidate
         # bias's and the fused popularity's (`with_popularity`).
         self.query_ones = int(bool(getattr(model, "candidate_bias", False))) + int(

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from tfzoo.data.behaviour_sequences import ACTION_CHANNELS, SECONDS_PER_DAY, ItemTables
 from tfzoo.data.ids import client_ids
-from tfzoo.export.saved_model import save_version
+from tfzoo.export.saved_model import hold_untracked, save_version
 
 
 def channel_signature(encoder) -> dict[str, tf.TensorSpec]:
@@ -116,7 +116,7 @@ def warmup_raw(encoder, items: ItemTables, *, num_rows: int = 2, length: int = 3
 class SuperMoEServing(tf.Module):
     def __init__(self, model, items: ItemTables):
         super().__init__(name="supermoe_serving")
-        self.model = model
+        hold_untracked(self, "model", model)
         self.action, self.action_vocabulary = _action_channel(model.encoder)
         self.num_items = items.num_items
         self.item_genres = None if items.genres is None else tf.constant(items.genres, tf.int64)  # [items + 1, G]
