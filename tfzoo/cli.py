@@ -51,8 +51,15 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     else:
         DATASETS, STRATEGIES = None, None
 
-    parser = _OneLineErrors(prog="tfzoo", description="Train, evaluate and export tfzoo recommenders.")
+    parser = _OneLineErrors(
+        prog="tfzoo",
+        description="Train, evaluate and export tfzoo recommenders.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # `--version` on one line
+    )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("models", help="list the zoo's models, what each is and what data it trains on")
+    commands.add_parser("datasets", help="list the named datasets and the kinds of data config")
 
     train = commands.add_parser("train", help="train a model into a run directory")
     train.add_argument("model", choices=trained_models())
@@ -123,6 +130,49 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
     _add_serving_parsers(commands)
     return parser
+
+
+# The stack whose versions `tfzoo --version` reports beside the zoo's.
+STACK = ("tensorflow", "tf-keras", "tensorflow-recommenders", "tensorflow-gnn", "scann")
+
+
+def _version() -> str:
+    """`tfzoo X (tensorflow Y, ...)`, from the installed packages' metadata (imports none)."""
+    from importlib import metadata
+
+    from tfzoo import __version__
+
+    def installed(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"tfzoo {__version__} (" + ", ".join(f"{p} {installed(p)}" for p in STACK) + ")"
+
+
+def _models(args) -> int:
+    from tfzoo.training.registry import PRETRAINING, TASKS, task_for
+
+    pretrains = {pretraining: model for model, pretraining in PRETRAINING.items()}
+    for name in sorted(TASKS):
+        task = task_for(name)
+        summary = (task.model_class.__doc__ or "").strip().splitlines()[0]
+        command = f"pretrain {pretrains[name]}" if name in pretrains else f"train {name}"
+        kinds = ", ".join(task.data_config_kinds) or "none"
+        print(f"{name:<14} {summary}")
+        print(f"{'':<14} tfzoo {command}; datasets: {', '.join(task.accepted_datasets)}; data configs: {kinds}")
+    return 0
+
+
+def _datasets(args) -> int:
+    from tfzoo.data.data_config import KINDS
+    from tfzoo.data.registry import DATASET_DESCRIPTIONS, DATASETS
+
+    for name in DATASETS:
+        print(f"{name:<20} {DATASET_DESCRIPTIONS[name]}")
+    print(f"\nyour own files: --data-config FILE, of kind {', '.join(KINDS)} (docs/data.md)")
+    return 0
 
 
 def _add_run_arguments(parser, datasets, strategies) -> None:
@@ -510,6 +560,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "query": _query,
         "data": _data,
+        "models": _models,
+        "datasets": _datasets,
     }
     # Bad data (`DataFormatError`) is a ValueError; missing or existing runs are OSErrors.
     expected: tuple[type[Exception], ...] = (ValueError, KeyError, OSError)

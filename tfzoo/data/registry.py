@@ -212,6 +212,19 @@ DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] =
 }
 
 
+# One line per dataset, for `tfzoo datasets`: what it is and where its rows come from.
+DATASET_DESCRIPTIONS: dict[str, str] = {
+    "aliexpress": "AliExpress search logs (click, conversion), one country's train/test files (--data DIR)",
+    "census": "UCI Census-Income (KDD), bundled: income > 50K and never married, random 80/10/10",
+    "census_flows": "census with a `flow` feature (class of worker): GRec's (flow, use case) tasks",
+    "movielens": "MovieLens-100K ratings as ranking rows (like, love; flows by gender), time split (--data ml-100k)",
+    "movielens_sequences": "MovieLens-100K as behaviour sequences for SUPER-MoE (like, female, over_34; --data ml-100k)",
+    "generated_sequences": "generated behaviour sequences in the MovieLens layout (tests, demos)",
+    "synthetic": "generated multi-scenario rows (flows x use cases) with learnable tasks (tests, demos)",
+    "twitch": "Twitch MUSAE friend graph of one region, for friend retrieval (--data twitch_musae/ES)",
+    "friend_graph": "generated friend graph whose friendships follow user features (tests, demos)",
+}
+
 # Options of the tabular (multi-task) datasets, applied after their split: the training rows
 # upsampled by task (`tfzoo.data.upsampling`, GRec's data preparation for sparse tasks).
 # `upsample_tasks`: a flow column (tasks are flow x use case, e.g. "flow" for census_flows,
