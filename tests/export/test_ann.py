@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -273,3 +274,19 @@ def test_friend_retrieval_export_writes_the_index_metadata(small_friend_graph, s
         "exact": True,
         "fusion": None,
     }
+
+
+def test_scann_index_config_round_trips_without_the_non_serializable_warning():
+    index = ScaNNIndex(ScannSettings(num_leaves=20, num_leaves_to_search=7), k=5, target_recall=0.9, name="friends")
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    tf.get_logger().addHandler(handler)
+    try:
+        config = index.get_config()
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not messages, messages  # Keras's default config warned that `settings` is not serializable
+    restored = ScaNNIndex.from_config(config)
+    assert restored.get_config() == config and restored.settings == index.settings
+    assert (restored._k, restored.target_recall, restored.name) == (5, 0.9, "friends")

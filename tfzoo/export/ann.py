@@ -258,6 +258,21 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         # Replaces the TFRS layer's builder, which has no way to set the last two settings.
         self._build_searcher = build_searcher
 
+    def get_config(self) -> dict[str, Any]:
+        # Not chained to the TFRS layer's: it has none, and Keras's default for a Model
+        # subclass collects the constructor's arguments, warning that `settings` (a
+        # dataclass) is not serializable every time an export saves the index.
+        return {
+            "settings": dataclasses.asdict(self.settings),
+            "k": self._k,
+            "target_recall": self.target_recall,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ScaNNIndex:
+        return cls(**{**config, "settings": ScannSettings(**config["settings"])})
+
     @property
     def leaves_to_search(self) -> int:
         """Leaves searched per query."""
