@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+# TensorFlow's C++ log lines quiet unless TF_CPP_MIN_LOG_LEVEL is set (as `tfzoo` does).
 demo: $(STAMP)
-	$(BIN)/python recipes/demo.py
+	TF_CPP_MIN_LOG_LEVEL=$${TF_CPP_MIN_LOG_LEVEL:-3} $(BIN)/python recipes/demo.py
 
 # Lint and format checks first (ruff, configured in pyproject.toml; `ruff format .` fixes
 # the format), then two pytest workers, a test file each at a time (module fixtures are

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from importlib import metadata
 
 import pytest
@@ -44,3 +48,32 @@ def test_datasets_lists_every_dataset_and_the_data_config_kinds(capsys):
     for name, description in DATASET_DESCRIPTIONS.items():
         assert f"{name:<20} {description}\n" in out
     assert f"--data-config FILE, of kind {', '.join(KINDS)}" in out
+
+
+def test_tensorflow_is_quiet_unless_asked(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert cli.quiet_tensorflow(["train", "mmoe"]) == ["train", "mmoe"]
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == cli.QUIET_TF_CPP_LOG_LEVEL
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    # `--verbose` leaves TensorFlow's default; a `--verbose` after `--` is the launched command's.
+    assert cli.quiet_tensorflow(["--verbose", "launch", "--", "tfzoo", "--verbose"]) == [
+        "launch",
+        "--",
+        "tfzoo",
+        "--verbose",
+    ]
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")  # the user's own level is kept
+    cli.quiet_tensorflow(["models"])
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+
+
+def test_a_quiet_command_prints_no_tensorflow_log_line():
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tfzoo.cli", "models"], capture_output=True, text=True, env=environment, timeout=300
+    )
+    assert result.returncode == 0 and "grec" in result.stdout
+    # TensorFlow's C++ lines: "2026-01-01 10:00:00.123456: E path.cc:51] ..." or "W0000 00:00:... file.cc:1] ...".
+    native = [line for line in result.stderr.splitlines() if re.match(r"^(\S+ \S+: [IWEF] |[IWEF]\d{4} )", line)]
+    assert not native, native

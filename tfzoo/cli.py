@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -57,6 +58,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,  # `--version` on one line
     )
     parser.add_argument("--version", action="version", version=_version())
+    # Read before parsing (`quiet_tensorflow`, which must run before TensorFlow loads);
+    # listed here for --help.
+    parser.add_argument("--verbose", action="store_true", help="TensorFlow's C++ log lines too (default: quiet)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("models", help="list the zoo's models, what each is and what data it trains on")
     commands.add_parser("datasets", help="list the named datasets and the kinds of data config")
@@ -541,11 +545,29 @@ def _data(args) -> int:
     return 0
 
 
+# TensorFlow's C++ log level where the user sets none (`TF_CPP_MIN_LOG_LEVEL`) and does not
+# pass `--verbose`: fatal only. Level 2 (errors) would still print lines marked `E` on every
+# machine without a GPU driver ("failed call to cuInit"), which are not errors of the run;
+# the run's own errors reach the user as Python exceptions whatever the level.
+QUIET_TF_CPP_LOG_LEVEL = "3"
+
+
+def quiet_tensorflow(argv: list[str]) -> list[str]:
+    """Before TensorFlow is imported: its C++ logs quiet unless the user set their level
+    or passed `--verbose` (removed from `argv`, which is returned)."""
+    # What follows `--` is another command's (`tfzoo launch ... -- tfzoo train --verbose`).
+    end = argv.index("--") if "--" in argv else len(argv)
+    own, rest = argv[:end], argv[end:]
+    if "--verbose" not in own:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_CPP_LOG_LEVEL)
+    return [a for a in own if a != "--verbose"] + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_tensorflow(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("tensorflow").propagate = False  # it has its own handler
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser(argv[0] if argv else None)
     if argv[:1] == ["data"]:  # what the command does not take are the Beam pipeline's options
         args, args.beam_args = parser.parse_known_args(argv)
