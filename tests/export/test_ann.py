@@ -290,3 +290,18 @@ def test_scann_index_config_round_trips_without_the_non_serializable_warning():
     restored = ScaNNIndex.from_config(config)
     assert restored.get_config() == config and restored.settings == index.settings
     assert (restored._k, restored.target_recall, restored.name) == (5, 0.9, "friends")
+
+
+@pytest.mark.parametrize("level", ["3", "2"])
+def test_scann_native_logs_are_quiet_where_tensorflows_are(level, monkeypatch, capfd):
+    # Half the candidates are zero vectors: ScaNN's k-means warns of zero-norm centroids
+    # and logs its partitioner's progress, through absl's C++ logging.
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
+    candidates = np.zeros((2000, 16), np.float32)
+    candidates[:1000] = np.random.default_rng(0).normal(size=(1000, 16))
+    build_index("scann", candidates, k=5, settings=ScannSettings(num_leaves=50, num_leaves_to_search=5))
+    native = capfd.readouterr().err
+    if level == "3":
+        assert "partitioner" not in native.lower() and "gmm_utils" not in native, native
+    else:
+        assert "Partitioner" in native or "partitioner" in native  # nothing hidden below level 3

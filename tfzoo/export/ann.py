@@ -23,9 +23,13 @@ share reaches the target, all leaves are searched and the recall they reach is r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import numbers
+import os
+import sys
+import tempfile
 import uuid
 from typing import Any
 
@@ -198,6 +202,32 @@ def recall(found: np.ndarray, exact: np.ndarray) -> float:
     return hits / exact.size if exact.size else 1.0
 
 
+@contextlib.contextmanager
+def native_logs_quiet():
+    """ScaNN logs through absl's C++ logging, which `TF_CPP_MIN_LOG_LEVEL` does not govern
+    (its k-means partitioner's progress lines, a warning for each empty centroid). Where
+    TensorFlow's C++ logs are quiet (level 3, as the `tfzoo` command sets them), the
+    process's stderr (file descriptor 2) goes to a temporary file meanwhile, and comes
+    back to stderr if the block fails; elsewhere nothing changes."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "3":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
     """`tfrs.layers.factorized_top_k.ScaNN` that can return more than its reordering budget,
     and can pick its number of leaves to search for a target recall.
@@ -253,7 +283,8 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
             )
             if settings.num_reordering_candidates is not None:
                 builder = builder.reorder(settings.num_reordering_candidates)
-            return builder.build(shared_name=f"{self.name}/{uuid.uuid4()}")
+            with native_logs_quiet():
+                return builder.build(shared_name=f"{self.name}/{uuid.uuid4()}")
 
         # Replaces the TFRS layer's builder, which has no way to set the last two settings.
         self._build_searcher = build_searcher
