@@ -2,7 +2,7 @@
 
     python bench/ssmtl_ablation.py --data ../shared/data/twitch_musae --regions ES ENGB \
         --grid objectives --seeds 0 1 2 3 4 --out docs/results/ssmtl_objectives.jsonl
-    python bench/ssmtl_ablation.py --table docs/results/ssmtl_objectives.jsonl
+    python bench/ssmtl_ablation.py --table docs/results/ssmtl_objectives.jsonl [--figures docs/figures]
     python bench/ssmtl_ablation.py --quick      # one 1-epoch run on a 200-user graph: checks that it runs
 
 Every run goes through `tfzoo.training.train`, exactly as `tfzoo train ssmtl --dataset
@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfzoo.evaluation import figures
 from tfzoo.evaluation.intervals import minimum_detectable_effect, paired_bootstrap
 from tfzoo.evaluation.report import reproducing_command
 from tfzoo.training import RunConfig, task_for, train
@@ -346,6 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--table", type=Path, help="print the tables of this file and stop")
     parser.add_argument(
+        "--figures", type=Path, metavar="DIR", help="with --table: also draw each grid's Recall@K figure into DIR"
+    )
+    parser.add_argument(
         "--fill-fusion",
         action="store_true",
         help="recompute the served fusion of --out's rows written before the current one (all of --regions "
@@ -370,6 +374,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out = args.out or DEFAULT_OUT
     if args.table:
         print(tables(_read(args.table)))
+        if args.figures:
+            for path in recall_figures(_read(args.table), args.figures):
+                print(f"wrote {path}")
         return
     if args.fill_fusion:
         if args.keep_runs is None:
@@ -443,6 +450,45 @@ def _experiments(parser: argparse.ArgumentParser, args: argparse.Namespace, out:
 
 def _recall(hits: list[int], targets: np.ndarray) -> np.ndarray:
     return np.asarray(hits) / targets
+
+
+def recall_figures(rows: list[dict], directory: Path) -> list[Path]:
+    """Recall@K against K (test; all users and the low-degree slice) of each grid's reference
+    variant, the model alone and as served (mean over seeds), beside the heuristics, one
+    figure per split and grid:
+    `directory/ssmtl_<region>_<grid>_recall_at_k.png`."""
+    written = []
+    for base in (r for r in rows if r["kind"] == "baselines"):
+        here = [r for r in rows if r["kind"] == "run" and _same_split(r, base["region"], base.get("data_options", {}))]
+        for grid in dict.fromkeys(r["grid"] for r in here):
+            targets, users = np.asarray(base["targets"], np.float64), np.asarray(base["users"])
+            slices = {"all": np.ones(len(users), bool), "low_degree": np.isin(users, base["low_degree_users"])}
+            reports = {}
+            # The grid's reference (its first variant): the tables carry the others' differences.
+            for variant in list(dict.fromkeys(r["variant"] for r in here if r["grid"] == grid))[:1]:
+                mine = [r for r in here if r["grid"] == grid and r["variant"] == variant]
+                reports[f"ssmtl {variant}, model alone ({len(mine)} seeds)"] = {
+                    part: {
+                        k: float(np.mean([r["test"][part][k] for r in mine])) for k in mine[0]["test"][part] if "@" in k
+                    }
+                    for part in slices
+                }
+                if all(r.get("fused") for r in mine):  # what the export serves (hits kept at HIT_KS)
+                    reports[f"ssmtl {variant}, served ({len(mine)} seeds)"] = {
+                        part: {
+                            f"recall@{k}": float(
+                                np.mean([_recall(r["fused"][f"hits@{k}"], targets)[chosen].mean() for r in mine])
+                            )
+                            for k in HIT_KS
+                        }
+                        for part, chosen in slices.items()
+                    }
+            for name, report in base["heuristics"].items():
+                reports[name] = {part: report[part] for part in ("all", "low_degree")}
+            path = directory / f"ssmtl_{base['region'].lower()}_{grid}_recall_at_k.png"
+            figures.recall_at_k(reports, path, title=f"Twitch {base['region']}: test Recall@K, grid `{grid}`")
+            written.append(path)
+    return written
 
 
 def tables(rows: list[dict]) -> str:

@@ -21,6 +21,10 @@ in a fresh TensorFlow-only process. With `--table`: the Table 1 grid (MMoE 4/4 a
 a Markdown table. The bundled file (99,762 rows) is split 80/10/10 with seed 0.
 """
 
+# isort: off
+import quiet_logs  # noqa: F401  (recipes/quiet_logs.py: TensorFlow quiet, before it loads)
+
+# isort: on
 import argparse
 
 import grec_table

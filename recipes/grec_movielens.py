@@ -22,6 +22,10 @@ Without `--table`: trains one GRec, reports exact test AUC / AP per use case and
 checks the export in a fresh TensorFlow-only process. With `--table`: the Table 1 grid.
 """
 
+# isort: off
+import quiet_logs  # noqa: F401  (recipes/quiet_logs.py: TensorFlow quiet, before it loads)
+
+# isort: on
 import argparse
 
 import grec_table

@@ -31,6 +31,7 @@ from tfzoo.evaluation import float_ops_per_example, format_task_table, task_metr
 from tfzoo.export.grec import export_grec
 from tfzoo.training import RunConfig, load_run, task_for, train
 from tfzoo.training.run import Run
+from tfzoo.training.summary import append_summary, run_summary
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "MMoE 4/4": {"routing": "dense", "num_experts": 4, "top_k": 4},
@@ -295,6 +296,7 @@ def add_arguments(parser, name: str) -> None:
     parser.add_argument("--json", type=Path, default=Path(f"results/grec_{name}.json"))
     parser.add_argument("--runs", type=Path, default=Path(f"runs/grec_{name}"), help="where the `tfzoo train` runs go")
     parser.add_argument("--export-base", default="savedmodels")
+    parser.add_argument("--summary", type=Path, help="append the model's summary line to this JSON-lines file")
     parser.add_argument(
         "--demo", action="store_true", help="tiny model, 6,000 training rows, one epoch of batches of 128"
     )
@@ -354,4 +356,6 @@ def run(args, name: str, dataset: str, data_options: Mapping[str, Any], options:
     print_report(
         f"grec {args.routing} {args.experts}/{args.top_k}", score(run.model, test, spec), reference_entries(run)
     )
-    export_and_check(run.model, spec, test, args.export_base, f"grec_{name}")
+    path = export_and_check(run.model, spec, test, args.export_base, f"grec_{name}")
+    if args.summary:
+        append_summary(args.summary, run_summary(run.directory, export=path, checks={"fresh process": True}))

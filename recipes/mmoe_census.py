@@ -9,6 +9,10 @@ reports exact test AUC / AP per task, and exports a SavedModel for TF Serving. U
 chief reports and exports.
 """
 
+# isort: off
+import quiet_logs  # noqa: F401  (recipes/quiet_logs.py: TensorFlow quiet, before it loads)
+
+# isort: on
 import argparse
 
 import tensorflow as tf

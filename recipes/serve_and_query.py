@@ -11,10 +11,15 @@ built from the signature's metadata (GetModelMetadata) and the version's warm-up
 
 from __future__ import annotations
 
+# isort: off
+import quiet_logs  # noqa: F401  (recipes/quiet_logs.py: TensorFlow quiet, before it loads)
+
+# isort: on
 import argparse
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 import numpy as np
@@ -47,12 +52,21 @@ def _show(value: np.ndarray, limit: int = 6) -> str:
     return f"{list(value.shape)} {flat}{more}"
 
 
-def serve_and_query(model_base_path: str | Path, *, batch_size: int = 2) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+class Exchange(NamedTuple):
+    """One signature's request and answer over gRPC."""
+
+    version: int  # the version that answered
+    path: Path  # its directory
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+def serve_and_query(model_base_path: str | Path, *, batch_size: int = 2) -> dict[str, dict[str, Exchange]]:
     """Starts a server on `model_base_path`, queries every signature of every model, stops it.
 
-    Returns {model: {signature: outputs}}.
+    Returns {model: {signature: Exchange}}.
     """
-    answers: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    answers: dict[str, dict[str, Exchange]] = {}
     started = time.perf_counter()
     with ModelServer(ServerOptions(model_base_path=model_base_path, port=0, rest_port=None, poll_seconds=0)) as server:
         print(
@@ -75,7 +89,7 @@ def serve_and_query(model_base_path: str | Path, *, batch_size: int = 2) -> dict
                         continue
                     inputs = example_inputs(signature, warmup, batch_size=batch_size)
                     prediction = client.predict(model, inputs, signature=name)
-                    answers[model][name] = dict(prediction)
+                    answers[model][name] = Exchange(prediction.version, Path(version_dir), inputs, dict(prediction))
                     print(f"  {name}: {len(inputs)} inputs -> version {prediction.version}")
                     for key, value in prediction.items():
                         print(f"    {key}: {_show(value)}")

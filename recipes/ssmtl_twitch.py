@@ -17,6 +17,10 @@ fused with Adamic-Adar at the weight chosen on validation (what is served), then
 same on the generated `friend_graph` dataset (redistributable) with tiny sizes.
 """
 
+# isort: off
+import quiet_logs  # noqa: F401  (recipes/quiet_logs.py: TensorFlow quiet, before it loads)
+
+# isort: on
 import argparse
 import shutil
 from pathlib import Path
@@ -25,7 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 import tfzoo
+from tfzoo.export import check_in_fresh_process
+from tfzoo.export.ann import scann_op_library_path
 from tfzoo.training import RunConfig, load_run, task_for, train
+from tfzoo.training.summary import append_summary, run_summary
 
 METRICS = ("recall@10", "recall@50", "recall@100")
 DEMO_OPTIONS = {
@@ -49,6 +56,7 @@ def main() -> None:
     parser.add_argument("--out", help="run directory (default: runs/ssmtl_<region>; recreated)")
     parser.add_argument("--export-base", default="savedmodels")
     parser.add_argument("--demo", action="store_true", help="the generated friend graph and tiny sizes")
+    parser.add_argument("--summary", type=Path, help="append the model's summary line to this JSON-lines file")
     args = parser.parse_args()
 
     if args.demo:
@@ -94,6 +102,13 @@ def main() -> None:
             ]
         )[0][:10],
     )
+    # TF Serving's view: each export loads alone (TensorFlow and the ScaNN op library, no
+    # tfzoo) and answers its warm-up requests as it does here.
+    for path, libraries in ((scann, [scann_op_library_path()]), (brute, [])):
+        difference = check_in_fresh_process(path, op_libraries=libraries)
+        print(f"{path}: a fresh process answers as this one (max abs difference {difference:.1e})")
+    if args.summary:
+        append_summary(args.summary, run_summary(run_dir, export=scann, checks={"fresh process": True}))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ started again) and exports the last supermoe run.
 
 from __future__ import annotations
 
+# isort: off
+import quiet_logs  # noqa: F401  (recipes/quiet_logs.py: TensorFlow quiet, before it loads)
+
+# isort: on
 import argparse
 import json
 import statistics
@@ -44,10 +48,13 @@ from pathlib import Path
 import numpy as np
 
 from tfzoo.data.behaviour_sequences import BEHAVIOUR_TASKS, channel_columns, channel_dataset
+from tfzoo.evaluation import format_task_table
 from tfzoo.evaluation.logistic import tuned_logistic_regression
 from tfzoo.evaluation.metrics import roc_auc, task_metrics
+from tfzoo.export import check_in_fresh_process
 from tfzoo.models.supermoe import dense_counterpart, encoder_parameters, masked_max_pool
 from tfzoo.training import RunConfig, load_run, task_for, train
+from tfzoo.training.summary import append_summary, run_summary
 
 FINE_TUNED = (
     "supermoe",
@@ -358,6 +365,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--export-base", default="savedmodels")
+    parser.add_argument("--summary", type=Path, help="append the exported model's summary line to this JSON-lines file")
     args = parser.parse_args()
 
     if args.demo:
@@ -380,13 +388,25 @@ def main() -> None:
                 results.setdefault(seed, []).append(one_fold(args, dataset, data_path, options, seed, where))
                 print(f"  split: {results[seed][-1]['split']}", flush=True)
         report = tables(results)
-        for title, table in report.items():
-            if table:
-                print(f"\n{title}\n{table}")
+        if len(args.seeds) == len(folds) == 1:  # one split: plain tables, as every tfzoo table
+            print(f"\n{one_split_tables(results[args.seeds[0]][0])}")
+        else:
+            for title, table in report.items():
+                if table:
+                    print(f"\n{title}\n{table}")
         if "supermoe" in results[args.seeds[-1]][-1]["predictions"]:
             last = root / (f"fold{folds[-1]}" if folds[-1] is not None else "time") / f"seed{args.seeds[-1]}"
             run = load_run(last / "supermoe", with_data=False)
-            print(f"exported {task_for('supermoe').export(run, args.export_base, 'supermoe')}")
+            path = task_for("supermoe").export(run, args.export_base, "supermoe")
+            difference = check_in_fresh_process(path)
+            print(
+                f"exported {path}; a fresh TensorFlow-only process answers as this one (max abs difference "
+                f"{difference:.1e})"
+            )
+            if args.summary:
+                append_summary(
+                    args.summary, run_summary(last / "supermoe", export=path, checks={"fresh process": True})
+                )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -396,6 +416,27 @@ def main() -> None:
                 default=_json,
             )
         )
+
+
+def one_split_tables(fold: dict) -> str:
+    """The results of one (seed, fold) as tfzoo's plain tables: test AUC / AP per model,
+    then each pre-training's masked-step loss and accuracy beside the frequency baseline."""
+    test = fold["test"]
+    rows = [
+        (f"{model} (test)", task_metrics(test["labels"], predictions, test["masks"]))
+        for model, predictions in fold["predictions"].items()
+    ]
+    mcp = []
+    for name, entry in fold["mcp"].items():
+        mcp += [(f"mcp {name} (validation)", entry["validation"]), (f"mcp {name} (test)", entry["test"])]
+    if fold["mcp"]:
+        mcp.append(("channel frequencies (test)", next(iter(fold["mcp"].values()))["frequency (test)"]))
+    tables = [format_task_table(rows)]
+    if mcp:
+        tables.append(
+            "masked channel prediction, held-out sequences\n" + format_task_table(mcp, metrics=("loss", "accuracy"))
+        )
+    return "\n\n".join(tables)
 
 
 def summary(results: dict[int, list[dict]]) -> list[dict]:

@@ -102,6 +102,21 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     evaluate.add_argument("--run", required=True)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
 
+    report = commands.add_parser(
+        "report",
+        help="write a run's report: training curves, results beside the baselines, expert usage, Recall@K",
+        description="Writes RUN/report/report.md and its PNG figures (`tfzoo train` does it at the end of a run).",
+    )
+    report.add_argument("--run", required=True)
+    report.add_argument(
+        "--export",
+        action="append",
+        default=[],
+        metavar="VERSION_DIR",
+        help="an export of the run (<base>/<name>/<version>) whose ANN index's recall against latency to plot "
+        "(repeatable)",
+    )
+
     export = commands.add_parser("export", help="export a run as a SavedModel in the TF Serving layout")
     export.add_argument("--run", required=True)
     export.add_argument("--to", default="savedmodels", help="model base path (default: savedmodels)")
@@ -112,6 +127,12 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         type=float,
         help="retrieval models: search the fewest ANN index leaves that reach this recall@10, "
         "measured on a sample of the users (recorded in assets.extra/ann_index.json)",
+    )
+    export.add_argument(
+        "--recall-latency",
+        action="store_true",
+        help="retrieval models: measure the ANN index's recall@10 and latency at every number of leaves searched, "
+        "beside exact search (in assets.extra/ann_index.json; `tfzoo report --export` plots it)",
     )
     export.add_argument(
         "--no-fusion",
@@ -245,6 +266,9 @@ def _add_run_arguments(parser, datasets, strategies) -> None:
     parser.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument(
+        "--no-report", action="store_true", help="do not write the run's report (RUN/report/) at the end"
+    )
+    parser.add_argument(
         "--strategy",
         default="default",
         choices=None if strategies is None else list(strategies),
@@ -365,6 +389,7 @@ def _train(args) -> int:
         strategy=args.strategy,
         backup_every=args.backup_every,
         min_shard_bytes=args.min_shard_bytes,
+        report=not args.no_report,
     )
     if not metrics:
         return 0  # a non-chief task of a cluster: the chief reports
@@ -380,6 +405,8 @@ def _train(args) -> int:
     rows += [(f"{name} (test)", report) for name, report in metrics.get("baselines", {}).get("test", {}).items()]
     print(format_task_table(rows, metrics=task_for(model).metric_names))
     print(f"\nrun written to {args.out}")
+    if not args.no_report:
+        print(f"report: {Path(args.out) / 'report' / 'report.md'}")
     if args.command == "pretrain":
         print(f"fine-tune from it: tfzoo train {args.model} --init-from {args.out} ...")
     return 0
@@ -404,13 +431,25 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from tfzoo.training.run_report import write_report
+
+    report = write_report(args.run, exports=args.export)
+    print(f"report written to {report.path / 'report.md'}")
+    return 0
+
+
 def _export(args) -> int:
     from tfzoo.training.registry import task_for
     from tfzoo.training.run import load_run
 
     run = load_run(args.run, with_data=False)  # the run holds what the export needs
     name = args.name or f"{run.config.model}_{run.config.dataset}"
-    options = {"target_recall": args.target_recall, "fusion": "none" if args.no_fusion else None}
+    options = {
+        "target_recall": args.target_recall,
+        "fusion": "none" if args.no_fusion else None,
+        "recall_latency": args.recall_latency or None,
+    }
     path = task_for(run.config.model).export(run, args.to, name, version=args.version, **options)
     print(f"exported {path}")
     return 0
@@ -578,6 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pretrain": _train,
         "evaluate": _evaluate,
         "export": _export,
+        "report": _report,
         "launch": _launch,
         "serve": _serve,
         "query": _query,

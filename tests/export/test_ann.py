@@ -240,15 +240,47 @@ def test_scann_metadata_records_the_choice(tuned):
     assert (meta["sample_queries"], meta["recall_k"]) == (1000, 10)
 
 
+def test_recall_against_latency_is_measured_at_every_number_of_leaves(tuned):
+    candidates, _, index = tuned
+    chosen = index.leaves_to_search
+    sweep = index.measure_recall_latency(candidates, batch=50, repeats=3)
+    assert index.leaves_to_search == chosen  # what the index serves is unchanged
+    leaves = [point[0] for point in sweep.points]
+    assert leaves == leaves_to_try(141) and (sweep.k, sweep.sample_queries, sweep.batch) == (10, 1000, 50)
+    recalls = [point[1] for point in sweep.points]
+    # The same sample as the tuning: its recall at the chosen leaves, and more leaves find more.
+    assert dict(zip(leaves, recalls))[chosen] == index.tuning.measured_recall
+    assert all(b >= a - 0.005 for a, b in zip(recalls, recalls[1:])) and recalls[-1] > 0.99 > recalls[0]
+    latencies = [point[2] for point in sweep.points]
+    assert all(ms > 0 for ms in latencies) and sweep.brute_force_latency_ms > 0
+    assert latencies[-1] > latencies[0]  # all 141 leaves cost more than one
+    meta = json.loads(json.dumps(index_metadata(index)))["recall_latency"]
+    assert meta["queries"] == 50 and [p["leaves_to_search"] for p in meta["scann"]] == leaves
+    assert [p["recall"] for p in meta["scann"]] == recalls
+
+
 def test_friend_retrieval_export_writes_the_index_metadata(small_friend_graph, small_sampler, tmp_path):
     graph = small_friend_graph.train
     tf.keras.utils.set_random_seed(0)
     model = SSMTLRetrieval(feature_dim=60, hidden_dim=8, embedding_dim=8, num_layers=1, num_heads=2)
     vectors = model.user_vectors(small_sampler)
     path = export_friend_retrieval(
-        model, graph, tmp_path, "friends", k=5, fanouts=(4, 3), vectors=vectors, target_recall=0.9
+        model,
+        graph,
+        tmp_path,
+        "friends",
+        k=5,
+        fanouts=(4, 3),
+        vectors=vectors,
+        target_recall=0.9,
+        recall_latency=True,
     )
     meta = json.loads((path / "assets.extra" / "ann_index.json").read_text())
+    sweep = meta["recall_latency"]
+    assert [p["leaves_to_search"] for p in sweep["scann"]] == leaves_to_try(
+        settings_leaves := meta["settings"]["num_leaves"]
+    )
+    assert sweep["scann"][-1]["leaves_to_search"] == settings_leaves and sweep["brute_force_latency_ms"] > 0
     assert (path / "assets.extra" / "tf_serving_warmup_requests").is_file()
     assert [p.name for p in (tmp_path / "friends").iterdir()] == ["1"]  # no staging directory left behind
     settings = ScannSettings.for_size(graph.num_users)

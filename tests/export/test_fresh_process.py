@@ -1,8 +1,10 @@
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfzoo.export import call_in_fresh_process
+from tfzoo.export import call_in_fresh_process, check_in_fresh_process, predict_log, write_warmup_requests
 
 
 class Echo(tf.Module):
@@ -45,3 +47,29 @@ def test_unicode_strings_are_sent_as_utf8(echo_model):
 def test_a_failing_call_reports_the_child_error(echo_model):
     with pytest.raises(RuntimeError, match="fresh process failed"):
         call_in_fresh_process(echo_model, {"blobs": np.array([b"a"], dtype=object)})  # `values` missing
+
+
+class Clock(tf.Module):
+    """A signature whose answer depends on when it is called (seconds apart in two processes)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float64, name="x")])
+    def serve(self, x):
+        return {"y": x + tf.timestamp()}
+
+
+def test_warmup_requests_are_answered_alike_in_a_fresh_process(echo_model, tmp_path):
+    with pytest.raises(RuntimeError, match="has no warm-up requests"):
+        check_in_fresh_process(echo_model)
+
+    version = tmp_path / "echo" / "1"
+    shutil.copytree(echo_model, version)
+    blobs = np.array([b"a\x00", b""], dtype=object)
+    write_warmup_requests(version, [predict_log("echo", "", {"blobs": blobs, "values": np.ones([2, 2], np.float32)})])
+    assert check_in_fresh_process(version) == 0.0
+
+    clock = tmp_path / "clock" / "1"
+    module = Clock()
+    tf.saved_model.save(module, str(clock), signatures={"serving_default": module.serve.get_concrete_function()})
+    write_warmup_requests(clock, [predict_log("clock", "serving_default", {"x": np.zeros([2], np.float64)})])
+    with pytest.raises(RuntimeError, match="serving_default/y differs in a fresh process by"):
+        check_in_fresh_process(clock)

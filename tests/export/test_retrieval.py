@@ -132,7 +132,7 @@ def test_scann_serving_loads_with_the_op_library_and_excludes_known_friends(expo
 def test_embed_signature_embeds_a_serialized_subgraph(exported):
     model, sampler, *_, brute = exported
     serialized = sampler.serialized_subgraphs([4, 250])
-    out = call_in_fresh_process(brute, {"subgraphs": np.array(serialized)}, signature="embed")
+    out = call_in_fresh_process(brute, {"subgraphs": np.array(serialized, dtype=object)}, signature="embed")
     # The same subgraphs, parsed and embedded in this process by the trained model.
     graph = tfgnn.parse_example(subgraph_spec(), tf.constant(serialized)).merge_batch_to_components()
     np.testing.assert_allclose(out["embedding"], model.query_embeddings(graph).numpy(), rtol=1e-4, atol=1e-5)
@@ -195,7 +195,9 @@ def test_fused_brute_force_serving_is_the_offline_fused_ranking(exported, fused_
     assert metadata["fusion"] == dataclasses.asdict(fusion)
     # `embed` gives queries of the index's width: the popularity dimension's 1 included.
     serialized = sampler.serialized_subgraphs([4])
-    embedded = call_in_fresh_process(brute, {"subgraphs": np.array(serialized)}, signature="embed")["embedding"]
+    embedded = call_in_fresh_process(brute, {"subgraphs": np.array(serialized, dtype=object)}, signature="embed")[
+        "embedding"
+    ]
     assert embedded.shape == (1, model.index_dim + 1)
     np.testing.assert_array_equal(embedded[:, -2:], 1.0)  # the bias's and the popularity's
 

@@ -5,6 +5,7 @@ import tensorflow as tf
 from tests.harness import assert_allclose, check_layer
 from tfzoo.evaluation import float_ops_per_example
 from tfzoo.layers import MixtureOfExperts, TaskSentenceRouter
+from tfzoo.layers.moe import recording_routing
 
 
 def softmax(x):
@@ -256,3 +257,30 @@ def test_expert_option_objects_are_serialised_in_the_config(tmp_path, tokens):
     check_layer(moe, x, tmp_path, mask=mask)
     regularizer = moe.get_config()["expert_options"]["kernel_regularizer"]
     assert regularizer["class_name"] == "L2" and regularizer["config"] == {"l2": 0.5}
+
+
+def test_recording_routing_gives_each_units_share_per_expert(tokens):
+    x, mask = tokens
+    moe = MixtureOfExperts(6, (4,), router="token", top_k=2)
+    dense = MixtureOfExperts(4, (6,), router="dense", router_options={"num_gates": 2}, top_k=None, name="dense")
+    outer, inner = tf.keras.layers.Layer(name="outer"), tf.keras.layers.Layer(name="inner")
+    outer.inner, inner.mixture = inner, moe  # a mixture held by other layers is found, named by its path
+    with recording_routing(outer) as records, recording_routing(dense) as dense_records:
+        moe(x, mask=mask)
+        moe(x[:2], mask=mask[:2])
+        dense(x[:, 0])
+    assert list(records) == [f"inner/{moe.name}"] and list(dense_records) == ["dense"]
+    first, second = records[f"inner/{moe.name}"]
+    decisions = moe.route(x, mask=mask)
+    want = np.zeros([20, 6])
+    np.put_along_axis(want, decisions["expert_indices"].numpy(), 0.5, axis=-1)
+    np.testing.assert_allclose(first["usage"], want)  # 1 / k on each of a token's top-k experts
+    np.testing.assert_array_equal(first["valid"], mask.reshape(-1) > 0)
+    assert second["usage"].shape == (10, 6)
+    (gates,) = dense_records["dense"]  # [batch * gates, E]: each row's gate probabilities
+    assert gates["gates"] == 2 and first["gates"] == 1 and gates["valid"].shape == (8,)
+    router = dense._router_layer
+    probabilities = softmax(np.einsum("bd,gde->bge", x[:, 0], router.kernel.numpy()) + router.bias.numpy())
+    np.testing.assert_allclose(gates["usage"], probabilities.reshape(-1, 4), atol=1e-6)
+    moe(x, mask=mask)  # outside the block: nothing more recorded
+    assert len(records[f"inner/{moe.name}"]) == 2

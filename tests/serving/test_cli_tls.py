@@ -149,9 +149,11 @@ def test_recipe_queries_every_signature_of_every_model(small_models, capsys):
         sys.path.remove(str(REPO / "recipes"))
     answers = serve_and_query.serve_and_query(small_models)
     assert set(answers) == {"ranker", "half_plus_two"}
-    assert set(answers["ranker"]["serving_default"]) == {"ctr", "atc", "cvr"}
+    assert set(answers["ranker"]["serving_default"].outputs) == {"ctr", "atc", "cvr"}
     # No warm-up records in the TF1 model: its request is built from its metadata alone.
-    assert answers["half_plus_two"]["serving_default"]["y"].tolist() == [2.0, 2.0]
+    half_plus_two = answers["half_plus_two"]["serving_default"]
+    assert half_plus_two.inputs["x"].tolist() == [0.0, 0.0] and half_plus_two.outputs["y"].tolist() == [2.0, 2.0]
+    assert half_plus_two.path.parent.name == "half_plus_two" and half_plus_two.version == int(half_plus_two.path.name)
     output = capsys.readouterr().out
     assert "classify: tensorflow/serving/classify (not queried)" in output and "server stopped" in output
 

@@ -87,16 +87,6 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(single_device_run, tm
     _assert_same_training(run, single_device_run)
 
 
-def test_two_worker_multi_worker_mirrored_matches_one_device(single_device_run, tmp_path):
-    run = tmp_path / "run"
-    code, log = _launch([*TFZOO, "train", *TRAIN_ARGS, "--strategy", "multi_worker", "--out", str(run)], workers=2)
-    assert code == 0, log[-5000:]
-    assert json.loads((run / "config.json").read_text())["distribute"] == {"strategy": "multi_worker", "replicas": 2}
-    # Only the chief (worker 0) writes the run and prints the table.
-    assert "[worker0] run written to" in log and "[worker1] run written to" not in log
-    _assert_same_training(run, single_device_run)
-
-
 def _latest_backup_position(backup_dir) -> tuple[int, int] | None:
     latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))
     if latest is None:
@@ -111,7 +101,9 @@ def _latest_backup_position(backup_dir) -> tuple[int, int] | None:
     )
 
 
-def test_worker_killed_mid_epoch_recovers_without_losing_steps(single_device_run, tmp_path):
+def test_two_workers_killed_mid_epoch_recover_and_match_one_device(single_device_run, tmp_path):
+    # MultiWorkerMirroredStrategy over 2 worker processes, one killed in the second epoch and
+    # the cluster relaunched from the backup: the same steps and weights as one device.
     run = tmp_path / "run"
     attempts, killed_at = [], []
 
@@ -140,6 +132,9 @@ def test_worker_killed_mid_epoch_recovers_without_losing_steps(single_device_run
         on_start=kill_worker_1_in_second_epoch,
     )
     assert code == 0, log[-5000:]
+    assert json.loads((run / "config.json").read_text())["distribute"] == {"strategy": "multi_worker", "replicas": 2}
+    # Only the chief (worker 0) writes the run and prints the table.
+    assert "[worker0] run written to" in log and "[worker1] run written to" not in log
     assert len(attempts) == 2 and killed_at, "worker 1 was not killed mid-training"
     epoch, batch = killed_at[0]
     assert epoch >= 1 and 0 <= batch < STEPS_PER_EPOCH - 1, killed_at  # inside the second epoch, not at its end

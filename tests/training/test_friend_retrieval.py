@@ -44,6 +44,12 @@ def ssmtl_run(tmp_path_factory):
     return run_dir, train(config, run_dir, verbose=0)
 
 
+@pytest.fixture(scope="module")
+def opened_run(ssmtl_run):
+    """The run opened with its data, as `tfzoo evaluate` opens it (once for the module)."""
+    return load_run(ssmtl_run[0])
+
+
 def test_default_is_retrieval_alone_without_calibration(monkeypatch):
     # On three Twitch graphs the paper's objectives did not help (docs/ssmtl.md): off by
     # default, and no gradient norm is measured for them.
@@ -81,9 +87,8 @@ def test_run_reports_the_best_epoch_next_to_the_heuristics(ssmtl_run):
     assert metrics["test"]["all"]["recall@100"] > 2 * 100 / NUM_USERS
 
 
-def test_export_serves_the_ranking_the_report_evaluates(ssmtl_run, tmp_path):
-    run_dir, metrics = ssmtl_run
-    run = load_run(run_dir)
+def test_export_serves_the_ranking_the_report_evaluates(opened_run, tmp_path):
+    run = opened_run
     task = task_for("ssmtl")
     queries, candidates = task.user_vectors(run.prepared)
     again = task.user_vectors(run.prepared)  # the same subgraphs: the same report every time
@@ -157,11 +162,11 @@ def test_cli_evaluate_prints_the_model_next_to_the_four_heuristics(ssmtl_run, ca
     )
 
 
-def test_export_opens_the_run_without_reading_the_dataset(ssmtl_run, monkeypatch):
+def test_export_opens_the_run_without_reading_the_dataset(ssmtl_run, opened_run, monkeypatch):
     # The whole graph (here a 1,000-user generated graph, not the dataset's default 3,000)
     # is saved with the run: `tfzoo export` builds the model and the index from the run alone.
     run_dir, _ = ssmtl_run
-    with_data = load_run(run_dir)
+    with_data = opened_run
 
     def no_dataset(*args, **kwargs):
         raise AssertionError("the export read the dataset")

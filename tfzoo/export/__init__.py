@@ -8,6 +8,7 @@ from tfzoo.lazy_names import lazy_attributes
 
 _EXPORTS = {
     "call_in_fresh_process": "fresh_process",
+    "check_in_fresh_process": "fresh_process",
     "MODELS_CONFIG_FILE": "models_config",
     "add_to_models_config": "models_config",
     "read_models_config": "models_config",

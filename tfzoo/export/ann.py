@@ -19,6 +19,11 @@ is a query whose own row is excluded from both the exact and the ScaNN top 10, s
 sample stands for queries from the same distribution that are not in the index. When no
 share reaches the target, all leaves are searched and the recall they reach is recorded
 (`RecallTuning`, `index_metadata`).
+
+`measure_recall_latency` records the whole trade-off of a built tree: the recall@10 of
+every share of leaves on the same sample, and the search latency of a batch of queries
+at that share, beside the latency of exact search (`RecallLatency`; `tfzoo export
+--recall-latency` writes it to `ann_index.json`, `tfzoo report --export` plots it).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numbers
 import os
 import sys
 import tempfile
+import time
 import uuid
 from typing import Any
 
@@ -37,6 +43,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from scann.scann_ops.py import scann_ops
+
+from tfzoo import progress
 
 INDEX_KINDS = ("scann", "brute_force")
 
@@ -50,6 +58,10 @@ RECALL_SAMPLE_SEED = 0
 # where clustered embeddings reach high recall, coarse ones towards the random-vector
 # worst case (40% for 0.95, docs/benchmarks.md).
 LEAF_SHARES = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0)
+# `measure_recall_latency`: the latency of one call for a batch of this many queries,
+# median of this many calls after a warm-up one.
+LATENCY_BATCH = 100
+LATENCY_REPEATS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +165,51 @@ class RecallTuning:
     k: int
     seed: int
     recall_by_leaves: tuple[tuple[int, float], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class RecallLatency:
+    """Recall against latency of a built ScaNN tree (`ScaNNIndex.measure_recall_latency`).
+
+    Attributes:
+      k: the top-k the recall is measured at.
+      sample_queries: sampled candidates used as queries for the recall (own row excluded).
+      seed: seeds the sample.
+      batch: queries per timed search call.
+      points: (leaves searched, recall@k, median latency in ms of one call) per setting,
+        fewest leaves first.
+      brute_force_latency_ms: the same batch's exact top-k (a matrix product and `top_k`).
+    """
+
+    k: int
+    sample_queries: int
+    seed: int
+    batch: int
+    points: tuple[tuple[int, float, float], ...]
+    brute_force_latency_ms: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "sample_queries": self.sample_queries,
+            "seed": self.seed,
+            "queries": self.batch,
+            "scann": [
+                {"leaves_to_search": leaves, "recall": found, "latency_ms": ms} for leaves, found, ms in self.points
+            ],
+            "brute_force_latency_ms": self.brute_force_latency_ms,
+        }
+
+
+def median_ms(call, repeats: int) -> float:
+    """Median wall time of `call()` over `repeats` calls, in ms, after one warm-up call."""
+    call()
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - began)
+    return 1000 * float(np.median(times))
 
 
 def check_target_recall(target_recall: float | None) -> None:
@@ -263,6 +320,7 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         self.settings = settings
         self.target_recall = target_recall
         self.tuning: RecallTuning | None = None
+        self.recall_latency: RecallLatency | None = None
         # A variable, not a Python int: the traced `call` reads it, so a SavedModel serves
         # the number chosen after the tree was built, and retuning needs no retracing.
         self._leaves_to_search = tf.Variable(
@@ -319,9 +377,10 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         own results), for indexes whose queries and candidates differ (a candidate bias).
         """
         candidates = tf.convert_to_tensor(candidates, tf.float32)
-        super().index(candidates, identifiers)
+        with progress.step(f"building a ScaNN index over {int(candidates.shape[0]):,} candidates"):
+            super().index(candidates, identifiers)
         self._leaves_to_search.assign(self.settings.num_leaves_to_search)
-        self.tuning = None
+        self.tuning = self.recall_latency = None
         if self.target_recall is not None:
             self.tune(candidates, self.target_recall, row_queries=row_queries)
         return self
@@ -346,25 +405,8 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
         if self._serialized_searcher is None:
             raise ValueError("The `index` method must be called first to create the retrieval index.")
         candidates = tf.convert_to_tensor(candidates, tf.float32)
-        num_candidates = int(candidates.shape[0])
-        queries = candidates if row_queries is None else tf.convert_to_tensor(row_queries, tf.float32)
-        if queries.shape != candidates.shape:
-            raise ValueError(
-                "`row_queries` must have the shape of the candidates. Received: "
-                f"row_queries.shape={tuple(queries.shape)}, candidates.shape={tuple(candidates.shape)}"
-            )
-        if num_candidates < 2:
-            raise ValueError(
-                "`target_recall` needs at least 2 candidates (one query, one other row). "
-                f"Received: {num_candidates} candidates"
-            )
-        k = min(RECALL_K, num_candidates - 1)
-        size = min(RECALL_SAMPLE_SIZE, max(1, num_candidates // 10))
-        rows = np.sort(np.random.default_rng(seed).choice(num_candidates, size=size, replace=False))
-        sample = tf.gather(queries, rows)
-        # Ask one more and drop the query's own row: the sample stands for queries that are
-        # not in the index.
-        exact = _without_own_row(exact_top_k(candidates, sample, k + 1), rows, k)
+        rows, sample, exact, k = self._recall_sample(candidates, row_queries, seed, "target_recall")
+        size = len(rows)
         searcher = scann_ops.searcher_from_module(self._serialized_searcher)
         tried = []
         for leaves in leaves_to_try(self.settings.num_leaves):
@@ -385,6 +427,64 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
             recall_by_leaves=tuple(tried),
         )
         return self.tuning
+
+    def _recall_sample(
+        self, candidates: tf.Tensor, row_queries: tf.Tensor | None, seed: int, what: str
+    ) -> tuple[np.ndarray, tf.Tensor, np.ndarray, int]:
+        """(sampled rows, their queries [size, d], each one's exact top-k rows without its
+        own [size, k], k) of the recall measurements: a seeded sample of at most
+        `RECALL_SAMPLE_SIZE` rows (a tenth of a small index)."""
+        num_candidates = int(candidates.shape[0])
+        queries = candidates if row_queries is None else tf.convert_to_tensor(row_queries, tf.float32)
+        if queries.shape != candidates.shape:
+            raise ValueError(
+                "`row_queries` must have the shape of the candidates. Received: "
+                f"row_queries.shape={tuple(queries.shape)}, candidates.shape={tuple(candidates.shape)}"
+            )
+        if num_candidates < 2:
+            raise ValueError(
+                f"`{what}` needs at least 2 candidates (one query, one other row). Received: {num_candidates} candidates"
+            )
+        k = min(RECALL_K, num_candidates - 1)
+        size = min(RECALL_SAMPLE_SIZE, max(1, num_candidates // 10))
+        rows = np.sort(np.random.default_rng(seed).choice(num_candidates, size=size, replace=False))
+        sample = tf.gather(queries, rows)
+        # Ask one more and drop the query's own row: the sample stands for queries that are
+        # not in the index.
+        exact = _without_own_row(exact_top_k(candidates, sample, k + 1), rows, k)
+        return rows, sample, exact, k
+
+    def measure_recall_latency(
+        self,
+        candidates: tf.Tensor,
+        *,
+        row_queries: tf.Tensor | None = None,
+        seed: int = RECALL_SAMPLE_SEED,
+        batch: int = LATENCY_BATCH,
+        repeats: int = LATENCY_REPEATS,
+    ) -> RecallLatency:
+        """Recall@10 (on `tune`'s sample) and the latency of one search of `batch` queries
+        at every number of leaves `leaves_to_try` gives, and exact search's latency for
+        the same batch; kept in `recall_latency` (and the metadata). Changes nothing the
+        index serves. `candidates` and `row_queries` as for `tune`."""
+        if self._serialized_searcher is None:
+            raise ValueError("The `index` method must be called first to create the retrieval index.")
+        candidates = tf.convert_to_tensor(candidates, tf.float32)
+        rows, sample, exact, k = self._recall_sample(candidates, row_queries, seed, "measure_recall_latency")
+        searcher = scann_ops.searcher_from_module(self._serialized_searcher)
+        block = tf.gather(sample, np.arange(batch) % len(rows))  # [batch, d]: the sample, repeated if small
+        points = []
+        for leaves in leaves_to_try(self.settings.num_leaves):
+            _, found = self._search(searcher, sample, k + 1, leaves)
+            found_recall = recall(_without_own_row(found.numpy(), rows, k), exact)
+            latency = median_ms(lambda leaves=leaves: self._search(searcher, block, self._k, leaves), repeats)
+            points.append((leaves, found_recall, latency))
+        exact_k = min(self._k, int(candidates.shape[0]))
+        brute = median_ms(lambda: tf.math.top_k(tf.matmul(block, candidates, transpose_b=True), k=exact_k), repeats)
+        self.recall_latency = RecallLatency(
+            k=k, sample_queries=len(rows), seed=seed, batch=batch, points=tuple(points), brute_force_latency_ms=brute
+        )
+        return self.recall_latency
 
     def _search(self, searcher, queries: tf.Tensor, k, leaves_to_search) -> tuple[tf.Tensor, tf.Tensor]:
         """(scores, candidate rows) [batch, k]: the search `call` serves, at `leaves_to_search`."""
@@ -425,6 +525,7 @@ class ScaNNIndex(tfrs.layers.factorized_top_k.ScaNN):
             "recall_by_leaves_to_search": None
             if tuning is None
             else [{"leaves_to_search": leaves, "recall": found} for leaves, found in tuning.recall_by_leaves],
+            "recall_latency": None if self.recall_latency is None else self.recall_latency.to_json(),
         }
 
 
@@ -437,6 +538,7 @@ def build_index(
     settings: ScannSettings | None = None,
     target_recall: float | None = None,
     row_queries: tf.Tensor | None = None,
+    recall_latency: bool = False,
 ) -> tfrs.layers.factorized_top_k.TopK:
     """A top-`k` index over `candidates` [n, d] (dot product), returning `identifiers` [n].
 
@@ -449,8 +551,10 @@ def build_index(
       target_recall: ScaNN: tune the leaves to search to reach this recall@10 (see
         `ScaNNIndex`). Brute force is exact (recall 1) and ignores it once validated, so
         one call serves both kinds.
-      row_queries: [n, d] ScaNN with `target_recall`: the query vector of each row's
-        user, sampled instead of the candidates to measure the recall.
+      row_queries: [n, d] ScaNN with `target_recall` or `recall_latency`: the query
+        vector of each row's user, sampled instead of the candidates to measure the recall.
+      recall_latency: ScaNN: measure recall against latency at every number of leaves
+        (`ScaNNIndex.measure_recall_latency`, in the metadata). Ignored by brute force.
     """
     if kind not in INDEX_KINDS:
         raise ValueError(f"`kind` must be one of {INDEX_KINDS}. Received: kind={kind!r}")
@@ -460,7 +564,10 @@ def build_index(
         return tfrs.layers.factorized_top_k.BruteForce(k=k).index(candidates, identifiers)
     settings = settings or ScannSettings.for_size(int(candidates.shape[0]))
     index = ScaNNIndex(settings, k=k, target_recall=target_recall)
-    return index.index(candidates, identifiers, row_queries=row_queries)
+    index.index(candidates, identifiers, row_queries=row_queries)
+    if recall_latency:
+        index.measure_recall_latency(candidates, row_queries=row_queries)
+    return index
 
 
 def index_metadata(index: tfrs.layers.factorized_top_k.TopK) -> dict[str, Any]:

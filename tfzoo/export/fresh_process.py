@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 
+from tfzoo.export.warmup import read_warmup_requests
+
 _CHILD = r"""
 import sys
 from pathlib import Path
@@ -83,3 +85,44 @@ def call_in_fresh_process(
         if result.returncode != 0:
             raise RuntimeError(f"loading {path} in a fresh process failed:\n{result.stderr[-3000:]}")
         return _read_tensors(outputs_dir)
+
+
+def check_in_fresh_process(
+    path: str | Path, *, op_libraries: Sequence[str] = (), atol: float = 1e-5, timeout: float = 180.0
+) -> float:
+    """Answers the first warm-up request of each signature of the export at `path` (a
+    version directory) in a fresh TensorFlow-only process and in this one, and returns the
+    largest absolute difference between the two over the numeric outputs.
+
+    What TF Serving would do with the export (load it alone, answer its warm-up requests)
+    without tfzoo; this process's answers come from the same SavedModel, loaded with
+    `tf.saved_model.load` (so its ops, e.g. ScaNN's, must be registered here).
+
+    Raises:
+      RuntimeError: the export has no warm-up requests, the fresh process failed, or the
+        answers differ (a non-numeric output, or by more than `atol`).
+    """
+    requests = {}
+    for log in read_warmup_requests(path):
+        request = log.predict_log.request
+        requests.setdefault(request.model_spec.signature_name or "serving_default", request)
+    if not requests:
+        raise RuntimeError(f"{path} has no warm-up requests to answer")
+    loaded = tf.saved_model.load(str(path))
+    largest = 0.0
+    for signature, request in requests.items():
+        inputs = {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
+        fresh = call_in_fresh_process(path, inputs, signature=signature, op_libraries=op_libraries, timeout=timeout)
+        here = {key: value.numpy() for key, value in loaded.signatures[signature](**inputs).items()}
+        for key, want in here.items():
+            got = fresh[key]
+            if want.dtype.kind in "fc":
+                finite = np.isfinite(want)
+                same = np.array_equal(finite, np.isfinite(got)) and np.array_equal(want[~finite], got[~finite])
+                difference = float(np.abs(got[finite] - want[finite]).max(initial=0.0)) if same else np.inf
+                largest = max(largest, difference)
+                if difference > atol:
+                    raise RuntimeError(f"{path}: {signature}/{key} differs in a fresh process by {difference:.1e}")
+            elif not np.array_equal(got, want):
+                raise RuntimeError(f"{path}: {signature}/{key} differs in a fresh process")
+    return largest

@@ -268,6 +268,7 @@ def export_friend_retrieval(
     vectors: tuple[np.ndarray, np.ndarray] | None = None,
     target_recall: float | None = None,
     fusion: Fusion | None = None,
+    recall_latency: bool = False,
 ) -> Path:
     """Exports `model` (a `tfzoo.models.SSMTLRetrieval`) with an index over `graph`'s users.
 
@@ -292,6 +293,9 @@ def export_friend_retrieval(
       fusion: serve the model's score plus `fusion.weight` x log(1 + `fusion.heuristic`)
         + `fusion.popularity_weight` x log(1 + degree) over `graph` (the run's choice:
         `metrics.json`'s `fused`); written to `assets.extra/ann_index.json`.
+      recall_latency: ScaNN: measure the index's recall@10 and search latency at every
+        number of leaves, beside exact search (`tfzoo.export.ann.RecallLatency`), into
+        `assets.extra/ann_index.json` (`tfzoo report --export` plots it).
     """
     if k < 1:
         raise ValueError(f"`k` must be >= 1. Received: k={k}")
@@ -307,7 +311,16 @@ def export_friend_retrieval(
         degree = np.diff(neighbours(graph.edges, graph.num_users)[0])
         queries, candidates = with_popularity(queries, candidates, degree, fusion.popularity_weight)
     ids = tf.range(graph.num_users, dtype=tf.int64)
-    top_k = build_index(index, candidates, ids, k=k, settings=scann, target_recall=target_recall, row_queries=queries)
+    top_k = build_index(
+        index,
+        candidates,
+        ids,
+        k=k,
+        settings=scann,
+        target_recall=target_recall,
+        row_queries=queries,
+        recall_latency=recall_latency,
+    )
     module = FriendRetrievalModule(model, top_k, graph, queries, k=k, candidates=candidates, fusion=fusion)
     recommend = tf.function(module.recommend, input_signature=[tf.TensorSpec([None], module.id_dtype, name="user_ids")])
     embed = tf.function(module.embed, input_signature=[tf.TensorSpec([None], tf.string, name="subgraphs")])

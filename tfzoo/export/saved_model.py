@@ -18,6 +18,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo import progress
 from tfzoo.data.features import DatasetSpec, as_spec
 from tfzoo.data.preprocessing import FeaturePreprocessor
 from tfzoo.export.models_config import add_to_models_config
@@ -180,7 +181,10 @@ def save_version(
             (tmp / WARMUP_DIRECTORY).mkdir(exist_ok=True)
             (tmp / WARMUP_DIRECTORY / file_name).write_text(text)
 
-    path = write_atomically(model_dir / str(version), write)
+    with progress.step(
+        f"saving {model_dir / str(version)} ({len(signatures)} signatures, {len(logs)} warm-up requests)"
+    ):
+        path = write_atomically(model_dir / str(version), write)
     if register:
         add_to_models_config(export_base, name)
     return path

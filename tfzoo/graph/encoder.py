@@ -211,13 +211,18 @@ class GraphEncoder(tf.keras.layers.Layer):
         num_distinct = tf.size(unique_ids)
         first = tf.math.unsorted_segment_min(tf.range(tf.size(position)), position, num_distinct)  # [distinct]
         features = tf.gather(node_set[FEATURES], first)  # [distinct, (active)]
-        rows = tf.gather(self.feature_embedding, features.flat_values)  # [active_total, hidden]
+        # `embedding_lookup`, not `gather`: on a table sharded over parameter servers (a
+        # `ShardedVariable`) it reads each shard's rows, where `gather` would concatenate
+        # the whole table first (and, measured, the sharded run stopped learning).
+        rows = tf.nn.embedding_lookup(self.feature_embedding, features.flat_values)  # [active_total, hidden]
         states = (
             tf.math.unsorted_segment_sum(rows, tf.cast(features.value_rowids(), tf.int32), num_distinct)
             + self.feature_bias
         )  # [distinct, hidden]
         if self.id_buckets:
-            states += tf.gather(self.id_embedding, hash_ids(unique_ids, self.id_buckets))  # [distinct, hidden]
+            states += tf.nn.embedding_lookup(
+                self.id_embedding, hash_ids(unique_ids, self.id_buckets)
+            )  # [distinct, hidden]
         # In the compute dtype whether or not this runs inside the encoder's own call (where
         # Keras casts the variables) or outside (the SSL views): bfloat16 under a mixed policy.
         return tf.cast(tf.gather(states, position), self.compute_dtype)  # [nodes, hidden]

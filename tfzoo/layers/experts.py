@@ -247,12 +247,15 @@ class Experts(tf.keras.layers.Layer):
 
     def _call_selected(self, inputs: tf.Tensor, expert_indices: tf.Tensor) -> tf.Tensor:
         indices = tf.cast(expert_indices, tf.int32)  # [units, k]
-        kernel = tf.gather(self.kernels[0], indices)  # [units, k, d_in, h]
-        bias = tf.gather(self.biases[0], indices)  # [units, k, h]
+        # Rows of the expert-major weights by `embedding_lookup`: a bank sharded over
+        # parameter servers (`ShardedVariable`) is read shard by shard (see
+        # `tfzoo.graph.encoder`: `gather` on a sharded table stopped a run learning).
+        kernel = tf.nn.embedding_lookup(self.kernels[0], indices)  # [units, k, d_in, h]
+        bias = tf.nn.embedding_lookup(self.biases[0], indices)  # [units, k, h]
         x = self._activate(tf.einsum("urd,ukdh->ukrh", inputs, kernel) + bias[:, :, tf.newaxis, :], 0)
         for i, (kernel, bias) in enumerate(zip(self.kernels[1:], self.biases[1:]), start=1):
-            kernel = tf.gather(kernel, indices)  # [units, k, h, h']
-            bias = tf.gather(bias, indices)  # [units, k, h']
+            kernel = tf.nn.embedding_lookup(kernel, indices)  # [units, k, h, h']
+            bias = tf.nn.embedding_lookup(bias, indices)  # [units, k, h']
             x = self._activate(tf.einsum("ukrh,ukhg->ukrg", x, kernel) + bias[:, :, tf.newaxis, :], i)
         return x  # [units, k, rows, d_out]
 

@@ -56,7 +56,9 @@ class MLP(tf.keras.layers.Layer):
             tf.keras.layers.Dense(
                 width,
                 activation=self.activation,
-                kernel_initializer=self.kernel_initializer,
+                # A copy per layer: one unseeded initializer object draws the same values at
+                # every use, so layers of one shape sharing it would start alike.
+                kernel_initializer=type(self.kernel_initializer).from_config(self.kernel_initializer.get_config()),
                 kernel_regularizer=self.kernel_regularizer,
                 name=f"dense_{i}",
             )

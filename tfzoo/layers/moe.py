@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,46 @@ def check_expert_options(expert_options: Mapping[str, Any] | None) -> None:
 def expert_options_config(expert_options: Mapping[str, Any]) -> dict[str, Any]:
     """`expert_options` as a config holds them (an initializer or regularizer object serialised)."""
     return {name: serializable(value) for name, value in expert_options.items()}
+
+
+# The layers `recording_routing` listens to: layer -> its list of records. Outside the
+# layer's attributes, so that Keras tracks nothing of it.
+_ROUTING_RECORDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def recording_routing(model: tf.keras.layers.Layer) -> Iterator[dict[str, list[dict[str, np.ndarray]]]]:
+    """Records the routing of every `MixtureOfExperts` in `model` (itself one, or holding
+    some) during eager calls inside the block: what the experts were used for, for
+    analysis (`tfzoo report`'s expert-usage maps).
+
+    Yields {layer path (from `model`, e.g. "encoder/block_0/moe_ffn"): records}; each call of a mixture appends one record:
+    `usage` [units, E] (each routing unit's share per expert: 1 / k on each of its top-k
+    experts for sparse routing, the gate probabilities for dense), `valid` [units]
+    (bool, which units are real; all of them without a mask) and `gates` (G). Units are
+    the tokens ([batch * tokens], row-major) for token routing, the examples otherwise,
+    and (example, gate) pairs ([batch * G], row-major) for a multi-gate dense router
+    called without routing ids (MMoE: a gate per task).
+    """
+    layers = {"/".join([*path, layer.name]): layer for path, layer in _moe_layers(model, None)}
+    records = {name: [] for name in layers}
+    for name, layer in layers.items():
+        _ROUTING_RECORDS[layer] = records[name]
+    try:
+        yield records
+    finally:
+        for layer in layers.values():
+            _ROUTING_RECORDS.pop(layer, None)
+
+
+def _moe_layers(layer, path: tuple[str, ...] | None):
+    """(path, layer) of the mixtures in `layer`; paths name the layers between (the
+    outermost, whose path is None, left out)."""
+    if isinstance(layer, MixtureOfExperts):
+        yield path or (), layer
+        return
+    for child in layer._flatten_layers(include_self=False, recursive=False):
+        yield from _moe_layers(child, () if path is None else (*path, layer.name))
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -273,6 +315,9 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         tokens = inputs if rank == 3 else inputs[:, tf.newaxis, :]  # [batch, T, d]
         valid = None if mask is None or rank == 2 else tf.cast(mask, tf.bool)  # [batch, T]
         logits = self._router_logits(inputs, valid, routing_ids)
+        records = _ROUTING_RECORDS.get(self)
+        if records is not None and tf.executing_eagerly():
+            records.append(self._routing_record(logits, valid))
         if self.is_dense:
             outputs = self._dense(tokens, logits, valid, training)
         else:
@@ -280,6 +325,24 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         if valid is not None and outputs.shape.rank == 3:
             outputs *= tf.cast(valid, outputs.dtype)[..., tf.newaxis]
         return outputs if rank == 3 else tf.squeeze(outputs, axis=-2)
+
+    def _routing_record(self, logits, valid) -> dict[str, np.ndarray]:
+        """`recording_routing`'s record of one call (see there)."""
+        # A multi-gate dense router without routing ids: [batch, G, E], one mixture per gate.
+        gates = logits.shape[1] if logits.shape.rank == 3 and self._router_layer.granularity != "token" else 1
+        logits = tf.reshape(logits, [-1, self.num_experts])  # [units, E]
+        if self.is_dense:
+            usage = tf.nn.softmax(logits, axis=-1)
+        else:
+            _, expert_indices, _ = self._top_k(logits)  # [units, k]
+            usage = tf.reduce_sum(tf.one_hot(expert_indices, self.num_experts), axis=1) / self.k  # [units, E]
+        if valid is None:
+            unit_valid = tf.ones([tf.shape(usage)[0]], tf.bool)
+        elif self._router_layer.granularity == "token":
+            unit_valid = tf.reshape(valid, [-1])  # [batch * T]
+        else:
+            unit_valid = tf.repeat(tf.reduce_any(valid, axis=1), gates)  # [batch * G]
+        return {"usage": usage.numpy(), "valid": unit_valid.numpy(), "gates": gates}
 
     def _dense(self, tokens, logits, valid, training):
         batch, length = tf.shape(tokens)[0], tf.shape(tokens)[1]

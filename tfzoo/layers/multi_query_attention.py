@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfzoo.layers.kernel_options import check_kernel_options, kernel_options_config
+from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -71,16 +71,19 @@ class MultiQueryAttention(tf.keras.layers.Layer):
         width = int(input_shape[-1])
         h, k = self.num_heads, self.head_dim
         out = self.output_dim or width
+
         # Query and output kernels are stored 2-D so that Glorot (or any fan-based
         # initializer given) sees their true fans.
-        kernel = {
-            "initializer": self.kernel_initializer or "glorot_uniform",
-            "regularizer": self.kernel_regularizer,
-        }
-        self.query_kernel = self.add_weight(name="query_kernel", shape=(width, h * k), **kernel)
-        self.key_kernel = self.add_weight(name="key_kernel", shape=(width, k), **kernel)
-        self.value_kernel = self.add_weight(name="value_kernel", shape=(width, k), **kernel)
-        self.output_kernel = self.add_weight(name="output_kernel", shape=(h * k, out), **kernel)
+        def kernel(name, shape):
+            # `kernel_options` copies an initializer object at each call: the key and value
+            # kernels (one shape) must not start alike.
+            initializer = kernel_options(self).get("kernel_initializer", "glorot_uniform")
+            return self.add_weight(name=name, shape=shape, initializer=initializer, regularizer=self.kernel_regularizer)
+
+        self.query_kernel = kernel("query_kernel", (width, h * k))
+        self.key_kernel = kernel("key_kernel", (width, k))
+        self.value_kernel = kernel("value_kernel", (width, k))
+        self.output_kernel = kernel("output_kernel", (h * k, out))
         self.output_bias = self.add_weight(name="output_bias", shape=(out,), initializer="zeros")
         self._dropout = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
         super().build(input_shape)

@@ -144,7 +144,7 @@ class TaskRouter(_TaskLevelRouter):
 
     def task_logits(self, routing_ids):
         ids = tf.reshape(tf.cast(routing_ids, tf.int32), [-1])  # [batch]
-        return tf.gather(self.task_gate, ids)  # [batch, E]
+        return tf.nn.embedding_lookup(self.task_gate, ids)  # [batch, E] (sharded tables too)
 
     def get_config(self):
         return {**super().get_config(), "num_tasks": self.num_tasks}
@@ -188,7 +188,7 @@ class TaskSentenceRouter(_TaskLevelRouter):
 
     def task_logits(self, routing_ids):
         ids = tf.cast(routing_ids, tf.int32)  # [batch, S]
-        sentence = tf.reduce_mean(tf.gather(self.task_token_embedding, ids), axis=1)  # [batch, dim]
+        sentence = tf.reduce_mean(tf.nn.embedding_lookup(self.task_token_embedding, ids), axis=1)  # [batch, dim]
         return tf.matmul(sentence, self.kernel) + self.bias  # [batch, E]
 
     def get_config(self):
@@ -226,8 +226,8 @@ class DenseRouter(Router):
         sentence = masked_mean(inputs, mask)  # [batch, d]
         if routing_ids is not None:
             ids = tf.reshape(tf.cast(routing_ids, tf.int32), [-1])  # [batch]
-            kernel = tf.gather(self.kernel, ids)  # [batch, d, E]
-            return tf.einsum("bd,bde->be", sentence, kernel) + tf.gather(self.bias, ids)  # [batch, E]
+            kernel = tf.nn.embedding_lookup(self.kernel, ids)  # [batch, d, E] (sharded tables too)
+            return tf.einsum("bd,bde->be", sentence, kernel) + tf.nn.embedding_lookup(self.bias, ids)  # [batch, E]
         logits = tf.einsum("bd,gde->bge", sentence, self.kernel) + self.bias  # [batch, G, E]
         return logits[:, 0] if self.num_gates == 1 else logits
 

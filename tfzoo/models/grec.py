@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tfzoo.data.features import CategoricalFeature, DatasetSpec, SequenceFeature
 from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
-from tfzoo.layers.moe import MixtureOfExperts
+from tfzoo.layers.moe import MixtureOfExperts, recording_routing
 from tfzoo.layers.parallel_transformer import ParallelTransformerBlock
 from tfzoo.layers.row_tokens import RowTokens
 from tfzoo.models.baselines import _tower
@@ -337,6 +337,31 @@ class GRec(_PairForward, MultiTaskModel):
         return np.array(
             [([f] if self.num_flows else []) + [self.num_flows + u] for f in flows for u in use_cases], np.int32
         )
+
+    def expert_usage(self, features) -> dict[str, np.ndarray]:
+        """{task: [E]}: how each (flow, use case) task of the rows in `features` uses the
+        experts: the share of its routing units (its tokens for token routing, its (row,
+        use case) pairs otherwise) routed to each expert (1 / k per top-k choice), or its
+        mean gate probabilities for dense routing; each sums to 1. Tasks are named
+        "flow/use case" (the use case alone without a flow feature); tasks without rows
+        are left out. Runs the model eagerly on `features` (one batch)."""
+        with recording_routing(self.moe) as records:
+            self(features, training=False)
+        (record,) = records[self.moe.name]
+        usage = record["usage"]  # [units, E]; units: pairs (row-major [batch, use cases]), or their tokens
+        pairs = int(tf.shape(next(iter(features.values())))[0]) * len(self.tasks)
+        usage = usage.reshape(pairs, -1, self.num_experts).mean(axis=1)  # [pairs, E]
+        use_case = np.tile(np.arange(len(self.tasks)), pairs // len(self.tasks))
+        flow_names = dict(self.flows())
+        if self.num_flows:
+            flow = np.repeat(np.asarray(self._flow_ids(features)), len(self.tasks))
+            names = [f"{flow_names.get(f, f'oov{f}')}/{self.tasks[u]}" for f, u in zip(flow, use_case)]
+        else:
+            names = [self.tasks[u] for u in use_case]
+        result: dict[str, list[np.ndarray]] = {}
+        for name, row in zip(names, usage):
+            result.setdefault(name, []).append(row)
+        return {name: np.mean(rows, axis=0) for name, rows in sorted(result.items())}
 
     def extract(self) -> ExtractedGRec:
         """The serving form of a task-level-routed GRec: per task only its top-k experts."""

@@ -48,6 +48,7 @@ from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, ke
 from tfzoo.models.base import LossTerm, ZooModel, dtype_policy, with_other_replicas
 from tfzoo.objectives.cca_ssg import cca_ssg_loss
 from tfzoo.objectives.graph_mae import scaled_cosine_error
+from tfzoo.progress import counted
 
 
 @tf.keras.utils.register_keras_serializable(package="tfzoo")
@@ -250,9 +251,9 @@ class SSMTLRetrieval(ZooModel):
         more to build and optimise than the whole pass over a graph of this size.
         """
         users = np.arange(sampler.graph.num_users)
-        return self.vectors(
-            sampler(tf.constant(users[start : start + batch_size])) for start in range(0, len(users), batch_size)
-        )
+        starts = range(0, len(users), batch_size)
+        batches = (sampler(tf.constant(users[start : start + batch_size])) for start in starts)
+        return self.vectors(counted(batches, len(starts), f"embedding {len(users):,} users", unit="batch"))
 
     def vectors(self, subgraphs) -> tuple[np.ndarray, np.ndarray]:
         """(queries, candidates), each [components, index_dim], of the roots of an iterable

@@ -223,6 +223,13 @@ class RankingTask(ModelTask):
         )
         return {t: np.asarray(p) for t, p in predictions.items()}
 
+    def feature_batch(self, prepared: Prepared, split: str, *, rows: int) -> dict[str, tf.Tensor]:
+        spec = prepared.inputs.feature_spec
+        if isinstance(prepared.data, StreamedSplits):
+            features, _, _ = next(iter(prepared.data.dataset(split, spec, batch_size=rows)))
+            return features
+        return next(iter(make_dataset(getattr(prepared.data, split), spec, batch_size=rows, with_labels=False)))
+
     def report(self, prepared: Prepared, split: str) -> dict:
         if isinstance(prepared.data, StreamedSplits):
             labels, predictions, masks = self._streamed_predictions(prepared, split)

@@ -119,7 +119,7 @@ class FriendRetrievalTask(ModelTask):
     run_options = ("fanouts", "uniform_negatives", "cca_scale", "mae_scale", "fusion")
     # `target_recall`: the ScaNN index searches the fewest leaves that reach it; `fusion`:
     # a `Fusion` to serve, "none" for the model alone, None (default) for the run's choice.
-    export_options = ("target_recall", "fusion")
+    export_options = ("target_recall", "fusion", "recall_latency")
 
     def model_options(self) -> tuple[str, ...]:
         return tuple(sorted({*constructor_options(self.model_class, set_by_task=("feature_dim",)), *self.run_options}))
@@ -261,8 +261,11 @@ class FriendRetrievalTask(ModelTask):
             per_user=per_user,
         )
 
+    def headline(self, report: Mapping[str, Mapping[str, float]]) -> tuple[str, float]:
+        return "Recall@50 (all users)", float(report["all"]["recall@50"])
+
     def validation_score(self, prepared: Prepared) -> float:
-        return float(self.report(prepared, "validation")["all"]["recall@50"])
+        return self.headline(self.report(prepared, "validation"))[1]
 
     def fused_reports(self, prepared: Prepared, *, per_user: bool = False) -> dict | None:
         """The run's `fusion` heuristic fused with the model's score, the weight chosen on
@@ -310,13 +313,15 @@ class FriendRetrievalTask(ModelTask):
         version: int | None = None,
         target_recall: float | None = None,
         fusion: Fusion | str | None = None,
+        recall_latency: bool | None = None,
     ) -> Path:
         """Writes `<name>/<version>` (ScaNN index) and `<name>_brute_force/<version>` (exact
         index, no ScaNN ops needed), both over the run's whole graph (every friendship is
         known at serving time); returns the ScaNN one. With `target_recall`, the ScaNN index
         searches the fewest leaves that reach it; both serve the model's score fused with
         the heuristic the run chose on validation (`metrics.json`'s `fused`), unless
-        `fusion` gives another `Fusion` or "none"."""
+        `fusion` gives another `Fusion` or "none". With `recall_latency`, the ScaNN index's
+        recall against latency at every number of leaves is measured and recorded."""
         if fusion is None:
             fusion = self.chosen_fusion(run.directory)
         elif fusion == "none":
@@ -329,7 +334,15 @@ class FriendRetrievalTask(ModelTask):
         vectors = run.model.user_vectors(sampler)
         common = {"sampler": sampler, "vectors": vectors, "fusion": fusion}
         path = export_friend_retrieval(
-            run.model, graph, export_base, name, version=version, index="scann", target_recall=target_recall, **common
+            run.model,
+            graph,
+            export_base,
+            name,
+            version=version,
+            index="scann",
+            target_recall=target_recall,
+            recall_latency=bool(recall_latency),
+            **common,
         )
         export_friend_retrieval(
             run.model, graph, export_base, f"{name}_brute_force", version=int(path.name), index="brute_force", **common

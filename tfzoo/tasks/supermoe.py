@@ -240,6 +240,9 @@ class SuperMoETask(ModelTask):
         predictions = prepared.model.predict(channel_dataset(rows, EVAL_BATCH_SIZE, labels=False), verbose=0)
         return {t: np.asarray(p) for t, p in predictions.items()}
 
+    def feature_batch(self, prepared: Prepared, split: str, *, rows: int) -> dict[str, tf.Tensor]:
+        return next(iter(channel_dataset(getattr(prepared.data, split), rows, labels=False)))
+
     def report(self, prepared: Prepared, split: str) -> dict:
         rows = getattr(prepared.data, split)
         return task_metrics(rows.labels, self.predictions(prepared, split), rows.label_masks)
@@ -351,6 +354,9 @@ class MaskedChannelPretrainingTask(ModelTask):
         validation = channel_dataset(prepared.data.validation, EVAL_BATCH_SIZE, labels=False)
         return FitData.epochs_of(train_fn, num_rows=len(rows), batch_size=config.batch_size, validation=validation)
 
+    def feature_batch(self, prepared: Prepared, split: str, *, rows: int) -> dict[str, tf.Tensor]:
+        return next(iter(channel_dataset(getattr(prepared.data, split), rows, labels=False)))
+
     def report(self, prepared: Prepared, split: str) -> dict:
         model = prepared.model
         rows = getattr(prepared.data, split)
@@ -359,6 +365,12 @@ class MaskedChannelPretrainingTask(ModelTask):
             c: {"loss": float(result[f"{c}_loss"]), "accuracy": float(result[f"{c}_accuracy"])}
             for c in model.masked_channels
         }
+
+    def headline(self, report: Mapping[str, Mapping[str, float]]) -> tuple[str, float]:
+        return (
+            f"masked-step accuracy (mean of {len(report)} channels)",
+            float(np.mean([metrics["accuracy"] for metrics in report.values()])),
+        )
 
     def validation_score(self, prepared: Prepared) -> float:
         report = self.report(prepared, "validation")

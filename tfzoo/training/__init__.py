@@ -24,8 +24,13 @@ _EXPORTS = {
     "evaluate": "run",
     "load_run": "run",
     "train": "run",
+    "SummaryRow": "summary",
+    "append_summary": "summary",
+    "format_summary": "summary",
+    "read_summary": "summary",
+    "run_summary": "summary",
 }
-_SUBMODULES = ("callbacks", "config", "distribute", "launch", "registry", "run", "task")
+_SUBMODULES = ("callbacks", "config", "distribute", "launch", "registry", "run", "summary", "task")
 
 __all__ = sorted({*_EXPORTS, "distribute"})
 

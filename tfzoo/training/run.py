@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfzoo import progress
 from tfzoo.models.base import dtype_policy
 from tfzoo.training import distribute
 from tfzoo.training.callbacks import (
@@ -50,6 +51,7 @@ from tfzoo.training.callbacks import (
 )
 from tfzoo.training.config import RunConfig
 from tfzoo.training.registry import task_for
+from tfzoo.training.run_report import write_report
 from tfzoo.training.task import Prepared, TaskInputs
 
 logger = logging.getLogger("tfzoo.training")
@@ -114,7 +116,9 @@ def _open(
     task = task_for(config.model)
     with dtype_policy(config.precision):  # the model is built under the run's precision
         if split is None:
-            prepared = task.prepare(config, inputs)
+            source = (config.data_config or {}).get("source") or config.dataset
+            with progress.step(f"reading {source} and building {config.model}"):
+                prepared = task.prepare(config, inputs)
         else:
             prepared = Prepared(model=task.build(config, inputs, directory), inputs=inputs, data=None, split=split)
     checkpoint = EpochCheckpoint(directory / "checkpoints", save_directory=save_directory)
@@ -164,8 +168,11 @@ def train(
     strategy: str = "default",
     backup_every: int | None = None,
     min_shard_bytes: int = distribute.MIN_SHARD_BYTES,
+    report: bool = False,
 ) -> dict:
-    """Trains `config` into `directory`; returns (and writes) the run's metrics.
+    """Trains `config` into `directory`; returns (and writes) the run's metrics; with
+    `report`, writes the run's report too (`tfzoo.training.run_report`: figures and
+    `report.md` under `directory/report/`).
 
     With `resume`, continues an existing run from its last checkpoint up to
     `config.epochs` epochs; the stored config (data, model) is used, only `epochs`
@@ -254,6 +261,10 @@ def train(
     # The report runs on one device: a model restored from the final checkpoint outside the
     # strategy (its batches, e.g. merged subgraphs, need not split across replicas).
     reported = load_run(directory) if distribute.feeds_replicas_separately(tf_strategy) else run
+    with progress.step("scoring the restored best epoch on validation and test"):
+        validation, test = task.report(reported.prepared, "validation"), task.report(reported.prepared, "test")
+    with progress.step("fitting and scoring the simple baselines on the same rows"):
+        baselines = task.baselines(reported.prepared, "test")
     metrics = {
         "history": history["history"],
         "epochs": config.epochs,
@@ -263,14 +274,18 @@ def train(
         "train_seconds": history["seconds"],
         "steps_per_epoch": history["steps_per_epoch"],
         "split": run.prepared.split,
-        "validation": task.report(reported.prepared, "validation"),
-        "test": task.report(reported.prepared, "test"),
-        "baselines": {"test": task.baselines(reported.prepared, "test")},
+        "validation": validation,
+        "test": test,
+        "baselines": {"test": baselines},
     }
-    fused = task.fused_reports(reported.prepared)
+    with progress.step("choosing the served fusion with a baseline on validation"):
+        fused = task.fused_reports(reported.prepared)
     if fused is not None:
         metrics["fused"] = fused  # what the export serves: the model fused with a baseline
     _write_json(metrics_path, metrics)
+    if report:
+        with progress.step(f"writing the run's report to {directory / 'report'}"):
+            write_report(directory, run=reported)
     return metrics
 
 

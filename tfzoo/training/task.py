@@ -287,10 +287,21 @@ class ModelTask(abc.ABC):
     def report(self, prepared: Prepared, split: str) -> dict:
         """Exact metrics of the prepared model on `split` ("train", "validation", "test")."""
 
+    def headline(self, report: Mapping[str, Mapping[str, float]]) -> tuple[str, float]:
+        """The one number that summaries show for a `report` (or a baseline's, in the same
+        shape), higher is better: (its name, its value). Default: AUC averaged over the tasks."""
+        return f"AUC (mean of {len(report)} tasks)", float(np.mean([metrics["auc"] for metrics in report.values()]))
+
     def validation_score(self, prepared: Prepared) -> float:
         """The early-stopping score: exact validation AUC, averaged over the tasks."""
         report = self.report(prepared, "validation")
         return float(np.mean([metrics["auc"] for metrics in report.values()]))
+
+    def feature_batch(self, prepared: Prepared, split: str, *, rows: int) -> Any | None:
+        """The model's inputs for the first `rows` rows of `split`, as one batch (what
+        `tfzoo report` runs the model on to see its experts' usage); None where the task
+        has no such batch (the default)."""
+        return None
 
     def baselines(self, prepared: Prepared, split: str) -> dict[str, dict]:
         """{name: report} of the strong simple baselines of the model on `split`, in the
