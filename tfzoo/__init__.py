@@ -12,7 +12,9 @@ import importlib
 import os
 import sys
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+# Keras 2 unless the program has asked for Keras 3 (`TF_USE_LEGACY_KERAS=0` before importing
+# tfzoo): then only the portable layers of `tfzoo.layers` work (`tfzoo.layers.backend`).
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
 def _check_keras() -> None:
@@ -21,7 +23,7 @@ def _check_keras() -> None:
     Without an earlier TensorFlow import there is nothing to check: TensorFlow reads the
     switch set above when `tf.keras` is first touched.
     """
-    if "tensorflow" not in sys.modules:
+    if "tensorflow" not in sys.modules or os.environ["TF_USE_LEGACY_KERAS"].strip().lower() not in ("1", "true"):
         return
     import tensorflow as tf
 

@@ -1,6 +1,8 @@
-"""Run reports (`tfzoo report`): the figures and `report.md` written from a run."""
+"""What a finished run reads as: its report (`tfzoo report`: figures and `report.md`) and its
+summary line (the closing table of `make demo`, `tfzoo.training.summary`)."""
 
 import json
+import re
 
 import matplotlib.image
 import numpy as np
@@ -11,6 +13,7 @@ from tfzoo.cli import main
 from tfzoo.evaluation.figures import training_curves as write_curves
 from tfzoo.training import RunConfig, load_run, train
 from tfzoo.training.run_report import expert_usage, write_report
+from tfzoo.training.summary import SummaryRow, append_summary, format_summary, read_summary, run_summary
 
 
 def image_size(path):
@@ -104,10 +107,15 @@ def test_task_routing_uses_the_same_top_k_experts_for_every_row_of_a_task(grec_r
     assert [tick.get_text() for tick in axis.get_yticklabels()] == list(usage)
 
 
-def test_multi_gate_mixtures_are_mapped_per_task(tmp_path):
+@pytest.fixture(scope="module")
+def mmoe_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("mmoe") / "run"
     config = RunConfig(model="mmoe", dataset="synthetic", epochs=1, batch_size=2048, model_options=TINY_OPTIONS["mmoe"])
-    train(config, tmp_path / "run", verbose=0)
-    run = load_run(tmp_path / "run")
+    return directory, train(config, directory, verbose=0)
+
+
+def test_multi_gate_mixtures_are_mapped_per_task(mmoe_run):
+    run = load_run(mmoe_run[0])
     usage = expert_usage(run)
     assert list(usage) == list(run.model.tasks)  # one gate per task
     for shares in usage.values():
@@ -171,3 +179,60 @@ def test_a_report_needs_a_finished_run(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"run": {"model": "mmoe", "dataset": "census"}}))
     with pytest.raises(FileNotFoundError, match="metrics.json not found: the run in .* has not finished"):
         write_report(tmp_path, with_model=False)
+
+
+def test_a_runs_summary_line_holds_its_mean_test_auc_beside_its_best_baseline(mmoe_run, tmp_path):
+    directory, metrics = mmoe_run
+    row = run_summary(directory, export="savedmodels/mmoe_synthetic/3", checks={"fresh process": True}, seconds=12.4)
+    assert (row.model, row.dataset) == ("mmoe", "synthetic")
+    assert row.metric == f"test AUC (mean of {len(metrics['test'])} tasks)"
+    assert row.value == pytest.approx(np.mean([m["auc"] for m in metrics["test"].values()]))
+    baselines = {name: np.mean([m["auc"] for m in r.values()]) for name, r in metrics["baselines"]["test"].items()}
+    assert len(baselines) >= 2  # logistic regression and boosted trees at least
+    assert row.baseline == max(baselines, key=baselines.get)
+    assert row.baseline_value == pytest.approx(max(baselines.values()))
+
+    # Recipes in their own processes hand their lines over as JSON lines.
+    file = tmp_path / "summary.jsonl"
+    append_summary(file, row)
+    append_summary(file, row.with_check("gRPC", False))
+    assert read_summary(file) == [row, row.with_check("gRPC", False)]
+
+    lines = format_summary(read_summary(file)).splitlines()
+    assert lines[0].split()[:4] == ["model", "dataset", "test", "metric"] and set(lines[1]) <= {"-", " "}
+    assert len(lines) == 4
+    cells = lines[2].split("  ")
+    lead = f"{row.value - row.baseline_value:+.4f}"
+    for expected in ("mmoe", f"{row.value:.4f}", row.baseline, lead, "savedmodels/mmoe_synthetic/3", "12 s"):
+        assert expected in [c.strip() for c in cells], (expected, cells)
+    assert re.search(r"  fresh process ok +12 s$", lines[2]), lines[2]
+    assert "fresh process ok, gRPC FAILED" in lines[3]
+
+
+def test_a_retrieval_summary_line_names_the_served_fusion_and_its_recall(tmp_path):
+    # The run's files as `tfzoo train ssmtl` writes them (only the keys a summary reads).
+    config = {"run": {"model": "ssmtl", "dataset": "twitch", "data_config": None}}
+    report = {"all": {"recall@50": 0.30}, "low_degree": {"recall@50": 0.20}}
+    fused = {"heuristic": "adamic_adar", "weight": 8.0, "popularity_weight": 0.0, "test": {"all": {"recall@50": 0.52}}}
+    baselines = {"popularity": {"all": {"recall@50": 0.17}}, "adamic_adar": {"all": {"recall@50": 0.48}}}
+    metrics = {"test": report, "fused": fused, "baselines": {"test": baselines}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+
+    row = run_summary(tmp_path)
+    assert row == SummaryRow(
+        model="ssmtl + 8 x log(1 + adamic_adar) (served)",
+        dataset="twitch",
+        metric="test Recall@50 (all users)",
+        value=0.52,
+        baseline="adamic_adar",
+        baseline_value=0.48,
+    )
+    line = format_summary([row]).splitlines()[2]
+    assert re.search(r"  0\.5200  adamic_adar +0\.4800  \+0\.0400  - +- +-$", line), line  # no export, checks, time
+
+
+def test_a_summary_of_an_unfinished_run_names_it(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"run": {"model": "mmoe", "dataset": "census"}}))
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}/metrics.json not found: the run in .* has not finished"):
+        run_summary(tmp_path)

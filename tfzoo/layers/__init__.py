@@ -1,4 +1,9 @@
-"""Reusable Keras layers (Keras 2 / tf_keras), each registered under package "tfzoo"."""
+"""Reusable Keras layers, each registered under package "tfzoo".
+
+Keras 2 (`tf_keras`) layers inside tfzoo; the `PORTABLE_LAYERS` are Keras 3 layers in a
+program that sets `TF_USE_LEGACY_KERAS=0` before importing tfzoo (`tfzoo.layers.backend`).
+The others read tfzoo's feature specs and stay Keras 2.
+"""
 
 from tfzoo.layers.behaviour_sequence_encoder import BehaviourSequenceEncoder
 from tfzoo.layers.cgc import CustomizedGateControl
@@ -42,3 +47,11 @@ __all__ = [
     "TokenRouter",
     "WideDeepEncoder",
 ]
+
+# The layers that run on either Keras (tested under Keras 3 by tests/layers/test_keras3.py):
+# all but the feature encoders, which read tfzoo's feature specs, and the routers' base.
+PORTABLE_LAYERS = tuple(
+    name
+    for name in __all__
+    if name not in ("BehaviourSequenceEncoder", "FeatureEncoder", "RowTokens", "WideDeepEncoder", "Router")
+)

@@ -7,12 +7,13 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.experts import Experts
 from tfzoo.layers.moe import check_expert_options, expert_options_config
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class CustomizedGateControl(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class CustomizedGateControl(keras.layers.Layer):
     """Task-specific and shared experts, gated separately for each task.
 
     Task t's gate mixes its own `num_task_experts` experts with the shared ones, so
@@ -81,9 +82,7 @@ class CustomizedGateControl(tf.keras.layers.Layer):
         self.gate_kernel = self.add_weight(name="gate_kernel", shape=(t, width, m + s), initializer="glorot_uniform")
         self.gate_bias = self.add_weight(name="gate_bias", shape=(t, m + s), initializer="zeros")
         if self.shared_output:
-            self.shared_gate = tf.keras.layers.Dense(
-                t * m + s, activation="softmax", name="shared_gate", dtype="float32"
-            )
+            self.shared_gate = keras.layers.Dense(t * m + s, activation="softmax", name="shared_gate", dtype="float32")
             self.shared_gate.build([None, width])
         super().build(input_shape)
 

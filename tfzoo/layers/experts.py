@@ -8,6 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.kernel_options import check_kernel_options
 
 
@@ -19,7 +20,7 @@ def _per_expert_glorot_uniform(shape, dtype=None):
     return tf.random.uniform(shape, -limit, limit, dtype=dtype or tf.float32)
 
 
-def _per_expert(initializer: tf.keras.initializers.Initializer):
+def _per_expert(initializer: keras.initializers.Initializer):
     """`initializer` applied to each expert's [d_in, d_out] kernel, so that its fans are
     one expert's whatever the number of experts. A seeded initializer draws the same
     values at every call: expert e gets seed + e, or the experts would start identical."""
@@ -36,8 +37,8 @@ def _per_expert(initializer: tf.keras.initializers.Initializer):
     return initialize
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class Experts(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class Experts(keras.layers.Layer):
     """`num_experts` MLPs of identical shape, stored as [experts, d_in, d_out] kernels.
 
     Every layer of every expert is one einsum, so E experts cost one batched matmul
@@ -95,12 +96,12 @@ class Experts(tf.keras.layers.Layer):
         self.activation = activation
         self.activate_output = bool(activate_output)
         # None: Glorot uniform over each expert's own fans.
-        self.kernel_initializer = None if kernel_initializer is None else tf.keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
+        self.kernel_initializer = None if kernel_initializer is None else keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
         width = int(input_shape[-1])
-        self._activation = tf.keras.activations.get(self.activation)
+        self._activation = keras.activations.get(self.activation)
         self.kernels, self.biases = [], []
         for i, out in enumerate(self.units):
             self.kernels.append(
@@ -267,9 +268,9 @@ class Experts(tf.keras.layers.Layer):
             activation=self.activation,
             activate_output=self.activate_output,
             kernel_initializer=(
-                None if self.kernel_initializer is None else tf.keras.initializers.serialize(self.kernel_initializer)
+                None if self.kernel_initializer is None else keras.initializers.serialize(self.kernel_initializer)
             ),
-            kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer)
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer)
             if self.kernel_regularizer
             else None,
         )

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.experts import Experts
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class ExtractedExperts(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class ExtractedExperts(keras.layers.Layer):
     """A few experts and, per route (task), which k of them to use and with which gates.
 
     Task-level routing sends every row of a task to the same k experts with the same

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import tensorflow as tf
+from tfzoo.layers.backend import keras
 
 KERNEL_OPTIONS = ("kernel_initializer", "kernel_regularizer")
 
 _GETTERS = {
-    "kernel_initializer": (tf.keras.initializers.get, "initializer"),
-    "kernel_regularizer": (tf.keras.regularizers.get, "regularizer"),
+    "kernel_initializer": (keras.initializers.get, "initializer"),
+    "kernel_regularizer": (keras.regularizers.get, "regularizer"),
 }
 
 
@@ -45,7 +45,7 @@ def serializable(value):
     """A Keras initializer / regularizer argument as a config holds it (names and dicts as given)."""
     if value is None or isinstance(value, (str, dict)):
         return value
-    return tf.keras.utils.serialize_keras_object(value)
+    return keras.utils.serialize_keras_object(value)
 
 
 def kernel_options(owner) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def kernel_options(owner) -> dict[str, Any]:
     (names and config dicts make a fresh initializer in every layer anyway)."""
     options = {name: getattr(owner, name) for name in KERNEL_OPTIONS}
     initializer = options["kernel_initializer"]
-    if isinstance(initializer, tf.keras.initializers.Initializer):
+    if isinstance(initializer, keras.initializers.Initializer):
         options["kernel_initializer"] = type(initializer).from_config(initializer.get_config())
     return {name: value for name, value in options.items() if value is not None}
 

@@ -7,11 +7,12 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.kernel_options import check_kernel_options
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MLP(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class MLP(keras.layers.Layer):
     """Dense layers, each followed by `activation` and dropout.
 
     Args:
@@ -48,12 +49,12 @@ class MLP(tf.keras.layers.Layer):
         self.units = units
         self.activation = activation
         self.dropout = dropout
-        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
         self._dense = [
-            tf.keras.layers.Dense(
+            keras.layers.Dense(
                 width,
                 activation=self.activation,
                 # A copy per layer: one unseeded initializer object draws the same values at
@@ -64,7 +65,13 @@ class MLP(tf.keras.layers.Layer):
             )
             for i, width in enumerate(self.units)
         ]
-        self._dropout = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
+        # Built here, not at the first call: a saved layer is rebuilt from its input shape
+        # before its weights are read back (Keras 3's `.keras` files).
+        shape = tuple(input_shape)
+        for dense in self._dense:
+            dense.build(shape)
+            shape = (*shape[:-1], dense.units)
+        self._dropout = keras.layers.Dropout(self.dropout) if self.dropout else None
         super().build(input_shape)
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
@@ -84,8 +91,8 @@ class MLP(tf.keras.layers.Layer):
             units=list(self.units),
             activation=self.activation,
             dropout=self.dropout,
-            kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
-            kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer)
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer)
             if self.kernel_regularizer
             else None,
         )

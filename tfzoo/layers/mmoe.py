@@ -7,11 +7,12 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.moe import MixtureOfExperts, check_expert_options, expert_options_config
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MultiGateMixtureOfExperts(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class MultiGateMixtureOfExperts(keras.layers.Layer):
     """Shared experts, one softmax gate per task: y_t = sum_e softmax(W_t x)_e f_e(x).
 
     The zoo's one MoE implementation is `tfzoo.layers.MixtureOfExperts`; MMoE is that

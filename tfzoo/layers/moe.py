@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.experts import Experts
 from tfzoo.layers.extracted_experts import ExtractedExperts
 from tfzoo.layers.kernel_options import KERNEL_OPTIONS, check_kernel_options, serializable
@@ -53,7 +54,7 @@ _ROUTING_RECORDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @contextlib.contextmanager
-def recording_routing(model: tf.keras.layers.Layer) -> Iterator[dict[str, list[dict[str, np.ndarray]]]]:
+def recording_routing(model: keras.layers.Layer) -> Iterator[dict[str, list[dict[str, np.ndarray]]]]:
     """Records the routing of every `MixtureOfExperts` in `model` (itself one, or holding
     some) during eager calls inside the block: what the experts were used for, for
     analysis (`tfzoo report`'s expert-usage maps).
@@ -87,8 +88,8 @@ def _moe_layers(layer, path: tuple[str, ...] | None):
         yield from _moe_layers(child, () if path is None else (*path, layer.name))
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MixtureOfExperts(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class MixtureOfExperts(keras.layers.Layer):
     """E experts (`tfzoo.layers.Experts`) behind a router; each unit uses its top-k experts.
 
     The router (`tfzoo.layers.routers`) gives E gate logits per routing unit (a token, or
@@ -177,7 +178,7 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         if num_experts < 1:
             raise ValueError(f"`num_experts` must be >= 1. Received: num_experts={num_experts}")
         if isinstance(router, Mapping):  # a serialised custom router, from get_config
-            router = tf.keras.layers.deserialize(dict(router))
+            router = keras.layers.deserialize(dict(router))
         router_class = _router_class(router)
         if top_k is not None and not 1 <= top_k <= num_experts:
             raise ValueError(f"`top_k` must be in [1, num_experts={num_experts}] or None. Received: top_k={top_k}")
@@ -260,10 +261,10 @@ class MixtureOfExperts(tf.keras.layers.Layer):
         )
         self.experts.build([None, self._input_width])
         if not self.is_dense:
-            self.expert_usage = tf.keras.metrics.Mean(name=f"{self.name}_expert_usage")
-            self.max_load = tf.keras.metrics.Mean(name=f"{self.name}_max_load")
+            self.expert_usage = keras.metrics.Mean(name=f"{self.name}_expert_usage")
+            self.max_load = keras.metrics.Mean(name=f"{self.name}_max_load")
         if self.capacity_factor is not None:
-            self.dropped_fraction = tf.keras.metrics.Mean(name=f"{self.name}_dropped_fraction")
+            self.dropped_fraction = keras.metrics.Mean(name=f"{self.name}_dropped_fraction")
         super().build(input_shape)
 
     # ----------------------------------------------------------------------------- routing
@@ -475,7 +476,7 @@ class MixtureOfExperts(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        router = self.router if isinstance(self.router, str) else tf.keras.layers.serialize(self.router)
+        router = self.router if isinstance(self.router, str) else keras.layers.serialize(self.router)
         config.update(
             num_experts=self.num_experts,
             expert_units=list(self.expert_units),

@@ -7,12 +7,13 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.moe import MixtureOfExperts
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class MoEMultiHeadSelfAttention(keras.layers.Layer):
     """softmax((q w^q G_q(q)) (k w^k G_k(k))^T / sqrt(d_k)) (v w^v G_v(v)), per head.
 
     The query, key and value projections are each a token-routed `MixtureOfExperts`
@@ -97,7 +98,7 @@ class MoEMultiHeadSelfAttention(tf.keras.layers.Layer):
             projection("key_moe"),
             projection("value_moe"),
         )
-        self.output_dense = tf.keras.layers.Dense(width, name="output", **kernel_options(self))
+        self.output_dense = keras.layers.Dense(width, name="output", **kernel_options(self))
         self.output_dense.build([None, None, self.num_heads * self.key_dim])
         super().build(input_shape)
 

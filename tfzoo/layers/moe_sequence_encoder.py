@@ -7,13 +7,14 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.moe_transformer_block import FFN_GATES, MoETransformerBlock
 from tfzoo.layers.multi_channel_projection import MultiChannelProjection
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MoESequenceEncoder(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class MoESequenceEncoder(keras.layers.Layer):
     """A `MultiChannelProjection` followed by `num_blocks` `MoETransformerBlock`s.
 
     The padding mask comes from `padding_channel` (an ID or single-valued category

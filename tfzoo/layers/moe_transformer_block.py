@@ -6,6 +6,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.moe import MixtureOfExperts
 from tfzoo.layers.moe_self_attention import MoEMultiHeadSelfAttention
@@ -14,8 +15,8 @@ from tfzoo.layers.moe_self_attention import MoEMultiHeadSelfAttention
 FFN_GATES = ("switch", "paper")
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MoETransformerBlock(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class MoETransformerBlock(keras.layers.Layer):
     """x = LN(x + MoE-MSA(x)); y = LN(x + MoE-FFN(x)), padding masked throughout.
 
     MoE-MSA is `MoEMultiHeadSelfAttention` (eq. 5). MoE-FFN is eq. 6, a token-routed
@@ -117,9 +118,9 @@ class MoETransformerBlock(tf.keras.layers.Layer):
             name="moe_ffn",
         )
         self.feed_forward.build(shape)
-        self.attention_norm = tf.keras.layers.LayerNormalization(epsilon=self.epsilon, name="attention_norm")
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=self.epsilon, name="attention_norm")
         self.attention_norm.build(shape)
-        self.ffn_norm = tf.keras.layers.LayerNormalization(epsilon=self.epsilon, name="ffn_norm")
+        self.ffn_norm = keras.layers.LayerNormalization(epsilon=self.epsilon, name="ffn_norm")
         self.ffn_norm.build(shape)
         super().build(input_shape)
 

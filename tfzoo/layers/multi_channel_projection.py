@@ -7,6 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.kernel_options import check_kernel_options, kernel_options_config
 
 
@@ -20,8 +21,8 @@ def _channels(value, argument: str) -> dict[str, int]:
     return channels
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MultiChannelProjection(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class MultiChannelProjection(keras.layers.Layer):
     """y = act(LayerNorm([s_cat w_cat, split(s_ID w_ID), s_dense] W + b)), per time step.
 
     A behaviour sequence is several aligned channels of length L:
@@ -114,13 +115,13 @@ class MultiChannelProjection(tf.keras.layers.Layer):
             self.tables[name] = self.add_weight(
                 name=f"{name}_embedding",
                 shape=(size + 1, self.category_dim),
-                initializer=tf.keras.initializers.RandomNormal(stddev=0.05),
+                initializer=keras.initializers.RandomNormal(stddev=0.05),
             )
         for name, size in self.id_channels.items():
             self.tables[name] = self.add_weight(
                 name=f"{name}_embedding",
                 shape=(size + 1, self.id_dim),
-                initializer=tf.keras.initializers.RandomNormal(stddev=0.05),
+                initializer=keras.initializers.RandomNormal(stddev=0.05),
             )
         width = (
             len(self.category_channels) * self.category_dim
@@ -134,9 +135,9 @@ class MultiChannelProjection(tf.keras.layers.Layer):
             regularizer=self.kernel_regularizer,
         )
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-        self.layer_norm = tf.keras.layers.LayerNormalization(epsilon=self.epsilon, name="layer_norm")
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=self.epsilon, name="layer_norm")
         self.layer_norm.build([None, None, self.units])
-        self._activation = tf.keras.activations.get(self.activation)
+        self._activation = keras.activations.get(self.activation)
         super().build(input_shape)
 
     def _check(self, inputs):
@@ -148,6 +149,13 @@ class MultiChannelProjection(tf.keras.layers.Layer):
             )
 
     def call(self, inputs, mask=None):
+        if isinstance(mask, dict):  # Keras 3 hands a layer of dict inputs one mask per input
+            if any(m is not None for m in mask.values()):
+                raise ValueError(
+                    f"MultiChannelProjection {self.name!r} takes one [batch, steps] mask for every channel. "
+                    f"Received: a mask per channel for {sorted(k for k, m in mask.items() if m is not None)}"
+                )
+            mask = None
         self._check(inputs)
         parts = []
         for name in self.category_channels:

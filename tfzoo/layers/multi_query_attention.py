@@ -7,11 +7,12 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class MultiQueryAttention(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class MultiQueryAttention(keras.layers.Layer):
     """Scaled dot-product attention whose h query heads share one key and one value head.
 
     Q is projected to [h, head_dim] per position, K and V to [1, head_dim]:
@@ -85,7 +86,7 @@ class MultiQueryAttention(tf.keras.layers.Layer):
         self.value_kernel = kernel("value_kernel", (width, k))
         self.output_kernel = kernel("output_kernel", (h * k, out))
         self.output_bias = self.add_weight(name="output_bias", shape=(out,), initializer="zeros")
-        self._dropout = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
+        self._dropout = keras.layers.Dropout(self.dropout) if self.dropout else None
         super().build(input_shape)
 
     def attention_weights(self, query, value=None, mask=None):

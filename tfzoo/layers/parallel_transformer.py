@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
 from tfzoo.layers.kernel_options import check_kernel_options, kernel_options, kernel_options_config
 from tfzoo.layers.multi_query_attention import MultiQueryAttention
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
-class ParallelTransformerBlock(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tfzoo")
+class ParallelTransformerBlock(keras.layers.Layer):
     """y = x + MLP(LayerNorm(x)) + Attention(LayerNorm(x)).
 
     Attention and feed-forward read the same normalised input and run side by side
@@ -71,7 +73,7 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         width = int(input_shape[-1])
-        self.norm = tf.keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
+        self.norm = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
         self.norm.build(input_shape)
         self.attention = MultiQueryAttention(
             self.num_heads,
@@ -81,13 +83,13 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
             **kernel_options(self),
         )
         self.attention.build(input_shape)
-        self.ffn_hidden = tf.keras.layers.Dense(
+        self.ffn_hidden = keras.layers.Dense(
             self.ffn_units or 4 * width, activation=self.activation, name="ffn_hidden", **kernel_options(self)
         )
         self.ffn_hidden.build(input_shape)
-        self.ffn_output = tf.keras.layers.Dense(width, name="ffn_output", **kernel_options(self))
+        self.ffn_output = keras.layers.Dense(width, name="ffn_output", **kernel_options(self))
         self.ffn_output.build(tf.TensorShape(input_shape)[:-1].concatenate([self.ffn_units or 4 * width]))
-        self._dropout = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
+        self._dropout = keras.layers.Dropout(self.dropout) if self.dropout else None
         super().build(input_shape)
 
     def call(self, inputs, mask=None, training=None):
@@ -102,7 +104,9 @@ class ParallelTransformerBlock(tf.keras.layers.Layer):
         return inputs + update
 
     def compute_mask(self, inputs, mask=None):
-        return None if mask is None else tf.convert_to_tensor(mask)  # padding stays padding
+        # Padding stays padding. A NumPy mask becomes a tensor; a symbolic one (a Keras 3
+        # functional model's) is handed on as it is.
+        return tf.convert_to_tensor(mask) if isinstance(mask, np.ndarray) else mask
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

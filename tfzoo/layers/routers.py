@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 
 import tensorflow as tf
 
+from tfzoo.layers.backend import keras
+
 
 def masked_mean(inputs: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
     """Mean over the token axis of [batch, tokens, d], ignoring padding; [batch, d] as is."""
@@ -34,7 +36,7 @@ def masked_mean(inputs: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
     return tf.reduce_sum(inputs * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)  # [batch, d]
 
 
-class Router(tf.keras.layers.Layer):
+class Router(keras.layers.Layer):
     """Base of the routers.
 
     Class attributes:
@@ -71,7 +73,7 @@ class Router(tf.keras.layers.Layer):
         return config
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
+@keras.utils.register_keras_serializable(package="tfzoo")
 class TokenRouter(Router):
     """Token-level routing (eq. 5): G_s = x_s W + b, each token on its own."""
 
@@ -88,7 +90,7 @@ class TokenRouter(Router):
         return tf.einsum("...d,de->...e", inputs, self.kernel) + self.bias  # [batch, (tokens,) E]
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
+@keras.utils.register_keras_serializable(package="tfzoo")
 class SentenceRouter(TokenRouter):
     """Sentence-level routing (eq. 6): G = mean_s(x_s) W + b, shared by the example's tokens.
 
@@ -115,7 +117,7 @@ class _TaskLevelRouter(Router):
         return self.task_logits(routing_ids)
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
+@keras.utils.register_keras_serializable(package="tfzoo")
 class TaskRouter(_TaskLevelRouter):
     """Task-level routing (eq. 7): G = GATE(task_id).
 
@@ -138,7 +140,7 @@ class TaskRouter(_TaskLevelRouter):
         self.task_gate = self.add_weight(
             name="task_gate",
             shape=(self.num_tasks, self.num_experts),
-            initializer=tf.keras.initializers.RandomNormal(stddev=0.1),
+            initializer=keras.initializers.RandomNormal(stddev=0.1),
         )
         super().build(input_shape)
 
@@ -150,7 +152,7 @@ class TaskRouter(_TaskLevelRouter):
         return {**super().get_config(), "num_tasks": self.num_tasks}
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
+@keras.utils.register_keras_serializable(package="tfzoo")
 class TaskSentenceRouter(_TaskLevelRouter):
     """Task-sentence routing (eq. 8): G = GATE(mean_s embedding(task_token_s)).
 
@@ -178,7 +180,7 @@ class TaskSentenceRouter(_TaskLevelRouter):
         self.task_token_embedding = self.add_weight(
             name="task_token_embedding",
             shape=(self.vocabulary_size, self.embedding_dim),
-            initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
         )
         self.kernel = self.add_weight(
             name="kernel", shape=(self.embedding_dim, self.num_experts), initializer="glorot_uniform"
@@ -195,7 +197,7 @@ class TaskSentenceRouter(_TaskLevelRouter):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "embedding_dim": self.embedding_dim}
 
 
-@tf.keras.utils.register_keras_serializable(package="tfzoo")
+@keras.utils.register_keras_serializable(package="tfzoo")
 class DenseRouter(Router):
     """MMoE gates: softmax(mean_s(x_s) W_g + b_g), one gate g per task, over all experts.
 
