@@ -7,7 +7,7 @@ validation batch, and lambda moves towards the tasks whose training gradients al
 the validation AUC surrogate's. Prints, per seed, lambda of every task every
 `--every` steps (markdown), and the final weights; the noise task should end lowest.
 
-    python bench/supermoe_task_weights.py [--seeds 3] [--epochs 3] [--rate 0.1]
+    python bench/supermoe_task_weights.py [--seeds 3] [--epochs 3] [--rate 0.1] [--figure PNG]
     python bench/supermoe_task_weights.py --quick    # one seed, one epoch: checks that it runs
 """
 
@@ -28,6 +28,7 @@ from tfzoo.data.behaviour_sequences import (  # noqa: E402
     make_behaviour_sequences,
     with_noise_task,
 )
+from tfzoo.evaluation import figures  # noqa: E402
 from tfzoo.models.supermoe import SuperMoE  # noqa: E402
 
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every", type=int, default=5, help="print lambda every EVERY steps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="one seed, one epoch: checks that the bench runs")
+    parser.add_argument("--figure", help="also draw every seed's trajectories into this PNG file")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs = 1, 1
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(train)} training / {len(validation)} validation sequences; tasks {list(tasks)}; "
         f"task_weight_rate {args.rate}, batch {args.batch_size}"
     )
-    finals = []
+    finals, trajectories = [], {}
     for seed in range(args.seeds):
         tf.keras.utils.set_random_seed(seed)
         model = SuperMoE(encoder=encoder, tasks=tasks, task_weight_rate=args.rate)
@@ -99,9 +101,20 @@ def main(argv: list[str] | None = None) -> None:
             weights = trajectory.steps[step]
             print(f"| {step + 1} | " + " | ".join(f"{weights[t]:.3f}" for t in tasks) + " |")
         finals.append(trajectory.steps[-1])
+        trajectories[f"seed {seed}"] = {t: [weights[t] for weights in trajectory.steps] for t in tasks}
     lowest = [min(final, key=final.get) for final in finals]
     print(f"\nlowest final lambda per seed: {lowest}; noise lowest in {lowest.count('noise')} of {len(finals)} seeds")
     print("mean final lambda: " + ", ".join(f"{t} {np.mean([f[t] for f in finals]):.3f}" for t in tasks))
+    if args.figure:
+        figures.line_panels(
+            trajectories,
+            args.figure,
+            xlabel="training step",
+            ylabel="task weight lambda",
+            title=f"eq. 10's AUC-driven task weights, rate {args.rate}: the noise task should fall",
+            reference=1.0,
+        )
+        print(f"wrote {args.figure}")
 
 
 if __name__ == "__main__":

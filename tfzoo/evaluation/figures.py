@@ -151,3 +151,32 @@ def recall_vs_latency(points: Mapping[str, Sequence[tuple[float, float]]], path:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     return _save(figure, path)
+
+
+def line_panels(
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    reference: float | None = None,
+) -> Figure:
+    """One panel per entry of `panels` ({panel title: {series: values}}), a line per series
+    over x = 1, 2, ... (e.g. a weight per training step), panels sharing the y axis;
+    `reference` draws a horizontal line (e.g. the starting value)."""
+    figure = _figure(4.5 * len(panels), 3.6)
+    axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)
+    for axis, (panel, series) in zip(axes[0], panels.items()):
+        for name, values in series.items():
+            axis.plot(np.arange(1, len(values) + 1), values, label=name)
+        if reference is not None:
+            axis.axhline(reference, color="grey", linestyle=":", linewidth=1)
+        axis.set_title(panel, fontsize=10)
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
