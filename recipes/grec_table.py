@@ -298,7 +298,9 @@ def add_arguments(parser, name: str) -> None:
     parser.add_argument("--export-base", default="savedmodels")
     parser.add_argument("--summary", type=Path, help="append the model's summary line to this JSON-lines file")
     parser.add_argument(
-        "--demo", action="store_true", help="tiny model, 6,000 training rows, one epoch of batches of 128"
+        "--demo",
+        action="store_true",
+        help="tiny model on a share of the training rows, batches of 128 (a minute or two)",
     )
     parser.add_argument(
         "--capacity-factor",
