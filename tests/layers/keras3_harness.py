@@ -1,5 +1,6 @@
 """The shared layer checks under Keras 3, run as a script by `test_keras3.py` in its own
-process with `TF_USE_LEGACY_KERAS=0` (a Keras 3 program, TensorFlow backend).
+process: a Keras 3 program (TensorFlow backend), which sets `TF_USE_LEGACY_KERAS=0`
+before importing tfzoo.
 
 For every portable layer (`tfzoo.layers.PORTABLE_LAYERS`): the config round trip (the same
 config, the same outputs once the weights are copied), serialization by its registered
@@ -16,7 +17,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")  # a Keras 3 program says so before importing tfzoo
 
 import numpy as np  # noqa: E402
 

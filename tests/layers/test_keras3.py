@@ -1,4 +1,5 @@
-"""The portable layers under Keras 3: `keras3_harness.py` in its own process."""
+"""The portable layers under Keras 3: `keras3_harness.py` in its own process (started with
+`TF_USE_LEGACY_KERAS` unset; the harness sets it to 0 before importing tfzoo)."""
 
 import json
 import os
@@ -13,7 +14,10 @@ HARNESS = Path(__file__).with_name("keras3_harness.py")
 
 @pytest.fixture(scope="module")
 def report():
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # The process starts with the switch unset, as a Keras 3 program's does; the harness, a
+    # Keras 3 program, turns it off itself before importing tfzoo.
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     result = subprocess.run([sys.executable, str(HARNESS)], capture_output=True, text=True, timeout=400, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
