@@ -349,7 +349,15 @@ class NumericFeature(_FitsInOnePass):
         if self.num_buckets is not None:
             standardised = (sample - mean) / std if sample.size else np.zeros(1)
             quantiles = np.quantile(standardised, np.linspace(0, 1, self.num_buckets + 1)[1:-1])
-            boundaries = tuple(float(b) for b in np.unique(np.round(quantiles, 6)))
+            # Each boundary halfway between the sample's values on either side of its quantile:
+            # a quantile of an integer-valued column (age) is a data value, and a value on a
+            # boundary fell in one bucket in training and the next in the served graph (whose
+            # float32 arithmetic may round the standardised value the other way).
+            values = np.unique(standardised)
+            above = np.minimum(np.searchsorted(values, quantiles, side="right"), len(values) - 1)
+            on_value = (values[above - 1] == quantiles) & (above > 0) & (values[above] > quantiles)
+            between = np.where(on_value, (values[above - 1] + values[above]) / 2, quantiles)
+            boundaries = tuple(float(b) for b in np.unique(np.round(between, 6)))
         return dataclasses.replace(self, mean=float(mean), std=float(std), boundaries=boundaries)
 
     def lookup_layer(self) -> None:
