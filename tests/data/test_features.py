@@ -126,6 +126,29 @@ def test_numeric_buckets_are_training_quantiles_in_standardised_units():
         NumericFeature("z", num_buckets=1)
 
 
+def test_bucket_boundaries_keep_clear_of_the_values_of_an_integer_column():
+    # Quantiles of an integer-valued column are data values (age 21 was one): a boundary on
+    # a value let float rounding put it in either bucket, and the served graph disagreed
+    # with training. Such a boundary moves halfway to the next value.
+    values = np.repeat(np.arange(10.0), 10)
+    feature = NumericFeature("age", num_buckets=4).fitted(values)
+    standardised = (np.arange(10.0) - values.mean()) / values.std()
+    gap = standardised[1] - standardised[0]
+    distance = np.abs(np.asarray(feature.boundaries)[:, None] - standardised[None, :]).min(axis=1)
+    np.testing.assert_allclose(distance, gap / 2, atol=1e-5)  # halfway between two values
+    np.testing.assert_allclose(
+        np.asarray(feature.boundaries) * values.std() + values.mean(), [2.5, 4.5, 7.5], atol=1e-4
+    )
+    # The same bucket for every value eagerly and in a traced graph.
+    raw = tf.constant(np.arange(10.0), tf.float32)
+    buckets = tf.raw_ops.Bucketize(input=feature.preprocess(raw), boundaries=list(feature.boundaries))
+    traced = tf.function(
+        lambda x: tf.raw_ops.Bucketize(input=feature.preprocess(x), boundaries=list(feature.boundaries))
+    )
+    np.testing.assert_array_equal(buckets.numpy(), traced(raw).numpy())
+    np.testing.assert_array_equal(buckets.numpy(), [0, 0, 0, 1, 1, 2, 2, 2, 3, 3])
+
+
 def test_every_kind_encodes_itself_to_its_declared_width():
     # Each kind owns its preprocessing and encoding (no switch over feature classes
     # elsewhere): a fitted feature preprocesses its own example values and encodes them
