@@ -14,7 +14,9 @@ the validation AUC surrogate's. Prints, per seed, lambda of every task every
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,6 +31,7 @@ from tfzoo.data.behaviour_sequences import (  # noqa: E402
     with_noise_task,
 )
 from tfzoo.evaluation import figures  # noqa: E402
+from tfzoo.evaluation.report import reproducing_command  # noqa: E402
 from tfzoo.models.supermoe import SuperMoE  # noqa: E402
 
 
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="one seed, one epoch: checks that the bench runs")
     parser.add_argument("--figure", help="also draw every seed's trajectories into this PNG file")
+    parser.add_argument("--out", help="write one JSON line per seed (every step's lambdas) and the command here")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs = 1, 1
@@ -105,6 +109,14 @@ def main(argv: list[str] | None = None) -> None:
     lowest = [min(final, key=final.get) for final in finals]
     print(f"\nlowest final lambda per seed: {lowest}; noise lowest in {lowest.count('noise')} of {len(finals)} seeds")
     print("mean final lambda: " + ", ".join(f"{t} {np.mean([f[t] for f in finals]):.3f}" for t in tasks))
+    if args.out:
+        command = reproducing_command(__file__, sys.argv[1:] if argv is None else argv)
+        with open(args.out, "w") as file:
+            for seed, steps in enumerate(trajectories.values()):
+                row = {"seed": seed, "rate": args.rate, "epochs": args.epochs, "batch_size": args.batch_size}
+                row.update(lambdas=steps, final=finals[seed], command=command)
+                file.write(json.dumps(row) + "\n")
+        print(f"wrote {args.out}")
     if args.figure:
         figures.line_panels(
             trajectories,
