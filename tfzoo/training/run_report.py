@@ -29,17 +29,10 @@ from tfzoo.evaluation import figures
 from tfzoo.evaluation.fusion import fusion_label
 from tfzoo.evaluation.report import format_task_table
 from tfzoo.training.registry import task_for
-from tfzoo.training.task import stored_run
+from tfzoo.training.task import finished_run_file, stored_run
 
 REPORT_DIR = "report"
 USAGE_ROWS = 1024
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} not found: the run in {path.parent} has not finished") from None
 
 
 def expert_usage(run) -> dict[str, np.ndarray] | None:
@@ -107,8 +100,8 @@ def write_report(
     out = directory / REPORT_DIR
     out.mkdir(exist_ok=True)
     config = stored_run(directory)["run"]
-    metrics = _read_json(directory / "metrics.json")
-    history = _read_json(directory / "history.json")
+    metrics = finished_run_file(directory)
+    history = finished_run_file(directory, "history.json")
     model_name, task = config["model"], task_for(config["model"])
     lines = [f"# Run report: {model_name} on {config.get('dataset')}", "", f"Split: {metrics.get('split', '-')}", ""]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tfzoo.evaluation.fusion import fusion_label
 from tfzoo.training.registry import task_for
-from tfzoo.training.task import stored_run
+from tfzoo.training.task import finished_run_file, stored_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +68,7 @@ def run_summary(
 ) -> SummaryRow:
     """The summary line of the finished run in `directory`."""
     config = stored_run(directory)["run"]
-    path = Path(directory) / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} not found: the run in {directory} has not finished") from None
+    metrics = finished_run_file(directory)
     task = task_for(config["model"])
     model, report = config["model"], metrics["test"]
     if "fused" in metrics:  # the export serves the fusion chosen on validation

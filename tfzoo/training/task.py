@@ -159,6 +159,15 @@ def stored_run(directory: str | Path) -> dict:
         raise FileNotFoundError(f"{path} not found: is {directory} a tfzoo run directory?") from None
 
 
+def finished_run_file(directory: str | Path, name: str = "metrics.json") -> dict:
+    """A JSON file a run writes when it ends (`metrics.json`, `history.json`)."""
+    path = Path(directory) / name
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: the run in {directory} has not finished") from None
+
+
 class ModelTask(abc.ABC):
     """One model kind, end to end. `prepare`, `build`, `datasets`, `report` and `export`
     are the contract.
@@ -293,9 +302,9 @@ class ModelTask(abc.ABC):
         return f"AUC (mean of {len(report)} tasks)", float(np.mean([metrics["auc"] for metrics in report.values()]))
 
     def validation_score(self, prepared: Prepared) -> float:
-        """The early-stopping score: exact validation AUC, averaged over the tasks."""
-        report = self.report(prepared, "validation")
-        return float(np.mean([metrics["auc"] for metrics in report.values()]))
+        """The early-stopping score, higher is better: the headline number of the validation
+        report (default: exact validation AUC, averaged over the tasks)."""
+        return self.headline(self.report(prepared, "validation"))[1]
 
     def feature_batch(self, prepared: Prepared, split: str, *, rows: int) -> Any | None:
         """The model's inputs for the first `rows` rows of `split`, as one batch (what
