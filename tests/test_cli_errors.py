@@ -17,7 +17,10 @@ from tfzoo.training import task_for
 REPO = Path(__file__).resolve().parents[1]
 
 RANKERS = "grec, mmoe, ple, shared_bottom, single_task, ssmtl, supermoe"
-TABULAR = "aliexpress, census, census_flows, movielens, movielens_sequences, generated_sequences, synthetic"
+TABULAR = (
+    "aliexpress, ali_ccp, taobao_userbehavior, census, census_flows, movielens, movielens_sequences, "
+    "generated_sequences, synthetic"
+)
 
 
 @pytest.mark.timeout(300)
@@ -124,8 +127,9 @@ MISMATCHES = [
     (
         ["train", "mmoe", "--dataset", "nowhere"],
         2,
-        "unknown dataset. Received: dataset='nowhere'. Accepted: aliexpress, census, census_flows, friend_graph, "
-        "generated_sequences, movielens, movielens_sequences, synthetic, twitch (see tfzoo train --help)",
+        "unknown dataset. Received: dataset='nowhere'. Accepted: ali_ccp, aliexpress, census, census_flows, "
+        "friend_graph, generated_sequences, movielens, movielens_sequences, synthetic, taobao_userbehavior, twitch "
+        "(see tfzoo train --help)",
     ),
     (
         ["train", "mmoe", "--dataset", "synthetic", "--option", "nonsense"],

@@ -148,7 +148,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         "command's own; the default runner is DirectRunner (this machine).",
     )
     data.add_argument("action", choices=("analyze", "convert"))
-    data.add_argument("--data-config", required=True, metavar="FILE")
+    data.add_argument("--data-config", required=True, metavar="FILE", help="a data config, or a shipped one's name")
+    data.add_argument("--data", metavar="DIR", help="the folder of the config's files (shipped configs need it)")
     data.add_argument("--out", required=True, help="output folder (any path tf.io.gfile opens)")
     data.add_argument("--num-shards", type=int, default=32, help="convert: TFRecord files per split")
     data.add_argument("--on-bad-row", choices=("raise", "skip"), default="raise")
@@ -191,11 +192,15 @@ def _models(args) -> int:
 
 
 def _datasets(args) -> int:
-    from tfzoo.data.data_config import KINDS
+    from tfzoo.data.data_config import KINDS, shipped_data_configs, shipped_description
     from tfzoo.data.registry import DATASET_DESCRIPTIONS, DATASETS
 
+    print("named datasets (--dataset NAME, read into memory):")
     for name in DATASETS:
         print(f"{name:<20} {DATASET_DESCRIPTIONS[name]}")
+    print("\ndata configs shipped with tfzoo (--data-config NAME --data DIR, streamed from the files):")
+    for name in shipped_data_configs():
+        print(f"{name:<20} {shipped_description(name)}")
     print(f"\nyour own files: --data-config FILE, of kind {', '.join(KINDS)} (docs/data.md)")
     return 0
 
@@ -208,10 +213,15 @@ def _add_run_arguments(parser, datasets, strategies) -> None:
         metavar="FILE",
         help="your own data: a YAML or JSON file naming its files (CSV, TSV, Parquet, TFRecord), features, "
         "labels and split, streamed, never held in memory; or, with `kind: friend_graph`, a node table and an "
-        "edge list (see docs/data.md)",
+        "edge list (see docs/data.md); or the name of a config shipped with tfzoo (`tfzoo datasets`) with "
+        "--data DIR",
     )
     source.add_argument("--dataset", choices=None if datasets is None else sorted(datasets), help="a named dataset")
-    parser.add_argument("--data", help="path of the dataset's files (for datasets not bundled with tfzoo)")
+    parser.add_argument(
+        "--data",
+        help="path of the dataset's files (for datasets not bundled with tfzoo); with --data-config, the folder "
+        "its relative file patterns start from (default: the config's folder)",
+    )
     parser.add_argument(
         "--on-bad-row",
         choices=("raise", "skip"),
@@ -361,7 +371,7 @@ def _train(args) -> int:
     if args.data_config:
         from tfzoo.data.data_config import read_data_config
 
-        data_config = read_data_config(args.data_config)
+        data_config = read_data_config(args.data_config, data_root=args.data)
     config = RunConfig(
         model=model,
         dataset=data_config.name if data_config else args.dataset,
@@ -568,7 +578,7 @@ def _data(args) -> int:
     from tfzoo.data import beam_pipelines
     from tfzoo.data.data_config import read_data_config
 
-    config = read_data_config(args.data_config)
+    config = read_data_config(args.data_config, data_root=args.data)
     if config.kind != "rows":
         raise ValueError(
             f"{config.source}: `kind`: tfzoo data {args.action} reads configs of rows. Received: kind={config.kind!r}"

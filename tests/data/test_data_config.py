@@ -49,10 +49,36 @@ def test_yaml_and_json_read_alike_with_patterns_from_the_config_folder(tmp_path)
         ({"split": {"by": "time", "column": "ts", "validation_from": 5}}, "`split.test_from`", "required"),
         ({"split": None}, "`split`", "needs a split rule"),
         ({"files": {"train": "a.csv"}}, "`files`", "exactly train, validation, test"),
+        ({"files": {"train": "a.csv", "test": "b.csv"}, "split": None}, "`split`", "carves validation"),
+        (
+            {
+                "files": {"train": "a.csv", "test": "b.csv"},
+                "split": {"by": "hash", "key": "u", "shares": [0.8, 0.1, 0.1]},
+            },
+            "`split`",
+            "with a test share of 0",
+        ),
+        (
+            {
+                "files": {"train": "a.csv", "test": "b.csv"},
+                "split": {"by": "time", "column": "t", "validation_from": 1, "test_from": 2},
+            },
+            "`split`",
+            "need a hash split",
+        ),
+        (
+            {"labels": [{"name": "cvr", "column": "buy", "observed_where": 1}]},
+            "`labels[0].observed_where`",
+            "a column name",
+        ),
         ({"features": [{"name": "age", "kind": "numeric", "num_buckets": 1}]}, "`features[0]`", "num_buckets=1"),
         ({"features": [{"name": "age", "kind": "vector"}]}, "`features[0]`", "expected one of"),
         ({"features": [{"name": "age"}]}, "`features[0]`", "needs `name` and `kind`"),
-        ({"labels": [{"name": "buy", "colum": "action"}]}, "`labels[0].colum`", "Accepted: name, column, positive"),
+        (
+            {"labels": [{"name": "buy", "colum": "action"}]},
+            "`labels[0].colum`",
+            "Accepted: name, column, positive, times",
+        ),
         ({"columns": ["age"]}, "`columns`", "lacks"),
     ],
 )
@@ -75,3 +101,29 @@ def test_unreadable_or_malformed_files_name_the_file(tmp_path):
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(DataConfigError, match="list.yaml.*mapping"):
         read_data_config(tmp_path / "list.yaml")
+
+
+def test_training_and_test_files_carve_validation_and_labels_read_several_columns(tmp_path):
+    raw = {
+        **RAW,
+        "files": {"train": "train-*.csv", "test": "test-*.csv"},
+        "split": {"by": "hash", "key": "user", "shares": [0.9, 0.1, 0]},
+        "labels": [
+            "click",
+            {"name": "cvr", "column": "buy", "observed_where": "click"},
+            {"name": "ctcvr", "column": "buy", "times": "click"},
+        ],
+    }
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = read_data_config(path)
+    assert config.files == {"train": (str(tmp_path / "train-*.csv"),), "test": (str(tmp_path / "test-*.csv"),)}
+    assert [config.file_group(s) for s in ("train", "validation", "test")] == ["train", "train", "test"]
+    assert config.dealt("train") and not config.dealt("test")
+    assert config.label_columns[2].columns == ("buy", "click")
+    assert config.needed_columns == ("age", "city", "tags", "click", "buy", "user")
+    assert "0.1 to validation" in config.split.describe()
+    # From another folder (`--data DIR`): the patterns start there.
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    assert read_data_config(path, data_root=other).files["test"] == (str(other / "test-*.csv"),)

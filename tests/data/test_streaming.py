@@ -246,3 +246,45 @@ def test_a_file_without_a_column_the_config_reads_names_the_file_and_the_column(
         with pytest.raises(DataFormatError) as error:
             StreamedSplits(DataConfig.from_dict(raw, source="rows.yaml"), on_bad_row=policy).analyze()
         assert str(error.value).startswith(path) and "price" in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize("file_format", ["csv", "tfrecord"])
+def test_validation_carved_from_training_files_and_labels_of_two_columns(tmp_path, file_format):
+    # Training files dealt to train / validation by a hash; test files kept whole; ESMM's
+    # labels: cvr observed on clicks, ctcvr = buy x click.
+    data, _ = _rows(900)
+    users = np.array([f"user{i % 300}" for i in range(len(data))])
+    train_rows, test_rows = np.arange(600), np.arange(600, 900)
+    for name, rows in (("train", train_rows), ("test", test_rows)):
+        write_shards(
+            data.take(rows), tmp_path / name, file_format=file_format, num_shards=2, extra_columns={"user": users[rows]}
+        )
+    raw = data_config_of(data.spec, file_format=file_format, files="x", split=None)
+    raw["files"] = {"train": f"{tmp_path}/train/*", "test": f"{tmp_path}/test/*"}
+    raw["split"] = {"by": "hash", "key": "user", "shares": [0.8, 0.2, 0]}
+    raw["labels"] = [
+        "click",
+        {"name": "cvr", "column": "buy", "observed_where": "click"},
+        {"name": "ctcvr", "column": "buy", "times": "click"},
+    ]
+    splits = StreamedSplits(DataConfig.from_dict(raw, source="carved.yaml"))
+    analysis = splits.analyze()
+    parts = {name: splits.in_memory(name) for name in ("train", "validation", "test")}
+    assert analysis.rows == {name: len(part) for name, part in parts.items()}
+    assert analysis.rows["train"] + analysis.rows["validation"] == 600 and analysis.rows["test"] == 300
+    assert 0.1 < analysis.rows["validation"] / 600 < 0.3
+    test = data.take(test_rows)
+    click, buy = test.labels["click"], np.where(test.label_masks["buy"] > 0, test.labels["buy"], np.nan)
+
+    def order_of(part):  # shards deal rows round-robin: compare in one order
+        f = part.features
+        return np.lexsort(
+            (f["item"], f["shop"], np.nan_to_num(f["vector"][:, 0], nan=-9), np.nan_to_num(f["price"], nan=-9))
+        )
+
+    got = parts["test"]
+    order, got_order = order_of(test), order_of(got)
+    np.testing.assert_array_equal(got.labels["ctcvr"][got_order], np.nan_to_num(buy * click)[order])
+    observed = (click == 1) & np.isfinite(buy)
+    np.testing.assert_array_equal(got.label_masks["cvr"][got_order], observed[order].astype(np.float32))
+    np.testing.assert_array_equal(got.labels["cvr"][got_order], np.where(observed, buy, 0)[order])

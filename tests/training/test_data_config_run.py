@@ -142,3 +142,45 @@ def test_each_worker_reads_its_own_files_and_together_every_training_row(rows, c
         # Its own rows, every one of them (the smaller share goes round again).
         assert seen == expected[worker], worker
     assert not expected[0] & expected[1]
+
+
+@pytest.mark.timeout(600)
+def test_two_launched_workers_read_disjoint_files_that_together_hold_every_training_row(rows, csv_run, tmp_path):
+    # `tfzoo launch` of `tfzoo train --strategy multi_worker` over two worker processes:
+    # each one's input pipeline reads its own shards (every 2nd file), the two together
+    # every training row, and the run trains the epoch the larger share needs.
+    import io
+    import re
+    import sys
+
+    from tfzoo.training.launch import launch
+
+    data, part = rows
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "tfzoo", "train", "mmoe", "--data-config", csv_run[0]]
+    command += ["--strategy", "multi_worker", "--epochs", "1", "--batch-size", "64", "--no-report"]
+    command += ["--out", str(run), "--option", f"num_experts={TINY_MMOE['num_experts']}"]
+    command += ["--option", "expert_units=[8]", "--option", "tower_units=[4]"]
+    out = io.StringIO()
+    assert launch(command, workers=2, sink=out, timeout=540) == 0, out.getvalue()[-5000:]
+    log = out.getvalue()
+    reads = {}
+    for worker, pipeline, count, rows_read, files in re.findall(
+        r"\[worker(\d)\] INFO tfzoo\.training: input pipeline (\d) of 2 reads (\d+) training file\(s\), (\d+) rows: "
+        r"(.*)",
+        log,
+    ):
+        assert worker == pipeline  # worker i is input pipeline i
+        names = [f.rsplit("/", 1)[-1] for f in files.split(", ")]
+        assert len(names) == int(count)
+        reads[int(worker)] = (int(rows_read), names)
+    assert set(reads) == {0, 1}, log[-3000:]
+    # Every 2nd file of the sorted list: disjoint, and each of the 3 shards read by one worker.
+    assert reads[0][1] == ["part-00000-of-00003.csv", "part-00002-of-00003.csv"]
+    assert reads[1][1] == ["part-00001-of-00003.csv"]
+    assert reads[0][0] + reads[1][0] == int((part == "train").sum())  # every training row
+    config = json.loads((run / "config.json").read_text())
+    assert config["distribute"] == {"strategy": "multi_worker", "replicas": 2}
+    checkpoint = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
+    steps = int(np.ceil(max(reads[0][0], reads[1][0]) * 2 / 64))
+    assert checkpoint.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == steps

@@ -15,13 +15,11 @@ from tfzoo.data.graph_config import FriendGraphConfig, read_friend_graph
 from tfzoo.data.pipeline import dataset_from_columns, make_dataset, model_columns, preprocess_columns
 from tfzoo.data.preprocessing import FeaturePreprocessor
 from tfzoo.data.readers import (
-    ALIEXPRESS_TASKS,
     CENSUS_TASKS,
     MOVIELENS_TASKS,
     MovieLens100K,
     bundled_census_path,
     movielens_ranking_data,
-    read_aliexpress,
     read_census_income,
     read_movielens_100k,
     read_twitch,
@@ -34,7 +32,6 @@ from tfzoo.data.synthetic_graph import make_friend_graph
 from tfzoo.data.tabular import TabularData
 
 __all__ = [
-    "ALIEXPRESS_TASKS",
     "CENSUS_TASKS",
     "CategoricalFeature",
     "DATASETS",
@@ -67,7 +64,6 @@ __all__ = [
     "ordered_split",
     "preprocess_columns",
     "random_split",
-    "read_aliexpress",
     "read_census_income",
     "read_data_config",
     "read_friend_graph",

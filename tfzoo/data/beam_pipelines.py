@@ -82,10 +82,7 @@ def _statistics_fn(spec_config: dict):
 def _files(config: DataConfig) -> list[tuple[str, str | None]]:
     from tfzoo.data.streaming import StreamedSplits
 
-    splits = StreamedSplits(config)
-    if config.split.by == "files":
-        return [(path, split) for split in SPLITS for path in splits.files(split)]
-    return [(path, None) for path in splits.files("train")]
+    return [(path, split) for split, path in StreamedSplits(config).file_work()]
 
 
 def _pipeline(beam_args: Sequence[str]):

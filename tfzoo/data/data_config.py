@@ -7,11 +7,17 @@ which are the labels, and how rows fall into train / validation / test.
     split: {by: hash, key: user_id, shares: [0.8, 0.1, 0.1]}
     # ... or files per split, without `split`:
     # files: {train: train-*.csv, validation: val-*.csv, test: test-*.csv}
+    # ... or training and test files, validation carved from the training files by a hash:
+    # files: {train: train-*.csv, test: test-*.csv}
+    # split: {by: hash, key: user_id, shares: [0.9, 0.1, 0]}
     features:                     # tfzoo.data.features kinds and their options
       - {name: age, kind: numeric, num_buckets: 10}
       - {name: city, kind: categorical, max_tokens: 10000, min_count: 5}
       - {name: user_id, kind: categorical, hash_buckets: 1000000}
     labels: [click, {name: buy, column: behaviour, positive: [buy]}]
+    # a label observed on some rows only, and one that needs two columns (ESMM's CVR, CTCVR):
+    # labels: [click, {name: cvr, column: conversion, observed_where: click},
+    #          {name: ctcvr, column: conversion, times: click}]
 
 Split rules, each deterministic row by row, so a stream can apply it:
 - `{by: hash, key: COLUMN, shares: [train, validation, test]}`: the row's key hashed
@@ -63,11 +69,20 @@ class DataConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class LabelColumn:
     """A binary label: the column's number (0 / 1; empty or NaN: missing), or 1 where the
-    column's text is one of `positive`."""
+    column's text is one of `positive`; multiplied by the number in column `times`
+    (CTCVR: conversion times click), and missing where `observed_where`'s number is not 1
+    (CVR: observed on clicked rows only)."""
 
     name: str
     column: str
     positive: tuple[str, ...] | None = None
+    times: str | None = None
+    observed_where: str | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the label is computed from."""
+        return tuple(dict.fromkeys(c for c in (self.column, self.times, self.observed_where) if c is not None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,15 +102,18 @@ class SplitRule:
     def describe(self) -> str:
         if self.by == "files":
             return "files per split"
+        if self.by == "hash" and self.shares[2] == 0:
+            return (
+                f"test files; the training files' rows dealt by a hash of {self.key!r}: "
+                f"{self.shares[1]:g} to validation"
+            )
         if self.by == "hash":
             shares = "/".join(f"{s:g}" for s in self.shares)
             return f"hash of {self.key!r} into train/validation/test shares {shares}"
         if self.by == "column":
             return f"by the value of {self.column!r}: " + "; ".join(f"{s} {list(v)}" for s, v in self.values.items())
-        return (
-            f"by {self.column!r}: train before {self.validation_from:g}, validation before "
-            f"{self.test_from:g}, test from it"
-        )
+        start, end = (f"{v:.0f}" if float(v).is_integer() else f"{v:g}" for v in (self.validation_from, self.test_from))
+        return f"by {self.column!r}: train before {start}, validation before {end}, test from it"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +145,23 @@ class DataConfig:
     @property
     def needed_columns(self) -> tuple[str, ...]:
         """Every column a row is read for: features, label columns, split columns."""
-        names = [*self.spec.feature_names, *(label.column for label in self.label_columns), *self.split.columns]
+        names = [
+            *self.spec.feature_names,
+            *(c for label in self.label_columns for c in label.columns),
+            *self.split.columns,
+        ]
         return tuple(dict.fromkeys(names))
+
+    def file_group(self, split: str) -> str:
+        """The entry of `files` that holds `split`'s rows: "all", the split's own, or
+        "train" for a validation split carved from the training files."""
+        if "all" in self.files:
+            return "all"
+        return split if split in self.files else "train"
+
+    def dealt(self, group: str) -> bool:
+        """Whether the split rule deals the rows of file group `group` among splits."""
+        return group == "all" or (group == "train" and "validation" not in self.files)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
@@ -216,14 +249,48 @@ def parse_data_config(raw: Mapping[str, Any], *, source: str = "<data config>", 
     return DataConfig.from_dict(raw, source=source, base=base)
 
 
-def read_data_config(path: str | Path):
+# Data configs shipped with tfzoo (`tfzoo/data/configs/NAME.yaml`): the public datasets
+# whose files a user downloads, described as any user's files are. `--data-config NAME`
+# streams one, `--dataset NAME` reads it into memory; `--data DIR` says where its files lie.
+SHIPPED_CONFIGS_DIR = Path(__file__).parent / "configs"
+
+
+def shipped_data_configs() -> dict[str, Path]:
+    """The data configs shipped with tfzoo, by name."""
+    return {path.stem: path for path in sorted(SHIPPED_CONFIGS_DIR.glob("*.yaml"))}
+
+
+def shipped_description(name: str) -> str:
+    """The `description` of shipped config `name` (what `tfzoo datasets` prints)."""
+    raw = yaml.safe_load(shipped_data_configs()[name].read_text())
+    return " ".join(str(raw.get("description", "")).split())
+
+
+def read_data_config(path: str | Path, *, data_root: str | Path | None = None):
     """The data config in `path` (YAML, or JSON: a `.json` suffix): a `DataConfig`, or by
-    its `kind` a `FriendGraphConfig` or an `EventsConfig`."""
+    its `kind` a `FriendGraphConfig` or an `EventsConfig`.
+
+    `path` may also be the name of a config shipped with tfzoo (`shipped_data_configs()`,
+    e.g. "aliexpress") where no such file exists. Relative file patterns are taken from
+    `data_root` (the `--data` folder) where given, else from the config's folder; a
+    shipped config names files tfzoo does not ship, so it needs `data_root`."""
+    shipped = shipped_data_configs()
+    is_shipped = str(path) in shipped and not Path(path).exists()
+    if is_shipped:
+        path = shipped[str(path)]
+        if data_root is None:
+            raise DataConfigError(
+                str(path.stem),
+                "files",
+                f"the {path.stem} config reads files tfzoo does not ship: pass --data DIR, the folder that holds "
+                f"them ({shipped_description(path.stem)})",
+            )
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as error:
-        raise DataConfigError(str(path), "", f"cannot be read ({error.strerror or error})") from None
+        accepted = f" (or the name of a shipped config: {', '.join(shipped)})" if shipped else ""
+        raise DataConfigError(str(path), "", f"cannot be read ({error.strerror or error}){accepted}") from None
     language = "JSON" if path.suffix == ".json" else "YAML"
     try:
         raw = json.loads(text) if language == "JSON" else yaml.safe_load(text)
@@ -231,7 +298,15 @@ def read_data_config(path: str | Path):
         raise DataConfigError(str(path), "", f"is not valid {language}: {error}") from None
     if not isinstance(raw, Mapping):
         raise DataConfigError(str(path), "", f"must hold a mapping of keys. Received: {type(raw).__name__}")
-    return parse_data_config(raw, source=str(path), base=str(path.parent.resolve()))
+    if data_root is None:
+        base = str(path.parent.resolve())
+    elif "://" in str(data_root):  # gs://, hdfs://: tf.io.gfile opens it
+        base = str(data_root)
+    elif Path(data_root).is_dir():
+        base = str(Path(data_root).resolve())
+    else:
+        raise DataConfigError(str(path), "files", f"the data folder {str(data_root)!r} is not a directory")
+    return parse_data_config(raw, source=path.stem if is_shipped else str(path), base=base)
 
 
 def list_of(value: Any, source: str, key: str) -> list:
@@ -244,7 +319,13 @@ def patterns_of(value: Any, source: str, key: str, base: str | None) -> tuple[st
     patterns = [value] if isinstance(value, str) else list_of(value, source, key)
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise DataConfigError(source, key, f"one or more file patterns. Received: {value!r}")
-    return tuple(p if base is None or "://" in p or Path(p).is_absolute() else str(Path(base) / p) for p in patterns)
+
+    def joined(pattern: str) -> str:
+        if base is None or "://" in pattern or Path(pattern).is_absolute():
+            return pattern
+        return f"{base.rstrip('/')}/{pattern}" if "://" in base else str(Path(base) / pattern)
+
+    return tuple(joined(p) for p in patterns)
 
 
 def _files(value: Any, source: str, base: str | None) -> dict[str, tuple[str, ...]]:
@@ -253,21 +334,32 @@ def _files(value: Any, source: str, base: str | None) -> dict[str, tuple[str, ..
             if len(value) > 1:
                 raise DataConfigError(source, "files", "`all` or one entry per split, not both")
             return {"all": patterns_of(value["all"], source, "files.all", base)}
-        unknown = sorted(set(value) - set(SPLITS))
-        missing = [s for s in SPLITS if s not in value]
-        if unknown or missing:
+        if sorted(value) not in (sorted(SPLITS), ["test", "train"]):
             raise DataConfigError(
-                source, "files", f"per split needs exactly {', '.join(SPLITS)}. Received: {sorted(value)}"
+                source,
+                "files",
+                f"per split needs exactly {', '.join(SPLITS)} (or train and test, validation carved from the "
+                f"training files by a hash split). Received: {sorted(value)}",
             )
-        return {s: patterns_of(value[s], source, f"files.{s}", base) for s in SPLITS}
+        return {s: patterns_of(value[s], source, f"files.{s}", base) for s in SPLITS if s in value}
     return {"all": patterns_of(value, source, "files", base)}
 
 
 def _split_rule(value: Any, files: Mapping[str, Any], source: str) -> SplitRule:
-    if "all" not in files:
+    if "validation" in files:
         if value is not None:
             raise DataConfigError(source, "split", "files are given per split already: drop `split`")
         return SplitRule(by="files")
+    if "all" not in files:  # training and test files: validation carved from the training files
+        rule = _split_rule(value, {"all": ()}, source) if isinstance(value, Mapping) else None
+        if rule is None or rule.by != "hash" or rule.shares[2] != 0:
+            raise DataConfigError(
+                source,
+                "split",
+                "training and test files need a hash split that carves validation from the training files, "
+                f"with a test share of 0, e.g. {{by: hash, key: user_id, shares: [0.9, 0.1, 0]}}. Received: {value!r}",
+            )
+        return rule
     if not isinstance(value, Mapping):
         raise DataConfigError(source, "split", f"one file set needs a split rule: by {', '.join(SPLIT_RULES)}")
     by = value.get("by")
@@ -312,10 +404,19 @@ def _label(value: Any, source: str, key: str) -> LabelColumn:
         return LabelColumn(name=value, column=value)
     if not isinstance(value, Mapping) or "name" not in value:
         raise DataConfigError(source, key, f"a column name, or {{name, column, positive}}. Received: {value!r}")
-    unknown = sorted(set(value) - {"name", "column", "positive"})
+    accepted = ("name", "column", "positive", "times", "observed_where")
+    unknown = sorted(set(value) - set(accepted))
     if unknown:
-        raise DataConfigError(source, f"{key}.{unknown[0]}", "unknown. Accepted: name, column, positive")
+        raise DataConfigError(source, f"{key}.{unknown[0]}", f"unknown. Accepted: {', '.join(accepted)}")
     positive = value.get("positive")
     if positive is not None:
         positive = tuple(str(v) for v in ([positive] if isinstance(positive, (str, int)) else positive))
-    return LabelColumn(name=str(value["name"]), column=str(value.get("column", value["name"])), positive=positive)
+    other = {}
+    for option in ("times", "observed_where"):
+        if option in value:
+            if not isinstance(value[option], str) or not value[option]:
+                raise DataConfigError(source, f"{key}.{option}", f"a column name. Received: {value[option]!r}")
+            other[option] = value[option]
+    return LabelColumn(
+        name=str(value["name"]), column=str(value.get("column", value["name"])), positive=positive, **other
+    )

@@ -28,6 +28,16 @@ BAD_ROW_POLICIES = ("raise", "skip")
 BATCH_ROWS = 8192  # rows per batch a reader yields (and per pyarrow block, roughly)
 
 
+# Bytes per block of Arrow's streaming CSV reader. Its input is read ahead on a background
+# thread up to 32 blocks, whatever `use_threads` says: with 4 MiB blocks, 128 MiB per open
+# file, reached only by files of more than 128 MiB, so peak memory grew with the size of
+# the shards (measured: one 83 MB shard peaked 80 MB above one 8 MB shard; 1M -> 10M rows
+# in 32 shards, 1.26x the peak; 1.13x with 1 MiB blocks). Small blocks bound the read-ahead
+# at 8 MiB per file; the reader joins them into runs of `batch_rows` rows before
+# converting, so the per-batch work stays as large as before.
+CSV_BLOCK_BYTES = 1 << 18
+
+
 @dataclasses.dataclass
 class RowBatch:
     features: dict[str, np.ndarray]
@@ -190,6 +200,7 @@ def _label_column(label: LabelColumn, values) -> tuple[np.ndarray, np.ndarray]:
         positive = np.isin(text, np.array(label.positive, dtype=object)).astype(np.float32)
         return np.where(text == "", np.nan, positive).astype(np.float32), np.zeros(len(text), bool)
     values, bad = parse_numbers(values, np.float64)
+    bad |= np.isfinite(values) & (values != 0) & (values != 1)  # a binary label: 0, 1 or missing
     return values.astype(np.float32), bad
 
 
@@ -222,9 +233,27 @@ def convert_columns(
         column, at_fault = _label_column(label, values)
         for i in np.flatnonzero(at_fault & ~bad):
             rows.bad(
-                f"label {label.name!r} is not a number: {_item(values, i)!r}", line=int(lines[i]), field=label.column
+                f"label {label.name!r} is not 0, 1 or empty: {_item(values, i)!r}",
+                line=int(lines[i]),
+                field=label.column,
             )
         bad |= at_fault
+        for option, name in (("times", label.times), ("observed_where", label.observed_where)):
+            if name is None:
+                continue
+            numbers, at_fault = parse_numbers(columns[name], np.float64)
+            at_fault |= np.isfinite(numbers) & (numbers != 0) & (numbers != 1)
+            for i in np.flatnonzero(at_fault & ~bad):
+                rows.bad(
+                    f"label {label.name!r} needs 0, 1 or empty in its {option} column: {_item(columns[name], i)!r}",
+                    line=int(lines[i]),
+                    field=name,
+                )
+            bad |= at_fault
+            if option == "times":  # missing there: the label is missing too
+                column = (column * numbers).astype(np.float32)
+            else:
+                column = np.where(numbers == 1, column, np.nan).astype(np.float32)
         labels[label.name] = column
     split_columns = {name: _as_text(columns[name]) for name in config.split.columns}
     rule = config.split
@@ -289,7 +318,9 @@ def _text_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: int) -
         try:
             reader = csv.open_csv(
                 f,
-                read_options=csv.ReadOptions(use_threads=False, block_size=1 << 22, column_names=config.columns),
+                read_options=csv.ReadOptions(
+                    use_threads=False, block_size=CSV_BLOCK_BYTES, column_names=config.columns
+                ),
                 parse_options=csv.ParseOptions(
                     delimiter="\t" if config.format == "tsv" else ",", invalid_row_handler=invalid
                 ),
@@ -303,24 +334,38 @@ def _text_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: int) -
         except (pa.ArrowInvalid, KeyError) as error:
             raise failure(error) from None
         first_line = 1 if config.columns else 2  # of the first data row
-        seen = 0  # data rows read so far
-        while True:
-            try:
-                record_batch = next(batches)
-            except StopIteration:
-                return
-            except pa.ArrowInvalid as error:
-                raise failure(error) from None
-            count = record_batch.num_rows
+        seen = 0  # data rows converted so far
+        pending: list = []  # small blocks, joined into batches of `batch_rows` rows
+
+        def converted(*, last: bool) -> Iterator[RowBatch]:
+            nonlocal seen
+            table = pa.Table.from_batches(pending)
+            pending.clear()
+            count = table.num_rows if last else table.num_rows - table.num_rows % batch_rows
+            if count < table.num_rows:  # a part batch waits for the next blocks
+                pending.extend(table.slice(count).to_batches())
             # Row r's line: skip the invalid lines before it (each is one line of the file).
             lines = np.arange(seen, seen + count) + first_line
             for line in sorted(invalid_lines):
                 lines = lines + (lines >= line)
-            columns = {name: record_batch.column(name) for name in needed}
+            columns = {name: table.column(name).slice(0, count).combine_chunks() for name in needed}
             seen += count
             for start in range(0, count, batch_rows):
                 part = slice(start, start + batch_rows)
                 yield convert_columns(config, {k: v[part] for k, v in columns.items()}, rows, lines[part])
+
+        while True:
+            try:
+                record_batch = next(batches)
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as error:
+                raise failure(error) from None
+            pending.append(record_batch)
+            if sum(b.num_rows for b in pending) >= batch_rows:
+                yield from converted(last=False)
+        if pending:
+            yield from converted(last=True)
 
 
 def _parquet_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: int) -> Iterator[RowBatch]:
@@ -361,6 +406,9 @@ def _tfrecord_batches(config: DataConfig, path: str, rows: _Rows, batch_rows: in
             parse[label.column] = tf.io.FixedLenFeature([], tf.float32, default_value=np.nan)
         else:
             parse[label.column] = tf.io.FixedLenFeature([], tf.string, default_value="")
+        for name in (label.times, label.observed_where):
+            if name is not None:
+                parse.setdefault(name, tf.io.FixedLenFeature([], tf.float32, default_value=np.nan))
     for name in config.split.columns:
         parse.setdefault(name, tf.io.FixedLenFeature([], tf.string, default_value=""))
 

@@ -72,35 +72,77 @@ def _trimmed(row: np.ndarray) -> np.ndarray:
     return row[: present[-1] + 1] if present.size else row[:0]
 
 
-def _example(row: Mapping[str, Any]):
+# Rows serialized per call of the protobuf encoder (bounds the memory of one call).
+EXAMPLE_ROWS_PER_CALL = 8192
+_LISTS = {"f": ("float_list", "tensorflow.FloatList"), "i": ("int64_list", "tensorflow.Int64List")}
+
+
+def _present_lengths(values: np.ndarray) -> np.ndarray:
+    """Per row of a 2-D column, its length up to the last present value (`_trimmed`)."""
+    if values.dtype.kind == "f":
+        present = np.isfinite(values)
+    else:
+        present = values != (-1 if values.dtype.kind in "iu" else "")
+    last = values.shape[1] - np.argmax(present[:, ::-1], axis=1)
+    return np.where(present.any(axis=1), last, 0).astype(np.int32)
+
+
+def _encoded(field_sizes, values, fields: list[str], message: str):
     import tensorflow as tf
 
-    feature = {}
-    for name, value in row.items():
-        value = np.atleast_1d(np.asarray(value))
-        if value.dtype.kind == "f":
-            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value.astype(np.float32)))
-        elif value.dtype.kind in "iu":
-            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value.astype(np.int64)))
-        else:
-            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(v).encode() for v in value]))
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+    return tf.io.encode_proto(tf.constant(field_sizes, tf.int32), values, fields, message)
+
+
+def _features_of_column(name: str, values: np.ndarray):
+    """[n] serialized `Features.FeatureEntry`s of one column, and [n] whether the row has
+    the entry (a missing number is absent; a sequence or vector is there, maybe empty)."""
+    import tensorflow as tf
+
+    rows = len(values)
+    if values.ndim == 1:
+        lengths = np.ones(rows, np.int32)
+        present = np.isfinite(values) if values.dtype.kind == "f" else np.ones(rows, bool)
+        values = values[:, None]
+    else:
+        lengths, present = _present_lengths(values), np.ones(rows, bool)
+    kind = values.dtype.kind if values.dtype.kind in "fiu" else "S"
+    if kind == "f":  # NaN gaps inside a vector are written as NaN (`_trimmed` keeps them)
+        tensor = tf.constant(values, tf.float32)
+    elif kind in "iu":
+        tensor, kind = tf.constant(values, tf.int64), "i"
+    else:
+        tensor = tf.constant(values.astype(str))
+    field, message = _LISTS.get(kind, ("bytes_list", "tensorflow.BytesList"))
+    value_list = _encoded(lengths[:, None], [tensor], ["value"], message)  # [n]
+    feature = _encoded(np.ones((rows, 1)), [tf.reshape(value_list, [rows, 1])], [field], "tensorflow.Feature")
+    keys = tf.fill([rows, 1], name)
+    entry = _encoded(
+        np.ones((rows, 2)), [keys, tf.reshape(feature, [rows, 1])], ["key", "value"], "tensorflow.Features.FeatureEntry"
+    )
+    return entry.numpy(), present
 
 
 def serialized_examples(columns: Mapping[str, np.ndarray]) -> Iterator[bytes]:
     """Each row of raw `columns` as a serialized `tf.train.Example`: sequences and vectors
-    as their present values, a missing number (NaN) or vector absent."""
+    as their present values, a missing number (NaN) absent. Encoded column by column by
+    TensorFlow's protobuf encoder (`tf.io.encode_proto`), `EXAMPLE_ROWS_PER_CALL` rows at
+    a time: no `tf.train.Example` is built in Python."""
+    import tensorflow as tf
+
+    columns = {name: np.asarray(values) for name, values in columns.items()}
     num_rows = len(next(iter(columns.values())))
-    for i in range(num_rows):
-        row = {}
-        for name, values in columns.items():
-            value = np.asarray(values[i])
-            if value.ndim == 1:  # padded sequence or vector: its present values
-                value = _trimmed(value)
-            elif value.dtype.kind == "f" and not np.isfinite(value):
-                continue  # missing: absent from the example
-            row[name] = value
-        yield _example(row).SerializeToString()
+    for start in range(0, num_rows, EXAMPLE_ROWS_PER_CALL):
+        part = slice(start, start + EXAMPLE_ROWS_PER_CALL)
+        entries, present = zip(*(_features_of_column(name, values[part]) for name, values in columns.items()))
+        entries, present = np.stack(entries, axis=1), np.stack(present, axis=1)  # [rows, columns]
+        # Each row's present entries first: the encoder takes the first `count` of a row.
+        order = np.argsort(~present, axis=1, kind="stable")
+        entries = np.take_along_axis(entries, order, axis=1)
+        count = present.sum(axis=1, keepdims=True)
+        rows = len(entries)
+        features = _encoded(count, [tf.constant(entries)], ["feature"], "tensorflow.Features")
+        examples = _encoded(np.ones((rows, 1)), [tf.reshape(features, [rows, 1])], ["features"], "tensorflow.Example")
+        yield from examples.numpy().tolist()
 
 
 def write_shards(

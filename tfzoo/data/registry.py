@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from tfzoo.data.behaviour_sequences import make_behaviour_sequences, movielens_behaviour_sequences
+from tfzoo.data.data_config import read_data_config
 from tfzoo.data.friend_graph import FriendshipSplits, split_friendships
-from tfzoo.data.readers.aliexpress import aliexpress_files, read_aliexpress
 from tfzoo.data.readers.census import read_census_income
 from tfzoo.data.readers.movielens import movielens_ranking_data, read_movielens_100k
 from tfzoo.data.readers.twitch import read_twitch
 from tfzoo.data.splits import ordered_split, random_split, user_fold_split
+from tfzoo.data.streaming import StreamedSplits
 from tfzoo.data.synthetic import make_multi_scenario_data
 from tfzoo.data.synthetic_graph import make_friend_graph
 from tfzoo.data.tabular import TabularData
@@ -75,16 +76,18 @@ def _require_path(path: str | None, name: str, what: str) -> str:
     return path
 
 
-def _aliexpress(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
-    directory = _require_path(path, "aliexpress", "DIR holding its train.csv and test.csv")
-    train_path, test_path = aliexpress_files(directory)
-    full_train, test = read_aliexpress(train_path), read_aliexpress(test_path)
-    train, validation = random_split(full_train, (0.9, 0.1), seed=split_seed)
-    split = (
-        f"train: random 90% of {train_path.name} ({len(train)} of {len(full_train)} rows), validation: the "
-        f"other 10% ({len(validation)} rows), seed {split_seed}; test: {test_path.name} ({len(test)} rows)"
-    )
-    return DatasetSplits(*with_tasks((train, validation, test), tasks), split)
+def _shipped(name: str) -> Callable[..., DatasetSplits]:
+    """A named dataset read into memory through its shipped data config
+    (`tfzoo/data/configs/NAME.yaml`, files under `--data`): the same reading, labels and
+    split as `--data-config NAME`, which streams it."""
+
+    def load(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
+        splits = StreamedSplits(read_data_config(name, data_root=path))
+        parts = [splits.in_memory(split) for split in ("train", "validation", "test")]
+        counts = ", ".join(f"{split} {len(part)}" for split, part in zip(("train", "validation", "test"), parts))
+        return DatasetSplits(*with_tasks(parts, tasks), f"{splits.split} ({counts} rows)")
+
+    return load
 
 
 def _movielens(path: str | None, tasks: Sequence[str] | None, split_seed: int) -> DatasetSplits:
@@ -200,7 +203,9 @@ def _friend_graph(
 Splits = DatasetSplits | FriendshipSplits
 
 DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] = {
-    "aliexpress": _aliexpress,
+    "aliexpress": _shipped("aliexpress"),
+    "ali_ccp": _shipped("ali_ccp"),
+    "taobao_userbehavior": _shipped("taobao_userbehavior"),
     "census": _census,
     "census_flows": _census_flows,
     "movielens": _movielens,
@@ -214,7 +219,9 @@ DATASETS: dict[str, Callable[[str | None, Sequence[str] | None, int], Splits]] =
 
 # One line per dataset, for `tfzoo datasets`: what it is and where its rows come from.
 DATASET_DESCRIPTIONS: dict[str, str] = {
-    "aliexpress": "AliExpress search logs (click, conversion), one country's train/test files (--data DIR)",
+    "aliexpress": "AliExpress search logs (ctr, cvr, ctcvr), one country's train/test files (--data DIR)",
+    "ali_ccp": "Ali-CCP click and purchase (ctr, cvr, ctcvr), preprocessed train/val/test files (--data DIR)",
+    "taobao_userbehavior": "Taobao UserBehavior events as ranking rows (engaged, buy), time split (--data DIR)",
     "census": "UCI Census-Income (KDD), bundled: income > 50K and never married, random 80/10/10",
     "census_flows": "census with a `flow` feature (class of worker): GRec's (flow, use case) tasks",
     "movielens": "MovieLens-100K ratings as ranking rows (like, love; flows by gender), time split (--data ml-100k)",
@@ -244,7 +251,10 @@ DATA_OPTIONS: dict[str, tuple[str, ...]] = {
     "friend_graph": ("cold_start_share", "num_users"),
     "movielens_sequences": ("fold", "folds", "stride", "length"),
     "generated_sequences": ("fold", "folds"),
-    **{name: TABULAR_OPTIONS for name in ("aliexpress", "census", "census_flows", "movielens", "synthetic")},
+    **{
+        name: TABULAR_OPTIONS
+        for name in ("aliexpress", "ali_ccp", "taobao_userbehavior", "census", "census_flows", "movielens", "synthetic")
+    },
 }
 
 

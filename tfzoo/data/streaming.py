@@ -27,6 +27,7 @@ from tfzoo.data.data_config import SPLITS, DataConfig
 from tfzoo.data.features import DatasetSpec
 from tfzoo.data.file_readers import BadRowCounts, RowBatch, parse_numbers, read_file
 from tfzoo.data.preprocessing import FeaturePreprocessor
+from tfzoo.data.tabular import TabularData
 
 SHUFFLE_BUFFER_ROWS = 100_000
 FILES_READ_AT_ONCE = 4
@@ -83,7 +84,7 @@ class StreamedSplits:
 
     def files(self, split: str) -> list[str]:
         """The sorted files of `split` (every file where a rule splits the rows)."""
-        group = split if self.config.split.by == "files" else "all"
+        group = self.config.file_group(split)
         if group not in self._files:
             found = sorted({path for pattern in self.config.files[group] for path in tf.io.gfile.glob(pattern)})
             if not found:
@@ -96,37 +97,54 @@ class StreamedSplits:
     def batches(self, split: str, *, files: Sequence[str] | None = None) -> Iterator[RowBatch]:
         """The rows of `split`, file by file in `files` order (default: all of the split's)."""
         index = SPLITS.index(split)
+        dealt = self.config.dealt(self.config.file_group(split))
         for path in self.files(split) if files is None else files:
             for batch in read_file(self.config, path, on_bad_row=self.on_bad_row, bad_rows=self.bad_rows):
-                if self.config.split.by != "files":
+                if dealt:
                     batch = batch.take(split_of(self.config, batch) == index)
                 if len(batch):
                     yield batch
+
+    def in_memory(self, split: str) -> TabularData:
+        """Every row of `split` read into memory, the spec unfitted: what `--dataset NAME`
+        makes of a shipped config (small data; options that need every row at once, such as
+        upsampling by task or a random subset of the training rows)."""
+        batches = list(self.batches(split))
+        if not batches:
+            raise ValueError(f"{self.config.source}: no {split} rows in {self.files(split)}")
+        rows = _concatenated(batches)
+        skipped = sum(self.bad_rows.take().values())
+        return TabularData(rows.features, rows.labels, self.config.spec, source=self.split, skipped_rows=skipped)
 
     def analyze(self) -> Analysis:
         """One pass over every file: the spec fitted on the training rows, rows per split.
 
         Files are read on a thread per core (the parsing runs in Arrow and NumPy, outside
-        the GIL), each into its own statistics, merged in file order: the result does not
-        depend on the number of threads."""
-        if self.config.split.by == "files":
-            work = [(split, path) for split in SPLITS for path in self.files(split)]
-        else:  # one read of each file, rows dealt to their split
-            work = [(None, path) for path in self.files("train")]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(work), os.cpu_count() or 1)) as pool:
-            parts = list(pool.map(lambda item: self._analyze_file(*item), work))
+        the GIL), each into its own statistics, merged in file order as they finish: the
+        result does not depend on the number of threads, and at most a few files'
+        statistics (their quantile samples) are held at once, whatever the number of files."""
+        work = self.file_work()
         statistics = self.config.spec.statistics()
         rows = dict.fromkeys(SPLITS, 0)
         train_file_rows: dict[str, int] = {}
-        for (split, path), (file_statistics, file_rows) in zip(work, parts):
-            statistics.merge(file_statistics)
-            for name, count in file_rows.items():
-                rows[name] += count
-            if split in (None, "train"):
-                train_file_rows[path] = train_file_rows.get(path, 0) + file_rows["train"]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(work), os.cpu_count() or 1)) as pool:
+            # `map` yields in order and lets go of each result once yielded.
+            parts = pool.map(lambda item: self._analyze_file(*item), work)
+            for (split, path), (file_statistics, file_rows) in zip(work, parts):
+                statistics.merge(file_statistics)
+                for name, count in file_rows.items():
+                    rows[name] += count
+                if split in (None, "train"):
+                    train_file_rows[path] = train_file_rows.get(path, 0) + file_rows["train"]
         if rows["train"] == 0:
             raise ValueError(f"{self.config.source}: no training rows in {self.files('train')}")
         return Analysis(spec=statistics.fitted(), rows=rows, train_file_rows=train_file_rows)
+
+    def file_work(self) -> list[tuple[str | None, str]]:
+        """Every file once, with the split all its rows belong to, or None where the split
+        rule deals its rows among splits."""
+        groups = dict.fromkeys(self.config.file_group(split) for split in SPLITS)
+        return [(None if self.config.dealt(group) else group, path) for group in groups for path in self.files(group)]
 
     def _analyze_file(self, split: str | None, path: str):
         """The statistics of one file's training rows and its rows per split (`split`: the

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -170,6 +171,15 @@ class RankingTask(ModelTask):
             replicas = max(1, context.num_replicas_in_sync // context.num_input_pipelines)
             shard = (context.input_pipeline_id, context.num_input_pipelines)
             batches = sharded_steps(context.num_input_pipelines) * replicas
+            files = data.files("train")[shard[0] :: shard[1]]
+            rows = data.shard_rows(prepared.inputs.train_file_rows, shard[1])[shard[0]]
+            logging.getLogger("tfzoo.training").info(
+                "input pipeline %d of %d reads %d training file(s), %d rows: %s",
+                *shard,
+                len(files),
+                rows,
+                ", ".join(files),
+            )
             return epochs(
                 lambda number: data.dataset(
                     "train",

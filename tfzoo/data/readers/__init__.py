@@ -1,6 +1,5 @@
 """Dataset readers: plain functions returning in-memory data plus its spec."""
 
-from tfzoo.data.readers.aliexpress import ALIEXPRESS_TASKS, aliexpress_files, read_aliexpress
 from tfzoo.data.readers.census import CENSUS_TASKS, bundled_census_path, read_census_income, read_census_names
 from tfzoo.data.readers.movielens import (
     AGE_GROUPS,
@@ -13,15 +12,12 @@ from tfzoo.data.readers.twitch import TWITCH_FEATURE_DIM, read_twitch
 
 __all__ = [
     "AGE_GROUPS",
-    "ALIEXPRESS_TASKS",
     "CENSUS_TASKS",
     "MOVIELENS_TASKS",
     "MovieLens100K",
     "TWITCH_FEATURE_DIM",
-    "aliexpress_files",
     "bundled_census_path",
     "movielens_ranking_data",
-    "read_aliexpress",
     "read_census_income",
     "read_census_names",
     "read_movielens_100k",
