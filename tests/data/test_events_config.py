@@ -258,3 +258,19 @@ def test_user_folds_deal_every_user_to_one_fold(tmp_path):
     assert len(users["train"] | users["validation"] | users["test"]) == 30
     assert "3-fold cross-validation, fold 1" in splits.split and "seed 4" in splits.split
     assert "genres" not in splits.train.features
+
+
+def test_ids_read_as_numbers_only_where_every_file_writes_them_plainly(tmp_path):
+    # Plain integer ids are read as numbers (memory); "007" is another item than "7", so a
+    # file that writes it keeps every file's ids as text, as if all were read as text.
+    plain = "user,item,category,action,time\n1,7,,view,0\n1,31,,cart,86400\n2,7,,view,0\n2,31,,buy,86400\n"
+    padded = "user,item,category,action,time\n3,007,,view,0\n3,31,,cart,86400\n"
+    shop = SHOP.replace("files: events.csv", "files: events-*.csv").replace("{length: 3}", "{length: 2}")
+    config = _write(tmp_path, {"events-1.csv": plain, "shop.yaml": shop})
+    splits = event_sequence_splits(config, split_seed=0)
+    np.testing.assert_array_equal(splits.vocabularies["item"], ["7", "31"])  # numeric order
+    np.testing.assert_array_equal(splits.vocabularies["user"], ["1", "2"])
+    config = _write(tmp_path, {"events-2.csv": padded, "shop.yaml": shop})
+    splits = event_sequence_splits(config, split_seed=0)
+    np.testing.assert_array_equal(splits.vocabularies["item"], ["007", "31", "7"])  # text: three items
+    np.testing.assert_array_equal(splits.vocabularies["user"], ["1", "2", "3"])

@@ -327,15 +327,19 @@ def read_event_log(config: EventsConfig, *, on_bad_row: BadRowPolicy = "raise") 
         columns.append(config.item_category)
     parts: dict[str, list[np.ndarray]] = {"user": [], "item": [], "time": [], "action": [], "category": []}
     skipped = 0
-    for path, values, lines, bad_rows in config.events.read(config.source, "events", columns, on_bad_row):
-        users = np.char.strip(values[config.user_column].astype(str))
-        items = np.char.strip(values[config.item_column].astype(str))
+    # Ids and times that are plain integers are read as numbers (8 bytes an event, not a
+    # Python string); the rest as text.
+    numeric = tuple(c for c in columns if c != config.action_column)
+    for path, values, lines, bad_rows in config.events.read(
+        config.source, "events", columns, on_bad_row, integers=numeric
+    ):
+        users, items = _ids(values[config.user_column]), _ids(values[config.item_column])
         times_text, actions_text = values[config.time_column], values[config.action_column]
         times, readable = _integers(times_text)
-        actions = np.array([action_ids.get(str(a).strip(), 0) for a in actions_text], np.int64)
+        actions = _action_ids(actions_text, action_ids)
         checks = [  # (bad rows, reason of a row, column), in the columns' order
-            (users == "", lambda row: "empty user id", config.user_column),
-            (items == "", lambda row: "empty item id", config.item_column),
+            (_empty(users), lambda row: "empty user id", config.user_column),
+            (_empty(items), lambda row: "empty item id", config.item_column),
             (
                 ~readable,
                 lambda row, texts=times_text: f"expected integer seconds, found {str(texts[row])!r}",
@@ -359,15 +363,15 @@ def read_event_log(config: EventsConfig, *, on_bad_row: BadRowPolicy = "raise") 
         parts["time"].append(times[keep])
         parts["action"].append(actions[keep])
         if config.item_category:
-            parts["category"].append(np.char.strip(values[config.item_category].astype(str))[keep])
+            parts["category"].append(_ids(values[config.item_category])[keep])
         bad_rows.report()
         skipped += bad_rows.skipped
-    log = {key: np.concatenate(value) if value else None for key, value in parts.items()}
+    log = {key: _joined(value) if value else None for key, value in parts.items()}
     if not len(log["user"]):
         raise DataFormatError("no events", path=", ".join(config.events.paths(config.source, "events")))
     return EventLog(
-        user=log["user"].astype(str),
-        item=log["item"].astype(str),
+        user=log["user"],
+        item=log["item"],
         time=log["time"],
         action=log["action"],
         category=log["category"],
@@ -375,9 +379,38 @@ def read_event_log(config: EventsConfig, *, on_bad_row: BadRowPolicy = "raise") 
     )
 
 
+def _ids(values: np.ndarray) -> np.ndarray:
+    """An id column: int64 as read (plain integers), else its text stripped."""
+    values = np.asarray(values)
+    return values if values.dtype.kind == "i" else np.char.strip(values.astype(str))
+
+
+def _empty(ids: np.ndarray) -> np.ndarray:
+    """Where an id column has no id (numbers always have one)."""
+    return np.zeros(len(ids), bool) if ids.dtype.kind == "i" else ids == ""
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The files' parts of one column: numbers where every file's are, else text."""
+    if any(part.dtype.kind != parts[0].dtype.kind for part in parts):
+        parts = [part.astype(str) for part in parts]
+    return np.concatenate(parts)
+
+
+def _action_ids(texts: np.ndarray, action_ids: Mapping[str, int]) -> np.ndarray:
+    """Each event's action as its id (1, 2, ... in `action_values` order; 0: not one)."""
+    values, inverse = np.unique(np.asarray(texts).astype(str), return_inverse=True)
+    ids = np.array([action_ids.get(value.strip(), 0) for value in values], np.int64)
+    return ids[inverse.reshape(-1)]
+
+
 def _integers(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 values, readable mask) of integer texts; a row that is not one reads 0."""
-    texts = np.char.strip(np.asarray(texts).astype(str))
+    """(int64 values, readable mask) of integer texts (or of integers already read as
+    such); a row that is not one reads 0."""
+    texts = np.asarray(texts)
+    if texts.dtype.kind == "i":
+        return texts.astype(np.int64), np.ones(len(texts), bool)
+    texts = np.char.strip(texts.astype(str))
     try:
         return texts.astype(np.int64), np.ones(len(texts), bool)
     except (ValueError, OverflowError):
@@ -395,6 +428,9 @@ def _vocabulary(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(keys, index of each value in keys): the distinct texts in numeric order where they
     are all integers (ids 1, 2, ... keep their order), else in text order."""
     keys, index = np.unique(values, return_inverse=True)
+    index = index.reshape(-1)
+    if keys.dtype.kind == "i":  # read as numbers: np.unique sorted them already
+        return keys.astype(str), index
     numbers = client_ids(keys)
     if numbers.dtype == np.int64:
         order = np.argsort(numbers, kind="stable")
@@ -448,7 +484,7 @@ def _item_side(
         # Each item's category: that of its first event in the files.
         _, first = np.unique(item_index, return_index=True)
         first_category = log.category[first]  # [num_items] in item id order
-        known = first_category != ""
+        known = ~_empty(first_category)
         category_keys, category_index = _vocabulary(first_category[known])
         genres = np.zeros((num_items + 1, 1), np.int64)
         genres[1:][known, 0] = category_index + 1

@@ -51,14 +51,21 @@ class TableFiles:
         return found
 
     def read(
-        self, source: str, key: str, columns: list[str], on_bad_row: BadRowPolicy
+        self, source: str, key: str, columns: list[str], on_bad_row: BadRowPolicy, *, integers: tuple[str, ...] = ()
     ) -> Iterator[tuple[str, dict[str, np.ndarray], np.ndarray, BadRows]]:
-        """Each file's (path, {column: text array}, line numbers, its BadRows)."""
+        """Each file's (path, {column: text array}, line numbers, its BadRows); the
+        `integers` columns as int64 where every value is a plain integer
+        (`read_text_columns`)."""
         from tfzoo.data.file_readers import read_text_columns
 
         for path in self.paths(source, key):
             bad_rows = BadRows(on_bad_row, path)
             values, lines = read_text_columns(
-                path, self.format, list(dict.fromkeys(columns)), bad_rows=bad_rows, column_names=self.columns
+                path,
+                self.format,
+                list(dict.fromkeys(columns)),
+                bad_rows=bad_rows,
+                column_names=self.columns,
+                integers=integers,
             )
             yield path, values, lines, bad_rows

@@ -352,13 +352,21 @@ def _row_of(ids: np.ndarray, size: int) -> np.ndarray:
 
 
 def user_histories(
-    user_id: np.ndarray, timestamp: np.ndarray, values: list[np.ndarray], pads: list, history_length: int
+    user_id: np.ndarray,
+    timestamp: np.ndarray,
+    values: list[np.ndarray],
+    pads: list,
+    history_length: int,
+    *,
+    rows: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Each event's `history_length` previous events of the same user, per value column.
 
     Events are ordered by timestamp, ties in input order. Row r of each result holds the
     values of the user's events before event r, oldest first, most recent last,
-    right-padded with the column's pad value: [n, history_length].
+    right-padded with the column's pad value: [n, history_length]. With `rows` (event
+    indices), only those events' histories, in that order: [len(rows), history_length]
+    (memory for the rows kept, not for every event).
     """
     n = len(user_id)
     order = np.lexsort((np.arange(n), timestamp, user_id))  # by user, then time, then input order
@@ -367,19 +375,18 @@ def user_histories(
     starts[1:] = users_sorted[1:] != users_sorted[:-1]
     group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))  # [n]
     earlier = np.minimum(np.arange(n) - group_start, history_length)  # [n] events in the history
+    position = np.empty(n, np.int64)
+    position[order] = np.arange(n)  # each event's place in the sorted order
+    wanted = position if rows is None else position[np.asarray(rows, np.int64)]  # [m] sorted places
     columns = np.arange(history_length)  # [L]
-    # Sorted position of column j of row k's history: k - earlier[k] + j.
-    source = np.arange(n)[:, None] - earlier[:, None] + columns[None, :]  # [n, L]
-    valid = columns[None, :] < earlier[:, None]  # [n, L]
+    # Sorted position of column j of the history at sorted place k: k - earlier[k] + j.
+    source = wanted[:, None] - earlier[wanted][:, None] + columns[None, :]  # [m, L]
+    valid = columns[None, :] < earlier[wanted][:, None]  # [m, L]
     source = np.clip(source, 0, max(n - 1, 0))
-    histories = []
-    for column, pad in zip(values, pads):
-        column_sorted = column[order]
-        history_sorted = np.where(valid, column_sorted[source], pad).astype(column.dtype)  # [n, L]
-        history = np.empty_like(history_sorted)
-        history[order] = history_sorted  # back to input order
-        histories.append(history)
-    return histories
+    return [
+        np.where(valid, column[order][source], pad).astype(column.dtype)  # [m, L]
+        for column, pad in zip(values, pads)
+    ]
 
 
 def movielens_ranking_data(movielens: MovieLens100K, *, history_length: int = 20) -> TabularData:
