@@ -158,7 +158,7 @@ def test_two_launched_workers_read_disjoint_files_that_together_hold_every_train
     data, part = rows
     run = tmp_path / "run"
     command = [sys.executable, "-m", "tfzoo", "train", "mmoe", "--data-config", csv_run[0]]
-    command += ["--strategy", "multi_worker", "--epochs", "1", "--batch-size", "64", "--no-report"]
+    command += ["--strategy", "multi_worker", "--epochs", "1", "--batch-size", "256", "--no-report"]
     command += ["--out", str(run), "--option", f"num_experts={TINY_MMOE['num_experts']}"]
     command += ["--option", "expert_units=[8]", "--option", "tower_units=[4]"]
     out = io.StringIO()
@@ -182,5 +182,5 @@ def test_two_launched_workers_read_disjoint_files_that_together_hold_every_train
     config = json.loads((run / "config.json").read_text())
     assert config["distribute"] == {"strategy": "multi_worker", "replicas": 2}
     checkpoint = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
-    steps = int(np.ceil(max(reads[0][0], reads[1][0]) * 2 / 64))
+    steps = int(np.ceil(max(reads[0][0], reads[1][0]) * 2 / 256))
     assert checkpoint.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == steps
