@@ -14,6 +14,8 @@ pipeline of the named datasets). Printed side by side: rows/s of the one-pass fi
 training examples/s (after a warm-up of `--warmup` steps), peak RSS, and the ratios the
 targets are about: streaming / in-memory throughput (>= 0.8), peak RSS of the largest
 size / the smallest (<= 1.1: flat in the data size), fit rows/s (>= 200k on 2 cores).
+With `--repeats N` every run is measured N times, the in-memory run and then each
+streaming run in turn, and the medians of the paired ratios are printed.
 """
 
 from __future__ import annotations
@@ -139,6 +141,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--formats", nargs="+", choices=["csv", "tfrecord", "parquet"], default=["csv", "tfrecord"])
     parser.add_argument("--steps", type=int, default=300, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="measure every run this many times, in-memory and streaming in turn"
+    )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument(
         "--keep", help="write the shards here and keep them; shards already there are read again (default: a temp dir)"
@@ -156,37 +161,56 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(args.keep or scratch)
         smallest = min(args.rows)
-        memory = _in_fresh_process("memory", str(smallest), *extra)
-        print(
-            f"in memory, {smallest:,} rows: {memory['examples_per_s']:,.0f} examples/s, "
-            f"peak RSS {memory['peak_rss_mib']:,.0f} MiB",
-            flush=True,
-        )
-        results.append({"mode": "memory", "rows": smallest, **memory})
+        configs = {}
         for file_format in args.formats:
             for rows in sorted(args.rows):
                 directory = base / f"{file_format}-{rows}"
                 started = time.perf_counter()
                 kept = args.keep and (directory / "data.yaml").exists()
-                config = directory / "data.yaml" if kept else write(rows, directory, file_format)
-                written = (
-                    f"kept from an earlier run in {directory}"
-                    if kept
-                    else f"written in {time.perf_counter() - started:.0f} s"
-                )
+                configs[file_format, rows] = directory / "data.yaml" if kept else write(rows, directory, file_format)
+                written = "kept from an earlier run" if kept else f"written in {time.perf_counter() - started:.0f} s"
+                print(f"{file_format}, {rows:,} rows: {SHARDS} shards in {directory} ({written})", flush=True)
+        # Each repeat measures the in-memory run and then every streaming run, so that each
+        # ratio pairs runs made minutes apart (a shared machine's speed drifts between runs).
+        for repeat in range(args.repeats):
+            memory = _in_fresh_process("memory", str(smallest), *extra)
+            print(
+                f"[{repeat + 1}/{args.repeats}] in memory, {smallest:,} rows: {memory['examples_per_s']:,.0f} "
+                f"examples/s, peak RSS {memory['peak_rss_mib']:,.0f} MiB",
+                flush=True,
+            )
+            results.append({"mode": "memory", "rows": smallest, "repeat": repeat, **memory})
+            for (file_format, rows), config in configs.items():
                 stream = _in_fresh_process("stream", str(config), *extra)
-                results.append({"mode": "stream", "format": file_format, "rows": rows, **stream})
+                ratio = stream["examples_per_s"] / memory["examples_per_s"]
+                results.append(
+                    {"mode": "stream", "format": file_format, "rows": rows, "repeat": repeat, "ratio": ratio, **stream}
+                )
                 print(
-                    f"{file_format}, {rows:,} rows ({SHARDS} shards, {written}): fit "
+                    f"[{repeat + 1}/{args.repeats}] {file_format}, {rows:,} rows: fit "
                     f"{stream['fit_rows_per_s']:,.0f} rows/s, training {stream['examples_per_s']:,.0f} examples/s "
-                    f"({stream['examples_per_s'] / memory['examples_per_s']:.2f}x in memory), peak RSS "
-                    f"{stream['peak_rss_mib']:,.0f} MiB",
+                    f"({ratio:.2f}x in memory), peak RSS {stream['peak_rss_mib']:,.0f} MiB",
                     flush=True,
                 )
-            sizes = [r for r in results if r.get("format") == file_format]
-            if len(sizes) > 1:
-                ratio = sizes[-1]["peak_rss_mib"] / sizes[0]["peak_rss_mib"]
-                print(f"{file_format}: peak RSS at {sizes[-1]['rows']:,} / {sizes[0]['rows']:,} rows: {ratio:.2f}")
+    for file_format in args.formats:
+        for rows in sorted(args.rows):
+            runs = [r for r in results if r.get("format") == file_format and r["rows"] == rows]
+            ratios = sorted(r["ratio"] for r in runs)
+            print(
+                f"{file_format}, {rows:,} rows: training {np.median(ratios):.2f}x in memory (median of "
+                f"{len(ratios)}; {ratios[0]:.2f}-{ratios[-1]:.2f})"
+            )
+        sizes = sorted(args.rows)
+        if len(sizes) > 1:
+            peak = {
+                rows: np.median(
+                    [r["peak_rss_mib"] for r in results if r.get("format") == file_format and r["rows"] == rows]
+                )
+                for rows in (sizes[0], sizes[-1])
+            }
+            print(
+                f"{file_format}: peak RSS at {sizes[-1]:,} / {sizes[0]:,} rows: {peak[sizes[-1]] / peak[sizes[0]]:.2f}"
+            )
     steps_note = math.ceil(args.steps)
     print(f"(batch {args.batch_size}, {steps_note} timed steps after {args.warmup} warm-up steps; MMoE {MMOE})")
     return results
