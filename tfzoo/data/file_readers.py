@@ -564,7 +564,7 @@ def _plain_integers(column) -> np.ndarray | None:
     try:
         numbers = pc.cast(text, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+        return None  # some value is not an integer (or is empty): the caller keeps the text
     if numbers.null_count or not pc.all(pc.equal(pc.cast(numbers, pa.string()), text)).as_py():
         return None
     return numbers.to_numpy()

@@ -61,14 +61,18 @@ def _table(data: TabularData, extra: Mapping[str, np.ndarray], *, typed: bool, s
     return pa.table(arrays)
 
 
+def _present(values: np.ndarray) -> np.ndarray:
+    """Where a (padded) column holds a value: finite numbers, ids other than -1, text
+    other than ""."""
+    if values.dtype.kind == "f":
+        return np.isfinite(values)
+    return values != (-1 if values.dtype.kind in "iu" else "")
+
+
 def _trimmed(row: np.ndarray) -> np.ndarray:
     """A padded sequence (or a vector) up to its last present value, gaps before it kept:
     a vector missing as a whole (all NaN) is written empty."""
-    if row.dtype.kind == "f":
-        present = np.isfinite(row)
-    else:
-        present = row != (-1 if row.dtype.kind in "iu" else "")
-    present = np.flatnonzero(present)
+    present = np.flatnonzero(_present(row))
     return row[: present[-1] + 1] if present.size else row[:0]
 
 
@@ -79,10 +83,7 @@ _LISTS = {"f": ("float_list", "tensorflow.FloatList"), "i": ("int64_list", "tens
 
 def _present_lengths(values: np.ndarray) -> np.ndarray:
     """Per row of a 2-D column, its length up to the last present value (`_trimmed`)."""
-    if values.dtype.kind == "f":
-        present = np.isfinite(values)
-    else:
-        present = values != (-1 if values.dtype.kind in "iu" else "")
+    present = _present(values)
     last = values.shape[1] - np.argmax(present[:, ::-1], axis=1)
     return np.where(present.any(axis=1), last, 0).astype(np.int32)
 
