@@ -152,6 +152,12 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     data.add_argument("--data", metavar="DIR", help="the folder of the config's files (shipped configs need it)")
     data.add_argument("--out", required=True, help="output folder (any path tf.io.gfile opens)")
     data.add_argument("--num-shards", type=int, default=32, help="convert: TFRecord files per split")
+    data.add_argument(
+        "--preprocess",
+        action="store_true",
+        help="convert: analyze first, then write the rows preprocessed by the fitted spec (model inputs), which "
+        "training reads fastest",
+    )
     data.add_argument("--on-bad-row", choices=("raise", "skip"), default="raise")
 
     _add_serving_parsers(commands)
@@ -589,8 +595,14 @@ def _data(args) -> int:
         spec, rows, _ = beam_pipelines.read_analysis(args.out)
         print(f"rows: {rows}; spec fitted on the training rows: {args.out}/{beam_pipelines.ANALYSIS_FILE}")
     else:
-        beam_pipelines.convert(config, args.out, num_shards=args.num_shards, **options)
-        print(f"TFRecord shards and their data config: {args.out}/data.yaml")
+        spec = None
+        if args.preprocess:
+            beam_pipelines.analyze(config, args.out, **options)
+            spec, rows, _ = beam_pipelines.read_analysis(args.out)
+            print(f"rows: {rows}; spec fitted on the training rows: {args.out}/{beam_pipelines.ANALYSIS_FILE}")
+        beam_pipelines.convert(config, args.out, num_shards=args.num_shards, spec=spec, **options)
+        what = "preprocessed rows (model inputs)" if args.preprocess else "TFRecord shards"
+        print(f"{what} and their data config: {args.out}/data.yaml")
     return 0
 
 

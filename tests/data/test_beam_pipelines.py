@@ -7,8 +7,9 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from tests.data.test_streaming import _rows
+from tests.data.test_streaming import _rows, _sorted_rows
 from tfzoo import cli
 from tfzoo.data.beam_pipelines import read_analysis
 from tfzoo.data.data_config import read_data_config
@@ -43,7 +44,7 @@ def test_beam_analysis_equals_the_one_machine_analysis(csv_config, tmp_path):
     assert price.boundaries == pytest.approx(expected_price.boundaries)
 
 
-def _sorted_rows(splits: StreamedSplits, split: str) -> tuple[np.ndarray, ...]:
+def _sorted_raw_rows(splits: StreamedSplits, split: str) -> tuple[np.ndarray, ...]:
     batches = list(splits.batches(split))
     price = np.concatenate([b.features["price"] for b in batches])
     click = np.concatenate([b.labels["click"] for b in batches])
@@ -62,5 +63,45 @@ def test_converted_tfrecord_shards_hold_the_same_rows(csv_config, tmp_path):
     original = StreamedSplits(read_data_config(csv_config))
     assert converted.analyze().rows == original.analyze().rows
     for split in ("train", "test"):
-        for a, b in zip(_sorted_rows(converted, split), _sorted_rows(original, split)):
+        for a, b in zip(_sorted_raw_rows(converted, split), _sorted_raw_rows(original, split)):
             np.testing.assert_array_equal(a, b)
+
+
+def _columns(dataset) -> dict:
+    """Every batch of a `StreamedSplits.dataset` joined, as `model_columns` gives them."""
+    batches = list(dataset)
+    join = lambda i: {k: np.concatenate([b[i][k].numpy() for b in batches]) for k in batches[0][i]}  # noqa: E731
+    return {"features": join(0), "labels": join(1), "label_masks": join(2)}
+
+
+def test_preprocessed_conversion_reads_back_as_the_model_inputs_of_the_source_rows(csv_config, tmp_path):
+    out = tmp_path / "prepared"
+    argv = ["data", "convert", "--data-config", str(csv_config), "--out", str(out), "--num-shards", "2", "--preprocess"]
+    assert cli.main(argv) == 0
+    prepared = StreamedSplits(read_data_config(out / "data.yaml"))
+    original = StreamedSplits(read_data_config(csv_config))
+    expected, analysis = original.analyze(), prepared.analyze()  # the stored analysis: no pass over the files
+    assert analysis.spec == expected.spec and analysis.rows == expected.rows
+    assert analysis.train_file_rows == {
+        str(path): sum(1 for _ in tf.data.TFRecordDataset(str(path))) for path in sorted(out.glob("train-*"))
+    }
+    assert "preprocessed by `tfzoo data convert --preprocess`" in prepared.split and "hash of 'user'" in prepared.split
+    for split in ("train", "validation", "test"):
+        np.testing.assert_allclose(
+            _sorted_rows(_columns(prepared.dataset(split, analysis.spec, batch_size=64))),
+            _sorted_rows(_columns(original.dataset(split, expected.spec, batch_size=64))),
+            rtol=1e-6,
+            atol=1e-6,  # float32 normalisation, traced in two graphs: last-bit differences
+        )
+
+    def epoch(number, shard=(0, 1)):
+        dataset = prepared.dataset("train", analysis.spec, batch_size=16, shuffle=True, epoch=number, shard=shard)
+        return _columns(dataset)["features"]["price"]
+
+    np.testing.assert_array_equal(epoch(2), epoch(2))  # a resumed run sees the same batches
+    assert not np.array_equal(epoch(2), epoch(3))
+    np.testing.assert_allclose(np.sort(np.concatenate([epoch(0, (0, 2)), epoch(0, (1, 2))])), np.sort(epoch(0)))
+    repeated = prepared.dataset("train", analysis.spec, batch_size=50, shuffle=True, repeat=True)
+    assert [int(b[0]["price"].shape[0]) for b in repeated.take(30)] == [50] * 30  # every batch full, passes on
+    with pytest.raises(ValueError, match="holds preprocessed rows"):
+        next(prepared.batches("train"))

@@ -38,6 +38,19 @@ def test_yaml_and_json_read_alike_with_patterns_from_the_config_folder(tmp_path)
     assert DataConfig.from_dict(from_yaml.to_dict(), source="stored").spec == from_yaml.spec
 
 
+PREPROCESSED = {
+    "spec": "spec.json",
+    "rows": {"train": 8, "validation": 1, "test": 1},
+    "train_file_rows": {},
+    "split": "",
+}
+PER_SPLIT_TFRECORD = {
+    "format": "tfrecord",
+    "split": None,
+    "files": {s: f"{s}-*" for s in ("train", "validation", "test")},
+}
+
+
 @pytest.mark.parametrize(
     "change, key, accepted",
     [
@@ -80,6 +93,15 @@ def test_yaml_and_json_read_alike_with_patterns_from_the_config_folder(tmp_path)
             "Accepted: name, column, positive, times",
         ),
         ({"columns": ["age"]}, "`columns`", "lacks"),
+        ({"preprocessed": "spec.json"}, "`preprocessed`", "must be a mapping of spec, rows"),
+        ({"preprocessed": {"spec": "spec.json"}}, "`preprocessed`", "lacks 'rows'"),
+        ({"preprocessed": PREPROCESSED}, "`preprocessed`", "TFRecord files per split"),
+        ({**PER_SPLIT_TFRECORD, "preprocessed": PREPROCESSED}, "`preprocessed`", "['buy'] are not"),
+        (
+            {**PER_SPLIT_TFRECORD, "labels": ["click"], "preprocessed": {**PREPROCESSED, "rows": {"train": 5}}},
+            "`preprocessed.rows`",
+            "the rows of train, validation, test",
+        ),
     ],
 )
 def test_each_mistake_names_the_file_the_key_and_what_is_accepted(tmp_path, change, key, accepted):

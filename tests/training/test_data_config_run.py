@@ -184,3 +184,28 @@ def test_two_launched_workers_read_disjoint_files_that_together_hold_every_train
     checkpoint = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
     steps = int(np.ceil(max(reads[0][0], reads[1][0]) * 2 / 256))
     assert checkpoint.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == steps
+
+
+def test_preprocessed_rows_train_from_the_command_line_and_export_serves_raw_rows(rows, csv_run, tmp_path, capsys):
+    data, part = rows
+    path, _, _ = csv_run
+    prepared = tmp_path / "prepared"
+    assert cli.main(["data", "convert", "--data-config", path, "--out", str(prepared), "--preprocess"]) == 0
+    run_dir = tmp_path / "run"
+    args = ["train", "mmoe", "--data-config", str(prepared / "data.yaml"), "--epochs", "1", "--batch-size", "512"]
+    assert cli.main([*args, "--out", str(run_dir), "--option", f"num_experts={TINY_MMOE['num_experts']}"]) == 0
+    assert (
+        "preprocessed by `tfzoo data convert --preprocess` from clicks (by the value of 'part'"
+        in capsys.readouterr().out
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["ctr"]["rows"] == int((part == "test").sum())
+    # The export takes raw rows: the spec the rows were preprocessed with is the run's.
+    assert cli.main(["export", "--run", str(run_dir), "--to", str(tmp_path), "--name", "clicks"]) == 0
+    serving = tf.saved_model.load(str(tmp_path / "clicks" / "1")).signatures["serving_default"]
+    run = load_run(run_dir)
+    test = data.take(np.flatnonzero(part == "test")[:50])
+    served = serving(**{f.name: tf.constant(test.features[f.name]) for f in run.inputs.feature_spec.features})
+    predicted = run.model.predict(make_dataset(test, run.inputs.feature_spec, batch_size=64, with_labels=False))
+    for task, scores in predicted.items():
+        np.testing.assert_allclose(np.ravel(served[task]), np.ravel(scores), atol=1e-5)

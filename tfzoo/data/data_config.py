@@ -36,6 +36,12 @@ A friend graph (a node table and an edge list) is a config of `kind: friend_grap
 `kind: events` (`tfzoo.data.events_config`); without `kind`, or with `kind: rows`, a
 config describes rows as above. `read_data_config` reads any of them.
 
+`tfzoo data convert --preprocess` writes a config of preprocessed rows: TFRecord files per split whose
+features are already model inputs, with a `preprocessed` entry naming the fitted spec they
+were made with (a JSON file), the rows of each split and of each training file, and how
+the source rows were split. Training reads them with `tf.data` alone (no parsing or lookups
+per batch); the spec, and so the exported model's inputs, are the source config's.
+
 Every error names the config file, the key at fault and what is accepted.
 """
 
@@ -55,7 +61,20 @@ FORMATS = ("csv", "tsv", "parquet", "tfrecord")
 SPLITS = ("train", "validation", "test")
 SPLIT_RULES = ("hash", "column", "time")
 KINDS = ("rows", "friend_graph", "events")
-_KEYS = ("name", "format", "files", "split", "features", "labels", "separator", "columns", "description", "kind")
+_KEYS = (
+    "name",
+    "format",
+    "files",
+    "split",
+    "features",
+    "labels",
+    "separator",
+    "columns",
+    "description",
+    "kind",
+    "preprocessed",
+)
+_PREPROCESSED_KEYS = ("spec", "rows", "train_file_rows", "split")
 
 
 class DataConfigError(ValueError):
@@ -117,6 +136,26 @@ class SplitRule:
 
 
 @dataclasses.dataclass(frozen=True)
+class Preprocessed:
+    """What `tfzoo data convert --preprocess` knows of the rows it wrote: the fitted spec file their
+    features were preprocessed with, the rows of each split and of each training file (so
+    that training needs no pass to count them), and how the source rows were split."""
+
+    spec: str
+    rows: Mapping[str, int]
+    train_file_rows: Mapping[str, int]
+    split: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "rows": dict(self.rows),
+            "train_file_rows": dict(self.train_file_rows),
+            "split": self.split,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
     """A parsed data config (see the module docstring); `to_dict()` is stored with a run."""
 
@@ -129,6 +168,7 @@ class DataConfig:
     separator: str = "|"
     columns: tuple[str, ...] | None = None  # headerless text files
     source: str = ""  # the config file
+    preprocessed: Preprocessed | None = None  # rows written by `tfzoo data convert --preprocess`
     # As given, its patterns made absolute: stored with a run, which then reopens anywhere.
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
@@ -216,6 +256,9 @@ class DataConfig:
             if fmt not in ("csv", "tsv"):
                 raise DataConfigError(source, "columns", f"names the columns of headerless csv / tsv files, not {fmt}")
             columns = tuple(str(c) for c in list_of(columns, source, "columns"))
+        preprocessed = None
+        if raw.get("preprocessed") is not None:
+            preprocessed = _preprocessed(raw["preprocessed"], source, base, fmt=fmt, files=files, labels=labels)
         return cls(
             name=str(raw.get("name") or Path(source).stem),
             format=fmt,
@@ -226,7 +269,12 @@ class DataConfig:
             separator=separator,
             columns=columns,
             source=source,
-            raw={**raw, "files": {k: list(v) for k, v in files.items()}},
+            preprocessed=preprocessed,
+            raw={
+                **raw,
+                "files": {k: list(v) for k, v in files.items()},
+                **({"preprocessed": preprocessed.to_dict()} if preprocessed else {}),
+            },
         )
 
 
@@ -343,6 +391,43 @@ def _files(value: Any, source: str, base: str | None) -> dict[str, tuple[str, ..
             )
         return {s: patterns_of(value[s], source, f"files.{s}", base) for s in SPLITS if s in value}
     return {"all": patterns_of(value, source, "files", base)}
+
+
+def _preprocessed(
+    value: Any, source: str, base: str | None, *, fmt: str, files: Mapping[str, Any], labels: Sequence[LabelColumn]
+) -> Preprocessed:
+    key = "preprocessed"
+    if not isinstance(value, Mapping):
+        raise DataConfigError(source, key, f"must be a mapping of {', '.join(_PREPROCESSED_KEYS)}. Received: {value!r}")
+    unknown = sorted(set(value) - set(_PREPROCESSED_KEYS))
+    missing = [k for k in _PREPROCESSED_KEYS if k not in value]
+    if unknown or missing:
+        problem = f"unknown key {unknown[0]!r}" if unknown else f"lacks {missing[0]!r}"
+        raise DataConfigError(source, key, f"{problem}. Accepted: {', '.join(_PREPROCESSED_KEYS)}")
+    if fmt != "tfrecord" or "validation" not in files:
+        raise DataConfigError(
+            source, key, "preprocessed rows are TFRecord files per split (`format: tfrecord`, files per split)"
+        )
+    plain = [label.name for label in labels if label.columns != (label.name,) or label.positive is not None]
+    if plain:
+        raise DataConfigError(source, key, f"labels of preprocessed rows are their own 0 / 1 columns; {plain} are not")
+    rows = value["rows"]
+    if (
+        not isinstance(rows, Mapping)
+        or sorted(rows) != sorted(SPLITS)
+        or not all(isinstance(n, int) and n >= 0 for n in rows.values())
+    ):
+        raise DataConfigError(source, f"{key}.rows", f"the rows of {', '.join(SPLITS)}, each >= 0. Received: {rows!r}")
+    file_rows = value["train_file_rows"]
+    if not isinstance(file_rows, Mapping) or not all(isinstance(n, int) and n >= 0 for n in file_rows.values()):
+        raise DataConfigError(source, f"{key}.train_file_rows", f"file -> its training rows. Received: {file_rows!r}")
+    (spec,) = patterns_of(value["spec"], source, f"{key}.spec", base)
+    return Preprocessed(
+        spec=spec,
+        rows={s: int(rows[s]) for s in SPLITS},
+        train_file_rows={patterns_of(f, source, f"{key}.train_file_rows", base)[0]: n for f, n in file_rows.items()},
+        split=str(value["split"]),
+    )
 
 
 def _split_rule(value: Any, files: Mapping[str, Any], source: str) -> SplitRule:
