@@ -347,7 +347,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--table", type=Path, help="print the tables of this file and stop")
     parser.add_argument(
-        "--figures", type=Path, metavar="DIR", help="with --table: also draw each grid's Recall@K figure into DIR"
+        "--figures",
+        type=Path,
+        metavar="DIR",
+        help="with --table: also draw each grid's Recall@K figure and its paired differences into DIR",
     )
     parser.add_argument(
         "--fill-fusion",
@@ -375,7 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.table:
         print(tables(_read(args.table)))
         if args.figures:
-            for path in recall_figures(_read(args.table), args.figures):
+            rows = _read(args.table)
+            for path in [*recall_figures(rows, args.figures), *difference_figures(rows, args.figures)]:
                 print(f"wrote {path}")
         return
     if args.fill_fusion:
@@ -571,29 +575,76 @@ def tables(rows: list[dict]) -> str:
                     "smallest difference this design detects with 80% power)\n"
                 )
                 out.append(f"| variant | seeds | {header} |\n|" + " --- |" * (2 + len(columns)))
-                for name in variants:
-                    if name == reference:
-                        continue
-                    pairs = [
-                        (r, s)
-                        for r in runs
-                        if r["variant"] == name
-                        for s in runs
-                        if s["variant"] == reference and s["seed"] == r["seed"]
+                for name, (seeds, cells) in _differences(runs, reference, targets, slices, columns).items():
+                    text = [
+                        f"{i['difference']:+.3f} [{i['low']:+.3f}, {i['high']:+.3f}] (MDE {i['mde']:.3f})"
+                        for i in cells.values()
                     ]
-                    if not pairs:
-                        continue
-                    cells = []
-                    for part, k in columns:
-                        a = np.array([_recall(r[f"hits@{k}"], targets)[slices[part]] for r, _ in pairs])
-                        b = np.array([_recall(s[f"hits@{k}"], targets)[slices[part]] for _, s in pairs])
-                        interval = paired_bootstrap(a, b)
-                        cells.append(
-                            f"{interval['difference']:+.3f} [{interval['low']:+.3f}, {interval['high']:+.3f}]"
-                            f" (MDE {minimum_detectable_effect(a, b):.3f})"
-                        )
-                    out.append(f"| {name} | {len(pairs)} | " + " | ".join(cells) + " |")
+                    out.append(f"| {name} | {seeds} | " + " | ".join(text) + " |")
     return "\n".join(out)
+
+
+def _differences(runs: list[dict], reference: str, targets, slices: dict, columns: list) -> dict:
+    """{variant: (seeds, {(slice, K): paired bootstrap interval of variant - reference, with
+    its "mde"})}, each variant's seeds paired with the reference's."""
+    differences = {}
+    for name in dict.fromkeys(r["variant"] for r in runs):
+        pairs = [
+            (r, s)
+            for r in runs
+            if r["variant"] == name and name != reference
+            for s in runs
+            if s["variant"] == reference and s["seed"] == r["seed"]
+        ]
+        if not pairs:
+            continue
+        cells = {}
+        for part, k in columns:
+            a = np.array([_recall(r[f"hits@{k}"], targets)[slices[part]] for r, _ in pairs])
+            b = np.array([_recall(s[f"hits@{k}"], targets)[slices[part]] for _, s in pairs])
+            cells[part, k] = {**paired_bootstrap(a, b), "mde": minimum_detectable_effect(a, b)}
+        differences[name] = (len(pairs), cells)
+    return differences
+
+
+# The slices and cutoffs the difference figures show: the headline and the two slices.
+FIGURE_COLUMNS = (("all", 50), ("low", 100), ("cold", 100))
+
+
+def difference_figures(rows: list[dict], directory: Path) -> list[Path]:
+    """Each grid's variants minus its reference (`REFERENCES`), every split in one figure:
+    test R@50 overall, R@100 on the low-degree and the cold-start slices, each with its
+    paired bootstrap 95% interval (the tables' differences):
+    `directory/ssmtl_<grid>_differences.png`."""
+    panels: dict[str, dict] = {}
+    for base in (r for r in rows if r["kind"] == "baselines"):
+        here = [r for r in rows if r["kind"] == "run" and _same_split(r, base["region"], base.get("data_options", {}))]
+        targets, users = np.asarray(base["targets"], np.float64), np.asarray(base["users"])
+        slices = {"all": np.ones(len(users), bool), "low": np.isin(users, base["low_degree_users"])}
+        if base["cold_start_users"]:
+            slices["cold"] = np.isin(users, base["cold_start_users"])
+        columns = [column for column in FIGURE_COLUMNS if column[0] in slices]
+        for grid in dict.fromkeys(r["grid"] for r in here):
+            reference = REFERENCES.get(grid)
+            runs = [r for r in here if r["grid"] == grid]
+            if reference not in {r["variant"] for r in runs}:
+                continue
+            for name, (seeds, cells) in _differences(runs, reference, targets, slices, columns).items():
+                for (part, k), interval in cells.items():
+                    panel = panels.setdefault(grid, {}).setdefault(f"{'' if part == 'all' else part + ' '}R@{k}", {})
+                    label = f"{base['region']} {name} ({seeds} seed{'s' if seeds > 1 else ''})"
+                    panel[label] = (interval["difference"], interval["low"], interval["high"])
+    written = []
+    for grid, grid_panels in panels.items():
+        path = directory / f"ssmtl_{grid}_differences.png"
+        figures.paired_differences(
+            grid_panels,
+            path,
+            xlabel=f"test recall minus `{REFERENCES[grid]}`",
+            title=f"Twitch, grid `{grid}`: paired differences with 95% intervals over users",
+        )
+        written.append(path)
+    return written
 
 
 if __name__ == "__main__":

@@ -180,3 +180,32 @@ def line_panels(
     if title:
         figure.suptitle(title)
     return _save(figure, path)
+
+
+def paired_differences(
+    panels: Mapping[str, Mapping[str, tuple[float, float, float]]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    title: str = "",
+) -> Figure:
+    """One panel per entry of `panels` ({panel title: {row: (difference, low, high)}}): each
+    row's difference as a point with its interval as a horizontal bar, rows top to bottom
+    in the given order, a vertical line at 0 (no difference); panels share the rows."""
+    rows = list(dict.fromkeys(row for values in panels.values() for row in values))
+    height = 0.9 + 0.32 * len(rows)
+    figure = _figure(3.6 * len(panels), height)
+    axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)
+    positions = {row: len(rows) - 1 - i for i, row in enumerate(rows)}  # the first row on top
+    for axis, (panel, values) in zip(axes[0], panels.items()):
+        y = [positions[row] for row in values]
+        difference, low, high = (np.array([v[i] for v in values.values()]) for i in range(3))
+        axis.errorbar(difference, y, xerr=[difference - low, high - difference], fmt="o", capsize=3)
+        axis.axvline(0.0, color="grey", linestyle=":", linewidth=1)
+        axis.set_title(panel, fontsize=10)
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3, axis="x")
+    axes[0][0].set_yticks(range(len(rows)), labels=rows[::-1])
+    if title:  # above the panels' own titles, whatever the figure's height
+        figure.suptitle(title, y=1.0 + 0.3 / height)
+    return _save(figure, path)
