@@ -75,6 +75,10 @@ def test_ssmtl_trains_with_per_replica_subgraph_batches(strategy, tmp_path):
         # two epochs' losses too noisy to order (seen: 1,447 then 1,499 in a run that learned);
         # what it learned is measured on held-out friendships below.
         assert losses[-1] < losses[0], losses
-    # 1,000 users: chance Recall@10 is 10 / 1,000; the generated graph's friendships
-    # follow the user features, which the encoder learns to read.
-    assert metrics["test"]["all"]["recall@10"] > 3 * 10 / 1000, metrics["test"]
+    # 1,000 users: chance Recall@K is K / 1,000; the generated graph's friendships follow
+    # the user features, which the encoder learns to read. Judged at K = 100, where chance
+    # is 0.1 and the standard error over the test users about 0.01: 1.5x chance is five
+    # standard errors above it. (At K = 10, asynchronous steps on a loaded machine once
+    # gave 0.016 in a run whose R@100 was 0.196: too close to chance to set a bar.)
+    test = metrics["test"]["all"]
+    assert test["recall@100"] > 1.5 * 100 / 1000 and test["recall@10"] > 10 / 1000, metrics["test"]
