@@ -3,6 +3,7 @@ machine's, and the converted TFRecord shards read back as the same rows."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ import tensorflow as tf
 
 from tests.data.test_streaming import _rows, _sorted_rows
 from tfzoo import cli
-from tfzoo.data.beam_pipelines import read_analysis
+from tfzoo.data.beam_pipelines import analyze, convert, read_analysis
 from tfzoo.data.data_config import read_data_config
 from tfzoo.data.file_writers import data_config_of, write_shards
 from tfzoo.data.streaming import StreamedSplits
@@ -105,3 +106,6 @@ def test_preprocessed_conversion_reads_back_as_the_model_inputs_of_the_source_ro
     assert [int(b[0]["price"].shape[0]) for b in repeated.take(30)] == [50] * 30  # every batch full, passes on
     with pytest.raises(ValueError, match="holds preprocessed rows"):
         next(prepared.batches("train"))
+    for run in (analyze, functools.partial(convert, num_shards=1)):  # model inputs are not raw rows
+        with pytest.raises(ValueError, match="holds preprocessed rows .model inputs. already"):
+            run(prepared.config, str(tmp_path / "again"))

@@ -114,11 +114,20 @@ def _write_json(path: str, payload: dict) -> None:
         f.write(json.dumps(payload, indent=2, sort_keys=True))
 
 
+def _check_raw_rows(config: DataConfig) -> None:
+    if config.preprocessed is not None:
+        raise ValueError(
+            f"{config.source}: holds preprocessed rows (model inputs) already; analyze or convert the config "
+            "they were made from"
+        )
+
+
 def analyze(config: DataConfig, out: str, *, on_bad_row: str = "raise", beam_args: Sequence[str] = ()) -> None:
     """Runs the analysis pipeline; writes `<out>/analysis.json`."""
     import apache_beam as beam
     import tensorflow as tf
 
+    _check_raw_rows(config)
     tf.io.gfile.makedirs(out)
     with _pipeline(beam_args) as pipeline:
         batches = _read(pipeline, config, on_bad_row)
@@ -232,8 +241,7 @@ def convert(
 
     if num_shards < 1:
         raise ValueError(f"`num_shards` must be >= 1. Received: num_shards={num_shards}")
-    if config.preprocessed is not None:
-        raise ValueError(f"{config.source}: holds preprocessed rows already; convert the config they came from")
+    _check_raw_rows(config)
     if spec is not None and not spec.is_fitted:
         raise ValueError("`spec` must be fitted (the spec `analyze` writes) to preprocess the rows")
     tf.io.gfile.makedirs(out)
