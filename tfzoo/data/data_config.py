@@ -36,10 +36,10 @@ A friend graph (a node table and an edge list) is a config of `kind: friend_grap
 `kind: events` (`tfzoo.data.events_config`); without `kind`, or with `kind: rows`, a
 config describes rows as above. `read_data_config` reads any of them.
 
-`tfzoo data convert --preprocess` writes a config of preprocessed rows: TFRecord files per split whose
-features are already model inputs, with a `preprocessed` entry naming the fitted spec they
-were made with (a JSON file), the rows of each split and of each training file, and how
-the source rows were split. Training reads them with `tf.data` alone (no parsing or lookups
+`tfzoo data convert --preprocess` writes a config of preprocessed rows: TFRecord files
+per split whose features are already model inputs, with a `preprocessed` entry naming the
+fitted spec they were made with (a JSON file), the rows of each split and of each
+training file, and how the source rows were split. Training reads them with `tf.data` alone (no parsing or lookups
 per batch); the spec, and so the exported model's inputs, are the source config's.
 
 Every error names the config file, the key at fault and what is accepted.
@@ -137,9 +137,10 @@ class SplitRule:
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessed:
-    """What `tfzoo data convert --preprocess` knows of the rows it wrote: the fitted spec file their
-    features were preprocessed with, the rows of each split and of each training file (so
-    that training needs no pass to count them), and how the source rows were split."""
+    """What `tfzoo data convert --preprocess` knows of the rows it wrote: the fitted spec
+    file their features were preprocessed with, the rows of each split and of each training
+    file (so that training needs no pass to count them), and how the source rows were
+    split."""
 
     spec: str
     rows: Mapping[str, int]
