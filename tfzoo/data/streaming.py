@@ -91,8 +91,8 @@ def _preprocessed_dataset(
     interleaved (a fixed order); with `rng`, the chunks are joined into windows of
     `SHUFFLE_BUFFER_ROWS` records, each permuted as a whole (a stateless shuffle seeded by
     `rng` and the window's number), then cut into batches and parsed a batch at a time on
-    `tf.data`'s threads. Measured on 2 cores, pipeline alone: 6.5 us of CPU per row against 18 us
-    for records shuffled one by one (`bench/streaming.py`, docs/benchmarks.md)."""
+    `tf.data`'s threads. Measured on 2 cores, pipeline alone: 6.5 us of CPU per row
+    against 18 us for records shuffled one by one (docs/benchmarks.md)."""
     parse = {
         name: tf.io.FixedLenFeature(tensor_spec.shape[1:], tensor_spec.dtype)
         for name, tensor_spec in model_input_signature(spec).items()
