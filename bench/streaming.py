@@ -67,10 +67,7 @@ def write(rows: int, directory: Path, file_format: str) -> Path:
         source = directory.parent / f"csv-{rows}" / "data.yaml"
         if not source.exists():
             write(rows, source.parent, "csv")
-        config = read_data_config(source)
-        beam_pipelines.analyze(config, str(directory))
-        spec, _, _ = beam_pipelines.read_analysis(str(directory))
-        beam_pipelines.convert(config, str(directory), num_shards=SHARDS, spec=spec)
+        beam_pipelines.convert_preprocessed(read_data_config(source), str(directory), num_shards=SHARDS)
         return directory / "data.yaml"
 
     data, users = _rows_dataset(rows)

@@ -220,3 +220,7 @@ def test_data_config_mismatches_are_one_line(tmp_path, capsys):
     )
     code, line = error(["train", "mmoe", "--data-config", path, "--dataset", "census"])
     assert code == 2 and "not allowed with argument" in line
+    assert error(["data", "analyze", "--data-config", path, "--preprocess"]) == (
+        1,
+        "tfzoo data: error: --preprocess writes converted rows: it goes with `tfzoo data convert`, not analyze",
+    )

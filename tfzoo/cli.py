@@ -589,20 +589,20 @@ def _data(args) -> int:
         raise ValueError(
             f"{config.source}: `kind`: tfzoo data {args.action} reads configs of rows. Received: kind={config.kind!r}"
         )
+    if args.preprocess and args.action != "convert":
+        raise ValueError(f"--preprocess writes converted rows: it goes with `tfzoo data convert`, not {args.action}")
     options = {"on_bad_row": args.on_bad_row, "beam_args": args.beam_args}
     if args.action == "analyze":
         beam_pipelines.analyze(config, args.out, **options)
         spec, rows, _ = beam_pipelines.read_analysis(args.out)
         print(f"rows: {rows}; spec fitted on the training rows: {args.out}/{beam_pipelines.ANALYSIS_FILE}")
+    elif args.preprocess:
+        rows = beam_pipelines.convert_preprocessed(config, args.out, num_shards=args.num_shards, **options)
+        print(f"rows: {rows}; spec fitted on the training rows: {args.out}/{beam_pipelines.ANALYSIS_FILE}")
+        print(f"preprocessed rows (model inputs) and their data config: {args.out}/data.yaml")
     else:
-        spec = None
-        if args.preprocess:
-            beam_pipelines.analyze(config, args.out, **options)
-            spec, rows, _ = beam_pipelines.read_analysis(args.out)
-            print(f"rows: {rows}; spec fitted on the training rows: {args.out}/{beam_pipelines.ANALYSIS_FILE}")
-        beam_pipelines.convert(config, args.out, num_shards=args.num_shards, spec=spec, **options)
-        what = "preprocessed rows (model inputs)" if args.preprocess else "TFRecord shards"
-        print(f"{what} and their data config: {args.out}/data.yaml")
+        beam_pipelines.convert(config, args.out, num_shards=args.num_shards, **options)
+        print(f"TFRecord shards and their data config: {args.out}/data.yaml")
     return 0
 
 

@@ -281,6 +281,18 @@ def convert(
         )
 
 
+def convert_preprocessed(
+    config: DataConfig, out: str, *, num_shards: int, on_bad_row: str = "raise", beam_args: Sequence[str] = ()
+) -> dict[str, int]:
+    """`analyze`, then `convert` with the fitted spec (`tfzoo data convert --preprocess`):
+    `<out>/analysis.json`, the preprocessed shards and their `data.yaml`; the rows of each
+    split."""
+    analyze(config, out, on_bad_row=on_bad_row, beam_args=beam_args)
+    spec, rows, _ = read_analysis(out)
+    convert(config, out, num_shards=num_shards, on_bad_row=on_bad_row, beam_args=beam_args, spec=spec)
+    return rows
+
+
 def _write_config(out: str, converted: dict, shards: list[tuple[str, str, int]], preprocessed_from) -> None:
     """`<out>/data.yaml`; for preprocessed rows, with what training needs to know of them."""
     import tensorflow as tf

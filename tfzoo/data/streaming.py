@@ -82,7 +82,13 @@ def model_input_signature(spec: DatasetSpec) -> dict[str, tf.TensorSpec]:
 
 
 def _preprocessed_dataset(
-    files: list[str], spec: DatasetSpec, *, batch_size: int, rng: np.random.Generator | None, repeat: bool
+    files: list[str],
+    spec: DatasetSpec,
+    model_inputs_signature: dict[str, tf.TensorSpec],
+    *,
+    batch_size: int,
+    rng: np.random.Generator | None,
+    repeat: bool,
 ) -> tf.data.Dataset:
     """Batches of preprocessed rows (`tfzoo data convert --preprocess`), in `tf.data` alone.
 
@@ -95,7 +101,7 @@ def _preprocessed_dataset(
     against 18 us for records shuffled one by one (docs/benchmarks.md)."""
     parse = {
         name: tf.io.FixedLenFeature(tensor_spec.shape[1:], tensor_spec.dtype)
-        for name, tensor_spec in model_input_signature(spec).items()
+        for name, tensor_spec in model_inputs_signature.items()
     }
     for name in spec.labels:  # a missing label is absent from its record
         parse[name] = tf.io.FixedLenFeature([], tf.float32, default_value=np.nan)
@@ -145,6 +151,7 @@ class StreamedSplits:
         self.on_bad_row = on_bad_row
         self.bad_rows = BadRowCounts()
         self._files: dict[str, list[str]] = {}
+        self._model_inputs: tuple[DatasetSpec, dict[str, tf.TensorSpec]] | None = None
 
     @property
     def split(self) -> str:
@@ -271,7 +278,12 @@ class StreamedSplits:
         if rng is not None:
             files = [files[i] for i in rng.permutation(len(files))]
         if self.config.preprocessed is not None:
-            return _preprocessed_dataset(files, spec, batch_size=batch_size, rng=rng, repeat=repeat)
+            # The parse spec once per spec (tracing the preprocessor builds its lookup
+            # tables), not once per epoch and split.
+            if self._model_inputs is None or self._model_inputs[0] is not spec:
+                self._model_inputs = (spec, model_input_signature(spec))
+            inputs = self._model_inputs[1]
+            return _preprocessed_dataset(files, spec, inputs, batch_size=batch_size, rng=rng, repeat=repeat)
 
         def batches():
             for batch in self._shuffled_batches(split, files, batch_size, rng, repeat=repeat):
