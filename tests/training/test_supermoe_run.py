@@ -1,4 +1,7 @@
+import contextlib
+import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,14 +15,14 @@ from tfzoo.training import RunConfig, load_run, task_for, train
 TINY_ENCODER = {"units": 8, "num_experts": 2, "num_heads": 1, "key_dim": 8, "ffn_units": 8}
 
 
-def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
-    # `tfzoo pretrain supermoe` writes a run (MCP on the training split, held-out MCP
-    # accuracy beside the frequency baseline); `tfzoo train supermoe --init-from RUN`
-    # starts from its encoder and reports logistic regression beside the model.
-    pre_dir, run_dir = str(tmp_path / "pretrain"), str(tmp_path / "finetune")
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A `tfzoo pretrain supermoe` run (its folder) and what the command printed."""
+    pre_dir = str(tmp_path_factory.mktemp("supermoe") / "pretrain")
     encoder = f"--option=encoder={json.dumps(TINY_ENCODER)}"
-    assert (
-        cli.main(
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = cli.main(
             [
                 "pretrain",
                 "supermoe",
@@ -37,11 +40,18 @@ def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
                 pre_dir,
             ]
         )
-        == 0
-    )
-    out = capsys.readouterr().out
+    assert code == 0
+    return Path(pre_dir), printed.getvalue()
+
+
+def test_pretrain_run_then_fine_tune_from_it(pretrained, tmp_path, capsys):
+    # `tfzoo pretrain supermoe` writes a run (MCP on the training split, held-out MCP
+    # accuracy beside the frequency baseline); `tfzoo train supermoe --init-from RUN`
+    # starts from its encoder and reports logistic regression beside the model.
+    pre_path, out = pretrained
+    pre_dir, run_dir = str(pre_path), str(tmp_path / "finetune")
     assert "supermoe_mcp (validation)" in out and "frequency (test)" in out and "item ACCURACY" in out
-    metrics = json.loads((tmp_path / "pretrain" / "metrics.json").read_text())
+    metrics = json.loads((pre_path / "metrics.json").read_text())
     assert set(metrics["validation"]) == {"item", "rating"}
     assert "val_item_accuracy" in metrics["history"] and "val_minus_mcp_loss" in metrics["history"]
     # Held-out rating prediction beats the training frequencies after two epochs.
@@ -99,38 +109,27 @@ def test_pretrain_run_then_fine_tune_from_it(tmp_path, capsys):
     np.testing.assert_allclose(embedded.numpy(), expected.numpy(), atol=1e-5)
 
     # The fine-tuning starts from the pre-trained encoder's weights (the best epoch's).
-    pretrained = load_run(pre_dir).model.encoder
+    pretrained_encoder = load_run(pre_dir).model.encoder
     config = RunConfig(model="supermoe", dataset="generated_sequences", init_from=pre_dir)
     prepared = task_for("supermoe").prepare(config, None)
-    for a, b in zip(prepared.model.encoder.weights, pretrained.weights):
+    for a, b in zip(prepared.model.encoder.weights, pretrained_encoder.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     # The Python API's alternative: a checkpoint of the encoder alone (`pretrained_encoder`).
-    checkpoint = tf.train.Checkpoint(encoder=pretrained).write(str(tmp_path / "encoder" / "encoder"))
+    checkpoint = tf.train.Checkpoint(encoder=pretrained_encoder).write(str(tmp_path / "encoder" / "encoder"))
     config = RunConfig(
         model="supermoe",
         dataset="generated_sequences",
         model_options={"encoder": TINY_ENCODER, "pretrained_encoder": checkpoint},
     )
     prepared = task_for("supermoe").prepare(config, None)
-    for a, b in zip(prepared.model.encoder.weights, pretrained.weights):
+    for a, b in zip(prepared.model.encoder.weights, pretrained_encoder.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert cli.main(["evaluate", "--run", pre_dir, "--split", "validation"]) == 0
     assert "frequency (validation)" in capsys.readouterr().out
 
 
-def test_init_from_is_checked(tmp_path):
-    pre_dir = tmp_path / "pretrain"
-    train(
-        RunConfig(
-            model="supermoe_mcp",
-            dataset="generated_sequences",
-            epochs=1,
-            batch_size=2048,
-            model_options={"encoder": TINY_ENCODER, "num_sampled": 8},
-        ),
-        pre_dir,
-        verbose=0,
-    )
+def test_init_from_is_checked(pretrained, tmp_path):
+    pre_dir = pretrained[0]
     task = task_for("supermoe")
     with pytest.raises(ValueError, match="contradict"):
         task.prepare(
