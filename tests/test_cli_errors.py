@@ -215,7 +215,8 @@ def test_data_config_mismatches_are_one_line(tmp_path, capsys):
     assert error(["train", "mmoe", "--data-config", path, "--strategy", "parameter_server"]) == (
         1,
         "tfzoo train: error: The files of a data config are read by Python readers, which parameter-server workers "
-        "(TensorFlow ops only) cannot run. Received: strategy='parameter_server'. Accepted: default, mirrored, "
+        "(TensorFlow ops only) cannot run; rows converted by `tfzoo data convert --preprocess` are read by "
+        "TensorFlow ops and train under it. Received: strategy='parameter_server'. Accepted: default, mirrored, "
         "multi_worker",
     )
     code, line = error(["train", "mmoe", "--data-config", path, "--dataset", "census"])

@@ -102,6 +102,14 @@ def test_preprocessed_conversion_reads_back_as_the_model_inputs_of_the_source_ro
     np.testing.assert_array_equal(epoch(2), epoch(2))  # a resumed run sees the same batches
     assert not np.array_equal(epoch(2), epoch(3))
     np.testing.assert_allclose(np.sort(np.concatenate([epoch(0, (0, 2)), epoch(0, (1, 2))])), np.sort(epoch(0)))
+    # A parameter-server worker picks its shard by a tensor index inside its graph: the
+    # same batches as the shard picked in Python.
+    for index in (0, 1):
+        np.testing.assert_array_equal(epoch(4, (tf.constant(index), 2)), epoch(4, (index, 2)))
+    with pytest.raises(ValueError, match="Shard 2 of 3 has no file"):
+        epoch(0, (tf.constant(0), 3))
+    with pytest.raises(ValueError, match="Only preprocessed rows .* can be sharded by a tensor index"):
+        original.dataset("train", expected.spec, batch_size=16, shard=(tf.constant(0), 2))
     repeated = prepared.dataset("train", analysis.spec, batch_size=50, shuffle=True, repeat=True)
     assert [int(b[0]["price"].shape[0]) for b in repeated.take(30)] == [50] * 30  # every batch full, passes on
     with pytest.raises(ValueError, match="holds preprocessed rows"):

@@ -129,7 +129,7 @@ def test_each_worker_reads_its_own_files_and_together_every_training_row(rows, c
     task = task_for("mmoe")
     prepared = task.prepare(config, None)
     fit = task.datasets(prepared, config)
-    steps = fit.sharded_steps_per_epoch(2)
+    steps = fit.sharded_steps_per_epoch(2, 32)  # 2 pipelines of a 64-row global batch
     row_key = data.features["item_vector"][:, 0]  # continuous: one value per row
     train = np.flatnonzero(part == "train")
     expected = [set(row_key[train[train % 3 != 1]].tolist()), set(row_key[train[train % 3 == 1]].tolist())]
@@ -186,18 +186,43 @@ def test_two_launched_workers_read_disjoint_files_that_together_hold_every_train
     assert checkpoint.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == steps
 
 
-def test_preprocessed_rows_train_from_the_command_line_and_export_serves_raw_rows(rows, csv_run, tmp_path, capsys):
+@pytest.mark.timeout(600)
+def test_preprocessed_rows_train_under_parameter_server_and_export_serves_raw_rows(rows, csv_run, tmp_path):
+    # Preprocessed rows are read by TensorFlow ops alone, so parameter-server workers can
+    # read them: `tfzoo launch` of a chief, 2 workers and a parameter server, each worker
+    # reading its own shards (picked by its index inside its graph).
+    import re
+    import sys
+
+    from tests.training.test_distributed import _launch
+
     data, part = rows
     path, _, _ = csv_run
     prepared = tmp_path / "prepared"
-    assert cli.main(["data", "convert", "--data-config", path, "--out", str(prepared), "--preprocess"]) == 0
+    argv = ["data", "convert", "--data-config", path, "--out", str(prepared), "--preprocess", "--num-shards", "3"]
+    assert cli.main(argv) == 0
     run_dir = tmp_path / "run"
-    args = ["train", "mmoe", "--data-config", str(prepared / "data.yaml"), "--epochs", "1", "--batch-size", "512"]
-    assert cli.main([*args, "--out", str(run_dir), "--option", f"num_experts={TINY_MMOE['num_experts']}"]) == 0
-    assert (
-        "preprocessed by `tfzoo data convert --preprocess` from clicks (by the value of 'part'"
-        in capsys.readouterr().out
-    )
+    command = [sys.executable, "-m", "tfzoo", "train", "mmoe", "--data-config", str(prepared / "data.yaml")]
+    command += ["--strategy", "parameter_server", "--epochs", "1", "--batch-size", "512", "--out", str(run_dir)]
+    command += ["--option", f"num_experts={TINY_MMOE['num_experts']}", "--no-report"]
+    code, log = _launch(command, workers=2, ps=1)
+    assert code == 0, log[-5000:]
+    assert "preprocessed by `tfzoo data convert --preprocess` from clicks (by the value of 'part'" in log
+    reads = {
+        int(worker): (int(count), int(rows_read), [f.rsplit("/", 1)[-1] for f in files.split(", ")])
+        for worker, count, rows_read, files in re.findall(
+            r"parameter-server worker (\d) of 2 reads (\d+) training file\(s\), (\d+) rows: (.*)", log
+        )
+    }
+    # Every 2nd file of the sorted list: disjoint, each of the 3 shards read by one worker.
+    assert reads[0][2] == ["train-00000-of-00003.tfrecord", "train-00002-of-00003.tfrecord"], reads
+    assert reads[1][2] == ["train-00001-of-00003.tfrecord"], reads
+    assert reads[0][1] + reads[1][1] == int((part == "train").sum())  # every training row
+    assert json.loads((run_dir / "config.json").read_text())["distribute"]["strategy"] == "parameter_server"
+    # An epoch is every worker's batches: the larger share's batches, from each worker.
+    checkpoint = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run_dir / "checkpoints")))
+    steps = 2 * int(np.ceil(max(reads[0][1], reads[1][1]) / 512))
+    assert checkpoint.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == steps
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["ctr"]["rows"] == int((part == "test").sum())
     # The export takes raw rows: the spec the rows were preprocessed with is the run's.

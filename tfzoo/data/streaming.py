@@ -82,23 +82,26 @@ def model_input_signature(spec: DatasetSpec) -> dict[str, tf.TensorSpec]:
 
 
 def _preprocessed_dataset(
-    files: list[str],
+    files: list[str] | tf.Tensor,
     spec: DatasetSpec,
     model_inputs_signature: dict[str, tf.TensorSpec],
     *,
     batch_size: int,
-    rng: np.random.Generator | None,
+    seed: int | tf.Tensor | None,
     repeat: bool,
 ) -> tf.data.Dataset:
     """Batches of preprocessed rows (`tfzoo data convert --preprocess`), in `tf.data` alone.
 
     `tf.data` pays per element of every stage, so no stage handles single records: each
     file is read in chunks of `PREPARED_CHUNK_ROWS` records, `FILES_READ_AT_ONCE` files
-    interleaved (a fixed order); with `rng`, the chunks are joined into windows of
+    interleaved (a fixed order); with a `seed`, the chunks are joined into windows of
     `SHUFFLE_BUFFER_ROWS` records, each permuted as a whole (a stateless shuffle seeded by
-    `rng` and the window's number), then cut into batches and parsed a batch at a time on
+    `seed` and the window's number), then cut into batches and parsed a batch at a time on
     `tf.data`'s threads. Measured on 2 cores, pipeline alone: 6.5 us of CPU per row
-    against 18 us for records shuffled one by one (docs/benchmarks.md)."""
+    against 18 us for records shuffled one by one (docs/benchmarks.md).
+
+    `files` may be a string tensor ([n], empty strings skipped) and `seed` a tensor: what
+    a parameter-server worker picks by its index inside the dataset function."""
     parse = {
         name: tf.io.FixedLenFeature(tensor_spec.shape[1:], tensor_spec.dtype)
         for name, tensor_spec in model_inputs_signature.items()
@@ -113,16 +116,19 @@ def _preprocessed_dataset(
         labels = {name: tf.where(masks[name] > 0, v, 0.0) for name, v in labels.items()}
         return values, labels, masks
 
-    records = tf.data.Dataset.from_tensor_slices(files).interleave(
+    paths = tf.data.Dataset.from_tensor_slices(files)
+    if isinstance(files, tf.Tensor):
+        paths = paths.filter(lambda path: tf.strings.length(path) > 0)
+    records = paths.interleave(
         lambda path: tf.data.TFRecordDataset(path).batch(PREPARED_CHUNK_ROWS),
-        cycle_length=min(FILES_READ_AT_ONCE, len(files)),
+        cycle_length=min(FILES_READ_AT_ONCE, int(files.shape[0]) if isinstance(files, tf.Tensor) else len(files)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
     if repeat:  # each pass every row once; a batch may span two passes, as in `_shuffled_batches`
         records = records.repeat()
-    if rng is not None:
-        seed = tf.constant(int(rng.integers(2**31)), tf.int64)
+    if seed is not None:
+        seed = tf.cast(seed, tf.int64)
         records = (
             records.rebatch(SHUFFLE_BUFFER_ROWS)
             .enumerate()
@@ -262,28 +268,57 @@ class StreamedSplits:
         shuffle: bool = False,
         seed: int = 0,
         epoch: int = 0,
-        shard: tuple[int, int] = (0, 1),
+        shard: tuple[int | tf.Tensor, int] = (0, 1),
         with_labels: bool = True,
         preprocess: bool = True,
         repeat: bool = False,
     ) -> tf.data.Dataset:
         """One epoch of `split` as batches of `(features, labels, label_masks)` (or
         features alone), features preprocessed by `spec` (raw with `preprocess=False`);
-        with `repeat`, its rows again and again (every batch full)."""
+        with `repeat`, its rows again and again (every batch full).
+
+        `shard=(index, count)` reads every count-th file from the index-th. For
+        preprocessed rows the index may be a scalar tensor (a parameter-server worker's
+        `experimental_get_current_worker_index()`): every shard's files are laid out and
+        the index picks one inside the graph."""
         index, count = shard
-        files = self.files(split)[index::count]
-        if not files:
-            raise ValueError(f"Shard {index} of {count} has no file: {split} has {len(self.files(split))} file(s).")
-        rng = np.random.default_rng([seed, epoch]) if shuffle else None
-        if rng is not None:
-            files = [files[i] for i in rng.permutation(len(files))]
+        every = self.files(split)
+        for i in range(count) if isinstance(index, tf.Tensor) else [index]:
+            if not every[i::count]:
+                raise ValueError(f"Shard {i} of {count} has no file: {split} has {len(every)} file(s).")
+
+        def shard_files(i: int) -> tuple[list[str], int | None]:
+            # The shard's files, permuted by (seed, epoch), and its window shuffle's seed.
+            files = every[i::count]
+            if not shuffle:
+                return files, None
+            rng = np.random.default_rng([seed, epoch])
+            files = [files[j] for j in rng.permutation(len(files))]
+            return files, int(rng.integers(2**31))
+
         if self.config.preprocessed is not None:
             # The parse spec once per spec (tracing the preprocessor builds its lookup
             # tables), not once per epoch and split.
             if self._model_inputs is None or self._model_inputs[0] is not spec:
                 self._model_inputs = (spec, model_input_signature(spec))
             inputs = self._model_inputs[1]
-            return _preprocessed_dataset(files, spec, inputs, batch_size=batch_size, rng=rng, repeat=repeat)
+            if isinstance(index, tf.Tensor):
+                shards = [shard_files(i) for i in range(count)]
+                width = max(len(files) for files, _ in shards)
+                files = tf.gather(tf.constant([f + [""] * (width - len(f)) for f, _ in shards]), index)
+                shard_seed = None if not shuffle else tf.gather(tf.constant([s for _, s in shards], tf.int64), index)
+            else:
+                files, shard_seed = shard_files(index)
+            return _preprocessed_dataset(files, spec, inputs, batch_size=batch_size, seed=shard_seed, repeat=repeat)
+        if isinstance(index, tf.Tensor):
+            raise ValueError(
+                "Only preprocessed rows (`tfzoo data convert --preprocess`) can be sharded by a tensor index: "
+                "other files are read by Python readers."
+            )
+        files = every[index::count]
+        rng = np.random.default_rng([seed, epoch]) if shuffle else None
+        if rng is not None:
+            files = [files[i] for i in rng.permutation(len(files))]
 
         def batches():
             for batch in self._shuffled_batches(split, files, batch_size, rng, repeat=repeat):

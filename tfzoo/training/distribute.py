@@ -216,6 +216,29 @@ def per_replica_input(
     return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
 
 
+def per_worker_input(
+    make_worker_dataset: Callable[[tf.Tensor, int], tf.data.Dataset], *, workers: int, skip_steps: int = 0
+):
+    """What `model.fit` takes under `parameter_server` when each worker reads its own share.
+
+    The strategy gives every worker the same `InputContext` (one pipeline, id 0), so the
+    dataset function asks for the worker's index instead
+    (`tf.distribute.coordinator.experimental_get_current_worker_index()`, a tensor inside
+    the worker's graph) and `make_worker_dataset(index, workers)` picks the share by it.
+    `skip_steps` global steps already done (a resumed epoch) are skipped, a worker's share
+    of them each. The coordinator sends each step to whichever worker is free, so a worker
+    may take more than its share of an epoch's steps: its stream never ends (after its
+    epochs, it starts them again).
+    """
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        del context  # the same for every worker
+        index = tf.distribute.coordinator.experimental_get_current_worker_index()
+        return make_worker_dataset(index, workers).skip(skip_steps // workers).repeat()
+
+    return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
+
+
 def input_pipelines(strategy: tf.distribute.Strategy) -> int:
     """How many input pipelines `strategy` runs: one per worker process (the chief
     included) under `multi_worker`, one otherwise."""

@@ -191,10 +191,12 @@ def train(
         strategy == "parameter_server"
         and config.data_config is not None
         and config.data_config.get("kind") != "friend_graph"
+        and not config.data_config.get("preprocessed")
     ):
         raise ValueError(
             "The files of a data config are read by Python readers, which parameter-server workers (TensorFlow "
-            "ops only) cannot run. Received: strategy='parameter_server'. Accepted: default, mirrored, multi_worker"
+            "ops only) cannot run; rows converted by `tfzoo data convert --preprocess` are read by TensorFlow ops "
+            "and train under it. Received: strategy='parameter_server'. Accepted: default, mirrored, multi_worker"
         )
     if distribute.is_server_task(strategy):
         distribute.serve_cluster_task()  # returns only when the process is killed
@@ -306,9 +308,18 @@ def _fit(
     validation = fit_data.validation and distribute.shard_by_data(fit_data.validation)
     parameter_server = isinstance(tf_strategy, tf.distribute.ParameterServerStrategy)
     steps_per_epoch = fit_data.steps_per_epoch
-    if fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy):
+    if parameter_server and fit_data.worker_fn is not None:
+        # Each worker reads its own share in whole batches; the coordinator dispatches an
+        # epoch's steps to whichever worker is free, so an epoch is every worker's batches.
+        workers = distribute.task_info().num_workers
         if fit_data.sharded_steps_per_epoch is not None:
-            steps_per_epoch = fit_data.sharded_steps_per_epoch(distribute.input_pipelines(tf_strategy))
+            steps_per_epoch = workers * fit_data.sharded_steps_per_epoch(workers, config.batch_size)
+        train_data = distribute.per_worker_input(fit_data.worker_fn, workers=workers, skip_steps=skip)
+        validation = None
+    elif fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy):
+        if fit_data.sharded_steps_per_epoch is not None:
+            pipelines = distribute.input_pipelines(tf_strategy)
+            steps_per_epoch = fit_data.sharded_steps_per_epoch(pipelines, config.batch_size // pipelines)
         train_data = distribute.per_replica_input(tf_strategy, fit_data.replica_fn, skip_steps=skip)
         # Validation batches cannot be split across replicas either: the run's exact
         # validation metrics come from `report` after training.

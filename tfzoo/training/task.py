@@ -123,9 +123,15 @@ class FitData:
     # `tf.distribute.InputContext`. Every multi-replica or multi-worker strategy then feeds
     # each replica its own batches instead of splitting global ones.
     replica_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset] | None = None
-    # With `replica_fn` reading a share of the files per input pipeline: the steps of an
-    # epoch for that many pipelines (default `steps_per_epoch`).
-    sharded_steps_per_epoch: Callable[[int], int] | None = None
+    # Under `parameter_server`, for data read by TensorFlow ops alone: builds the stream of
+    # (whole) batches of worker `index` (a scalar tensor, the worker's
+    # `experimental_get_current_worker_index()`) of `workers`, inside that worker's graph.
+    # Without it, parameter-server workers build `train_fn` or `replica_fn`.
+    worker_fn: Callable[[tf.Tensor, int], tf.data.Dataset] | None = None
+    # With `replica_fn` or `worker_fn` reading a share of the files per input pipeline:
+    # the batches each of `pipelines` pipelines reads per epoch, at `pipeline_batch` rows
+    # a batch (default: `steps_per_epoch` steps in all).
+    sharded_steps_per_epoch: Callable[[int, int], int] | None = None
     # Keras callbacks the data needs beside the run's own (e.g. reporting skipped rows).
     callbacks: list = dataclasses.field(default_factory=list)
 
