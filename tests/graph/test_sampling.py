@@ -51,6 +51,20 @@ def test_friendship_batches_remove_the_pair_edge(small_friend_graph, small_sampl
             assert not linked.any()
 
 
+def test_sharded_friendship_batches_deal_out_the_epoch(small_friend_graph, small_sampler):
+    # Each input pipeline samples every n-th batch of the one shuffled epoch (a tensor index
+    # as a parameter-server worker's): together, the epoch's batches once each, in turn.
+    pairs = directed_pairs(small_friend_graph.train.edges)[:40]
+
+    def roots(shard):
+        dataset = small_sampler.friendship_dataset(pairs, batch_size=8, shuffle_seed=3, shard=shard)
+        return [root_ids(batch["query"]).numpy().tolist() for batch in dataset]
+
+    whole = roots((0, 1))
+    assert len(whole) == 5
+    assert roots((0, 2)) == whole[0::2] and roots((tf.constant(1), 2)) == whole[1::2]
+
+
 def test_remove_edges_between_drops_exactly_those_edges(small_sampler):
     graph = small_sampler(tf.constant([3]))
     edges = _edges_by_component(graph)[0]

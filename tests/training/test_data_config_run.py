@@ -190,7 +190,8 @@ def test_two_launched_workers_read_disjoint_files_that_together_hold_every_train
 def test_preprocessed_rows_train_under_parameter_server_and_export_serves_raw_rows(rows, csv_run, tmp_path):
     # Preprocessed rows are read by TensorFlow ops alone, so parameter-server workers can
     # read them: `tfzoo launch` of a chief, 2 workers and a parameter server, each worker
-    # reading its own shards (picked by its index inside its graph).
+    # reading its own shards (picked by its index inside its graph; the coordinator, which
+    # builds the workers' datasets, logs their shares).
     import re
     import sys
 
@@ -211,7 +212,8 @@ def test_preprocessed_rows_train_under_parameter_server_and_export_serves_raw_ro
     reads = {
         int(worker): (int(count), int(rows_read), [f.rsplit("/", 1)[-1] for f in files.split(", ")])
         for worker, count, rows_read, files in re.findall(
-            r"parameter-server worker (\d) of 2 reads (\d+) training file\(s\), (\d+) rows: (.*)", log
+            r"\[chief0\] INFO tfzoo\.training: input pipeline (\d) of 2 reads (\d+) training file\(s\), (\d+) rows: (.*)",
+            log,
         )
     }
     # Every 2nd file of the sorted list: disjoint, each of the 3 shards read by one worker.

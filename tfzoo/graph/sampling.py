@@ -111,9 +111,15 @@ class SubgraphSampler:
         repeat: bool = False,
         first_epoch: int = 0,
         uniform_negatives: int = 0,
+        shard: tuple[int | tf.Tensor, int] = (0, 1),
     ) -> tf.data.Dataset:
         """Batches of `{"query": graph, "candidate": graph, "candidate_probability": [batch]}`
         for pairs `friendships` ([n, 2]).
+
+        `shard=(index, count)` deals the batches out to `count` input pipelines: this one
+        samples every count-th batch of pairs from the `index`-th (a tensor index works: a
+        parameter-server worker's), so that the pipelines together visit each epoch's
+        batches once.
 
         Each pair's friendship is removed from both of its subgraphs (see
         `remove_edges_between`). With `shuffle_seed`, epoch e visits the pairs in the order
@@ -145,6 +151,9 @@ class SubgraphSampler:
 
         epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max if repeat else first_epoch + 1)
         dataset = epochs.flat_map(epoch_pairs).batch(batch_size, drop_remainder=drop_remainder)
+        index, count = shard
+        if count > 1:  # before sampling: each pipeline samples its own batches only
+            dataset = dataset.shard(count, tf.cast(index, tf.int64))
 
         @tf.autograph.experimental.do_not_convert
         def sample(batch):  # [batch, 2]

@@ -163,9 +163,28 @@ class RankingTask(ModelTask):
             rows = data.shard_rows(prepared.inputs.train_file_rows, pipelines)
             return max(math.ceil(r / pipeline_batch) for r in rows)
 
-        def shard_epochs(shard: tuple, per_replica: int, batches: int) -> tf.data.Dataset:
-            # A worker whose files hold fewer rows than the largest share goes round them
-            # again to fill the epoch's batches.
+        def log_shards(shard: tuple[int, int]) -> None:
+            files = data.files("train")[shard[0] :: shard[1]]
+            logging.getLogger("tfzoo.training").info(
+                "input pipeline %d of %d reads %d training file(s), %d rows: %s",
+                *shard,
+                len(files),
+                data.shard_rows(prepared.inputs.train_file_rows, shard[1])[shard[0]],
+                ", ".join(files),
+            )
+
+        def replica_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            # Each input pipeline (worker) reads its own files (every n-th: `shard`) in
+            # per-replica batches; a worker whose files hold fewer rows than the largest
+            # share goes round them again to fill the epoch's batches. A parameter-server
+            # worker's index is a tensor (only preprocessed rows, read by TensorFlow ops, can
+            # be sharded by it): the coordinator logs every worker's share.
+            per_replica = context.get_per_replica_batch_size(config.batch_size)
+            replicas = max(1, context.num_replicas_in_sync // context.num_input_pipelines)
+            shard = (context.input_pipeline_id, context.num_input_pipelines)
+            for index in range(shard[1]) if isinstance(shard[0], tf.Tensor) else [shard[0]]:
+                log_shards((index, shard[1]))
+            batches = sharded_steps(shard[1], per_replica * replicas) * replicas
             return epochs(
                 lambda number: data.dataset(
                     "train",
@@ -179,48 +198,12 @@ class RankingTask(ModelTask):
                 ).take(batches)
             )
 
-        def replica_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            # Each input pipeline (worker) reads its own files (every n-th: `shard`) in
-            # per-replica batches.
-            per_replica = context.get_per_replica_batch_size(config.batch_size)
-            replicas = max(1, context.num_replicas_in_sync // context.num_input_pipelines)
-            shard = (context.input_pipeline_id, context.num_input_pipelines)
-            files = data.files("train")[shard[0] :: shard[1]]
-            rows = data.shard_rows(prepared.inputs.train_file_rows, shard[1])[shard[0]]
-            logging.getLogger("tfzoo.training").info(
-                "input pipeline %d of %d reads %d training file(s), %d rows: %s",
-                *shard,
-                len(files),
-                rows,
-                ", ".join(files),
-            )
-            batches = sharded_steps(shard[1], per_replica * replicas) * replicas
-            return shard_epochs(shard, per_replica, batches)
-
-        worker_fn = None
-        if data.config.preprocessed is not None:
-            # Read by TensorFlow ops alone, so parameter-server workers can run it: each
-            # builds it in its own graph and picks its files by its index (a tensor).
-            logged = []
-
-            def worker_fn(index: tf.Tensor, workers: int) -> tf.data.Dataset:
-                if not logged:  # the plan once, on the coordinator
-                    files = data.files("train")
-                    for i, rows in enumerate(data.shard_rows(prepared.inputs.train_file_rows, workers)):
-                        logging.getLogger("tfzoo.training").info(
-                            "parameter-server worker %d of %d reads %d training file(s), %d rows: %s",
-                            *(i, workers, len(files[i::workers]), rows, ", ".join(files[i::workers])),
-                        )
-                    logged.append(True)
-                return shard_epochs((index, workers), config.batch_size, sharded_steps(workers, config.batch_size))
-
         validation = data.dataset("validation", spec, batch_size=max(config.batch_size, EVAL_BATCH_SIZE))
         return FitData(
             train=epochs(epoch),
             steps_per_epoch=steps,
             validation=validation,
             replica_fn=replica_fn,
-            worker_fn=worker_fn,
             sharded_steps_per_epoch=sharded_steps,
             callbacks=[ReportBadRows(data.bad_rows)],
         )

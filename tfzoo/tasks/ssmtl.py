@@ -201,23 +201,29 @@ class FriendRetrievalTask(ModelTask):
         fanouts = prepared.inputs.fanouts
 
         def replica_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            # Each input pipeline (worker) takes its share of the pairs, in per-replica
-            # batches; the sampler's seed differs per pipeline so that they draw independently.
+            # Each input pipeline (worker) samples its share of each epoch's batches of pairs
+            # (every n-th per-replica batch of the one shuffled order, so that a step's
+            # replicas hold what one device's global batch would), and the sampler's seed
+            # differs per pipeline so that they draw independently; a parameter-server
+            # worker's index is a tensor (`distribute.per_replica_input`), which cannot seed
+            # the sampler: its workers share the seed (their roots differ).
             # A new sampler: its graph tensors are built from the NumPy graph inside the
             # caller's trace, so a parameter-server worker holds its own copy. Epochs follow
             # each other without end, so every batch is full anyway; an unknown batch size
             # lets the parameter-server coordinator build placeholder GraphTensors (TF-GNN
             # cannot make an empty value of a fixed size).
-            sampler = SubgraphSampler(data.train, fanouts=fanouts, seed=config.seed + 1000 * context.input_pipeline_id)
-            own = pairs[context.input_pipeline_id :: context.num_input_pipelines]
+            index = context.input_pipeline_id
+            seed = config.seed + (1000 * index if isinstance(index, int) else 0)
+            sampler = SubgraphSampler(data.train, fanouts=fanouts, seed=seed)
             return sampler.friendship_dataset(
-                own,
+                pairs,
                 batch_size=context.get_per_replica_batch_size(config.batch_size),
                 shuffle_seed=config.seed,
                 repeat=True,
                 first_epoch=initial_epoch,
                 drop_remainder=False,
                 uniform_negatives=negatives,
+                shard=(index, context.num_input_pipelines),
             )
 
         train = prepared.cache["train_sampler"].friendship_dataset(

@@ -185,10 +185,21 @@ def fit_input(strategy: tf.distribute.Strategy, make_dataset: Callable[[], tf.da
     tensors of this process) and takes every n-th batch; elsewhere it is sharded by data.
     """
     if isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        workers = task_info().num_workers
         return tf.keras.utils.experimental.DatasetCreator(
-            lambda context: make_dataset().shard(context.num_input_pipelines, context.input_pipeline_id)
+            lambda context: make_dataset().shard(workers, _worker_index())
         )
     return shard_by_data(make_dataset())
+
+
+def _worker_index() -> tf.Tensor:
+    """This parameter-server worker's index, inside its dataset function (a scalar tensor).
+
+    `ParameterServerStrategy` gives every worker the same `InputContext` (pipeline 0 of
+    1): sharding by it would leave each worker iterating the whole stream, so that an
+    epoch's steps would visit its first half once per worker and its second half not at
+    all. The index comes from the coordinator instead."""
+    return tf.cast(tf.distribute.coordinator.experimental_get_current_worker_index(), tf.int64)
 
 
 def per_replica_input(
@@ -204,37 +215,25 @@ def per_replica_input(
     in turn. `skip_steps` global steps already done (a resumed epoch) are skipped: each
     synchronous step takes one batch per replica, a parameter-server step one batch of one
     worker.
+
+    Under `parameter_server` the context names the worker (`num_input_pipelines` workers,
+    `input_pipeline_id` the worker's index: a tensor inside its graph), and since the
+    coordinator sends each step to whichever worker is free, a worker may take more than
+    its share of an epoch's steps: its stream never ends (past its epochs it starts them
+    again).
     """
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         if isinstance(strategy, tf.distribute.ParameterServerStrategy):
-            skip = skip_steps // context.num_input_pipelines
-        else:
-            skip = skip_steps * max(1, context.num_replicas_in_sync // context.num_input_pipelines)
+            workers = task_info().num_workers
+            context = tf.distribute.InputContext(
+                num_input_pipelines=workers,
+                input_pipeline_id=_worker_index(),
+                num_replicas_in_sync=context.num_replicas_in_sync,
+            )
+            return make_replica_dataset(context).skip(skip_steps // workers).repeat()
+        skip = skip_steps * max(1, context.num_replicas_in_sync // context.num_input_pipelines)
         return make_replica_dataset(context).skip(skip)
-
-    return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
-
-
-def per_worker_input(
-    make_worker_dataset: Callable[[tf.Tensor, int], tf.data.Dataset], *, workers: int, skip_steps: int = 0
-):
-    """What `model.fit` takes under `parameter_server` when each worker reads its own share.
-
-    The strategy gives every worker the same `InputContext` (one pipeline, id 0), so the
-    dataset function asks for the worker's index instead
-    (`tf.distribute.coordinator.experimental_get_current_worker_index()`, a tensor inside
-    the worker's graph) and `make_worker_dataset(index, workers)` picks the share by it.
-    `skip_steps` global steps already done (a resumed epoch) are skipped, a worker's share
-    of them each. The coordinator sends each step to whichever worker is free, so a worker
-    may take more than its share of an epoch's steps: its stream never ends (after its
-    epochs, it starts them again).
-    """
-
-    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        del context  # the same for every worker
-        index = tf.distribute.coordinator.experimental_get_current_worker_index()
-        return make_worker_dataset(index, workers).skip(skip_steps // workers).repeat()
 
     return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
 

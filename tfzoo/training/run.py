@@ -308,16 +308,13 @@ def _fit(
     validation = fit_data.validation and distribute.shard_by_data(fit_data.validation)
     parameter_server = isinstance(tf_strategy, tf.distribute.ParameterServerStrategy)
     steps_per_epoch = fit_data.steps_per_epoch
-    if parameter_server and fit_data.worker_fn is not None:
-        # Each worker reads its own share in whole batches; the coordinator dispatches an
-        # epoch's steps to whichever worker is free, so an epoch is every worker's batches.
-        workers = distribute.task_info().num_workers
-        if fit_data.sharded_steps_per_epoch is not None:
+    if fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy):
+        if fit_data.sharded_steps_per_epoch is not None and parameter_server:
+            # Each worker reads its share in whole batches, and the coordinator sends an
+            # epoch's steps to whichever worker is free: an epoch is every worker's batches.
+            workers = distribute.task_info().num_workers
             steps_per_epoch = workers * fit_data.sharded_steps_per_epoch(workers, config.batch_size)
-        train_data = distribute.per_worker_input(fit_data.worker_fn, workers=workers, skip_steps=skip)
-        validation = None
-    elif fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy):
-        if fit_data.sharded_steps_per_epoch is not None:
+        elif fit_data.sharded_steps_per_epoch is not None:
             pipelines = distribute.input_pipelines(tf_strategy)
             steps_per_epoch = fit_data.sharded_steps_per_epoch(pipelines, config.batch_size // pipelines)
         train_data = distribute.per_replica_input(tf_strategy, fit_data.replica_fn, skip_steps=skip)

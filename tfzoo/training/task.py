@@ -119,16 +119,13 @@ class FitData:
     # worker iterates a copy of `train` (each batch is then seen once per worker).
     train_fn: Callable[[], tf.data.Dataset] | None = None
     # For batches that cannot be split along a first dimension (a batch of subgraphs merged
-    # into one GraphTensor): builds one input pipeline's stream of per-replica batches for
-    # `tf.distribute.InputContext`. Every multi-replica or multi-worker strategy then feeds
-    # each replica its own batches instead of splitting global ones.
+    # into one GraphTensor), or files each worker reads its own share of: builds one input
+    # pipeline's stream of per-replica batches for `tf.distribute.InputContext`. Every
+    # multi-replica or multi-worker strategy then feeds each replica its own batches
+    # instead of splitting global ones. Under `parameter_server` the context's
+    # `input_pipeline_id` is the worker's index as a tensor (`distribute.per_replica_input`).
     replica_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset] | None = None
-    # Under `parameter_server`, for data read by TensorFlow ops alone: builds the stream of
-    # (whole) batches of worker `index` (a scalar tensor, the worker's
-    # `experimental_get_current_worker_index()`) of `workers`, inside that worker's graph.
-    # Without it, parameter-server workers build `train_fn` or `replica_fn`.
-    worker_fn: Callable[[tf.Tensor, int], tf.data.Dataset] | None = None
-    # With `replica_fn` or `worker_fn` reading a share of the files per input pipeline:
+    # With `replica_fn` reading a share of the files per input pipeline:
     # the batches each of `pipelines` pipelines reads per epoch, at `pipeline_batch` rows
     # a batch (default: `steps_per_epoch` steps in all).
     sharded_steps_per_epoch: Callable[[int, int], int] | None = None
