@@ -24,7 +24,7 @@ RUNS = {
 @pytest.mark.parametrize("model_name", sorted(RUNS))
 def test_reopened_run_reports_what_training_reported(model_name, tmp_path):
     dataset, options = RUNS[model_name]
-    config = RunConfig(model=model_name, dataset=dataset, epochs=1, batch_size=64, patience=0, model_options=options)
+    config = RunConfig(model=model_name, dataset=dataset, epochs=1, batch_size=512, patience=0, model_options=options)
     trained = train(config, tmp_path / "run", verbose=0)["test"]
     reopened = evaluate(tmp_path / "run")["tasks"]
     assert sorted(reopened) == sorted(trained)
