@@ -80,6 +80,19 @@ def _ladder(*steps: tuple[str, dict]) -> dict[str, dict]:
     return variants
 
 
+# From the previous model to the default (retrieval only), one lever at a time.
+LEVER_STEPS = _ladder(
+    ("previous model", PREVIOUS),
+    ("+ id embeddings", {"id_buckets": None}),
+    ("+ concat readout", {"readout": "concat"}),
+    ("+ log-Q correction", {"logq_correction": True}),
+    ("+ candidate bias", {"candidate_bias": True}),
+    ("+ dropout 0.2 (default)", {"dropout": 0.2}),
+)
+# The grids whose first variants are cumulative steps: `tables` also gives each step minus
+# the step before it.
+LADDERS = {"levers": list(LEVER_STEPS)}
+
 GRIDS: dict[str, dict[str, dict]] = {
     # `tfzoo train ssmtl` as it is, nothing changed, and the previous default: the same
     # with the paper's objectives at calibrated scale 0.1.
@@ -87,14 +100,7 @@ GRIDS: dict[str, dict[str, dict]] = {
     # From the previous model to the default (retrieval only), one lever at a time, then
     # one more lever at a time on top of the default.
     "levers": {
-        **_ladder(
-            ("previous model", PREVIOUS),
-            ("+ id embeddings", {"id_buckets": None}),
-            ("+ concat readout", {"readout": "concat"}),
-            ("+ log-Q correction", {"logq_correction": True}),
-            ("+ candidate bias", {"candidate_bias": True}),
-            ("+ dropout 0.2 (default)", {"dropout": 0.2}),
-        ),
+        **LEVER_STEPS,
         "default + messages both ways": {**RETRIEVAL, "message_passing": "both"},
         "default + 128 uniform negatives": {**RETRIEVAL, "uniform_negatives": 128},
         "default + 128-d embeddings": {**RETRIEVAL, "hidden_dim": 128, "embedding_dim": 128},
@@ -576,12 +582,21 @@ def tables(rows: list[dict]) -> str:
                 )
                 out.append(f"| variant | seeds | {header} |\n|" + " --- |" * (2 + len(columns)))
                 for name, (seeds, cells) in _differences(runs, reference, targets, slices, columns).items():
-                    text = [
-                        f"{i['difference']:+.3f} [{i['low']:+.3f}, {i['high']:+.3f}] (MDE {i['mde']:.3f})"
-                        for i in cells.values()
-                    ]
-                    out.append(f"| {name} | {seeds} | " + " | ".join(text) + " |")
+                    out.append(f"| {name} | {seeds} | " + " | ".join(_interval_cells(cells)) + " |")
+            ladder = LADDERS.get(grid, [])
+            steps = [(a, b) for a, b in zip(ladder, ladder[1:]) if a in variants and b in variants]
+            if steps:  # consecutive steps only: a missing one is not bridged
+                out.append("\neach step minus the step before it (paired bootstrap 95% interval over users)\n")
+                out.append(f"| step | seeds | {header} |\n|" + " --- |" * (2 + len(columns)))
+                for previous, step in steps:
+                    pair = [r for r in runs if r["variant"] in (previous, step)]
+                    for name, (seeds, cells) in _differences(pair, previous, targets, slices, columns).items():
+                        out.append(f"| {name} | {seeds} | " + " | ".join(_interval_cells(cells)) + " |")
     return "\n".join(out)
+
+
+def _interval_cells(cells: dict) -> list[str]:
+    return [f"{i['difference']:+.3f} [{i['low']:+.3f}, {i['high']:+.3f}] (MDE {i['mde']:.3f})" for i in cells.values()]
 
 
 def _differences(runs: list[dict], reference: str, targets, slices: dict, columns: list) -> dict:
