@@ -185,7 +185,7 @@ def fit_input(strategy: tf.distribute.Strategy, make_dataset: Callable[[], tf.da
     tensors of this process) and takes every n-th batch; elsewhere it is sharded by data.
     """
     if isinstance(strategy, tf.distribute.ParameterServerStrategy):
-        workers = task_info().num_workers
+        workers = input_pipelines(strategy)
         return tf.keras.utils.experimental.DatasetCreator(
             lambda context: make_dataset().shard(workers, _worker_index())
         )
@@ -225,7 +225,7 @@ def per_replica_input(
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         if isinstance(strategy, tf.distribute.ParameterServerStrategy):
-            workers = task_info().num_workers
+            workers = input_pipelines(strategy)
             context = tf.distribute.InputContext(
                 num_input_pipelines=workers,
                 input_pipeline_id=_worker_index(),
@@ -240,10 +240,12 @@ def per_replica_input(
 
 def input_pipelines(strategy: tf.distribute.Strategy) -> int:
     """How many input pipelines `strategy` runs: one per worker process (the chief
-    included) under `multi_worker`, one otherwise."""
+    included) under `multi_worker`, one per worker under `parameter_server`, one otherwise."""
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         info = task_info()
         return max(1, info.num_workers + int(info.has_chief_task))
+    if isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        return task_info().num_workers
     return 1
 
 

@@ -309,14 +309,14 @@ def _fit(
     parameter_server = isinstance(tf_strategy, tf.distribute.ParameterServerStrategy)
     steps_per_epoch = fit_data.steps_per_epoch
     if fit_data.replica_fn is not None and distribute.feeds_replicas_separately(tf_strategy):
-        if fit_data.sharded_steps_per_epoch is not None and parameter_server:
-            # Each worker reads its share in whole batches, and the coordinator sends an
-            # epoch's steps to whichever worker is free: an epoch is every worker's batches.
-            workers = distribute.task_info().num_workers
-            steps_per_epoch = workers * fit_data.sharded_steps_per_epoch(workers, config.batch_size)
-        elif fit_data.sharded_steps_per_epoch is not None:
+        if fit_data.sharded_steps_per_epoch is not None:
             pipelines = distribute.input_pipelines(tf_strategy)
-            steps_per_epoch = fit_data.sharded_steps_per_epoch(pipelines, config.batch_size // pipelines)
+            if parameter_server:
+                # Each worker reads its share in whole batches, and the coordinator sends an
+                # epoch's steps to whichever worker is free: an epoch is every worker's batches.
+                steps_per_epoch = pipelines * fit_data.sharded_steps_per_epoch(pipelines, config.batch_size)
+            else:  # synchronous: a step takes a batch from every pipeline
+                steps_per_epoch = fit_data.sharded_steps_per_epoch(pipelines, config.batch_size // pipelines)
         train_data = distribute.per_replica_input(tf_strategy, fit_data.replica_fn, skip_steps=skip)
         # Validation batches cannot be split across replicas either: the run's exact
         # validation metrics come from `report` after training.
